@@ -1,0 +1,41 @@
+// A built-in tool: a name, a zod input schema (shown as JSON Schema by
+// tool.list), and a run function. The kernel has already checked the tool
+// level (the agent holds `tool: NAME` or a resource capability implying it)
+// and counted that token before run() is called. The resource level is the
+// tool's job: it calls ctx.authorize() for every path or URL it touches,
+// *before* touching it (web_fetch: on every redirect hop).
+import type { z } from "zod";
+import type { AgentServices, AuditEventInput } from "../services.ts";
+
+export type ResourceKind = "file_read" | "file_write" | "web_fetch";
+
+export interface ToolContext {
+  agentId: string;
+  /** data directory of the kernel (host mode: --data, image: /data) */
+  dataDir: string;
+  /** throws KernelError -32001 unless a live token of the agent covers the resource */
+  authorize(kind: ResourceKind, resource: string): void;
+  services: AgentServices;
+  audit(event: AuditEventInput): Promise<{ seq: number }>;
+  /** aborted when the agent stops or the caller goes away */
+  signal: AbortSignal;
+  limits: ToolLimits;
+}
+
+export interface ToolLimits {
+  fileReadMaxBytes: number;
+  webFetchMaxBytes: number;
+  webFetchTimeoutMs: number;
+  webFetchMaxRedirects: number;
+}
+
+export interface Tool<I = any> {
+  name: string;
+  description: string;
+  input: z.ZodType<I>;
+  run(ctx: ToolContext, input: I): Promise<unknown>;
+}
+
+export function defineTool<I>(tool: Tool<I>): Tool<I> {
+  return tool;
+}
