@@ -102,7 +102,9 @@ export interface AgentServices {
   listTools(agentId?: string): ToolDescription[];
   /** capability check (tool level, counted), approval if required, the tool, audit */
   invokeTool(agentId: string, tool: string, input: unknown, opts: InvokeOptions): Promise<unknown>;
-  sendMessage(fromAgentId: string, toAgentId: string, message: string): Promise<{ delivered: boolean }>;
+  sendMessage(fromAgentId: string, to: string, message: string): Promise<{ delivered: boolean; to: string }>;
+  /** drains up to max messages from the agent's mailbox, oldest first */
+  readMessages(agentId: string, max: number): { from: string; from_name: string; message: string; sent_at: string }[];
   listApprovals(): ApprovalInfo[];
   respondApproval(id: string, decision: "approve" | "deny", reason?: string): Promise<{ id: string; decision: string }>;
   /** durable: resolves once the record is on disk */

@@ -1,0 +1,375 @@
+// Kernel: the one implementation of AgentServices. It owns the process
+// table, the capability table, the tool registry, the approval queue and the
+// audit log, and is the only code that changes them. Every action is audited
+// durably before its result is returned.
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { ApprovalQueue } from "./approval/index.ts";
+import type { AuditLog } from "./audit/index.ts";
+import { CapabilityTable, type TokenSpec } from "./caps/index.ts";
+import type { KernelConfig } from "./config.ts";
+import { capabilityDenied, ErrorCode, invalidParams, KernelError } from "./errors.ts";
+import { deliver } from "./ipc/index.ts";
+import type { AgentRuntime, Inference } from "./llm/index.ts";
+import { loadManifest, parseDuration, type Manifest } from "./manifest/index.ts";
+import { newAgentId, ProcessTable, type Agent } from "./proc/index.ts";
+import type {
+  AgentInfo,
+  AgentServices,
+  AgentStatus,
+  ApprovalInfo,
+  AuditEventInput,
+  InvokeOptions,
+  RunOptions,
+  RunResult,
+  SpawnRequest,
+  SpawnResult,
+  ToolDescription,
+} from "./services.ts";
+import { ToolRegistry, type ToolLimits } from "./tools/index.ts";
+
+export interface KernelOptions {
+  config: KernelConfig;
+  configDir: string;
+  dataDir: string;
+  audit: AuditLog;
+  log: Logger;
+  /** notified when an approval is requested (the RPC layer broadcasts it) */
+  onApprovalRequested?: (info: ApprovalInfo) => void;
+}
+
+const MANIFEST_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const AUDIT_STRING_LIMIT = 4096;
+
+export class Kernel implements AgentServices {
+  readonly procs: ProcessTable;
+  readonly caps = new CapabilityTable();
+  readonly tools = new ToolRegistry();
+  readonly approvals: ApprovalQueue;
+  private inference: Inference | null = null;
+  private readonly limits: ToolLimits;
+
+  constructor(private readonly opts: KernelOptions) {
+    this.procs = new ProcessTable();
+    this.approvals = new ApprovalQueue({
+      dataDir: opts.dataDir,
+      timeoutMs: parseDuration(opts.config.approval.timeout)!,
+      audit: (e) => this.audit(e),
+      onRequested: opts.onApprovalRequested,
+    });
+    const t = opts.config.tools;
+    this.limits = {
+      fileReadMaxBytes: t.file_read_max_bytes,
+      webFetchMaxBytes: t.web_fetch_max_bytes,
+      webFetchTimeoutMs: parseDuration(t.web_fetch_timeout)!,
+      webFetchMaxRedirects: t.web_fetch_max_redirects,
+    };
+  }
+
+  setInference(inference: Inference): void {
+    this.inference = inference;
+  }
+
+  get inferenceStatus(): unknown {
+    return this.inference?.status() ?? { configured: false, queue: [], agents: [] };
+  }
+
+  // ---- audit -------------------------------------------------------------
+
+  audit(event: AuditEventInput): Promise<{ seq: number }> {
+    return this.opts.audit.append(event);
+  }
+
+  // ---- spawn -------------------------------------------------------------
+
+  async spawn(req: SpawnRequest, parentId?: string): Promise<SpawnResult> {
+    const { text, source } = this.manifestText(req);
+    const manifest = loadManifest(text, { knownTools: this.tools.names(), source });
+    const parent = parentId === undefined ? null : this.procs.get(parentId);
+    const specs = tokenSpecs(manifest);
+
+    if (this.procs.liveCount() >= this.opts.config.limits.max_agents) {
+      await this.audit({ kind: "spawn.denied", agent_id: parentId ?? null, name: manifest.name, reason: "max_agents reached" });
+      throw new KernelError(ErrorCode.AgentNotRunnable, `agent limit reached: ${this.opts.config.limits.max_agents} agents are running (limits.max_agents)`, {
+        limit: this.opts.config.limits.max_agents,
+      });
+    }
+    if (parent) await this.checkChildAllowed(parent, manifest, specs);
+
+    const id = newAgentId();
+    const agent: Agent = {
+      id,
+      name: manifest.name,
+      manifest,
+      approvalRequired: new Set([...manifest.approval_required, ...(parent?.approvalRequired ?? [])]),
+      parentId: parent?.id ?? null,
+      depth: parent ? parent.depth + 1 : 0,
+      state: "ready",
+      children: new Set(),
+      usage: { input_tokens: 0, output_tokens: 0 },
+      abort: new AbortController(),
+      createdAt: Date.now(),
+      mailbox: [],
+    };
+    if (this.inference) {
+      try {
+        this.inference.onSpawn(this.runtime(agent));
+      } catch (e) {
+        await this.audit({ kind: "spawn.denied", agent_id: parent?.id ?? null, name: manifest.name, reason: (e as Error).message });
+        throw e;
+      }
+    }
+    const tokens = this.caps.grant(id, specs);
+    this.procs.add(agent);
+    parent?.children.add(id);
+    await this.audit({
+      kind: "agent.spawn",
+      agent_id: id,
+      name: manifest.name,
+      parent_id: agent.parentId,
+      model: manifest.model,
+      source,
+      manifest_sha256: createHash("sha256").update(text).digest("hex"),
+    });
+    await this.audit({
+      kind: "capability.grant",
+      agent_id: id,
+      tokens: tokens.map((t) => ({ id: t.id, capability: t.text, max_invocations: t.maxInvocations, expires_at: t.expiresAt })),
+    });
+    return { agent_id: id, name: manifest.name, capabilities: this.caps.capabilityStrings(id) };
+  }
+
+  private manifestText(req: SpawnRequest): { text: string; source: string } {
+    if ((req.manifest === undefined) === (req.name === undefined)) throw invalidParams("Invalid params: give exactly one of manifest or name");
+    if (req.manifest !== undefined) return { text: req.manifest, source: "manifest" };
+    const name = req.name!;
+    if (!MANIFEST_NAME.test(name)) throw invalidParams(`Invalid params: name: "${name}" is not a manifest name (lower-case letters, digits, '-', '_')`);
+    for (const ext of [".yaml", ".yml"]) {
+      const file = join(this.opts.configDir, "manifests", name + ext);
+      if (existsSync(file)) return { text: readFileSync(file, "utf8"), source: `manifests/${name}${ext}` };
+    }
+    throw new KernelError(ErrorCode.InvalidManifest, `no manifest named "${name}" in ${join(this.opts.configDir, "manifests")}`, {
+      path: "name",
+      line: 0,
+      column: 0,
+    });
+  }
+
+  /** a child may never hold more than its parent: refusals are audited */
+  private async checkChildAllowed(parent: Agent, m: Manifest, specs: TokenSpec[]): Promise<void> {
+    const deny = async (capability: string, reason: string) => {
+      await this.audit({ kind: "spawn.denied", agent_id: parent.id, name: m.name, capability, reason });
+      throw capabilityDenied("spawn_agent", capability, reason);
+    };
+    if (parent.state === "stopped") throw new KernelError(ErrorCode.AgentNotRunnable, `agent ${parent.id} is stopped`, { agent_id: parent.id });
+    if (!parent.manifest.spawn_child.includes(m.name)) await deny(`spawn_child: ${m.name}`, `"${m.name}" is not in the parent's spawn_child list`);
+    const max = this.opts.config.limits;
+    if (parent.depth + 1 > max.max_spawn_depth) await deny("limits.max_spawn_depth", `spawn depth would exceed ${max.max_spawn_depth}`);
+    const liveChildren = [...parent.children].filter((c) => this.procs.find(c)?.state !== "stopped").length;
+    if (liveChildren >= max.max_children) await deny("limits.max_children", `parent already has ${liveChildren} children (limits.max_children)`);
+    for (const n of m.spawn_child) if (!parent.manifest.spawn_child.includes(n)) await deny(`spawn_child: ${n}`, `the parent may not spawn "${n}" itself`);
+    for (const n of m.message_send) if (!parent.manifest.message_send.includes(n)) await deny(`message_send: ${n}`, `the parent may not message "${n}" itself`);
+    const covered = this.caps.covers(parent.id, specs);
+    if (!covered.ok) await deny(covered.capability, covered.reason);
+  }
+
+  // ---- stop --------------------------------------------------------------
+
+  async stop(agentId: string): Promise<{ agent_id: string; state: "stopped" }> {
+    const agent = this.procs.get(agentId);
+    if (agent.state === "stopped") return { agent_id: agentId, state: "stopped" };
+    for (const child of [...agent.children]) {
+      if (this.procs.find(child)?.state !== "stopped") await this.stop(child);
+    }
+    // revoke first: nothing still in flight may use a token after this line
+    const revoked = this.caps.revokeAll(agentId);
+    this.procs.markStopped(agent);
+    agent.abort.abort(new KernelError(ErrorCode.AgentNotRunnable, `agent ${agentId} was stopped`));
+    this.approvals.cancelAgent(agentId);
+    this.inference?.onStop(agentId);
+    await this.audit({ kind: "agent.stop", agent_id: agentId, name: agent.name, revoked_tokens: revoked });
+    return { agent_id: agentId, state: "stopped" };
+  }
+
+  // ---- queries -----------------------------------------------------------
+
+  list(): AgentInfo[] {
+    return this.procs.all().map((a) => this.procs.info(a));
+  }
+
+  status(agentId: string): AgentStatus {
+    const a = this.procs.get(agentId);
+    return {
+      ...this.procs.info(a),
+      capabilities: this.caps.capabilityStrings(a.id),
+      usage: { ...a.usage },
+      children: [...a.children],
+    };
+  }
+
+  listTools(agentId?: string): ToolDescription[] {
+    if (agentId === undefined) return this.tools.describeAll();
+    const a = this.procs.get(agentId);
+    if (a.state === "stopped") return [];
+    return this.tools.describeAll().filter((t) => this.caps.mayCallTool(a.id, t.name));
+  }
+
+  // ---- run ---------------------------------------------------------------
+
+  async run(agentId: string, message: string, opts: RunOptions = {}): Promise<RunResult> {
+    const agent = this.procs.get(agentId);
+    if (agent.state === "stopped") throw notRunnable(agent, "is stopped");
+    if (agent.state === "running") throw notRunnable(agent, "is busy with another run");
+    if (!this.inference) {
+      await this.audit({ kind: "inference.error", agent_id: agentId, reason: "no inference provider configured" });
+      throw new KernelError(ErrorCode.InferenceFailed, "no inference provider configured", { agent_id: agentId });
+    }
+    agent.state = "running";
+    try {
+      const result = await this.inference.run(this.runtime(agent), message, opts);
+      agent.usage.input_tokens += result.usage.input_tokens;
+      agent.usage.output_tokens += result.usage.output_tokens;
+      return result;
+    } finally {
+      if (agent.state === "running") agent.state = "ready";
+      if (agent.manifest.lifecycle === "ephemeral" && agent.state !== "stopped") await this.stop(agentId);
+    }
+  }
+
+  private runtime(a: Agent): AgentRuntime {
+    return {
+      id: a.id,
+      name: a.name,
+      model: a.manifest.model,
+      systemPrompt: a.manifest.system_prompt,
+      parentId: a.parentId,
+      budget: a.manifest.budget,
+      priority: a.manifest.priority,
+      weight: a.manifest.weight,
+      maxTurns: a.manifest.max_turns,
+      signal: a.abort.signal,
+    };
+  }
+
+  // ---- tools -------------------------------------------------------------
+
+  async invokeTool(agentId: string, toolName: string, input: unknown, opts: InvokeOptions): Promise<unknown> {
+    const agent = this.procs.get(agentId);
+    if (agent.state === "stopped") throw notRunnable(agent, "is stopped");
+    const tool = this.tools.get(toolName);
+    if (!tool) throw invalidParams(`Invalid params: tool: no tool named "${toolName}"`, { tool: toolName });
+    const parsed = tool.input.safeParse(input ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw invalidParams(`Invalid params: input.${issue.path.join(".") || "(input)"}: ${issue.message}`, { tool: toolName });
+    }
+
+    const check = this.caps.checkTool(agentId, toolName);
+    if (!check.ok) {
+      await this.audit({ kind: "capability.denied", agent_id: agentId, tool: toolName, capability: check.capability, reason: check.reason, via: opts.via });
+      throw capabilityDenied(toolName, check.capability, check.reason);
+    }
+    if (agent.approvalRequired.has(toolName)) {
+      await this.approvals.request(agentId, toolName, clip(parsed.data), anySignal(agent.abort.signal, opts.signal), opts.onApprovalPending);
+    }
+
+    const pending: Promise<unknown>[] = [];
+    const signal = anySignal(agent.abort.signal, opts.signal);
+    const ctx = {
+      agentId,
+      dataDir: this.opts.dataDir,
+      services: this as AgentServices,
+      audit: (e: AuditEventInput) => this.audit(e),
+      signal,
+      limits: this.limits,
+      authorize: (kind: "file_read" | "file_write" | "web_fetch", resource: string) => {
+        const r = this.caps.checkResource(agentId, kind, resource);
+        if (r.ok) return;
+        pending.push(this.audit({ kind: "capability.denied", agent_id: agentId, tool: toolName, capability: r.capability, reason: r.reason, resource, via: opts.via }));
+        throw capabilityDenied(toolName, r.capability, r.reason);
+      },
+    };
+    const { seq } = await this.audit({ kind: "tool.call", agent_id: agentId, tool: toolName, input: clip(parsed.data), token: check.token.id, via: opts.via });
+    try {
+      if (signal.aborted) throw notRunnable(agent, "was stopped");
+      const output = await tool.run(ctx, parsed.data);
+      await Promise.all(pending);
+      await this.audit({ kind: "tool.result", agent_id: agentId, tool: toolName, call_seq: seq, ok: true, output: clip(output) });
+      return output;
+    } catch (e) {
+      await Promise.allSettled(pending);
+      const err = e instanceof KernelError ? e : new KernelError(ErrorCode.InternalError, `tool ${toolName} failed: ${(e as Error)?.message ?? String(e)}`);
+      await this.audit({ kind: "tool.result", agent_id: agentId, tool: toolName, call_seq: seq, ok: false, error: { code: err.code, message: err.message } });
+      throw err;
+    }
+  }
+
+  // ---- messages ----------------------------------------------------------
+
+  async sendMessage(fromAgentId: string, to: string, message: string): Promise<{ delivered: boolean; to: string }> {
+    const from = this.procs.get(fromAgentId);
+    try {
+      const target = deliver(this.procs, from, to, message);
+      await this.audit({ kind: "message.send", agent_id: fromAgentId, to: target.id, bytes: Buffer.byteLength(message) });
+      return { delivered: true, to: target.id };
+    } catch (e) {
+      await this.audit({ kind: "message.denied", agent_id: fromAgentId, to, reason: (e as Error).message });
+      throw e;
+    }
+  }
+
+  readMessages(agentId: string, max: number) {
+    return this.procs.get(agentId).mailbox.splice(0, max);
+  }
+
+  // ---- approvals ---------------------------------------------------------
+
+  listApprovals(): ApprovalInfo[] {
+    return this.approvals.list();
+  }
+
+  async respondApproval(id: string, decision: "approve" | "deny", reason?: string) {
+    return this.approvals.respond(id, decision, reason);
+  }
+}
+
+/** manifest capabilities → token specs, plus the tool tokens implied by spawn_child and message_send */
+export function tokenSpecs(m: Manifest, now = Date.now()): TokenSpec[] {
+  const specs: TokenSpec[] = m.capabilities.map((c) =>
+    typeof c === "string"
+      ? { capability: c }
+      : {
+          capability: c.capability,
+          max_invocations: c.max_invocations,
+          expires_at: c.expires_in === undefined ? undefined : now + parseDuration(c.expires_in)!,
+        },
+  );
+  const texts = new Set(specs.map((s) => s.capability.replace(/\s+/g, "")));
+  const imply = (tool: string) => {
+    if (!texts.has(`tool:${tool}`) && !texts.has(tool)) specs.push({ capability: `tool: ${tool}` });
+  };
+  if (m.spawn_child.length) imply("spawn_agent");
+  if (m.message_send.length) imply("message_send");
+  if (m.message_send.length) imply("message_read");
+  return specs;
+}
+
+function notRunnable(a: Agent, why: string): KernelError {
+  return new KernelError(ErrorCode.AgentNotRunnable, `agent ${a.id} (${a.name}) ${why}`, { agent_id: a.id, state: a.state });
+}
+
+function anySignal(a: AbortSignal, b?: AbortSignal): AbortSignal {
+  return b ? AbortSignal.any([a, b]) : a;
+}
+
+/** keep audit records bounded: long strings are cut, with their length noted */
+function clip(v: unknown, depth = 0): unknown {
+  if (typeof v === "string") return v.length > AUDIT_STRING_LIMIT ? `${v.slice(0, AUDIT_STRING_LIMIT)}…[${v.length} chars]` : v;
+  if (v === null || typeof v !== "object" || depth > 8) return v;
+  if (Array.isArray(v)) return v.slice(0, 256).map((x) => clip(x, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = clip(x, depth + 1);
+  return out;
+}

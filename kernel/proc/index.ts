@@ -1,0 +1,86 @@
+// The agent process table. An agent is a kernel-managed process: an id, a
+// manifest, a state, a parent, and an AbortController whose signal reaches
+// everything the agent has in flight (inference, approvals, tools), so stop
+// is immediate. Invariant: a stopped agent holds no live tokens (the kernel
+// revokes them in the same step that sets the state).
+import { randomBytes } from "node:crypto";
+import { noSuchAgent } from "../errors.ts";
+import type { Manifest } from "../manifest/index.ts";
+import type { AgentInfo, AgentState, Usage } from "../services.ts";
+
+export interface Agent {
+  id: string;
+  name: string;
+  manifest: Manifest;
+  /** approval_required after inheritance: a child keeps every approval its parent needs */
+  approvalRequired: Set<string>;
+  parentId: string | null;
+  depth: number;
+  state: AgentState;
+  /** a run is in progress (state "running") */
+  children: Set<string>;
+  usage: Usage;
+  abort: AbortController;
+  createdAt: number;
+  mailbox: { from: string; from_name: string; message: string; sent_at: string }[];
+}
+
+export const MAILBOX_LIMIT = 256;
+
+export function newAgentId(): string {
+  return "ag-" + randomBytes(8).toString("hex");
+}
+
+export class ProcessTable {
+  private agents = new Map<string, Agent>();
+  private stoppedOrder: string[] = [];
+
+  constructor(private readonly keepStopped = 1000) {}
+
+  add(agent: Agent): void {
+    this.agents.set(agent.id, agent);
+  }
+
+  get(id: string): Agent {
+    const a = this.agents.get(id);
+    if (!a) throw noSuchAgent(id);
+    return a;
+  }
+
+  find(id: string): Agent | undefined {
+    return this.agents.get(id);
+  }
+
+  /** live agents with this manifest name */
+  byName(name: string): Agent[] {
+    return [...this.agents.values()].filter((a) => a.name === name && a.state !== "stopped");
+  }
+
+  all(): Agent[] {
+    return [...this.agents.values()];
+  }
+
+  liveCount(): number {
+    let n = 0;
+    for (const a of this.agents.values()) if (a.state !== "stopped") n++;
+    return n;
+  }
+
+  /** keep the last `keepStopped` stopped agents visible to status; forget older ones */
+  markStopped(agent: Agent): void {
+    agent.state = "stopped";
+    this.stoppedOrder.push(agent.id);
+    while (this.stoppedOrder.length > this.keepStopped) {
+      const old = this.stoppedOrder.shift()!;
+      const a = this.agents.get(old);
+      if (a && a.state === "stopped") {
+        this.agents.delete(old);
+        if (a.parentId) this.agents.get(a.parentId)?.children.delete(old);
+      }
+    }
+  }
+
+  info(a: Agent): AgentInfo {
+    return { agent_id: a.id, name: a.name, state: a.state, parent_id: a.parentId, model: a.manifest.model };
+  }
+}

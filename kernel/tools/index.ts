@@ -1,0 +1,46 @@
+// The tool registry: one file per built-in tool, one table here.
+import { z } from "zod";
+import type { ToolDescription } from "../services.ts";
+import type { Tool } from "./tool.ts";
+import echo from "./echo.ts";
+import fileRead from "./file_read.ts";
+import fileWrite from "./file_write.ts";
+import fileList from "./file_list.ts";
+import webFetch from "./web_fetch.ts";
+import spawnAgent from "./spawn_agent.ts";
+import messageSend from "./message_send.ts";
+import messageRead from "./message_read.ts";
+
+export type { Tool, ToolContext, ToolLimits, ResourceKind } from "./tool.ts";
+
+export const builtinTools: readonly Tool[] = [echo, fileRead, fileWrite, fileList, webFetch, spawnAgent, messageSend, messageRead];
+
+export class ToolRegistry {
+  private tools = new Map<string, Tool>();
+  private descriptions = new Map<string, ToolDescription>();
+
+  constructor(tools: readonly Tool[] = builtinTools) {
+    for (const t of tools) {
+      this.tools.set(t.name, t);
+      const schema = z.toJSONSchema(t.input, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+      delete schema.$schema;
+      this.descriptions.set(t.name, { name: t.name, description: t.description, input_schema: schema });
+    }
+  }
+
+  get(name: string): Tool | undefined {
+    return this.tools.get(name);
+  }
+
+  names(): Set<string> {
+    return new Set(this.tools.keys());
+  }
+
+  describe(name: string): ToolDescription {
+    return this.descriptions.get(name)!;
+  }
+
+  describeAll(): ToolDescription[] {
+    return [...this.descriptions.values()];
+  }
+}

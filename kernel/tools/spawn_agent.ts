@@ -1,0 +1,24 @@
+// spawn_agent: an agent starts a child. The kernel's spawn() does the real
+// work (manifest check, coverage of every child capability by the parent's
+// live tokens, spawn_child allow-list, depth and count limits, audit).
+import { z } from "zod";
+import { defineTool } from "./tool.ts";
+
+export default defineTool({
+  name: "spawn_agent",
+  description:
+    "Start a child agent from a manifest (YAML text) or a manifest name from the config partition. The child's name must be listed in this agent's spawn_child, and every capability it asks for must be covered by this agent's own. Optionally run it once with a message and return its answer.",
+  input: z
+    .strictObject({
+      manifest: z.string().max(256 * 1024).optional().describe("child manifest as YAML text"),
+      name: z.string().optional().describe("name of a manifest under /config/manifests"),
+      message: z.string().optional().describe("if given, run the child once with this message and return its result"),
+    })
+    .refine((v) => (v.manifest === undefined) !== (v.name === undefined), { message: "give exactly one of manifest or name" }),
+  async run(ctx, input) {
+    const spawned = await ctx.services.spawn({ manifest: input.manifest, name: input.name }, ctx.agentId);
+    if (input.message === undefined) return spawned;
+    const result = await ctx.services.run(spawned.agent_id, input.message);
+    return { ...spawned, result };
+  },
+});
