@@ -28,6 +28,13 @@ export interface Notification {
 
 type Pending = { resolve: (v: any) => void; reject: (e: Error) => void };
 
+export interface CallOptions {
+  /** reject with a timeout error (and forget the call) after this many ms */
+  timeoutMs?: number;
+  /** reject (and forget the call) when aborted; the kernel may still act on it */
+  signal?: AbortSignal;
+}
+
 /** Anything that carries bytes both ways. */
 export interface ByteStream {
   write(data: string): void;
@@ -71,7 +78,10 @@ export class RpcClient {
   private pending = new Map<number | string, Pending>();
   private buffer = "";
   private listeners = new Set<(n: Notification) => void>();
+  private closeListeners = new Set<(err?: Error) => void>();
   private closed = false;
+  /** recent notifications, so a waitFor() registered late still sees one that already came */
+  private backlog: Notification[] = [];
   /** lines that were not JSON-RPC (e.g. kernel console noise on a shared serial line) */
   readonly noise: string[] = [];
 
@@ -110,8 +120,10 @@ export class RpcClient {
       this.noise.push(JSON.stringify(msg));
       return;
     }
-    if (typeof msg.method === "string" && msg.id === undefined) {
-      for (const l of this.listeners) l({ method: msg.method, params: msg.params });
+    if (typeof msg.method === "string") {
+      if (msg.id === undefined) for (const l of this.listeners) l({ method: msg.method, params: msg.params });
+      // A request with an id is never a reply: on a serial line that is not yet
+      // in raw mode it is our own call echoed back, and must not settle it.
       return;
     }
     const p = this.pending.get(msg.id);
@@ -127,17 +139,36 @@ export class RpcClient {
     const e = new Error(err ? `connection lost: ${err.message}` : "connection closed");
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
+    for (const l of this.closeListeners) l(err);
   }
 
   get isClosed(): boolean {
     return this.closed;
   }
 
-  call<T = any>(method: string, params: unknown = {}): Promise<T> {
+  call<T = any>(method: string, params: unknown = {}, opts: CallOptions = {}): Promise<T> {
     if (this.closed) return Promise.reject(new Error("connection closed"));
+    if (opts.signal?.aborted) return Promise.reject(new Error(`${method}: aborted`));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onAbort = () => forget(new Error(`${method}: aborted`));
+      const done = () => {
+        if (timer) clearTimeout(timer);
+        opts.signal?.removeEventListener("abort", onAbort);
+      };
+      const forget = (e: Error) => {
+        if (!this.pending.delete(id)) return;
+        done();
+        reject(e);
+      };
+      this.pending.set(id, {
+        resolve: (v) => (done(), resolve(v)),
+        reject: (e) => (done(), reject(e)),
+      });
+      if (opts.timeoutMs !== undefined)
+        timer = setTimeout(() => forget(new Error(`no answer to ${method} within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
       this.stream.write(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n");
     });
   }
@@ -156,8 +187,16 @@ export class RpcClient {
     return () => this.listeners.delete(cb);
   }
 
+  /** told once when the connection closes (err: why, if it broke) */
+  onClosed(cb: (err?: Error) => void): () => void {
+    this.closeListeners.add(cb);
+    return () => this.closeListeners.delete(cb);
+  }
+
   /** resolves with the first notification of that method (optionally matching a predicate) */
   waitFor(method: string, timeoutMs = 10_000, match: (params: any) => boolean = () => true): Promise<any> {
+    const i = this.backlog.findIndex((n) => n.method === method && match(n.params));
+    if (i >= 0) return Promise.resolve(this.backlog.splice(i, 1)[0]!.params);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         off();
@@ -165,6 +204,8 @@ export class RpcClient {
       }, timeoutMs);
       const off = this.onNotification((n) => {
         if (n.method === method && match(n.params)) {
+          const j = this.backlog.indexOf(n);
+          if (j >= 0) this.backlog.splice(j, 1);
           clearTimeout(timer);
           off();
           resolve(n.params);
