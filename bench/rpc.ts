@@ -1,0 +1,106 @@
+// tool.invoke echo round trips per second over the kernel's unix socket,
+// beside a bare Bun newline-JSON echo server driven by the same client in
+// the same run; and the kernel's resident memory with 1,000 idle agents
+// beside the same kernel with none.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RpcClient } from "../cli/client.ts";
+import { startKernel } from "../test/host/harness.ts";
+import type { Figure } from "./figure.ts";
+
+const TOTAL = 20_000;
+const IN_FLIGHT = 64;
+
+async function roundTrips(call: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < 500; i++) await call(); // warm up
+  let sent = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (sent < TOTAL) {
+        sent++;
+        await call();
+      }
+    }),
+  );
+  return TOTAL / ((performance.now() - t0) / 1000);
+}
+
+function bareEchoServer(path: string) {
+  return Bun.listen<{ buf: string }>({
+    unix: path,
+    socket: {
+      open(s) {
+        s.data = { buf: "" };
+      },
+      data(s, d) {
+        s.data.buf += d.toString();
+        let nl;
+        let out = "";
+        while ((nl = s.data.buf.indexOf("\n")) >= 0) {
+          const req = JSON.parse(s.data.buf.slice(0, nl));
+          s.data.buf = s.data.buf.slice(nl + 1);
+          out += JSON.stringify({ jsonrpc: "2.0", id: req.id, result: { output: req.params.input } }) + "\n";
+        }
+        if (out) s.write(out);
+      },
+    },
+  });
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m?.[1] ?? 0);
+}
+
+export async function benchRpc(): Promise<Figure[]> {
+  const k = await startKernel({ manifests: { echoer: "name: echoer\nmodel: m\ncapabilities: [echo]\n" } });
+  const dir = mkdtempSync(join(tmpdir(), "aaos-bench-"));
+  const bare = bareEchoServer(join(dir, "bare.sock"));
+  try {
+    const { agent_id } = await k.client.call("agent.spawn", { name: "echoer" });
+    const kernelRate = await roundTrips(() => k.client.call("tool.invoke", { agent_id, tool: "echo", input: { text: "ping" } }));
+    const bareClient = await RpcClient.unix(join(dir, "bare.sock"));
+    const bareRate = await roundTrips(() => bareClient.call("tool.invoke", { agent_id, tool: "echo", input: { text: "ping" } }));
+    bareClient.close();
+
+    // memory: the same kernel process, before and after 1,000 idle agents
+    const k2 = await startKernel({ manifests: { idle: "name: idle\nmodel: m\ncapabilities: [echo, \"file_read: /srv/*\"]\n" } });
+    await k2.client.call("system.ping");
+    Bun.gc?.(true);
+    await Bun.sleep(500);
+    const rss0 = rssKiB(k2.proc.pid);
+    for (let i = 0; i < 1000; i += 50) await Promise.all(Array.from({ length: 50 }, () => k2.client.call("agent.spawn", { name: "idle" })));
+    await Bun.sleep(500);
+    const rss1000 = rssKiB(k2.proc.pid);
+    await k2.stop();
+    rmSync(k2.dir, { recursive: true, force: true });
+
+    return [
+      {
+        name: "tool.invoke echo over unix socket (64 in flight, audited + fdatasync)",
+        value: Math.round(kernelRate),
+        unit: "calls/s",
+        baseline: { name: "bare Bun newline-JSON echo server", value: Math.round(bareRate) },
+      },
+      {
+        name: "kernel RSS with 1,000 idle agents",
+        value: Math.round(rss1000 / 1024),
+        unit: "MiB",
+        baseline: { name: "same kernel, no agents", value: Math.round(rss0 / 1024) },
+      },
+      { name: "RSS per idle agent", value: Math.round((rss1000 - rss0) / 1000 * 10) / 10, unit: "KiB" },
+    ];
+  } finally {
+    bare.stop(true);
+    await k.stop();
+    rmSync(k.dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) {
+  const { printFigures } = await import("./figure.ts");
+  printFigures("JSON-RPC and memory", await benchRpc());
+}
