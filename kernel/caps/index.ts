@@ -1,0 +1,28 @@
+// Capabilities: the grammar of manifest capability strings, kernel-held
+// tokens, narrowing for child agents, and path and URL matching.
+// Implementation beside this file: grammar.ts (pure rules), table.ts (tokens).
+export {
+  CapabilityParseError,
+  parseCapability,
+  formatCapability,
+  formatUrlPattern,
+  coversCapability,
+  impliesTool,
+  normalizePath,
+  globRoot,
+  globMatches,
+  globCovers,
+  parseResourceUrl,
+  urlMatches,
+  urlPatternCovers,
+  IMPLIED_TOOLS,
+  MAX_PATH_BYTES,
+  type Capability,
+  type ToolCapability,
+  type PathCapability,
+  type WebCapability,
+  type UrlPattern,
+  type ResourceKind,
+  type Normalised,
+} from "./grammar.ts";
+export { CapabilityTable, type TokenSpec, type Token, type CheckResult, type CoverResult } from "./table.ts";

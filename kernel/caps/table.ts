@@ -1,0 +1,305 @@
+// Capability tokens: the kernel-held table of what each agent may do.
+//
+// Invariants (each restated beside the check that keeps it):
+//  - Tokens never leave the kernel. A token id is a random 128-bit value used
+//    in audit records only; no method here takes an id as proof of anything:
+//    every check is by agent id, which the kernel itself resolved.
+//  - A revoked, expired, or exhausted token never authorises.
+//  - max_invocations is counted *before* the tool runs (tool tokens at the
+//    tool-level check, resource tokens at the resource check, which the tool
+//    makes before touching the resource).
+//  - Zero by default: an agent with no token covering a call is refused.
+import { randomBytes } from "node:crypto";
+import {
+  CapabilityParseError,
+  coversCapability,
+  formatCapability,
+  globMatches,
+  impliesTool,
+  normalizePath,
+  parseCapability,
+  parseResourceUrl,
+  urlMatches,
+  type Capability,
+  type ResourceKind,
+} from "./grammar.ts";
+
+export interface TokenSpec {
+  capability: string;
+  max_invocations?: number;
+  /** ms since the epoch */
+  expires_at?: number;
+}
+
+export interface Token {
+  /** random 128-bit hex (crypto); for audit records, never accepted as proof */
+  id: string;
+  agentId: string;
+  capability: Capability;
+  /** canonical text */
+  text: string;
+  maxInvocations?: number;
+  used: number;
+  expiresAt?: number;
+  revoked: boolean;
+}
+
+export type CheckResult = { ok: true; token: Token } | { ok: false; capability: string; reason: string };
+export type CoverResult = { ok: true } | { ok: false; capability: string; reason: string };
+
+type Dead = "revoked" | "expired" | "exhausted";
+
+function deadness(t: Token, now: number): Dead | null {
+  if (t.revoked) return "revoked";
+  if (t.expiresAt !== undefined && now >= t.expiresAt) return "expired";
+  if (t.maxInvocations !== undefined && t.used >= t.maxInvocations) return "exhausted";
+  return null;
+}
+
+function describeDead(t: Token, why: Dead): string {
+  switch (why) {
+    case "revoked":
+      return `the token "${t.text}" was revoked`;
+    case "expired":
+      return `the token "${t.text}" expired at ${new Date(t.expiresAt!).toISOString()}`;
+    case "exhausted":
+      return `the token "${t.text}" is exhausted (max_invocations ${t.maxInvocations} used)`;
+  }
+}
+
+/** among live candidates, spend an unlimited token before a limited one, then the one expiring soonest */
+function better(a: Token, b: Token): boolean {
+  const al = a.maxInvocations === undefined;
+  const bl = b.maxInvocations === undefined;
+  if (al !== bl) return al;
+  return (a.expiresAt ?? Infinity) < (b.expiresAt ?? Infinity);
+}
+
+function printable(s: string): string {
+  return s.replace(/[\0-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+function validateSpec(spec: TokenSpec): Capability {
+  if (spec === null || typeof spec !== "object" || typeof spec.capability !== "string") {
+    throw new CapabilityParseError("a token spec needs a capability string", String(spec?.capability));
+  }
+  const cap = parseCapability(spec.capability);
+  if (spec.max_invocations !== undefined && !(Number.isSafeInteger(spec.max_invocations) && spec.max_invocations > 0)) {
+    throw new CapabilityParseError(`max_invocations of "${spec.capability}" must be a positive integer`, spec.capability);
+  }
+  if (spec.expires_at !== undefined && !Number.isFinite(spec.expires_at)) {
+    throw new CapabilityParseError(`expires_at of "${spec.capability}" must be a time in ms since the epoch`, spec.capability);
+  }
+  return cap;
+}
+
+export class CapabilityTable {
+  private byAgent = new Map<string, Token[]>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** all or nothing: a bad spec throws CapabilityParseError and grants none */
+  grant(agentId: string, specs: TokenSpec[]): Token[] {
+    const caps = specs.map(validateSpec);
+    const tokens = caps.map((capability, i): Token => {
+      const spec = specs[i]!;
+      const t: Token = {
+        id: randomBytes(16).toString("hex"),
+        agentId,
+        capability,
+        text: formatCapability(capability),
+        used: 0,
+        revoked: false,
+      };
+      if (spec.max_invocations !== undefined) t.maxInvocations = spec.max_invocations;
+      if (spec.expires_at !== undefined) t.expiresAt = spec.expires_at;
+      return t;
+    });
+    const list = this.byAgent.get(agentId) ?? [];
+    list.push(...tokens);
+    this.byAgent.set(agentId, list);
+    return tokens;
+  }
+
+  /** stop revokes: returns how many live tokens were revoked */
+  revokeAll(agentId: string): number {
+    let n = 0;
+    for (const t of this.byAgent.get(agentId) ?? []) {
+      if (!t.revoked) {
+        t.revoked = true;
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** every token the agent was granted, dead ones included */
+  tokens(agentId: string): Token[] {
+    return [...(this.byAgent.get(agentId) ?? [])];
+  }
+
+  /** canonical texts of live tokens */
+  capabilityStrings(agentId: string): string[] {
+    const now = this.now();
+    return (this.byAgent.get(agentId) ?? []).filter((t) => deadness(t, now) === null).map((t) => t.text);
+  }
+
+  /** the live tokens that let the agent call the tool: no counting (tool.list) */
+  mayCallTool(agentId: string, tool: string): boolean {
+    const now = this.now();
+    // a revoked, expired, or exhausted token never authorises
+    return (this.byAgent.get(agentId) ?? []).some((t) => impliesTool(t.capability, tool) && deadness(t, now) === null);
+  }
+
+  /**
+   * Tool level. A live `tool: NAME` token is preferred and counted here,
+   * before the tool runs. When only a resource capability implies the tool
+   * (`file_read: /x/*` implies file_read and file_list), the call is let in
+   * uncounted: that token is counted at the resource check, which the tool
+   * makes before it touches anything, so one call never spends it twice.
+   */
+  checkTool(agentId: string, tool: string): CheckResult {
+    const now = this.now();
+    let bestTool: Token | undefined;
+    let bestImplied: Token | undefined;
+    let dead: string | undefined;
+    for (const t of this.byAgent.get(agentId) ?? []) {
+      if (!impliesTool(t.capability, tool)) continue;
+      // a revoked, expired, or exhausted token never authorises
+      const why = deadness(t, now);
+      if (why) {
+        dead ??= describeDead(t, why);
+        continue;
+      }
+      if (t.capability.kind === "tool") {
+        if (!bestTool || better(t, bestTool)) bestTool = t;
+      } else if (!bestImplied || better(t, bestImplied)) {
+        bestImplied = t;
+      }
+    }
+    if (bestTool) {
+      // counted before the tool runs
+      bestTool.used++;
+      return { ok: true, token: bestTool };
+    }
+    if (bestImplied) return { ok: true, token: bestImplied };
+    return { ok: false, capability: `tool: ${tool}`, reason: dead ?? `the agent holds no capability for tool "${tool}"` };
+  }
+
+  /**
+   * Resource level: is the path or URL covered by a live token of that kind?
+   * Counts one invocation on the chosen token when it is. Paths are
+   * normalised lexically here; the tools open exactly the normalised path
+   * with every symlink refused, so what is checked is what is opened.
+   */
+  checkResource(agentId: string, kind: ResourceKind, resource: string): CheckResult {
+    const wanted = `${kind}: ${printable(String(resource))}`;
+    let matches: (c: Capability) => boolean;
+    let shown: string;
+    let note = "";
+    if (kind === "web_fetch") {
+      const u = parseResourceUrl(resource);
+      if (!u.ok) return { ok: false, capability: wanted, reason: u.reason };
+      matches = (c) => c.kind === "web_fetch" && urlMatches(c.pattern, u.url);
+      shown = printable(resource);
+      if (u.url.encodedPathTricks) note = " (an encoded '/', '\\' or '.' in the path is refused under a path-prefix grant)";
+    } else {
+      const n = normalizePath(resource);
+      if (!n.ok) return { ok: false, capability: wanted, reason: n.reason };
+      const path = n.path;
+      matches = (c) => c.kind === kind && globMatches(c.glob, path);
+      shown = path;
+      if (n.dotdot) note = ` ("${printable(resource)}" resolves to ${path}; ".." is resolved, never followed out of a grant)`;
+    }
+    const now = this.now();
+    let best: Token | undefined;
+    let dead: string | undefined;
+    const held: string[] = [];
+    for (const t of this.byAgent.get(agentId) ?? []) {
+      if (t.capability.kind !== kind) continue;
+      if (!matches(t.capability)) {
+        if (deadness(t, now) === null) held.push(t.text);
+        continue;
+      }
+      // a revoked, expired, or exhausted token never authorises
+      const why = deadness(t, now);
+      if (why) {
+        dead ??= describeDead(t, why);
+        continue;
+      }
+      if (!best || better(t, best)) best = t;
+    }
+    if (best) {
+      // counted before the resource is touched (and so before the tool acts)
+      best.used++;
+      return { ok: true, token: best };
+    }
+    if (dead) return { ok: false, capability: wanted, reason: dead };
+    const holds = held.length ? `; the agent holds ${held.slice(0, 5).join(", ")}${held.length > 5 ? ", …" : ""}` : "";
+    return { ok: false, capability: wanted, reason: `no ${kind} capability covers ${shown}${note}${holds}` };
+  }
+
+  /** non-counting: the live tokens of a kind covering a resource (tools use it to find the granted root) */
+  covering(agentId: string, kind: ResourceKind, resource: string): Token[] {
+    const now = this.now();
+    const out: Token[] = [];
+    let matches: (c: Capability) => boolean;
+    if (kind === "web_fetch") {
+      const u = parseResourceUrl(resource);
+      if (!u.ok) return out;
+      matches = (c) => c.kind === "web_fetch" && urlMatches(c.pattern, u.url);
+    } else {
+      const n = normalizePath(resource);
+      if (!n.ok) return out;
+      matches = (c) => c.kind === kind && globMatches(c.glob, n.path);
+    }
+    for (const t of this.byAgent.get(agentId) ?? []) if (matches(t.capability) && deadness(t, now) === null) out.push(t);
+    return out;
+  }
+
+  /**
+   * Narrowing for spawn: every child spec must be equal to or narrower than
+   * some live parent token, with limits no looser (a limited parent token
+   * needs a child max_invocations no larger than what it has left; an
+   * expiring one needs a child expires_at no later).
+   */
+  covers(parentAgentId: string, child: TokenSpec[]): CoverResult {
+    const now = this.now();
+    const live = (this.byAgent.get(parentAgentId) ?? []).filter((t) => deadness(t, now) === null);
+    for (const spec of child) {
+      let cap: Capability;
+      try {
+        cap = validateSpec(spec);
+      } catch (e) {
+        return { ok: false, capability: String(spec?.capability), reason: (e as Error).message };
+      }
+      const text = formatCapability(cap);
+      const wider = live.filter((t) => coversCapability(t.capability, cap));
+      if (wider.length === 0) {
+        const held = live.map((t) => t.text);
+        return {
+          ok: false,
+          capability: text,
+          reason: `the parent holds no live capability covering "${text}"${held.length ? ` (it holds ${held.slice(0, 8).join(", ")}${held.length > 8 ? ", …" : ""})` : ""}`,
+        };
+      }
+      let why = "";
+      const ok = wider.some((t) => {
+        if (t.maxInvocations !== undefined) {
+          const left = t.maxInvocations - t.used;
+          if (spec.max_invocations === undefined || spec.max_invocations > left) {
+            why ||= `the parent's "${t.text}" has ${left} invocation(s) left; ask for max_invocations of at most ${left}`;
+            return false;
+          }
+        }
+        if (t.expiresAt !== undefined && (spec.expires_at === undefined || spec.expires_at > t.expiresAt)) {
+          why ||= `the parent's "${t.text}" expires at ${new Date(t.expiresAt).toISOString()}; the child's token may not outlive it`;
+          return false;
+        }
+        return true;
+      });
+      if (!ok) return { ok: false, capability: text, reason: why };
+    }
+    return { ok: true };
+  }
+}
