@@ -1,0 +1,197 @@
+// Canonical JSON, record hashing, and the sanitiser that turns whatever a
+// caller hands to audit() into a plain, redacted JSON tree.
+//
+// Canonical JSON (what the hash covers): objects with their keys sorted by
+// UTF-16 code units (Array.prototype.sort's default, as RFC 8785 does), no
+// whitespace, strings and numbers as JSON.stringify writes them (shortest
+// round-trip numbers). Built by hand rather than with JSON.stringify on a
+// sorted object because JS engines put integer-like keys ("2", "10") first in
+// numeric order whatever the insertion order.
+import { createHash } from "node:crypto";
+
+export const REDACTED = "[redacted]";
+export const GENESIS = "0".repeat(64);
+export const HASH_RE = /^[0-9a-f]{64}$/;
+
+/** Depth past which a nested value is replaced by a marker string. */
+const MAX_DEPTH = 64;
+
+/** Anthropic-style keys are redacted even if nobody registered them. */
+const KEY_PATTERN = /sk-ant-[A-Za-z0-9_-]{16,}/;
+
+export function canonicalJSON(v: unknown): string {
+  if (v === null || typeof v !== "object") {
+    const s = JSON.stringify(v);
+    return s === undefined ? "null" : s;
+  }
+  if (Array.isArray(v)) {
+    let out = "[";
+    for (let i = 0; i < v.length; i++) {
+      if (i) out += ",";
+      out += canonicalJSON(v[i]);
+    }
+    return out + "]";
+  }
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o).sort();
+  let out = "{";
+  let first = true;
+  for (const k of keys) {
+    const val = o[k];
+    if (val === undefined) continue;
+    if (!first) out += ",";
+    first = false;
+    out += JSON.stringify(k) + ":" + canonicalJSON(val);
+  }
+  return out + "}";
+}
+
+export function sha256hex(s: string): string {
+  return createHash("sha256").update(s, "utf8").digest("hex");
+}
+
+/** The hash of a record: sha256 over the canonical JSON of every field but `hash`. */
+export function recordHash(rec: Record<string, unknown>): string {
+  if (!("hash" in rec)) return sha256hex(canonicalJSON(rec));
+  const { hash: _drop, ...rest } = rec;
+  return sha256hex(canonicalJSON(rest));
+}
+
+// Key names whose values are credentials, compared after lower-casing and
+// removing '-', '_', '.', and spaces: "X-Api-Key" → "xapikey".
+const SENSITIVE_PARTS = ["apikey", "password", "passwd", "passphrase", "secret", "authorization", "privatekey", "cookie", "credential"];
+const SENSITIVE_SUFFIXES = ["accesstoken", "refreshtoken", "authtoken", "bearertoken", "sessiontoken", "idtoken", "apitoken"];
+
+export function isSensitiveKey(key: string): boolean {
+  const k = key.toLowerCase().replace(/[-_.\s]/g, "");
+  for (const p of SENSITIVE_PARTS) if (k.includes(p)) return true;
+  for (const s of SENSITIVE_SUFFIXES) if (k.endsWith(s)) return true;
+  return false;
+}
+
+export interface SanitizeContext {
+  secrets: ReadonlySet<string>;
+  /** strings longer than this many UTF-16 units are cut (after redaction) */
+  maxString: number;
+}
+
+function redactString(s: string, ctx: SanitizeContext): string {
+  for (const secret of ctx.secrets) if (s.includes(secret)) return REDACTED;
+  if (s.length >= 23 && KEY_PATTERN.test(s)) return REDACTED;
+  if (s.length > ctx.maxString) return s.slice(0, ctx.maxString) + `…[truncated ${s.length - ctx.maxString} chars]`;
+  return s;
+}
+
+function redactKey(k: string, ctx: SanitizeContext): string {
+  for (const secret of ctx.secrets) if (k.includes(secret)) k = k.split(secret).join(REDACTED);
+  return k;
+}
+
+function describeThrow(e: unknown): string {
+  try {
+    return e instanceof Error ? e.message : String(e);
+  } catch {
+    return "?";
+  }
+}
+
+/**
+ * A plain JSON tree (null-prototype objects, arrays, strings, finite
+ * numbers, booleans, null) or undefined when the value is to be dropped.
+ * Never throws: what cannot be read becomes a marker string.
+ */
+export function sanitize(v: unknown, ctx: SanitizeContext, depth = 0, ancestors: Set<object> = new Set()): unknown {
+  switch (typeof v) {
+    case "string":
+      return redactString(v, ctx);
+    case "number":
+      return Number.isFinite(v) ? v : null;
+    case "boolean":
+      return v;
+    case "bigint":
+      return v.toString();
+    case "undefined":
+    case "function":
+    case "symbol":
+      return undefined;
+  }
+  if (v === null) return null;
+  const obj = v as object;
+  if (depth >= MAX_DEPTH) return "[too deep]";
+  if (ancestors.has(obj)) return "[circular]";
+  ancestors.add(obj);
+  try {
+    if (obj instanceof Error) {
+      const out: Record<string, unknown> = Object.create(null);
+      out.message = redactString(String(obj.message), ctx);
+      if (obj.name && obj.name !== "Error") out.name = redactString(String(obj.name), ctx);
+      const code = (obj as { code?: unknown }).code;
+      if (typeof code === "number" || typeof code === "string") out.code = sanitize(code, ctx, depth + 1, ancestors);
+      return out;
+    }
+    if (obj instanceof Date) return Number.isNaN(obj.getTime()) ? null : obj.toISOString();
+    if (ArrayBuffer.isView(obj)) {
+      const b = Buffer.from(obj.buffer, obj.byteOffset, obj.byteLength);
+      return { type: "bytes", length: b.length, base64: redactString(b.toString("base64"), ctx) };
+    }
+    if (obj instanceof ArrayBuffer) return { type: "bytes", length: obj.byteLength, base64: redactString(Buffer.from(obj).toString("base64"), ctx) };
+    if (obj instanceof Map) {
+      const out: Record<string, unknown> = Object.create(null);
+      for (const [k, val] of obj) putField(out, String(k), val, ctx, depth, ancestors);
+      return out;
+    }
+    if (obj instanceof Set) return [...obj].map((x) => sanitize(x, ctx, depth + 1, ancestors) ?? null);
+    if (Array.isArray(obj)) {
+      const out = new Array(obj.length);
+      for (let i = 0; i < obj.length; i++) {
+        let x: unknown;
+        try {
+          x = sanitize(obj[i], ctx, depth + 1, ancestors);
+        } catch (e) {
+          x = `[unserialisable: ${describeThrow(e)}]`;
+        }
+        out[i] = x === undefined ? null : x;
+      }
+      return out;
+    }
+    const toJSON = (obj as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") {
+      let j: unknown;
+      try {
+        j = toJSON.call(obj);
+      } catch (e) {
+        return `[unserialisable: ${describeThrow(e)}]`;
+      }
+      return sanitize(j, ctx, depth + 1, ancestors);
+    }
+    const out: Record<string, unknown> = Object.create(null);
+    for (const k of Object.keys(obj)) {
+      let val: unknown;
+      try {
+        val = (obj as Record<string, unknown>)[k];
+      } catch (e) {
+        val = `[unserialisable: ${describeThrow(e)}]`;
+      }
+      putField(out, k, val, ctx, depth, ancestors);
+    }
+    return out;
+  } finally {
+    ancestors.delete(obj);
+  }
+}
+
+function putField(out: Record<string, unknown>, k: string, val: unknown, ctx: SanitizeContext, depth: number, ancestors: Set<object>) {
+  const key = redactKey(k, ctx);
+  if (isSensitiveKey(k)) {
+    if (val !== undefined && val !== null && typeof val !== "function" && typeof val !== "symbol") out[key] = REDACTED;
+    else if (val === null) out[key] = null;
+    return;
+  }
+  let x: unknown;
+  try {
+    x = sanitize(val, ctx, depth + 1, ancestors);
+  } catch (e) {
+    x = `[unserialisable: ${describeThrow(e)}]`;
+  }
+  if (x !== undefined) out[key] = x;
+}

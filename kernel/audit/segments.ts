@@ -1,0 +1,218 @@
+// Segment files: naming, listing, a streaming line reader, the backward tail
+// scan used by crash recovery, and the small promise wrappers over node:fs
+// (raw fds, positional writes, fdatasync on the thread pool so the event
+// loop keeps serving while the disk syncs).
+import * as fs from "node:fs";
+import { join } from "node:path";
+import { HASH_RE, recordHash } from "./canonical.ts";
+
+export const SEGMENT_RE = /^(\d{20})\.jsonl$/;
+
+export function segmentName(firstSeq: number): string {
+  return String(firstSeq).padStart(20, "0") + ".jsonl";
+}
+
+/** First seq of every segment in `dir`, ascending. */
+export async function listSegments(dir: string): Promise<number[]> {
+  const names = await fs.promises.readdir(dir);
+  const out: number[] = [];
+  for (const n of names) {
+    const m = SEGMENT_RE.exec(n);
+    if (m) out.push(Number(m[1]));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** The operations the log performs on the disk; replaceable in tests. */
+export interface AuditIO {
+  open(path: string, flags: string): Promise<number>;
+  close(fd: number): Promise<void>;
+  write(fd: number, buf: Uint8Array, off: number, len: number, pos: number): Promise<number>;
+  read(fd: number, buf: Uint8Array, off: number, len: number, pos: number): Promise<number>;
+  fdatasync(fd: number): Promise<void>;
+  fsync(fd: number): Promise<void>;
+  ftruncate(fd: number, len: number): Promise<void>;
+  fstatSize(fd: number): Promise<number>;
+  unlink(path: string): Promise<void>;
+}
+
+const cb =
+  <T>(res: (v: T) => void, rej: (e: unknown) => void) =>
+  (e: NodeJS.ErrnoException | null, v?: T) =>
+    e ? rej(e) : res(v as T);
+
+export const nodeIO: AuditIO = {
+  open: (p, flags) => new Promise((res, rej) => fs.open(p, flags, 0o640, cb(res, rej))),
+  close: (fd) => new Promise((res, rej) => fs.close(fd, cb(res, rej))),
+  write: (fd, buf, off, len, pos) => new Promise((res, rej) => fs.write(fd, buf, off, len, pos, cb(res, rej))),
+  read: (fd, buf, off, len, pos) => new Promise((res, rej) => fs.read(fd, buf, off, len, pos, cb(res, rej))),
+  fdatasync: (fd) => new Promise((res, rej) => fs.fdatasync(fd, cb(res, rej))),
+  fsync: (fd) => new Promise((res, rej) => fs.fsync(fd, cb(res, rej))),
+  ftruncate: (fd, len) => new Promise((res, rej) => fs.ftruncate(fd, len, cb(res, rej))),
+  fstatSize: (fd) => new Promise((res, rej) => fs.fstat(fd, (e, st) => (e ? rej(e) : res(st.size)))),
+  unlink: (p) => new Promise((res, rej) => fs.unlink(p, cb(res, rej))),
+};
+
+export async function writeAll(io: AuditIO, fd: number, buf: Uint8Array, pos: number): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const n = await io.write(fd, buf, off, buf.length - off, pos + off);
+    if (n <= 0) throw new Error("write returned 0 bytes");
+    off += n;
+  }
+}
+
+/** fsync a directory so entries created or removed in it are durable. */
+export async function fsyncDir(io: AuditIO, dir: string): Promise<void> {
+  const fd = await io.open(dir, "r");
+  try {
+    await io.fsync(fd);
+  } finally {
+    await io.close(fd).catch(() => {});
+  }
+}
+
+const CHUNK = 64 * 1024;
+
+/**
+ * Complete lines ('\n'-terminated) of a file, in order, read in 64 KiB
+ * chunks: memory is one chunk plus the longest line. A trailing partial
+ * line is not yielded (it was never acknowledged, or is still being
+ * written).
+ */
+export async function* readLines(path: string, io: AuditIO = nodeIO): AsyncGenerator<string> {
+  let fd: number;
+  try {
+    fd = await io.open(path, "r");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw e;
+  }
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    let pos = 0;
+    let parts: Buffer[] = [];
+    for (;;) {
+      const n = await io.read(fd, buf, 0, CHUNK, pos);
+      if (n <= 0) return;
+      pos += n;
+      let start = 0;
+      for (;;) {
+        const nl = buf.indexOf(10, start);
+        if (nl < 0 || nl >= n) break;
+        const piece = buf.subarray(start, nl);
+        if (parts.length) {
+          parts.push(piece);
+          const line = Buffer.concat(parts).toString("utf8");
+          parts = [];
+          yield line;
+        } else {
+          yield piece.toString("utf8");
+        }
+        start = nl + 1;
+      }
+      if (start < n) parts.push(Buffer.from(buf.subarray(start, n))); // copy: buf is reused
+    }
+  } finally {
+    await io.close(fd).catch(() => {});
+  }
+}
+
+export interface ParsedRecord {
+  seq: number;
+  hash: string;
+  prev: string;
+  rec: Record<string, unknown>;
+}
+
+/**
+ * Parse one line; null unless it is a well-formed record whose hash matches
+ * its content. (Chain links are not checked here: verify() does that.)
+ */
+export function parseRecord(line: string): ParsedRecord | null {
+  let rec: unknown;
+  try {
+    rec = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (!rec || typeof rec !== "object" || Array.isArray(rec)) return null;
+  const r = rec as Record<string, unknown>;
+  const { seq, hash, prev } = r;
+  if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 1) return null;
+  if (typeof hash !== "string" || !HASH_RE.test(hash)) return null;
+  if (typeof prev !== "string" || !HASH_RE.test(prev)) return null;
+  if (typeof r.kind !== "string" || typeof r.ts !== "string") return null;
+  if (recordHash(r) !== hash) return null;
+  return { seq, hash, prev, rec: r };
+}
+
+export interface TailScan {
+  size: number;
+  /** byte offset just past the last valid record's '\n' (0: none) */
+  validEnd: number;
+  last: ParsedRecord | null;
+  /** bytes from validEnd to the end of the file (what recovery drops) */
+  dropped: Buffer;
+  /** complete but invalid lines in the dropped region */
+  invalidLines: number;
+}
+
+/**
+ * Read `fd` backwards from its end until the last line that is a valid
+ * record with seq >= firstSeq. Typical cost: one 64 KiB read.
+ */
+export async function scanTail(io: AuditIO, fd: number, firstSeq: number): Promise<TailScan> {
+  const size = await io.fstatSize(fd);
+  let bufStart = size;
+  let buf = Buffer.alloc(0);
+  let chunk = CHUNK;
+  const load = async (from: number) => {
+    while (bufStart > from) {
+      const start = Math.max(0, Math.min(from, bufStart - chunk));
+      const piece = Buffer.allocUnsafe(bufStart - start);
+      let got = 0;
+      while (got < piece.length) {
+        const n = await io.read(fd, piece, got, piece.length - got, start + got);
+        if (n <= 0) throw new Error("short read while scanning audit segment");
+        got += n;
+      }
+      buf = Buffer.concat([piece, buf]);
+      bufStart = start;
+      chunk *= 2; // grow so a long scan stays linear
+    }
+  };
+  /** absolute index of the last '\n' strictly before `before`, or -1 */
+  const prevNewline = async (before: number): Promise<number> => {
+    let searchEnd = before; // exclusive
+    for (;;) {
+      if (searchEnd <= 0) return -1;
+      if (searchEnd - 1 < bufStart) await load(Math.max(0, searchEnd - CHUNK));
+      const rel = buf.lastIndexOf(10, searchEnd - 1 - bufStart);
+      if (rel >= 0) return rel + bufStart;
+      if (bufStart === 0) return -1;
+      searchEnd = bufStart;
+    }
+  };
+  let nl = await prevNewline(size);
+  let invalidLines = 0;
+  while (nl >= 0) {
+    const p = await prevNewline(nl);
+    const s = p + 1;
+    const line = buf.subarray(s - bufStart, nl - bufStart).toString("utf8");
+    const rec = parseRecord(line);
+    if (rec && rec.seq >= firstSeq) {
+      const validEnd = nl + 1;
+      await load(validEnd);
+      return { size, validEnd, last: rec, dropped: Buffer.from(buf.subarray(validEnd - bufStart)), invalidLines };
+    }
+    invalidLines++;
+    nl = p;
+  }
+  await load(0);
+  return { size, validEnd: 0, last: null, dropped: Buffer.from(buf), invalidLines };
+}
+
+export function segmentPath(dir: string, firstSeq: number): string {
+  return join(dir, segmentName(firstSeq));
+}
