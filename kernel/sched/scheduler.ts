@@ -191,6 +191,11 @@ export class Scheduler {
     // parent's window); it holds nothing any more since it is not live
   }
 
+  /** registered and not stopped */
+  has(agentId: string): boolean {
+    return this.agents.get(agentId)?.live === true;
+  }
+
   usage(agentId: string): { input_tokens: number; output_tokens: number; requests: number } | undefined {
     return this.agents.get(agentId)?.usage ?? this.gone.get(agentId);
   }
