@@ -1,0 +1,68 @@
+// A minimal ToolContext over a real CapabilityTable, as the kernel builds one:
+// authorize = table.checkResource, throwing -32001 on a refusal.
+import { CapabilityTable, type TokenSpec } from "../../../kernel/caps/index.ts";
+import { capabilityDenied } from "../../../kernel/errors.ts";
+import type { AgentServices } from "../../../kernel/services.ts";
+import type { ResourceKind, ToolContext, ToolLimits } from "../../../kernel/tools/tool.ts";
+
+export const defaultLimits: ToolLimits = { fileReadMaxBytes: 1024 * 1024, webFetchMaxBytes: 1024 * 1024, webFetchTimeoutMs: 5000, webFetchMaxRedirects: 5 };
+
+export interface TestCtx extends ToolContext {
+  table: CapabilityTable;
+  denied: { kind: ResourceKind; resource: string; capability: string; reason: string }[];
+  authorized: { kind: ResourceKind; resource: string }[];
+}
+
+export function makeCtx(
+  specs: (string | TokenSpec)[],
+  opts: {
+    limits?: Partial<ToolLimits>;
+    /** return the token from authorize (as a kernel may) or nothing (void) */
+    returnToken?: boolean;
+    /** runs after a successful check, before the tool goes on (races) */
+    afterAuthorize?: (kind: ResourceKind, resource: string) => void;
+    signal?: AbortSignal;
+  } = {},
+): TestCtx {
+  const table = new CapabilityTable();
+  const agentId = "agent-1";
+  table.grant(agentId, specs.map((s) => (typeof s === "string" ? { capability: s } : s)));
+  const denied: TestCtx["denied"] = [];
+  const authorized: TestCtx["authorized"] = [];
+  const services = {
+    status: (id: string) => ({ agent_id: id, name: "t", state: "ready", parent_id: null, model: "m", capabilities: table.capabilityStrings(id), usage: { input_tokens: 0, output_tokens: 0 }, children: [] }),
+  } as unknown as AgentServices;
+  const ctx: TestCtx = {
+    agentId,
+    dataDir: "/nonexistent",
+    table,
+    denied,
+    authorized,
+    services,
+    audit: async () => ({ seq: 0 }),
+    signal: opts.signal ?? new AbortController().signal,
+    limits: { ...defaultLimits, ...opts.limits },
+    authorize(kind, resource) {
+      const r = table.checkResource(agentId, kind, resource);
+      if (!r.ok) {
+        denied.push({ kind, resource, capability: r.capability, reason: r.reason });
+        throw capabilityDenied("test", r.capability, r.reason);
+      }
+      authorized.push({ kind, resource });
+      opts.afterAuthorize?.(kind, resource);
+      return (opts.returnToken ? r.token : undefined) as void;
+    },
+  };
+  return ctx;
+}
+
+/** the error a promise rejects with (fails the test when it resolves) */
+export async function rejection(p: Promise<unknown>): Promise<any> {
+  let value: unknown;
+  try {
+    value = await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error(`expected a rejection, got ${JSON.stringify(value)}`);
+}
