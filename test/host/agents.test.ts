@@ -273,8 +273,10 @@ describe("messages between agents", () => {
     expect(sent.output).toEqual({ delivered: true, to: b.agent_id });
     const read = await call("tool.invoke", { agent_id: b.agent_id, tool: "message_read", input: {} });
     expect(read.output.messages).toEqual([{ from: a.agent_id, from_name: "alice", message: "hello bob", sent_at: expect.any(String) }]);
-    const e = await rpcError(call("tool.invoke", { agent_id: a.agent_id, tool: "message_send", input: { to: "echoer", message: "x" } }), -32002);
-    expect(e.message).toBeTruthy();
+    await spawn("echoer");
+    const e = await rpcError(call("tool.invoke", { agent_id: a.agent_id, tool: "message_send", input: { to: "echoer", message: "x" } }), -32001);
+    expect(e.data.reason).toContain("message_send");
+    await rpcError(call("tool.invoke", { agent_id: a.agent_id, tool: "message_send", input: { to: "nobody-here", message: "x" } }), -32002);
   });
 });
 

@@ -2,7 +2,7 @@
 // running kernel against real files: every one must be refused, and a
 // refused write must leave nothing behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cleanup, rpcError, startKernel, type RunningKernel } from "./harness.ts";
 
@@ -85,18 +85,26 @@ describe("refused", () => {
     // a directory under the grant flips between a real directory and a symlink
     // to the secret directory while the agent writes into it
     const victim = join(root, "output", "race");
-    const real = join(root, "output", "race-real");
-    mkdirSync(real, { recursive: true });
     const secret = join(k.dir, "files", "secret");
     let stop = false;
+    let flips = 0;
+    const clear = () => {
+      const st = lstatSync(victim, { throwIfNoEntry: false });
+      if (!st) return;
+      if (st.isSymbolicLink()) unlinkSync(victim);
+      else renameSync(victim, join(root, "output", `race-old-${flips}`)); // a real dir the kernel made
+    };
     const flipper = (async () => {
       while (!stop) {
-        renameSync(real, victim); // a real directory
+        try {
+          clear();
+          symlinkSync(secret, victim); // a symlink out of the grant
+          await Bun.sleep(0);
+          clear();
+          mkdirSync(victim); // a real directory inside it
+          flips++;
+        } catch {}
         await Bun.sleep(0);
-        renameSync(victim, real);
-        symlinkSync(secret, victim); // now a symlink out of the grant
-        await Bun.sleep(0);
-        unlinkSync(victim);
       }
     })();
     for (let i = 0; i < 60; i++) {
@@ -104,6 +112,7 @@ describe("refused", () => {
     }
     stop = true;
     await flipper;
+    expect(flips).toBeGreaterThan(5);
     expect(readdirSync(secret).sort()).toEqual(["key"]);
   });
 
