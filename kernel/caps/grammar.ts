@@ -207,7 +207,9 @@ export function normalizePath(path: string): Normalised {
   if (typeof path !== "string" || path === "") return { ok: false, reason: "the path is empty" };
   if (path.includes("\0")) return { ok: false, reason: "the path contains a NUL byte" };
   if (!path.startsWith("/")) return { ok: false, reason: `the path "${path}" is not absolute (it must start with "/")` };
-  if (Buffer.byteLength(path) > MAX_PATH_BYTES) return { ok: false, reason: `the path is longer than ${MAX_PATH_BYTES} bytes` };
+  if (path.length * 3 > MAX_PATH_BYTES && Buffer.byteLength(path) > MAX_PATH_BYTES) return { ok: false, reason: `the path is longer than ${MAX_PATH_BYTES} bytes` };
+  // already normal: no empty, "." or ".." segment and no trailing "/"
+  if (!/\/(\.{0,2})(\/|$)/.test(path)) return { ok: true, path, dotdot: false };
   const parts: string[] = [];
   let dotdot = false;
   for (const seg of path.split("/")) {

@@ -15,6 +15,7 @@ import {
   coversCapability,
   formatCapability,
   globMatches,
+  globRoot,
   impliesTool,
   normalizePath,
   parseCapability,
@@ -73,6 +74,20 @@ function better(a: Token, b: Token): boolean {
   const bl = b.maxInvocations === undefined;
   if (al !== bl) return al;
   return (a.expiresAt ?? Infinity) < (b.expiresAt ?? Infinity);
+}
+
+const matchers = new Map<string, (path: string) => boolean>();
+/** a compiled globMatches for a canonical glob (a few hundred distinct globs at most per kernel) */
+function pathMatcher(glob: string): (path: string) => boolean {
+  let m = matchers.get(glob);
+  if (!m) {
+    const { root, tree } = globRoot(glob);
+    const slash = root + "/";
+    m = !tree ? (p) => p === root : root === "/" ? (p) => p.charCodeAt(0) === 47 : (p) => p === root || p.startsWith(slash);
+    if (matchers.size > 10_000) matchers.clear();
+    matchers.set(glob, m);
+  }
+  return m;
 }
 
 function printable(s: string): string {
@@ -193,34 +208,30 @@ export class CapabilityTable {
    * with every symlink refused, so what is checked is what is opened.
    */
   checkResource(agentId: string, kind: ResourceKind, resource: string): CheckResult {
-    const wanted = `${kind}: ${printable(String(resource))}`;
+    const wanted = () => `${kind}: ${printable(String(resource))}`;
     let matches: (c: Capability) => boolean;
     let shown: string;
     let note = "";
     if (kind === "web_fetch") {
       const u = parseResourceUrl(resource);
-      if (!u.ok) return { ok: false, capability: wanted, reason: u.reason };
+      if (!u.ok) return { ok: false, capability: wanted(), reason: u.reason };
       matches = (c) => c.kind === "web_fetch" && urlMatches(c.pattern, u.url);
       shown = printable(resource);
       if (u.url.encodedPathTricks) note = " (an encoded '/', '\\' or '.' in the path is refused under a path-prefix grant)";
     } else {
       const n = normalizePath(resource);
-      if (!n.ok) return { ok: false, capability: wanted, reason: n.reason };
+      if (!n.ok) return { ok: false, capability: wanted(), reason: n.reason };
       const path = n.path;
-      matches = (c) => c.kind === kind && globMatches(c.glob, path);
+      matches = (c) => c.kind === kind && pathMatcher(c.glob)(path);
       shown = path;
       if (n.dotdot) note = ` ("${printable(resource)}" resolves to ${path}; ".." is resolved, never followed out of a grant)`;
     }
     const now = this.now();
     let best: Token | undefined;
     let dead: string | undefined;
-    const held: string[] = [];
-    for (const t of this.byAgent.get(agentId) ?? []) {
-      if (t.capability.kind !== kind) continue;
-      if (!matches(t.capability)) {
-        if (deadness(t, now) === null) held.push(t.text);
-        continue;
-      }
+    const tokens = this.byAgent.get(agentId) ?? [];
+    for (const t of tokens) {
+      if (t.capability.kind !== kind || !matches(t.capability)) continue;
       // a revoked, expired, or exhausted token never authorises
       const why = deadness(t, now);
       if (why) {
@@ -234,9 +245,10 @@ export class CapabilityTable {
       best.used++;
       return { ok: true, token: best };
     }
-    if (dead) return { ok: false, capability: wanted, reason: dead };
+    if (dead) return { ok: false, capability: wanted(), reason: dead };
+    const held = tokens.filter((t) => t.capability.kind === kind && deadness(t, now) === null).map((t) => t.text);
     const holds = held.length ? `; the agent holds ${held.slice(0, 5).join(", ")}${held.length > 5 ? ", …" : ""}` : "";
-    return { ok: false, capability: wanted, reason: `no ${kind} capability covers ${shown}${note}${holds}` };
+    return { ok: false, capability: wanted(), reason: `no ${kind} capability covers ${shown}${note}${holds}` };
   }
 
   /** non-counting: the live tokens of a kind covering a resource (tools use it to find the granted root) */
