@@ -1,0 +1,286 @@
+// PID 1's boot and shutdown sequence (after init/stage0.c has mounted /proc
+// and /dev and exec'd us). kernel/main.ts calls enterInitMode() first thing
+// when it runs as PID 1 (or with --init), then loads /config and serves
+// JSON-RPC on the RPC tty.
+//
+// Invariant: nothing here throws out. Every step logs what went wrong and
+// the boot goes on; a kernel with a missing disk or no network still answers
+// on its console, where the operator can see why.
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, constants as fsc } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { parse as parseYaml } from "yaml";
+import { mount, MNT_DETACH, MS_NOATIME, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, sync, umount } from "../kernel/sys/mount.ts";
+import { reboot, setConsoleLogLevel, setCtrlAltDel } from "../kernel/sys/reboot.ts";
+import { setRawMode } from "../kernel/sys/termios.ts";
+import { readCmdline, rpcLine } from "./cmdline.ts";
+import { configureNetwork, NetworkConfigSchema, type NetworkState } from "./network.ts";
+import { waitForLabel } from "./partitions.ts";
+import { startReaper } from "./reaper.ts";
+
+export { NetworkConfigSchema } from "./network.ts";
+
+export type ShutdownAction = "poweroff" | "reboot";
+
+export interface InitEnvironment {
+  configDir: string;
+  dataDir: string;
+  /** e.g. "/dev/ttyS0", from aaos.rpc= on /proc/cmdline (already raw, at its baud) */
+  rpcDevice: string;
+  /** stop accepting, sync, unmount /data and /config, reboot(2) */
+  shutdown(action: ShutdownAction): Promise<never>;
+  /** SIGTERM → poweroff, SIGINT (ctrl-alt-del) → reboot */
+  onShutdownRequest(handler: (action: ShutdownAction) => void): void;
+  /** extra, informational */
+  network: Promise<NetworkState | null>;
+  /** what happened during boot, for system.info and the operator */
+  bootReport: BootReport;
+}
+
+export interface BootReport {
+  config: { device: string | null; mounted: boolean; error?: string };
+  data: { device: string | null; mounted: boolean; persistent: boolean; first_boot: boolean; error?: string };
+  rpc: { device: string; baud?: number };
+  steps_ms: Record<string, number>;
+}
+
+export const CONFIG_LABEL = "AAOS-CFG";
+export const DATA_LABEL = "AAOS-DATA";
+/** directories the kernel keeps under /data */
+export const DATA_LAYOUT = ["audit", "logs", "output", "agents", "approvals", "tmp"];
+const LAYOUT_VERSION = 1;
+/** how long a shutdown request may take before PID 1 powers off regardless */
+const SHUTDOWN_WATCHDOG_MS = 30_000;
+/** how long boot waits for the network before serving (it keeps trying behind) */
+const NETWORK_WAIT_MS = 3_000;
+
+function step<T>(log: Logger, name: string, times: Record<string, number>, f: () => T, fallback: T): T {
+  const t0 = performance.now();
+  try {
+    return f();
+  } catch (err) {
+    log.error({ err, step: name }, `init: ${name} failed`);
+    return fallback;
+  } finally {
+    times[name] = Math.round(performance.now() - t0);
+  }
+}
+
+function mountQuiet(log: Logger, src: string, target: string, type: string, flags: number, data?: string): boolean {
+  try {
+    mkdirSync(target, { recursive: true });
+  } catch {
+    // read-only root: the directory ships in the image
+  }
+  try {
+    mount(src, target, type, flags, data);
+    return true;
+  } catch (err) {
+    if ((err as { errno?: number }).errno === 16) return true; // EBUSY: already mounted
+    log.error({ err, target }, "init: mount failed");
+    return false;
+  }
+}
+
+export async function enterInitMode(log: Logger, opts: { configDir?: string; dataDir?: string } = {}): Promise<InitEnvironment> {
+  const configDir = opts.configDir ?? "/config";
+  const dataDir = opts.dataDir ?? "/data";
+  const times: Record<string, number> = {};
+  const cmdline = readCmdline();
+  const rpc = rpcLine(cmdline);
+  const report: BootReport = {
+    config: { device: null, mounted: false },
+    data: { device: null, mounted: false, persistent: false, first_boot: false },
+    rpc,
+    steps_ms: times,
+  };
+
+  // signals first: a SIGTERM during boot is remembered, not lost
+  const shutdownCtl = shutdownController(log, configDir, dataDir);
+
+  step(log, "console", times, () => {
+    setConsoleLogLevel(1); // only emergencies reach the console: it is the RPC line
+    setCtrlAltDel(false); // ctrl-alt-del → SIGINT to us → clean reboot
+  }, undefined);
+
+  step(log, "pseudo-fs", times, () => {
+    mountQuiet(log, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    mountQuiet(log, "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+    mountQuiet(log, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  }, undefined);
+
+  // the RPC line raw and at its speed before anything is said on it
+  step(log, "rpc-tty", times, () => {
+    const fd = openSync(rpc.device, fsc.O_RDWR | fsc.O_NOCTTY | fsc.O_NONBLOCK);
+    try {
+      setRawMode(fd, rpc.baud);
+    } finally {
+      closeSync(fd);
+    }
+  }, undefined);
+
+  let t0 = performance.now();
+  const cfgDev = await waitForLabel(CONFIG_LABEL, 10_000).catch(() => null);
+  report.config.device = cfgDev;
+  if (cfgDev) {
+    report.config.mounted = mountQuiet(log, cfgDev, configDir, "vfat", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "utf8=1,shortname=mixed,fmask=0177,dmask=0077");
+  } else {
+    report.config.error = `no partition labelled ${CONFIG_LABEL}`;
+    log.error(report.config.error + "; booting with an empty configuration");
+  }
+  const dataDev = await waitForLabel(DATA_LABEL, cfgDev ? 2_000 : 10_000).catch(() => null);
+  report.data.device = dataDev;
+  if (dataDev && mountQuiet(log, dataDev, dataDir, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME)) {
+    report.data.mounted = report.data.persistent = true;
+  } else {
+    report.data.error = dataDev ? `cannot mount ${dataDev} as ext4` : `no partition labelled ${DATA_LABEL}`;
+    log.error(report.data.error + "; state lives in memory until the next boot");
+    report.data.mounted = mountQuiet(log, "tmpfs", dataDir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+  }
+  times.disks = Math.round(performance.now() - t0);
+
+  report.data.first_boot = step(log, "data-layout", times, () => ensureDataLayout(dataDir), false);
+
+  t0 = performance.now();
+  const netCfg = step(log, "network-config", times, () => readNetworkConfig(configDir, log), NetworkConfigSchema.parse({}));
+  const network = configureNetwork(netCfg, log).catch((err) => {
+    log.error({ err }, "init: network failed");
+    return null;
+  });
+  await Promise.race([network, Bun.sleep(NETWORK_WAIT_MS)]);
+  times.network = Math.round(performance.now() - t0);
+
+  step(log, "reaper", times, () => startReaper(log), undefined);
+
+  log.info({ boot: report, uptime_s: readUptime() }, "init: system up");
+  return {
+    configDir,
+    dataDir,
+    rpcDevice: rpc.device,
+    network,
+    bootReport: report,
+    shutdown: shutdownCtl.shutdown,
+    onShutdownRequest: shutdownCtl.onShutdownRequest,
+  };
+}
+
+function readUptime(): number | null {
+  try {
+    return Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]);
+  } catch {
+    return null;
+  }
+}
+
+/** Create what the kernel expects under /data; true on the first boot. */
+export function ensureDataLayout(dataDir: string): boolean {
+  const marker = join(dataDir, ".aaos-layout.json");
+  const first = !existsSync(marker);
+  for (const d of DATA_LAYOUT) mkdirSync(join(dataDir, d), { recursive: true });
+  if (first) writeFileSync(marker, JSON.stringify({ version: LAYOUT_VERSION, created_at: new Date().toISOString() }) + "\n");
+  return first;
+}
+
+/** kernel.yaml's `network:` section; a bad one is logged and DHCP is used. */
+export function readNetworkConfig(configDir: string, log: Logger) {
+  const file = join(configDir, "kernel.yaml");
+  let raw: unknown = undefined;
+  if (existsSync(file)) {
+    try {
+      raw = (parseYaml(readFileSync(file, "utf8")) as { network?: unknown } | null)?.network;
+    } catch (err) {
+      log.error({ err, file }, "init: kernel.yaml does not parse; network falls back to DHCP");
+    }
+  }
+  const r = NetworkConfigSchema.safeParse(raw ?? {});
+  if (r.success) return r.data;
+  log.error({ issues: r.error.issues, file }, "init: kernel.yaml network: is invalid; falling back to DHCP");
+  return NetworkConfigSchema.parse({});
+}
+
+function shutdownController(log: Logger, configDir: string, dataDir: string) {
+  let handler: ((a: ShutdownAction) => void) | null = null;
+  let pending: ShutdownAction | null = null;
+  let started = false;
+
+  const shutdown = async (action: ShutdownAction): Promise<never> => {
+    if (!started) {
+      started = true;
+      log.info({ action }, "init: shutting down");
+      try {
+        log.flush?.();
+      } catch {}
+      await Bun.sleep(50); // let the reply and the last log lines out
+      finalStop(action, [dataDir, configDir]);
+    }
+    return new Promise<never>(() => {});
+  };
+
+  const request = (action: ShutdownAction) => {
+    // whatever the handler does, the machine goes down within the watchdog
+    setTimeout(() => void shutdown(action), SHUTDOWN_WATCHDOG_MS).unref?.();
+    if (handler) {
+      try {
+        handler(action);
+      } catch (err) {
+        log.error({ err }, "init: shutdown handler failed");
+        void shutdown(action);
+      }
+    } else pending = action;
+  };
+  process.on("SIGTERM", () => request("poweroff"));
+  process.on("SIGINT", () => request("reboot"));
+
+  return {
+    shutdown,
+    onShutdownRequest(h: (a: ShutdownAction) => void) {
+      handler = h;
+      if (pending) request(pending);
+      pending = null;
+    },
+  };
+}
+
+/**
+ * The last synchronous steps: flush, close our own files on the disks (the
+ * log file is one), unmount, power off. Nothing runs between them.
+ */
+function finalStop(action: ShutdownAction, mounts: string[]): void {
+  const say = (m: string) => {
+    try {
+      writeFileSync("/dev/kmsg", `aaos-init: ${m}\n`);
+    } catch {}
+  };
+  sync();
+  try {
+    for (const fd of readdirSync("/proc/self/fd")) {
+      let target = "";
+      try {
+        target = readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (mounts.some((m) => target.startsWith(m + "/"))) {
+        try {
+          closeSync(Number(fd));
+        } catch {}
+      }
+    }
+  } catch {}
+  for (const m of mounts) {
+    try {
+      umount(m);
+    } catch (err) {
+      say(`umount ${m}: ${(err as Error).message}; detaching`);
+      try {
+        umount(m, MNT_DETACH);
+      } catch {}
+    }
+  }
+  sync();
+  try {
+    reboot(action);
+  } catch (err) {
+    say(`reboot(${action}) failed: ${(err as Error).message}`);
+  }
+}
