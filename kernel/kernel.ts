@@ -234,7 +234,7 @@ export class Kernel implements AgentServices {
       return result;
     } finally {
       if (agent.state === "running") agent.state = "ready";
-      if (agent.manifest.lifecycle === "ephemeral" && agent.state !== "stopped") await this.stop(agentId);
+      if (agent.manifest.lifecycle === "ephemeral") await this.stop(agentId); // idempotent
     }
   }
 
