@@ -8,7 +8,7 @@ export function parsePeriod(period: string | undefined): number | null {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$/.exec(period);
   if (!m) throw new Error(`invalid budget period "${period}": use "lifetime" or a duration like 30s, 15m, 1h, 1d, 1w`);
   const ms = Number(m[1]) * UNITS[m[2]!]!;
-  if (!(ms >= 1000)) throw new Error(`invalid budget period "${period}": at least 1s`);
+  if (!(ms >= 1)) throw new Error(`invalid budget period "${period}": must be longer than 0`);
   return Math.round(ms);
 }
 
