@@ -46,8 +46,24 @@ export function canonicalJSON(v: unknown): string {
   return out + "}";
 }
 
+const BunHasher = (globalThis as { Bun?: { CryptoHasher?: { hash(alg: string, data: string, enc: "hex"): string } } }).Bun?.CryptoHasher;
+
+/** sha256 of the UTF-8 bytes of `s`, lower-case hex (Bun's one-shot hasher is ~6x node:crypto's). */
 export function sha256hex(s: string): string {
-  return createHash("sha256").update(s, "utf8").digest("hex");
+  return BunHasher ? BunHasher.hash("sha256", s, "hex") : createHash("sha256").update(s, "utf8").digest("hex");
+}
+
+/**
+ * Check a line as written by the log: canonical JSON with `,"hash":"<hex>"}`
+ * as its last member. When the bytes before that member hash to it, the
+ * record is intact without re-canonicalising; otherwise the caller falls
+ * back to recordHash() (a line someone re-formatted but did not change).
+ */
+export function lineHashMatches(line: string, hash: string): boolean {
+  const suffix = 9 + 64 + 2; // ,"hash":"  <64 hex>  "}
+  if (line.length <= suffix || !line.endsWith('"}') || line.slice(-suffix, -suffix + 9) !== ',"hash":"') return false;
+  if (line.slice(-66, -2) !== hash) return false;
+  return sha256hex(line.slice(0, -suffix) + "}") === hash;
 }
 
 /** The hash of a record: sha256 over the canonical JSON of every field but `hash`. */

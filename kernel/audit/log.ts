@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import { dirname, join } from "node:path";
 import { ErrorCode, KernelError, invalidParams } from "../errors.ts";
 import type { AuditEventInput } from "../services.ts";
-import { GENESIS, canonicalJSON, recordHash, sanitize, sha256hex, type SanitizeContext } from "./canonical.ts";
+import { GENESIS, canonicalJSON, lineHashMatches, recordHash, sanitize, sha256hex, type SanitizeContext } from "./canonical.ts";
 import { fsyncDir, listSegments, nodeIO, readLines, scanTail, segmentName, segmentPath, writeAll, type AuditIO } from "./segments.ts";
 
 export interface AuditRecord {
@@ -463,7 +463,7 @@ export class AuditLog {
           if (!rec || typeof rec !== "object" || Array.isArray(rec)) return broken(expected, "record is not a JSON object");
           if (rec.seq !== expected) return broken(expected, `found seq ${JSON.stringify(rec.seq)} where ${expected} was expected`);
           if (rec.prev !== prev) return broken(expected, "prev does not match the hash of the previous record");
-          if (typeof rec.hash !== "string" || recordHash(rec) !== rec.hash) return broken(expected, "hash does not match the record's content");
+          if (typeof rec.hash !== "string" || (!lineHashMatches(line, rec.hash) && recordHash(rec) !== rec.hash)) return broken(expected, "hash does not match the record's content");
           prev = rec.hash;
           expected++;
         }

@@ -4,7 +4,7 @@
 // loop keeps serving while the disk syncs).
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { HASH_RE, recordHash } from "./canonical.ts";
+import { HASH_RE, lineHashMatches, recordHash } from "./canonical.ts";
 
 export const SEGMENT_RE = /^(\d{20})\.jsonl$/;
 
@@ -143,7 +143,7 @@ export function parseRecord(line: string): ParsedRecord | null {
   if (typeof hash !== "string" || !HASH_RE.test(hash)) return null;
   if (typeof prev !== "string" || !HASH_RE.test(prev)) return null;
   if (typeof r.kind !== "string" || typeof r.ts !== "string") return null;
-  if (recordHash(r) !== hash) return null;
+  if (!lineHashMatches(line, hash) && recordHash(r) !== hash) return null;
   return { seq, hash, prev, rec: r };
 }
 

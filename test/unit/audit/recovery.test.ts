@@ -217,6 +217,21 @@ describe("verify", () => {
     await log.close();
   });
 
+  test("the hash is over canonical JSON: a record re-serialised with other key order and spacing still verifies", async () => {
+    const d = dir();
+    let log = await AuditLog.open(d);
+    await fill(log, 3);
+    await log.close();
+    const lines = readFileSync(seg(d, 1), "utf8").trimEnd().split("\n");
+    const r2 = JSON.parse(lines[1]!);
+    const reordered = Object.fromEntries(Object.entries(r2).reverse());
+    lines[1] = JSON.stringify(reordered, null, 1).replace(/\n/g, "");
+    writeFileSync(seg(d, 1), lines.join("\n") + "\n");
+    log = await AuditLog.open(d);
+    expect(await log.verify()).toMatchObject({ ok: true, events: 3 });
+    await log.close();
+  });
+
   test("records cut from the end while the kernel runs are reported as missing", async () => {
     const d = dir();
     const log = await AuditLog.open(d);
