@@ -8,6 +8,8 @@ import { z } from "zod";
 import { parseDuration } from "./manifest/index.ts";
 import { describe, PositionedYaml, type PositionedError } from "./manifest/yaml.ts";
 import { KernelError, ErrorCode } from "./errors.ts";
+import { InferenceConfigSchema } from "./llm/config.ts";
+import { NetworkConfigSchema } from "../init/network.ts";
 
 const Duration = z.string().refine((s) => parseDuration(s) !== null, { message: 'expected a duration like "30s" or "10m"' });
 
@@ -35,8 +37,10 @@ export const KernelConfigSchema = z.strictObject({
       file: z.string().optional(),
     })
     .prefault({}),
-  inference: z.unknown().optional(),
-  network: z.unknown().optional(),
+  /** providers, routing, retries, scheduler limits: docs/inference.md */
+  inference: InferenceConfigSchema.optional(),
+  /** the appliance's network (init mode only; host mode ignores it): docs/operations.md */
+  network: NetworkConfigSchema.optional(),
 });
 
 export type KernelConfig = z.infer<typeof KernelConfigSchema>;

@@ -286,7 +286,7 @@ export class Kernel implements AgentServices {
       limits: this.limits,
       authorize: (kind: "file_read" | "file_write" | "web_fetch", resource: string) => {
         const r = this.caps.checkResource(agentId, kind, resource);
-        if (r.ok) return;
+        if (r.ok) return r.token;
         pending.push(this.audit({ kind: "capability.denied", agent_id: agentId, tool: toolName, capability: r.capability, reason: r.reason, resource, via: opts.via }));
         throw capabilityDenied(toolName, r.capability, r.reason);
       },

@@ -15,6 +15,7 @@ import pkg from "../package.json" with { type: "json" };
 import { AuditLog } from "./audit/index.ts";
 import { loadKernelConfig, KernelConfigSchema, type KernelConfig } from "./config.ts";
 import { Kernel } from "./kernel.ts";
+import { createInference, InferenceConfigSchema } from "./llm/index.ts";
 import { listen, methodTable, parseListen, RpcServer, type Listener, type ListenSpec } from "./rpc/index.ts";
 
 export const VERSION: string = pkg.version;
@@ -128,8 +129,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     onApprovalRequested: (info) => server?.broadcast("approval.requested", info),
   });
 
-  const inference = await loadInference(config, kernel, audit, log, configDir);
-  if (inference) kernel.setInference(inference);
+  kernel.setInference(loadInference(config, kernel, audit, log, configDir));
 
   guardProcess(kernel, log);
   await kernel.approvals.recover();
@@ -168,10 +168,8 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
   return { kernel, listeners, stop };
 }
 
-async function loadInference(config: KernelConfig, kernel: Kernel, audit: AuditLog, log: Logger, configDir: string) {
-  const llm = await import("./llm/index.ts");
-  const cfg = llm.InferenceConfigSchema.parse(config.inference ?? {});
-  return llm.createInference(cfg, {
+function loadInference(config: KernelConfig, kernel: Kernel, audit: AuditLog, log: Logger, configDir: string) {
+  return createInference(config.inference ?? InferenceConfigSchema.parse({}), {
     services: kernel,
     audit: (e) => kernel.audit(e),
     registerSecret: (s) => audit.registerSecret(s),

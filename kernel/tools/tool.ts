@@ -6,6 +6,7 @@
 // *before* touching it (web_fetch: on every redirect hop).
 import type { z } from "zod";
 import type { AgentServices, AuditEventInput } from "../services.ts";
+import type { Token } from "../caps/index.ts";
 
 export type ResourceKind = "file_read" | "file_write" | "web_fetch";
 
@@ -13,8 +14,12 @@ export interface ToolContext {
   agentId: string;
   /** data directory of the kernel (host mode: --data, image: /data) */
   dataDir: string;
-  /** throws KernelError -32001 unless a live token of the agent covers the resource */
-  authorize(kind: ResourceKind, resource: string): void;
+  /**
+   * throws KernelError -32001 unless a live token of the agent covers the
+   * resource; returns that token (counted), so a file tool knows which
+   * grant's directory to open beneath
+   */
+  authorize(kind: ResourceKind, resource: string): Token | void;
   services: AgentServices;
   audit(event: AuditEventInput): Promise<{ seq: number }>;
   /** aborted when the agent stops or the caller goes away */
