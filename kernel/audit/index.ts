@@ -74,7 +74,9 @@
 //
 // VERIFY walks every segment from genesis: segment names continuous, each
 // record valid JSON, seq = previous + 1, prev = previous hash, hash =
-// sha256(canonical(record without hash)), and the last record = the head the
+// sha256(canonical(record without hash)) (checked first on the line's own
+// bytes, which are canonical as written; a line re-serialised without a
+// change still passes through the canonical re-hash), and the last record = the head the
 // kernel acknowledged (catches truncation while running). It reports the
 // first broken record {seq, reason}. Limits: a chain without an external
 // anchor cannot show that records were cut from the end of the log while
