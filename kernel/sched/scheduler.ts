@@ -5,8 +5,9 @@
 //   - a global slot is free (max_concurrency calls in flight),
 //   - its provider's rate limits allow it (rpm/tpm buckets, pauses),
 //   - its agent's budget chain can reserve input estimate + max_tokens.
-// Among waiting calls: higher priority first (a call's priority rises by one
-// for every aging_ms it has waited, so nothing starves); among equal
+// Among waiting calls: higher priority first (a priority class rises by one
+// level for every aging_ms its oldest call has waited, so nothing starves);
+// among equal
 // priorities the agent with the smallest virtual token counter (tokens served
 // divided by weight — VTC, Sheng et al., "Fairness in Serving Large Language
 // Models", OSDI '24) goes first; then arrival order.
@@ -284,9 +285,30 @@ export class Scheduler {
     this.dispatch();
   }
 
-  private effectivePriority(w: Waiter, now: number): number {
-    const age = this.cfg.aging_ms > 0 ? Math.floor((now - w.enqueuedAt) / this.cfg.aging_ms) : 0;
-    return w.agent.spec.priority + age;
+  /**
+   * Aging lifts a whole priority class, not single calls: every call of a
+   * class gains one level per aging_ms its oldest waiting call has waited.
+   * Calls of one class therefore always compare by VTC among themselves
+   * (a per-call boost would turn long waits into FIFO order), and a class
+   * that waits long enough overtakes any higher one: nothing starves.
+   */
+  private classBoosts(now: number): Map<number, number> {
+    const oldest = new Map<number, number>();
+    for (const w of this.queue) {
+      const p = w.agent.spec.priority;
+      const o = oldest.get(p);
+      if (o === undefined || w.enqueuedAt < o) oldest.set(p, w.enqueuedAt);
+    }
+    const boosts = new Map<number, number>();
+    for (const [p, t] of oldest) boosts.set(p, this.cfg.aging_ms > 0 ? Math.floor((now - t) / this.cfg.aging_ms) : 0);
+    return boosts;
+  }
+
+  private ordered(now: number): Array<{ w: Waiter; p: number }> {
+    const boosts = this.classBoosts(now);
+    return this.queue
+      .map((w) => ({ w, p: w.agent.spec.priority + (boosts.get(w.agent.spec.priority) ?? 0) }))
+      .sort((x, y) => y.p - x.p || x.w.agent.vtc - y.w.agent.vtc || x.w.seq - y.w.seq);
   }
 
   private dispatching = false;
@@ -307,9 +329,7 @@ export class Scheduler {
     let wakeAt = Infinity;
     if (this.queue.length === 0) return this.setWake(Infinity);
     // order: effective priority desc, vtc asc, arrival asc
-    const order = this.queue
-      .map((w) => ({ w, p: this.effectivePriority(w, now) }))
-      .sort((x, y) => y.p - x.p || x.w.agent.vtc - y.w.agent.vtc || x.w.seq - y.w.seq);
+    const order = this.ordered(now);
     const blockedProviders = new Set<string>();
     for (const { w } of order) {
       const req = w.req;
@@ -443,9 +463,7 @@ export class Scheduler {
     for (const a of this.agents.values()) {
       if (a.live) byPriority.set(a.spec.priority, (byPriority.get(a.spec.priority) ?? 0) + a.spec.weight);
     }
-    const order = this.queue
-      .map((w) => ({ w, p: this.effectivePriority(w, now) }))
-      .sort((x, y) => y.p - x.p || x.w.agent.vtc - y.w.agent.vtc || x.w.seq - y.w.seq);
+    const order = this.ordered(now);
     return {
       queue: order.map(({ w, p }) => ({
         agent_id: w.agent.spec.id,

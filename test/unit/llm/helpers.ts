@@ -71,6 +71,7 @@ export class FakeServices implements AgentServices {
   status(id: string): never { throw noSuchAgent(id); }
   async run(): Promise<never> { throw new Error("not in these tests"); }
   async sendMessage(): Promise<never> { throw new Error("not in these tests"); }
+  readMessages() { return []; }
   listApprovals() { return []; }
   async respondApproval(): Promise<never> { throw new Error("not in these tests"); }
   async audit(): Promise<{ seq: number }> { return { seq: 0 }; }
