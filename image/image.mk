@@ -1,0 +1,41 @@
+# make image: out/aaos.img and the pieces it is made of, offline.
+#   out/bzImage      Linux 6.1 (Debian linux-source) + image/kernel.fragment, EFI stub, cached by content hash
+#   out/aaos-kernel  bun build --compile kernel/main.ts
+#   out/stage0       init/stage0.c, musl static
+#   out/sys.erofs    AAOS-SYS: stage0 as /sbin/init, the kernel binary, the five glibc files
+#   out/aaos.img     GPT: AAOS-BOOT, AAOS-SYS, AAOS-CFG (from AAOS_CONFIG_DIR), AAOS-DATA
+.PHONY: image linux kernel-binary
+
+OUT ?= out
+AAOS_CONFIG_DIR ?= image/config
+# bun-linux-x64 (AVX2; QEMU -cpu max) or bun-linux-x64-baseline for old hardware
+AAOS_BUN_TARGET ?=
+KERNEL_TS_SOURCES := $(shell find kernel init -name '*.ts' 2>/dev/null) package.json
+LINUX_SOURCE_TARBALL ?= /usr/src/linux-source-6.1.tar.xz
+
+image: $(OUT)/aaos.img
+linux: $(OUT)/bzImage
+kernel-binary: $(OUT)/aaos-kernel
+
+$(LINUX_SOURCE_TARBALL):
+	$(MAKE) apt-deps
+
+$(OUT)/bzImage: image/kernel.fragment image/build-linux.sh $(LINUX_SOURCE_TARBALL)
+	image/build-linux.sh $@
+
+$(OUT)/aaos-kernel: $(KERNEL_TS_SOURCES)
+	@mkdir -p $(OUT)
+	@[ -x $(BUN) ] || $(MAKE) npm-deps
+	$(BUN) build --compile $(if $(AAOS_BUN_TARGET),--target=$(AAOS_BUN_TARGET)) kernel/main.ts --outfile $@.tmp
+	mv $@.tmp $@
+
+$(OUT)/stage0: init/stage0.c
+	@mkdir -p $(OUT)
+	musl-gcc -static -Os -s -Wall -Wextra -o $@ $<
+
+$(OUT)/sys.erofs: $(OUT)/aaos-kernel $(OUT)/stage0 image/mkrootfs.sh
+	image/mkrootfs.sh $(OUT)/aaos-kernel $(OUT)/stage0 $@
+
+$(OUT)/aaos.img: $(OUT)/bzImage $(OUT)/sys.erofs image/mkdisk.sh image/genimage.cfg $(shell find $(AAOS_CONFIG_DIR) 2>/dev/null)
+	image/mkdisk.sh --bzimage $(OUT)/bzImage --sys $(OUT)/sys.erofs --config $(AAOS_CONFIG_DIR) --out $@
+	@ls -l $@
