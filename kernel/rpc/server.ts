@@ -156,14 +156,18 @@ export class RpcServer {
   }
 }
 
+/** the field a person got wrong: unknown fields first (usually a typo), then the rest */
 export function describeZodError(err: z.ZodError): string {
-  const issue = err.issues[0]!;
-  if (issue.code === "unrecognized_keys") {
-    const where = issue.path.length ? issue.path.join(".") + "." : "";
-    return `${where}${issue.keys[0]}: unknown field`;
-  }
-  const where = issue.path.length ? issue.path.join(".") : "(params)";
-  return `${where}: ${issue.message}`;
+  const ordered = [...err.issues].sort((a, b) => Number(b.code === "unrecognized_keys") - Number(a.code === "unrecognized_keys"));
+  return ordered
+    .slice(0, 2)
+    .map((issue) => {
+      const base = issue.path.map(String).join(".");
+      if (issue.code === "unrecognized_keys") return `${base ? base + "." : ""}${issue.keys.join(", ")}: unknown field`;
+      const missing = issue.code === "invalid_type" && /received undefined$/.test(issue.message);
+      return `${base || "(params)"}: ${missing ? "required" : issue.message}`;
+    })
+    .join("; ");
 }
 
 function errorResponse(id: JsonRpcId, code: number, message: string, data?: unknown) {
