@@ -55,6 +55,10 @@ export interface BootOptions {
   snapshot?: boolean;
   /** give the operator's terminal QEMU's stderr (make run) */
   inheritStderr?: boolean;
+  /** path of the RPC socket (default: workDir/rpc.sock) */
+  rpcSocket?: string;
+  /** hold the guest until a client connects (default true; make run: false) */
+  waitForClient?: boolean;
 }
 
 export interface VM {
@@ -86,7 +90,7 @@ export function qemuArgs(o: BootOptions, paths: { rpcSock: string; consoleFile: 
   const a = ["qemu-system-x86_64", "-machine", "q35", "-accel", accel, "-cpu", accel === "kvm" ? "host" : "max"];
   a.push("-m", String(o.memoryMb ?? 1024), "-smp", String(o.cpus ?? 2));
   a.push("-nodefaults", "-display", "none", "-monitor", "none");
-  const rpcChar = `socket,id=rpc,path=${paths.rpcSock},server=on,wait=on`;
+  const rpcChar = `socket,id=rpc,path=${paths.rpcSock},server=on,wait=${o.waitForClient === false ? "off" : "on"}`;
   if ((o.rpc ?? "ttyS0") === "ttyS0") {
     a.push("-chardev", `${rpcChar},logfile=${paths.consoleFile}`, "-serial", "chardev:rpc");
   } else {
@@ -114,7 +118,7 @@ export function qemuArgs(o: BootOptions, paths: { rpcSock: string; consoleFile: 
 export async function bootVM(o: BootOptions): Promise<VM> {
   const workDir = o.workDir ?? mkdtempSync(join(tmpdir(), "aaos-vm-"));
   mkdirSync(workDir, { recursive: true });
-  const rpcSock = join(workDir, "rpc.sock");
+  const rpcSock = o.rpcSocket ?? join(workDir, "rpc.sock");
   const consoleFile = join(workDir, "console.log");
   const varsFile = join(workDir, "OVMF_VARS.fd");
   rmSync(rpcSock, { force: true });

@@ -1,0 +1,79 @@
+// make run / make run-uefi: boot the appliance in QEMU and hand the operator
+// its serial JSON-RPC console.
+//
+//   bun qemu/run.ts [--uefi] [--image out/aaos.img] [--kernel out/bzImage] [--rpc ttyS0|hvc0]
+//                   [--socket out/serial.sock] [--no-console] [--guestfwd HOSTPORT]
+//
+// The RPC line is the unix socket out/serial.sock. When aaosctl's console is
+// available and stdin is a terminal, it is started on that socket; otherwise
+// talk to it with `aaosctl --serial out/serial.sock …` or
+// `socat - UNIX-CONNECT:out/serial.sock` (one JSON-RPC request per line).
+// Leaving the console powers the machine off cleanly.
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { RpcClient } from "../cli/client.ts";
+import { qemuArgs, ROOT } from "./harness.ts";
+
+const { values: v } = parseArgs({
+  options: {
+    uefi: { type: "boolean" },
+    image: { type: "string", default: join(ROOT, "out/aaos.img") },
+    kernel: { type: "string" },
+    rpc: { type: "string", default: "ttyS0" },
+    socket: { type: "string", default: join(ROOT, "out/serial.sock") },
+    "no-console": { type: "boolean" },
+    guestfwd: { type: "string" },
+    memory: { type: "string", default: "1024" },
+  },
+});
+
+const runDir = join(ROOT, "out/run");
+mkdirSync(runDir, { recursive: true });
+rmSync(v.socket!, { force: true });
+const consoleFile = join(runDir, "console.log");
+const varsFile = join(runDir, "OVMF_VARS.fd");
+if (v.uefi && !existsSync(varsFile)) await Bun.write(varsFile, Bun.file("/usr/share/OVMF/OVMF_VARS_4M.fd"));
+
+const argv = qemuArgs(
+  {
+    image: v.image,
+    kernel: v.uefi ? undefined : (v.kernel ?? join(ROOT, "out/bzImage")),
+    uefi: v.uefi,
+    rpc: v.rpc as "ttyS0" | "hvc0",
+    memoryMb: Number(v.memory),
+    waitForClient: false,
+    guestfwd: v.guestfwd ? [{ guestAddr: "10.0.2.100", guestPort: 8080, hostPort: Number(v.guestfwd) }] : [],
+  },
+  { rpcSock: v.socket!, consoleFile, varsFile },
+);
+const accel = argv[argv.indexOf("-accel") + 1];
+console.error(`aaos: booting ${v.image} (${v.uefi ? "UEFI/OVMF" : "-kernel"}, ${accel}${accel === "tcg" ? "; AAOS_ACCEL=kvm to use KVM" : ""})`);
+console.error(`aaos: JSON-RPC on ${v.socket} (guest ${v.rpc}); console log ${consoleFile}`);
+const qemu = Bun.spawn(argv, { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
+
+const cliMain = join(ROOT, "cli/main.ts");
+const interactive = !v["no-console"] && process.stdin.isTTY && existsSync(cliMain);
+if (!interactive) {
+  console.error(`aaos: talk to it with:  bun cli/main.ts --serial ${v.socket} console`);
+  console.error(`aaos:               or:  socat - UNIX-CONNECT:${v.socket}   then e.g. {"jsonrpc":"2.0","id":1,"method":"system.info"}`);
+  console.error(`aaos: power off with system.shutdown {"action":"poweroff"} (or Ctrl-C here to kill QEMU)`);
+  process.exit(await qemu.exited);
+}
+
+while (!existsSync(v.socket!)) {
+  if (qemu.exitCode !== null) process.exit(qemu.exitCode);
+  await Bun.sleep(50);
+}
+const con = Bun.spawn([process.execPath, cliMain, "--serial", v.socket!, "console"], { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+await con.exited;
+if (qemu.exitCode === null) {
+  console.error("aaos: console closed; powering the machine off");
+  try {
+    const c = await RpcClient.unix(v.socket!, 5000);
+    await c.call("system.shutdown", { action: "poweroff" }, { timeoutMs: 20_000 }).catch(() => {});
+  } catch {}
+  const t = await Promise.race([qemu.exited, Bun.sleep(60_000).then(() => "timeout")]);
+  if (t === "timeout") qemu.kill();
+}
+process.exit(0);
