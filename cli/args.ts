@@ -1,0 +1,217 @@
+// The command line: `aaosctl [global options] VERB [args] [options]`.
+// Global options may also follow the verb (`aaosctl ps --json`). Parsing is
+// node:util's parseArgs over the union of global and verb options; this file
+// only finds the verb and checks the positional arguments against the verb's
+// params, so every verb's usage line and --help come from its table entry.
+import { parseArgs } from "node:util";
+import { usageError } from "./exit.ts";
+
+export interface OptionSpec {
+  type: "string" | "boolean";
+  short?: string;
+  /** placeholder in help: --reason TEXT */
+  value?: string;
+  help: string;
+  /** what the value is, for completion */
+  kind?: ArgKind;
+}
+
+/** what a positional argument is: drives completion in the console */
+export type ArgKind = "agent" | "approval" | "method" | "tool" | "file" | "json" | "text" | "word";
+
+export interface ArgSpec {
+  name: string;
+  kind: ArgKind;
+  optional?: boolean;
+  /** takes all remaining words (a message) */
+  rest?: boolean;
+  /** fixed choices, for completion and checking */
+  choices?: string[];
+}
+
+export interface Params {
+  args: ArgSpec[];
+  options?: Record<string, OptionSpec>;
+}
+
+export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+  socket: { type: "string", value: "PATH", help: "host-mode kernel's unix socket (env AAOS_SOCKET)" },
+  serial: { type: "string", value: "PATH", help: "QEMU's serial chardev socket, as `make run` starts it (env AAOS_SERIAL)" },
+  tty: { type: "string", value: "DEVICE", help: "real serial device, e.g. /dev/ttyUSB0 (env AAOS_TTY)" },
+  baud: { type: "string", value: "N", help: "line speed for --tty (default 115200)" },
+  wait: { type: "string", value: "SECONDS", help: "how long to wait for the kernel to answer (default 10)" },
+  json: { type: "boolean", help: "print results as JSON, for programs" },
+  "no-color": { type: "boolean", help: "no colour even on a terminal (also NO_COLOR=1)" },
+  help: { type: "boolean", short: "h", help: "show help (for a verb: aaosctl VERB --help)" },
+  version: { type: "boolean", help: "print aaosctl's version" },
+};
+
+export interface ParsedCommand {
+  /** undefined when only global options were given */
+  verb?: string;
+  args: string[];
+  options: Record<string, string | boolean | undefined>;
+}
+
+/** index of the verb: the first word that is neither an option nor a global option's value */
+export function findVerb(argv: string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") return i + 1 < argv.length ? i + 1 : -1;
+    if (!a.startsWith("-") || a === "-") return i;
+    if (a.startsWith("--") && !a.includes("=") && GLOBAL_OPTIONS[a.slice(2)]?.type === "string") i++;
+  }
+  return -1;
+}
+
+export function toParseArgsOptions(specs: Record<string, OptionSpec>) {
+  const out: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  for (const [name, s] of Object.entries(specs)) out[name] = s.short ? { type: s.type, short: s.short } : { type: s.type };
+  return out;
+}
+
+/**
+ * Split argv into verb, positional args and options. `params` is looked up
+ * by verb name; an unknown verb is left to the caller (it has the table and
+ * can suggest a near one).
+ */
+export function parseCommand(argv: string[], paramsOf: (verb: string) => Params | undefined): ParsedCommand {
+  const vi = findVerb(argv);
+  const verb = vi >= 0 ? argv[vi] : undefined;
+  const params = verb !== undefined ? paramsOf(verb) : undefined;
+  const rest = vi >= 0 ? [...argv.slice(0, vi), ...argv.slice(vi + 1)] : argv;
+  // `aaosctl -- run ...`: the `--` only ended the global options
+  if (vi > 0 && argv[vi - 1] === "--") rest.splice(vi - 1, 1);
+  const specs = { ...GLOBAL_OPTIONS, ...(params?.options ?? {}) };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: toParseArgsOptions(specs), allowPositionals: true, strict: true });
+  } catch (e) {
+    throw usageError(cleanParseError((e as Error).message, verb));
+  }
+  return { verb, args: parsed.positionals, options: parsed.values as Record<string, string | boolean | undefined> };
+}
+
+function cleanParseError(msg: string, verb?: string): string {
+  // parseArgs says: "Unknown option '--x'. To specify a positional argument starting with a '-', place it at the end of the command after '--', as in '-- \"--x\"'"
+  const first = msg.split(". ")[0] ?? msg;
+  return first.replace(/^Unknown option/, verb ? `${verb}: unknown option` : "unknown option");
+}
+
+/** check the count of positional args against the spec; returns them by name */
+export function bindArgs(verb: string, specs: ArgSpec[], args: string[]): Record<string, string | undefined> {
+  const bound: Record<string, string | undefined> = {};
+  let i = 0;
+  for (const s of specs) {
+    if (s.rest) {
+      const words = args.slice(i);
+      i = args.length;
+      if (!words.length && !s.optional) throw usageError(`${verb}: missing ${s.name}`, `usage: aaosctl ${usageLine(verb, specs)}`);
+      bound[s.name] = words.length ? words.join(" ") : undefined;
+      continue;
+    }
+    const v = args[i];
+    if (v === undefined) {
+      if (!s.optional) throw usageError(`${verb}: missing ${s.name}`, `usage: aaosctl ${usageLine(verb, specs)}`);
+      continue;
+    }
+    if (s.choices && !s.choices.includes(v)) throw usageError(`${verb}: ${s.name} is one of ${s.choices.join(", ")}, not ${JSON.stringify(v)}`);
+    bound[s.name] = v;
+    i++;
+  }
+  if (i < args.length) throw usageError(`${verb}: unexpected argument ${JSON.stringify(args[i])}`, `usage: aaosctl ${usageLine(verb, specs)}`);
+  return bound;
+}
+
+export function usageLine(verb: string, specs: ArgSpec[], options?: Record<string, OptionSpec>): string {
+  const parts = [verb];
+  for (const s of specs) {
+    const name = s.choices ? s.choices.join("|") : s.name;
+    const word = s.rest ? `${name}...` : name;
+    parts.push(s.optional ? `[${word}]` : word);
+  }
+  if (options && Object.keys(options).length) parts.push("[options]");
+  return parts.join(" ");
+}
+
+/** the help lines for a set of options, aligned */
+export function optionLines(specs: Record<string, OptionSpec>): string[] {
+  const left = Object.entries(specs).map(([name, s]) => {
+    const short = s.short ? `-${s.short}, ` : "    ";
+    return `  ${short}--${name}${s.type === "string" ? ` ${s.value ?? "VALUE"}` : ""}`;
+  });
+  const w = Math.max(0, ...left.map((l) => l.length));
+  return Object.values(specs).map((s, i) => `${left[i]!.padEnd(w)}  ${s.help}`);
+}
+
+/** parse a JSON argument, with a usage error a person can act on */
+export function parseJsonArg(what: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw usageError(`${what} is not valid JSON: ${(e as Error).message}`, `quote it for the shell: '{"path": "/data/x"}'`);
+  }
+}
+
+/** nearest word by edit distance, for "did you mean" */
+export function nearest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = c.startsWith(word) ? 0 : editDistance(word, c);
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+/**
+ * Split a console line into words like a shell would: whitespace separates,
+ * '...' is literal, "..." allows \" and \\, a backslash escapes outside quotes.
+ * Returns the words and whether a quote was left open (for completion).
+ */
+export function splitWords(line: string): { words: string[]; open: boolean; trailingSpace: boolean } {
+  const words: string[] = [];
+  let cur = "";
+  let inWord = false;
+  let quote: '"' | "'" | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote === "'") {
+      if (c === "'") quote = null;
+      else cur += c;
+    } else if (quote === '"') {
+      if (c === '"') quote = null;
+      else if (c === "\\" && (line[i + 1] === '"' || line[i + 1] === "\\")) cur += line[++i];
+      else cur += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      inWord = true;
+    } else if (c === "\\" && i + 1 < line.length) {
+      cur += line[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(cur);
+      cur = "";
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(cur);
+  return { words, open: quote !== null, trailingSpace: !inWord && /\s$/.test(line) };
+}

@@ -1,0 +1,268 @@
+// aaosctl console: an interactive session on one kernel connection. Each
+// line is a verb, run by the same dispatch as the one-shot command. What the
+// kernel announces on its own (approval requests, a reboot's system.ready,
+// the line going away) is printed above the prompt the moment it arrives.
+import { appendFileSync, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, basename, join } from "node:path";
+import * as readline from "node:readline";
+import type { AgentInfo, ApprovalInfo, ToolDescription } from "../kernel/services.ts";
+import type { RpcClient } from "./client.ts";
+import { GLOBAL_OPTIONS, splitWords, type ArgKind, type ArgSpec, type OptionSpec } from "./args.ts";
+import { dispatch } from "./dispatch.ts";
+import { ExitCode } from "./exit.ts";
+import { formatApprovalRequest, formatError, painter, type Paint } from "./format.ts";
+import { Output } from "./output.ts";
+import { KNOWN_METHODS, VERBS, type Ctx } from "./verbs.ts";
+
+const LEAVE = new Set(["exit", "quit", "logout"]);
+const HISTORY_MAX = 1000;
+
+export function historyPath(env: Record<string, string | undefined> = process.env): string {
+  return env.AAOSCTL_HISTORY || join(homedir(), ".aaosctl_history");
+}
+
+/** newest first, as readline wants it */
+export function loadHistory(path: string): string[] {
+  try {
+    return readFileSync(path, "utf8").split("\n").filter(Boolean).reverse().slice(0, HISTORY_MAX);
+  } catch {
+    return [];
+  }
+}
+
+export async function runConsole(ctx: Ctx): Promise<number> {
+  const client = await ctx.rpc();
+  const stdout = process.stdout;
+  const terminal = Boolean(process.stdin.isTTY && stdout.isTTY);
+  const color = terminal && process.env.NO_COLOR === undefined;
+  const paint = painter(color);
+  const width = () => stdout.columns || 100;
+
+  const histFile = historyPath();
+  const rl = readline.createInterface({
+    input: process.stdin,
+    output: stdout,
+    terminal,
+    prompt: color ? paint("bold", paint("cyan", "aaos")) + "> " : "aaos> ",
+    historySize: HISTORY_MAX,
+    history: terminal ? loadHistory(histFile) : [],
+    removeHistoryDuplicates: true,
+    completer: (line: string, cb: (err: Error | null, result: [string[], string]) => void) => {
+      complete(client, line)
+        .then((r) => cb(null, r))
+        .catch(() => cb(null, [[], line]));
+    },
+  } as readline.ReadLineOptions);
+
+  // The verb running now, if any: its Output clears its own spinner before
+  // we print over it. With none running the prompt is showing.
+  let current: Output | null = null;
+  let running: AbortController | null = null;
+  let leaving = false;
+  let exitCode: number = ExitCode.ok;
+
+  /** print a block above the prompt without losing what the person is typing */
+  const announce = (text: string) => {
+    if (current) return current.print(text);
+    if (terminal) {
+      readline.clearLine(stdout, 0);
+      readline.cursorTo(stdout, 0);
+    }
+    stdout.write(text + "\n");
+    if (!leaving) rl.prompt(true);
+  };
+
+  const offNotify = client.onNotification((n) => {
+    if (n.method === "approval.requested") {
+      announce((terminal ? "\x07" : "") + formatApprovalRequest(n.params as ApprovalInfo, paint, width()));
+    } else if (n.method === "system.ready") {
+      announce(paint("green", `kernel ready`) + paint("dim", ` version ${n.params?.version ?? "?"}, boot ${n.params?.boot_id ?? "?"}`));
+    }
+  });
+  const offClose = client.onClosed((err) => {
+    if (leaving) return;
+    running?.abort();
+    announce(paint("red", "connection closed") + (err ? `: ${err.message}` : "") + paint("dim", " (leaving the console)"));
+    exitCode = ExitCode.unreachable;
+    leaving = true;
+    rl.close();
+  });
+
+  rl.on("SIGINT", () => {
+    if (running) {
+      running.abort();
+      return;
+    }
+    // at the prompt: forget the line, like a shell
+    stdout.write("^C\n");
+    (rl as unknown as { line: string }).line = "";
+    rl.write(null as unknown as string, { ctrl: true, name: "u" });
+    rl.prompt();
+  });
+
+  await greet(client, ctx, paint, announce, width());
+  if (terminal) rl.prompt();
+
+  for await (const raw of rl) {
+    const line = raw.trim();
+    if (line && terminal) appendHistory(histFile, line);
+    if (!line || line.startsWith("#")) {
+      if (terminal) rl.prompt();
+      continue;
+    }
+    const { words, open } = splitWords(line);
+    if (open) {
+      stdout.write(paint("red", "error: ") + "unclosed quote\n");
+      if (terminal) rl.prompt();
+      continue;
+    }
+    if (LEAVE.has(words[0]!)) break;
+    if (words[0] === "console") {
+      stdout.write("already in the console\n");
+      if (terminal) rl.prompt();
+      continue;
+    }
+    running = new AbortController();
+    const code = await dispatch(words, {
+      interactive: true,
+      signal: running.signal,
+      makeOutput: ({ json, noColor }) =>
+        (current = new Output({
+          stdout: { write: (t) => void stdout.write(t) },
+          stderr: { write: (t) => void process.stderr.write(t) },
+          color: color && !noColor,
+          json,
+          progress: terminal,
+          width: width(),
+        })),
+      rpc: async () => client,
+      targetName: () => ctx.targetName,
+      readStdin: async () => {
+        throw new Error("'-' reads stdin, which is the console's keyboard here; give the text on the line");
+      },
+    });
+    current = null;
+    running = null;
+    if (!terminal && code !== ExitCode.ok) exitCode = code;
+    if (leaving) break;
+    if (terminal) rl.prompt();
+  }
+  leaving = true;
+  offNotify();
+  offClose();
+  rl.close();
+  return exitCode;
+}
+
+async function greet(client: RpcClient, ctx: Ctx, paint: Paint, announce: (t: string) => void, width: number) {
+  try {
+    const info = await client.call<Record<string, unknown>>("system.info", {}, { timeoutMs: 5000 });
+    const where = ctx.targetName ? ` on ${ctx.targetName}` : "";
+    announce(
+      `${paint("bold", "aaOS")} ${info.version ?? ""}${paint("dim", `, ${info.mode ?? "?"} mode, boot ${info.boot_id ?? "?"}${where}`)}\n` +
+        paint("dim", "help lists the verbs; Tab completes; Ctrl-D or exit leaves."),
+    );
+    const { approvals } = await client.call<{ approvals: ApprovalInfo[] }>("approval.list", {}, { timeoutMs: 5000 });
+    if (approvals.length) announce(paint("yellow", `${approvals.length} approval request(s) pending:`));
+    for (const a of approvals) announce(formatApprovalRequest(a, paint, width));
+  } catch (e) {
+    announce(formatError(e, paint));
+  }
+}
+
+function appendHistory(path: string, line: string) {
+  try {
+    appendFileSync(path, line.replace(/\n/g, " ") + "\n", { mode: 0o600 });
+  } catch {
+    // history is a comfort, not a duty
+  }
+}
+
+/** [candidates, the word they replace] for readline */
+export async function complete(client: RpcClient, line: string): Promise<[string[], string]> {
+  const { words, trailingSpace } = splitWords(line);
+  const word = trailingSpace || words.length === 0 ? "" : words[words.length - 1]!;
+  const index = trailingSpace ? words.length : Math.max(0, words.length - 1);
+  const pick = (cands: string[]) => [[...new Set(cands)].filter((c) => c.startsWith(word)).sort(), word] as [string[], string];
+
+  if (index === 0) return pick([...Object.keys(VERBS).filter((v) => v !== "console"), ...LEAVE]);
+  const verb = VERBS[words[0]!];
+  if (!verb) return [[], word];
+  const options: Record<string, OptionSpec> = { ...(verb.params.options ?? {}), json: GLOBAL_OPTIONS.json!, help: GLOBAL_OPTIONS.help! };
+  if (word.startsWith("-")) return pick(Object.keys(options).map((o) => `--${o}`));
+
+  // the value of an option: `audit --agent <Tab>`
+  const prev = words[index - 1];
+  if (prev?.startsWith("--")) {
+    const spec = options[prev.slice(2)];
+    if (spec?.type === "string") return spec.kind ? pick(await candidates(client, spec.kind, word, words)) : [[], word];
+  }
+
+  // which positional this word is: count the earlier words that are not options or their values
+  let pos = 0;
+  for (let i = 1; i < index; i++) {
+    const w = words[i]!;
+    if (w.startsWith("-")) {
+      if (options[w.replace(/^--?/, "")]?.type === "string" && !w.includes("=")) i++;
+      continue;
+    }
+    pos++;
+  }
+  const specs = verb.params.args;
+  const spec: ArgSpec | undefined = specs[pos] ?? (specs.at(-1)?.rest ? specs.at(-1) : undefined);
+  if (!spec) return [[], word];
+  if (spec.choices) return pick(spec.choices);
+  if (words[0] === "help") return pick(Object.keys(VERBS));
+  return pick(await candidates(client, spec.kind, word, words));
+}
+
+async function candidates(client: RpcClient, kind: ArgKind, word: string, words: string[]): Promise<string[]> {
+  const ask = <T>(method: string, params: unknown = {}) => client.call<T>(method, params, { timeoutMs: 2000 });
+  switch (kind) {
+    case "agent": {
+      const { agents } = await ask<{ agents: AgentInfo[] }>("agent.list");
+      return agents.map((a) => a.agent_id);
+    }
+    case "approval": {
+      const { approvals } = await ask<{ approvals: ApprovalInfo[] }>("approval.list");
+      return approvals.map((a) => a.id);
+    }
+    case "method":
+      return KNOWN_METHODS;
+    case "tool": {
+      // `invoke AGENT TOOL`: the tools that agent may call, if it exists
+      const agent = words[1];
+      const { agents } = await ask<{ agents: AgentInfo[] }>("agent.list");
+      const match = agents.filter((a) => a.agent_id.startsWith(agent ?? "\0"));
+      const params = match.length === 1 ? { agent_id: match[0]!.agent_id } : {};
+      const { tools } = await ask<{ tools: ToolDescription[] }>("tool.list", params);
+      return tools.map((t) => t.name);
+    }
+    case "file":
+      return fileCandidates(word);
+    default:
+      return [];
+  }
+}
+
+function fileCandidates(word: string): string[] {
+  const dir = word.endsWith("/") ? word : dirname(word);
+  const prefix = word.endsWith("/") ? "" : basename(word);
+  const base = dir === "." && !word.startsWith("./") ? "" : dir.endsWith("/") ? dir : dir + "/";
+  try {
+    if (!existsSync(dir || ".")) return [];
+    return readdirSync(dir || ".")
+      .filter((f) => f.startsWith(prefix) && !f.startsWith("."))
+      .map((f) => {
+        const full = base + f;
+        try {
+          return statSync(full).isDirectory() ? full + "/" : full;
+        } catch {
+          return full;
+        }
+      });
+  } catch {
+    return [];
+  }
+}

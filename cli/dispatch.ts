@@ -1,0 +1,89 @@
+// One command line → one verb run → one exit code. Shared by the one-shot
+// command (cli/main.ts) and each line typed into the console.
+import type { RpcClient } from "./client.ts";
+import { bindArgs, nearest, parseCommand, type ParsedCommand } from "./args.ts";
+import { CliError, ExitCode, exitCodeFor, usageError } from "./exit.ts";
+import { errorJson, formatError } from "./format.ts";
+import { globalHelp, verbHelp } from "./help.ts";
+import type { Output } from "./output.ts";
+import { VERBS, type Ctx } from "./verbs.ts";
+import { cliVersion } from "./help.ts";
+
+export interface DispatchEnv {
+  makeOutput(opts: { json: boolean; noColor: boolean }): Output;
+  /** the kernel connection, for these parsed options; opened on first use */
+  rpc(options: ParsedCommand["options"]): Promise<RpcClient>;
+  targetName(options: ParsedCommand["options"]): string;
+  signal?: AbortSignal;
+  interactive: boolean;
+  readStdin(): Promise<string>;
+}
+
+export const INTERRUPTED = 130;
+
+export async function dispatch(argv: string[], env: DispatchEnv): Promise<number> {
+  let parsed: ParsedCommand;
+  try {
+    parsed = parseCommand(argv, (v) => VERBS[v]?.params);
+  } catch (e) {
+    const out = env.makeOutput({ json: argv.includes("--json"), noColor: argv.includes("--no-color") });
+    return fail(out, e);
+  }
+  const { verb, options } = parsed;
+  const out = env.makeOutput({ json: options.json === true, noColor: options["no-color"] === true });
+  try {
+    if (options.version && !verb) {
+      out.print(out.json ? JSON.stringify({ aaosctl: cliVersion() }) : `aaosctl ${cliVersion()}`);
+      return ExitCode.ok;
+    }
+    if (verb === undefined) {
+      out.print(globalHelp(env.interactive));
+      return ExitCode.ok;
+    }
+    const v = VERBS[verb];
+    if (!v) {
+      const near = nearest(verb, Object.keys(VERBS));
+      throw usageError(`unknown verb ${JSON.stringify(verb)}${near ? `; did you mean ${near}?` : ""}`, "aaosctl --help lists the verbs");
+    }
+    if (options.help) {
+      out.print(verbHelp(verb));
+      return ExitCode.ok;
+    }
+    const args = bindArgs(verb, v.params.args, parsed.args);
+    const ctx: Ctx = {
+      out,
+      rpc: () => env.rpc(options),
+      signal: env.signal,
+      interactive: env.interactive,
+      readStdin: env.readStdin,
+      targetName: env.interactive ? "" : safeTargetName(env, options),
+    };
+    const code = await v.run(ctx, args, options);
+    return typeof code === "number" ? code : ExitCode.ok;
+  } catch (e) {
+    if (env.signal?.aborted) {
+      out.note(out.paint("dim", "interrupted (the kernel carries on with what it was asked)"));
+      return INTERRUPTED;
+    }
+    return fail(out, e);
+  } finally {
+    out.close();
+  }
+}
+
+function safeTargetName(env: DispatchEnv, options: ParsedCommand["options"]): string {
+  try {
+    return env.targetName(options);
+  } catch {
+    return "";
+  }
+}
+
+function fail(out: Output, e: unknown): number {
+  const code = exitCodeFor(e);
+  if (out.json) out.print(JSON.stringify(errorJson(e)));
+  else out.note(formatError(e, out.paint));
+  if (code === ExitCode.failed && !(e instanceof CliError) && !(e instanceof Error && e.name === "RpcError") && process.env.AAOSCTL_DEBUG)
+    out.note(String((e as Error).stack));
+  return code;
+}

@@ -1,0 +1,88 @@
+// Help text, generated from the verb table and the global options so that
+// it cannot drift from what the parser accepts.
+import { readFileSync } from "node:fs";
+import { GLOBAL_OPTIONS, optionLines, usageLine } from "./args.ts";
+import { VERBS } from "./verbs.ts";
+
+export function cliVersion(): string {
+  try {
+    return JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+export const EXIT_CODES: [number, string][] = [
+  [0, "ok"],
+  [1, "failed: the kernel refused for another reason (no such agent, invalid manifest, budget...), or audit verify found a broken chain"],
+  [2, "usage: the command line was wrong"],
+  [3, "unreachable: nothing answered at the socket, serial line or device, or the connection was lost"],
+  [4, "denied: a capability check (-32001) or a person (-32003) said no"],
+  [130, "interrupted (Ctrl-C)"],
+];
+
+const ORDER = [
+  "info", "ping", "ps", "spawn", "run", "stop", "status", "tools", "invoke",
+  "approvals", "approve", "deny", "audit", "shutdown", "reboot", "call", "console", "help", "version",
+];
+
+export function verbOrder(): string[] {
+  return [...ORDER.filter((v) => VERBS[v]), ...Object.keys(VERBS).filter((v) => !ORDER.includes(v))];
+}
+
+export function globalHelp(interactive = false): string {
+  const names = verbOrder().filter((v) => !(interactive && v === "console"));
+  const w = Math.max(...names.map((n) => n.length));
+  const lines = interactive
+    ? ["Type a verb and its arguments; Tab completes. exit or Ctrl-D leaves.", ""]
+    : [
+        "aaosctl: the aaOS operator's command line",
+        "",
+        "usage: aaosctl [--socket PATH | --serial PATH | --tty DEVICE [--baud N]] VERB [args] [options]",
+        "",
+      ];
+  lines.push("verbs:");
+  for (const n of names) lines.push(`  ${n.padEnd(w)}  ${VERBS[n]!.summary}`);
+  if (interactive) {
+    lines.push("", "Add --json to a verb for JSON; VERB --help for its help.");
+    return lines.join("\n");
+  }
+  lines.push("", "global options:", ...optionLines(GLOBAL_OPTIONS));
+  lines.push("", "exit codes:");
+  for (const [code, what] of EXIT_CODES) lines.push(`  ${String(code).padStart(3)}  ${what}`);
+  lines.push(
+    "",
+    "examples:",
+    "  aaosctl --socket /tmp/aaos.sock ps",
+    "  aaosctl --serial out/serial.sock spawn research-agent",
+    "  aaosctl run 3f2a 'summarise /data/project/notes.md'",
+    "  aaosctl audit --follow --kind tool.invoke",
+    "  aaosctl --serial out/serial.sock console",
+    "",
+    "aaosctl VERB --help shows a verb's arguments and options. See docs/aaosctl.md.",
+  );
+  return lines.join("\n");
+}
+
+export function verbHelp(name: string): string {
+  const v = VERBS[name]!;
+  const lines = [`usage: aaosctl ${usageLine(name, v.params.args, v.params.options)}`, "", v.summary[0]!.toUpperCase() + v.summary.slice(1) + ".", ""];
+  for (const para of v.help.split("\n\n")) lines.push(...wrap(para, 78), "");
+  if (v.methods.length) lines.push(`calls: ${v.methods.join(", ")}`, "");
+  if (v.params.options && Object.keys(v.params.options).length) lines.push("options:", ...optionLines(v.params.options), "");
+  lines.push("global options (--socket, --serial, --tty, --json, ...): aaosctl --help");
+  return lines.join("\n");
+}
+
+function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) out.push(line);
+  return out;
+}

@@ -1,0 +1,691 @@
+// The verb table: one entry per operator action, name → {summary, help,
+// method, params, run}, in the spirit of xv6's syscall table. Dispatch is a
+// lookup; usage lines, --help, the console's completion and docs/aaosctl.md
+// all read this table, so a verb is described in exactly one place.
+import { readFileSync, existsSync } from "node:fs";
+import type { AgentInfo, AgentOutputEvent, AgentStatus, ApprovalInfo, RunResult, ToolDescription } from "../kernel/services.ts";
+import type { RpcClient } from "./client.ts";
+import type { Params } from "./args.ts";
+import { parseJsonArg } from "./args.ts";
+import { CliError, ExitCode, usageError } from "./exit.ts";
+import {
+  age,
+  formatApprovalRequest,
+  formatAuditEvent,
+  formatDuration,
+  formatOutputEvent,
+  keyValues,
+  plainValue,
+  shortJson,
+  stateStyle,
+  table,
+} from "./format.ts";
+import type { Output } from "./output.ts";
+
+export interface Ctx {
+  out: Output;
+  /** the connection to the kernel, opened on first use */
+  rpc(): Promise<RpcClient>;
+  /** aborted by Ctrl-C in the console: stop waiting, the kernel carries on */
+  signal?: AbortSignal;
+  /** inside `aaosctl console`: approval banners are printed by the console */
+  interactive: boolean;
+  /** read all of stdin (for "-" arguments) */
+  readStdin(): Promise<string>;
+  /** where we talk to, for messages: "socket /run/aaos.sock" */
+  targetName: string;
+}
+
+export type Args = Record<string, string | undefined>;
+export type Opts = Record<string, string | boolean | undefined>;
+
+export interface Verb {
+  summary: string;
+  /** paragraphs shown by `aaosctl VERB --help` */
+  help: string;
+  /** the JSON-RPC method(s) it calls */
+  methods: string[];
+  params: Params;
+  run(ctx: Ctx, args: Args, opts: Opts): Promise<number | void>;
+}
+
+/** every method of the v1 contract (docs/api.md), for `call` and completion */
+export const KNOWN_METHODS = [
+  "agent.spawn",
+  "agent.stop",
+  "agent.list",
+  "agent.status",
+  "agent.run",
+  "agent.spawn_and_run",
+  "tool.list",
+  "tool.invoke",
+  "approval.list",
+  "approval.respond",
+  "system.ping",
+  "system.info",
+  "system.shutdown",
+  "audit.query",
+  "audit.verify",
+  "sched.status",
+];
+
+async function call<T = any>(ctx: Ctx, method: string, params: unknown = {}): Promise<T> {
+  const client = await ctx.rpc();
+  return client.call<T>(method, params, { signal: ctx.signal });
+}
+
+/** call with a spinner on the terminal while we wait */
+async function callWaiting<T = any>(ctx: Ctx, label: string, method: string, params: unknown = {}): Promise<T> {
+  const stop = ctx.out.progress(label);
+  try {
+    return await call<T>(ctx, method, params);
+  } finally {
+    stop();
+  }
+}
+
+/**
+ * An agent named by full id, unique id prefix, or the name of exactly one
+ * agent that is not stopped. Unknown words go to the kernel unchanged, so
+ * the kernel's "no such agent" (-32002) is what the person sees.
+ */
+export async function resolveAgentId(ctx: Ctx, given: string): Promise<string> {
+  const { agents } = await call<{ agents: AgentInfo[] }>(ctx, "agent.list");
+  if (agents.some((a) => a.agent_id === given)) return given;
+  const byPrefix = agents.filter((a) => a.agent_id.startsWith(given));
+  if (byPrefix.length === 1) return byPrefix[0]!.agent_id;
+  if (byPrefix.length > 1)
+    throw usageError(`agent id prefix ${JSON.stringify(given)} is ambiguous: ${byPrefix.map((a) => a.agent_id).join(", ")}`, "give more of the id");
+  const byName = agents.filter((a) => a.name === given && a.state !== "stopped");
+  if (byName.length === 1) return byName[0]!.agent_id;
+  if (byName.length > 1)
+    throw usageError(`${byName.length} live agents are named ${JSON.stringify(given)}: ${byName.map((a) => a.agent_id).join(", ")}`, "name one by id");
+  return given;
+}
+
+export async function resolveApprovalId(ctx: Ctx, given: string): Promise<string> {
+  const { approvals } = await call<{ approvals: ApprovalInfo[] }>(ctx, "approval.list");
+  if (approvals.some((a) => a.id === given)) return given;
+  const byPrefix = approvals.filter((a) => a.id.startsWith(given));
+  if (byPrefix.length === 1) return byPrefix[0]!.id;
+  if (byPrefix.length > 1)
+    throw usageError(`approval id prefix ${JSON.stringify(given)} is ambiguous: ${byPrefix.map((a) => a.id).join(", ")}`, "give more of the id");
+  return given;
+}
+
+async function textArg(ctx: Ctx, text: string): Promise<string> {
+  return text === "-" ? (await ctx.readStdin()).replace(/\n$/, "") : text;
+}
+
+async function jsonArg(ctx: Ctx, what: string, text: string | undefined, fallback: unknown): Promise<unknown> {
+  if (text === undefined) return fallback;
+  return parseJsonArg(what, await textArg(ctx, text));
+}
+
+function numberOpt(name: string, v: string | boolean | undefined): number | undefined {
+  if (v === undefined || typeof v === "boolean") return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw usageError(`--${name} wants a whole number, not ${JSON.stringify(v)}`);
+  return n;
+}
+
+/**
+ * agent.run / agent.spawn_and_run with the agent's words and tool activity
+ * printed as the agent.output notifications arrive.
+ */
+async function streamRun(ctx: Ctx, method: string, params: Record<string, unknown>, agentId?: string): Promise<RunResult> {
+  const client = await ctx.rpc();
+  const out = ctx.out;
+  let streamed = false;
+  let stopProgress = out.progress("thinking");
+  const waiting = (label: string) => {
+    stopProgress();
+    stopProgress = out.progress(label);
+  };
+  const off = client.onNotification((n) => {
+    if (n.method !== "agent.output" || out.json) return;
+    const ev = n.params as AgentOutputEvent;
+    if (agentId && ev.agent_id !== agentId) return;
+    if (ev.type === "text") {
+      // after a tool line the cursor is already at a fresh line
+      out.write(out.atStartOfLine ? ev.text.replace(/^\n+/, "") : ev.text);
+      streamed = true;
+      return;
+    }
+    if (ev.type === "turn") return;
+    out.print(formatOutputEvent(ev, out.paint, out.width));
+    if (ev.type === "tool_use") waiting(`running ${ev.tool}`);
+    else if (ev.type === "approval_pending") waiting(`waiting for approval ${ev.approval_id}`);
+    else waiting("thinking");
+  });
+  const started = Date.now();
+  let result: RunResult;
+  try {
+    result = await client.call<RunResult>(method, params, { signal: ctx.signal });
+  } finally {
+    off();
+    stopProgress();
+  }
+  if (out.json) {
+    out.printJson(result);
+    return result;
+  }
+  if (!streamed && result.response) out.write(result.response);
+  out.endLine();
+  const calls = result.tool_calls?.length ?? 0;
+  const usage = result.usage ? `${result.usage.input_tokens} in / ${result.usage.output_tokens} out tokens` : "";
+  const parts = [result.stop_reason, usage, `${calls} tool call${calls === 1 ? "" : "s"}`, formatDuration(Date.now() - started)].filter(Boolean);
+  out.note(out.paint("dim", `── ${parts.join(" · ")}`));
+  return result;
+}
+
+function printSpawned(ctx: Ctx, r: { agent_id: string; name: string; capabilities: string[] }) {
+  const p = ctx.out.paint;
+  ctx.out.print(`${p("green", "spawned")} ${p("bold", r.name)} ${r.agent_id}`);
+  if (r.capabilities?.length) ctx.out.print(p("dim", `  capabilities: ${r.capabilities.join(", ")}`));
+}
+
+const AGENT_ARG_HELP = "AGENT is an agent id, a unique prefix of one, or the name of exactly one live agent.";
+
+export const VERBS: Record<string, Verb> = {
+  info: {
+    summary: "show the kernel's version, boot id, mode and uptime",
+    help: "Ask the kernel who it is (system.info).",
+    methods: ["system.info"],
+    params: { args: [] },
+    async run(ctx) {
+      const info = await call<Record<string, unknown>>(ctx, "system.info");
+      if (ctx.out.json) return ctx.out.printJson(info);
+      const pairs: [string, string][] = [];
+      for (const [k, v] of Object.entries(info)) {
+        if (k === "uptime_ms" && typeof v === "number") pairs.push(["uptime", formatDuration(v)]);
+        else pairs.push([k, typeof v === "string" ? v : shortJson(v, 200)]);
+      }
+      ctx.out.print(keyValues(pairs, ctx.out.paint));
+    },
+  },
+
+  ping: {
+    summary: "check that the kernel answers, and how fast",
+    help: "Send system.ping and print the round trip.",
+    methods: ["system.ping"],
+    params: { args: [] },
+    async run(ctx) {
+      const t0 = performance.now();
+      const r = await call<{ pong: unknown; uptime_ms?: number }>(ctx, "system.ping");
+      const ms = performance.now() - t0;
+      if (ctx.out.json) return ctx.out.printJson({ ...r, rtt_ms: Math.round(ms * 100) / 100 });
+      ctx.out.print(`pong in ${ms.toFixed(1)} ms${r.uptime_ms !== undefined ? ` (up ${formatDuration(r.uptime_ms)})` : ""}`);
+    },
+  },
+
+  ps: {
+    summary: "list agents",
+    help: "List every agent the kernel knows: id, name, state, parent and model (agent.list).",
+    methods: ["agent.list"],
+    params: { args: [] },
+    async run(ctx) {
+      const { agents } = await call<{ agents: AgentInfo[] }>(ctx, "agent.list");
+      if (ctx.out.json) return ctx.out.printJson({ agents });
+      if (!agents.length) return ctx.out.note("no agents (spawn one: aaosctl spawn NAME)");
+      ctx.out.print(
+        table(
+          agents,
+          [
+            { header: "AGENT ID", value: (a) => a.agent_id },
+            { header: "NAME", value: (a) => a.name },
+            { header: "STATE", value: (a) => a.state, style: (a) => stateStyle(a.state) },
+            { header: "PARENT", value: (a) => a.parent_id ?? "-" },
+            { header: "MODEL", value: (a) => a.model, flexible: true },
+          ],
+          ctx.out.paint,
+          ctx.out.width,
+        ),
+      );
+    },
+  },
+
+  spawn: {
+    summary: "start an agent from a manifest file or a configured manifest name",
+    help:
+      "MANIFEST is a path to a YAML manifest on this machine (sent as text), '-' for a manifest on stdin, " +
+      "or the name of a manifest in the kernel's config (config/manifests/NAME.yaml).\n\n" +
+      "With --run MESSAGE the agent is spawned and run in one call (agent.spawn_and_run), its output streamed as with `run`.",
+    methods: ["agent.spawn", "agent.spawn_and_run"],
+    params: {
+      args: [{ name: "MANIFEST", kind: "file" }],
+      options: { run: { type: "string", value: "MESSAGE", help: "spawn and run MESSAGE at once, streaming the output" } },
+    },
+    async run(ctx, { MANIFEST }, opts) {
+      const given = MANIFEST!;
+      let params: { manifest?: string; name?: string };
+      if (given === "-") params = { manifest: await ctx.readStdin() };
+      else if (existsSync(given) || /[/\\]|\.ya?ml$/.test(given)) {
+        try {
+          params = { manifest: readFileSync(given, "utf8") };
+        } catch (e) {
+          throw new CliError(ExitCode.failed, `cannot read ${given}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+      } else params = { name: given };
+      if (typeof opts.run === "string") {
+        await streamRun(ctx, "agent.spawn_and_run", { ...params, message: opts.run });
+        return;
+      }
+      const r = await callWaiting<{ agent_id: string; name: string; capabilities: string[] }>(ctx, "spawning", "agent.spawn", params);
+      if (ctx.out.json) return ctx.out.printJson(r);
+      printSpawned(ctx, r);
+    },
+  },
+
+  run: {
+    summary: "send an agent a message and stream its answer and tool activity",
+    help:
+      "Send MESSAGE (all remaining words, or '-' for stdin) to AGENT (agent.run). The model's words are printed " +
+      "as they arrive; each tool call shows as ▸ TOOL INPUT, then ✓ or ✗ with its result; a call that waits for a " +
+      "person shows ⏸ and the approval id to approve. A summary line (stop reason, tokens, tool calls, time) goes to stderr.\n\n" +
+      "With --json nothing streams: the final result {agent_id, response, stop_reason, usage, tool_calls} is printed.\n\n" +
+      AGENT_ARG_HELP,
+    methods: ["agent.run"],
+    params: {
+      args: [
+        { name: "AGENT", kind: "agent" },
+        { name: "MESSAGE", kind: "text", rest: true },
+      ],
+    },
+    async run(ctx, { AGENT, MESSAGE }) {
+      const agentId = await resolveAgentId(ctx, AGENT!);
+      const message = await textArg(ctx, MESSAGE!);
+      await streamRun(ctx, "agent.run", { agent_id: agentId, message }, agentId);
+    },
+  },
+
+  stop: {
+    summary: "stop an agent",
+    help: "Stop AGENT (agent.stop). A running turn is aborted.\n\n" + AGENT_ARG_HELP,
+    methods: ["agent.stop"],
+    params: { args: [{ name: "AGENT", kind: "agent" }] },
+    async run(ctx, { AGENT }) {
+      const agentId = await resolveAgentId(ctx, AGENT!);
+      const r = await callWaiting<{ agent_id: string; state: string }>(ctx, "stopping", "agent.stop", { agent_id: agentId });
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print(`${r.agent_id} ${ctx.out.paint(stateStyle(r.state) ?? "bold", r.state)}`);
+    },
+  },
+
+  status: {
+    summary: "show one agent: state, capabilities, token usage, children",
+    help: "Describe AGENT (agent.status).\n\n" + AGENT_ARG_HELP,
+    methods: ["agent.status"],
+    params: { args: [{ name: "AGENT", kind: "agent" }] },
+    async run(ctx, { AGENT }) {
+      const agentId = await resolveAgentId(ctx, AGENT!);
+      const s = await call<AgentStatus>(ctx, "agent.status", { agent_id: agentId });
+      if (ctx.out.json) return ctx.out.printJson(s);
+      const p = ctx.out.paint;
+      const known = new Set(["agent_id", "name", "state", "parent_id", "model", "capabilities", "usage", "children"]);
+      const pairs: [string, string][] = [
+        ["agent", s.agent_id],
+        ["name", s.name],
+        ["state", p(stateStyle(s.state) ?? "bold", s.state)],
+        ["parent", s.parent_id ?? "-"],
+        ["model", s.model],
+        ["capabilities", s.capabilities?.length ? s.capabilities.join("\n") : "(none)"],
+        ["usage", s.usage ? `${s.usage.input_tokens} input / ${s.usage.output_tokens} output tokens` : "-"],
+        ["children", s.children?.length ? s.children.join("\n") : "-"],
+      ];
+      for (const [k, v] of Object.entries(s)) if (!known.has(k)) pairs.push([k, typeof v === "string" ? v : shortJson(v, 200)]);
+      ctx.out.print(keyValues(pairs, p));
+    },
+  },
+
+  tools: {
+    summary: "list tools (all, or those AGENT may call)",
+    help: "List the kernel's tools (tool.list); with AGENT, only the ones its capabilities allow. --schema prints each tool's input schema.\n\n" + AGENT_ARG_HELP,
+    methods: ["tool.list"],
+    params: {
+      args: [{ name: "AGENT", kind: "agent", optional: true }],
+      options: { schema: { type: "boolean", help: "print each tool's input schema" } },
+    },
+    async run(ctx, { AGENT }, opts) {
+      const params = AGENT ? { agent_id: await resolveAgentId(ctx, AGENT) } : {};
+      const { tools } = await call<{ tools: ToolDescription[] }>(ctx, "tool.list", params);
+      if (ctx.out.json) return ctx.out.printJson({ tools });
+      if (!tools.length) return ctx.out.note(AGENT ? "this agent may call no tools" : "no tools");
+      if (opts.schema) {
+        for (const t of tools) {
+          ctx.out.print(`${ctx.out.paint("bold", t.name)}  ${t.description}`);
+          ctx.out.print(JSON.stringify(t.input_schema, null, 2).replace(/^/gm, "  "));
+        }
+        return;
+      }
+      ctx.out.print(
+        table(
+          tools,
+          [
+            { header: "TOOL", value: (t) => t.name },
+            { header: "DESCRIPTION", value: (t) => t.description.split("\n")[0] ?? "", flexible: true },
+          ],
+          ctx.out.paint,
+          ctx.out.width,
+        ),
+      );
+    },
+  },
+
+  invoke: {
+    summary: "call a tool as an agent, under its capabilities",
+    help:
+      "Call TOOL on behalf of AGENT (tool.invoke) with INPUT, a JSON object ('-' reads it from stdin; default {}). " +
+      "The agent's capabilities are checked as if its model had asked; a tool that needs approval waits for one. " +
+      "A string output is printed as it is, anything else as JSON.\n\n" +
+      AGENT_ARG_HELP,
+    methods: ["tool.invoke"],
+    params: {
+      args: [
+        { name: "AGENT", kind: "agent" },
+        { name: "TOOL", kind: "tool" },
+        { name: "INPUT", kind: "json", optional: true },
+      ],
+    },
+    async run(ctx, { AGENT, TOOL, INPUT }) {
+      const agentId = await resolveAgentId(ctx, AGENT!);
+      const input = await jsonArg(ctx, "INPUT", INPUT, {});
+      const client = await ctx.rpc();
+      let stop = ctx.out.progress(`running ${TOOL}`);
+      // the console prints its own banner for every approval request
+      const off = ctx.interactive
+        ? () => {}
+        : client.onNotification((n) => {
+            if (n.method !== "approval.requested" || n.params?.agent_id !== agentId || n.params?.tool !== TOOL) return;
+            stop();
+            ctx.out.note(ctx.out.paint("yellow", `⏸ waiting for approval ${n.params.id}`) + ctx.out.paint("dim", ` (aaosctl approve ${n.params.id} | deny ${n.params.id})`));
+            stop = ctx.out.progress(`waiting for approval ${n.params.id}`);
+          });
+      let r: { output: unknown };
+      try {
+        r = await client.call(`tool.invoke`, { agent_id: agentId, tool: TOOL, input }, { signal: ctx.signal });
+      } finally {
+        off();
+        stop();
+      }
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print(plainValue(r.output));
+    },
+  },
+
+  approvals: {
+    summary: "list pending approval requests (--follow: and wait for new ones)",
+    help:
+      "List the tool calls waiting for a person (approval.list). With --follow, keep listening and print each new " +
+      "request as it arrives (approval.requested) until interrupted.",
+    methods: ["approval.list"],
+    params: {
+      args: [],
+      options: { follow: { type: "boolean", short: "f", help: "keep printing new requests as they arrive" } },
+    },
+    async run(ctx, _args, opts) {
+      const client = await ctx.rpc();
+      // subscribe before listing, so that nothing falls between the two
+      const seen = new Set<string>();
+      const queued: ApprovalInfo[] = [];
+      let listed = false;
+      const show = (a: ApprovalInfo) => {
+        if (seen.has(a.id)) return;
+        seen.add(a.id);
+        if (ctx.out.json) ctx.out.write(JSON.stringify(a) + "\n");
+        else ctx.out.print(formatApprovalRequest(a, ctx.out.paint, ctx.out.width));
+      };
+      const off = opts.follow
+        ? client.onNotification((n) => {
+            if (n.method !== "approval.requested") return;
+            if (listed) show(n.params);
+            else queued.push(n.params);
+          })
+        : () => {};
+      try {
+        const { approvals } = await call<{ approvals: ApprovalInfo[] }>(ctx, "approval.list");
+        if (!opts.follow) {
+          if (ctx.out.json) return ctx.out.printJson({ approvals });
+          if (!approvals.length) return ctx.out.note("no pending approvals");
+          ctx.out.print(
+            table(
+              approvals,
+              [
+                { header: "ID", value: (a) => a.id },
+                { header: "AGENT", value: (a) => a.agent_id },
+                { header: "TOOL", value: (a) => a.tool, style: () => "yellow" },
+                { header: "REQUESTED", value: (a) => age(a.requested_at) },
+                { header: "INPUT", value: (a) => shortJson(a.input, 200), flexible: true },
+              ],
+              ctx.out.paint,
+              ctx.out.width,
+            ),
+          );
+          return;
+        }
+        for (const a of approvals) show(a);
+        listed = true;
+        for (const a of queued.splice(0)) show(a);
+        if (!ctx.out.json) ctx.out.note(ctx.out.paint("dim", "waiting for approval requests (Ctrl-C to stop)"));
+        await untilClosedOrAborted(ctx, client);
+      } finally {
+        off();
+      }
+    },
+  },
+
+  approve: {
+    summary: "approve a pending tool call",
+    help: "Let the tool call APPROVAL go ahead (approval.respond). APPROVAL may be a unique prefix of the id.",
+    methods: ["approval.respond"],
+    params: { args: [{ name: "APPROVAL", kind: "approval" }] },
+    async run(ctx, { APPROVAL }) {
+      const id = await resolveApprovalId(ctx, APPROVAL!);
+      const r = await call<{ id: string; decision: string }>(ctx, "approval.respond", { id, decision: "approve" });
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print(`${ctx.out.paint("green", "approved")} ${r.id}`);
+    },
+  },
+
+  deny: {
+    summary: "deny a pending tool call",
+    help: "Refuse the tool call APPROVAL (approval.respond); the agent's call fails with approval denied (-32003) and --reason.",
+    methods: ["approval.respond"],
+    params: {
+      args: [{ name: "APPROVAL", kind: "approval" }],
+      options: { reason: { type: "string", short: "r", value: "TEXT", help: "why, recorded in the audit log and told to the agent" } },
+    },
+    async run(ctx, { APPROVAL }, opts) {
+      const id = await resolveApprovalId(ctx, APPROVAL!);
+      const params: Record<string, string> = { id, decision: "deny" };
+      if (typeof opts.reason === "string") params.reason = opts.reason;
+      const r = await call<{ id: string; decision: string }>(ctx, "approval.respond", params);
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print(`${ctx.out.paint("yellow", "denied")} ${r.id}${typeof opts.reason === "string" ? ctx.out.paint("dim", ` (${opts.reason})`) : ""}`);
+    },
+  },
+
+  audit: {
+    summary: "read the audit log (--follow to tail it; `audit verify` checks the hash chain)",
+    help:
+      "Print audit events (audit.query), one per line: seq, time, kind, agent, then the event's own fields. " +
+      "Filters: --agent, --kind, --since SEQ, --limit N. --follow keeps polling for new events every --interval ms " +
+      "until interrupted (with --json: one JSON object per line).\n\n" +
+      "`aaosctl audit verify` checks the log's hash chain (audit.verify); exit status 1 if it is broken.",
+    methods: ["audit.query", "audit.verify"],
+    params: {
+      args: [{ name: "verify", kind: "word", optional: true, choices: ["verify"] }],
+      options: {
+        agent: { type: "string", short: "a", value: "AGENT", kind: "agent", help: "only events of this agent (id, prefix or name)" },
+        kind: { type: "string", short: "k", value: "KIND", help: "only events of this kind, e.g. tool.invoke" },
+        since: { type: "string", value: "SEQ", help: "only events with seq ≥ SEQ" },
+        limit: { type: "string", short: "n", value: "N", help: "at most N events per query" },
+        follow: { type: "boolean", short: "f", help: "keep printing new events as they are logged" },
+        interval: { type: "string", value: "MS", help: "poll interval for --follow (default 500)" },
+      },
+    },
+    async run(ctx, args, opts) {
+      if (args.verify) return verifyAudit(ctx);
+      const query: Record<string, unknown> = {};
+      if (typeof opts.agent === "string") query.agent_id = await resolveAgentId(ctx, opts.agent);
+      if (typeof opts.kind === "string") query.kind = opts.kind;
+      const since = numberOpt("since", opts.since);
+      if (since !== undefined) query.since_seq = since;
+      const limit = numberOpt("limit", opts.limit);
+      if (limit !== undefined) query.limit = limit;
+      const interval = numberOpt("interval", opts.interval) ?? 500;
+      const printEvents = (events: Record<string, unknown>[]) => {
+        for (const ev of events) {
+          if (ctx.out.json) ctx.out.write(JSON.stringify(ev) + "\n");
+          else ctx.out.print(formatAuditEvent(ev, ctx.out.paint, ctx.out.width));
+        }
+      };
+      let r = await call<{ events: Record<string, unknown>[]; next_seq: number }>(ctx, "audit.query", query);
+      if (!opts.follow) {
+        if (ctx.out.json) return ctx.out.printJson(r);
+        if (!r.events.length) return ctx.out.note("no audit events match");
+        return printEvents(r.events);
+      }
+      printEvents(r.events);
+      const client = await ctx.rpc();
+      const closed = untilClosedOrAborted(ctx, client);
+      let done = false;
+      closed.finally(() => (done = true)).catch(() => {});
+      while (!done) {
+        await Promise.race([Bun.sleep(interval), closed]);
+        if (done) break;
+        r = await call(ctx, "audit.query", { ...query, since_seq: r.next_seq });
+        printEvents(r.events);
+      }
+      await closed;
+    },
+  },
+
+  shutdown: {
+    summary: "power the machine off (sync, unmount, poweroff)",
+    help: "Ask the kernel to stop cleanly and power off (system.shutdown {action: poweroff}).",
+    methods: ["system.shutdown"],
+    params: { args: [] },
+    async run(ctx) {
+      const r = await call(ctx, "system.shutdown", { action: "poweroff" });
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print("powering off");
+    },
+  },
+
+  reboot: {
+    summary: "reboot the machine",
+    help: "Ask the kernel to stop cleanly and reboot (system.shutdown {action: reboot}).",
+    methods: ["system.shutdown"],
+    params: { args: [] },
+    async run(ctx) {
+      const r = await call(ctx, "system.shutdown", { action: "reboot" });
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print("rebooting");
+    },
+  },
+
+  console: {
+    summary: "interactive console: history, completion, approval requests as they arrive",
+    help:
+      "Open an interactive session on the kernel. Type any verb without `aaosctl` (ps, run AGENT MESSAGE, approve ID, ...). " +
+      "Tab completes verbs, method names (after `call`), agent ids, approval ids and tool names; ↑/↓ walk the history, " +
+      "which is kept in ~/.aaosctl_history (AAOSCTL_HISTORY overrides). Approval requests are printed the moment " +
+      "the kernel announces them. Ctrl-C stops waiting for the current verb (the kernel carries on); Ctrl-D or `exit` leaves.",
+    methods: [],
+    params: { args: [] },
+    async run(ctx) {
+      const { runConsole } = await import("./console.ts");
+      return runConsole(ctx);
+    },
+  },
+
+  help: {
+    summary: "show help for aaosctl or for one verb",
+    help: "Same as aaosctl --help, or aaosctl VERB --help.",
+    methods: [],
+    params: { args: [{ name: "VERB", kind: "word", optional: true }] },
+    async run(ctx, { VERB }) {
+      const { globalHelp, verbHelp } = await import("./help.ts");
+      if (VERB === undefined) return ctx.out.print(globalHelp(ctx.interactive));
+      if (!VERBS[VERB]) throw usageError(`no verb ${JSON.stringify(VERB)}`, "aaosctl help lists them");
+      ctx.out.print(verbHelp(VERB));
+    },
+  },
+
+  version: {
+    summary: "print aaosctl's version (and the kernel's, if one is given)",
+    help: "Print aaosctl's version; with a connection (--socket, --serial, --tty or AAOS_*), the kernel's too.",
+    methods: ["system.info"],
+    params: { args: [] },
+    async run(ctx) {
+      const { cliVersion } = await import("./help.ts");
+      let kernel: string | undefined;
+      try {
+        kernel = (await call<{ version?: string }>(ctx, "system.info")).version;
+      } catch (e) {
+        if (!(e instanceof CliError) || e.exitCode !== ExitCode.usage) throw e;
+      }
+      if (ctx.out.json) return ctx.out.printJson({ aaosctl: cliVersion(), kernel: kernel ?? null });
+      ctx.out.print(`aaosctl ${cliVersion()}`);
+      if (kernel) ctx.out.print(`kernel  ${kernel}`);
+    },
+  },
+
+  call: {
+    summary: "call any JSON-RPC method with JSON params, print the JSON result",
+    help:
+      "The escape hatch: send METHOD with PARAMS (a JSON object or array; '-' reads stdin; default {}) and print " +
+      "the result as JSON. Errors exit like any verb's. Known methods: " +
+      KNOWN_METHODS.join(", ") +
+      ".",
+    methods: [],
+    params: {
+      args: [
+        { name: "METHOD", kind: "method" },
+        { name: "PARAMS", kind: "json", optional: true },
+      ],
+    },
+    async run(ctx, { METHOD, PARAMS }) {
+      const params = await jsonArg(ctx, "PARAMS", PARAMS, {});
+      const r = await callWaiting(ctx, METHOD!, METHOD!, params);
+      ctx.out.print(JSON.stringify(r, null, 2));
+    },
+  },
+};
+
+async function verifyAudit(ctx: Ctx): Promise<number | void> {
+  const r = await callWaiting<{ ok: boolean; events: number; head?: string; [k: string]: unknown }>(ctx, "verifying audit chain", "audit.verify");
+  if (ctx.out.json) ctx.out.printJson(r);
+  else {
+    const p = ctx.out.paint;
+    const extra = Object.entries(r)
+      .filter(([k]) => !["ok", "events", "head"].includes(k))
+      .map(([k, v]) => `${k}=${shortJson(v, 120)}`)
+      .join(" ");
+    if (r.ok) ctx.out.print(`${p("green", "audit chain intact")}: ${r.events} events, head ${r.head ?? "-"}${extra ? " " + extra : ""}`);
+    else ctx.out.print(`${p("red", "audit chain BROKEN")}: ${r.events} events checked${extra ? ", " + extra : ""}`);
+  }
+  if (!r.ok) return ExitCode.failed;
+}
+
+/** resolves on Ctrl-C (console) or SIGINT (one-shot); rejects when the kernel goes away */
+function untilClosedOrAborted(ctx: Ctx, client: RpcClient): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (ctx.signal?.aborted) return resolve();
+    const offClose = client.onClosed(() => {
+      cleanup();
+      reject(new Error("connection closed"));
+    });
+    const onAbort = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      offClose();
+      ctx.signal?.removeEventListener("abort", onAbort);
+    };
+    ctx.signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
