@@ -19,14 +19,14 @@ kernel=$target/usr/bin/aaos-kernel
 
 # The kernel binary must be exactly what bun produced: strip or patchelf
 # would cut away the embedded code. Restore it if a finalize step touched it.
-built=$(ls -d "$BUILD_DIR"/aaos-kernel-*/aaos-kernel 2>/dev/null | head -1 || true)
+built=$(find "$BUILD_DIR" -mindepth 2 -maxdepth 2 -path "$BUILD_DIR/aaos-kernel-*/aaos-kernel" -type f -print -quit 2>/dev/null || true)
 [ -n "$built" ] || die "no built aaos-kernel under $BUILD_DIR"
 if ! cmp -s "$built" "$kernel"; then
   echo "aaos post-build: $kernel was modified after install (strip/patchelf); restoring the built binary"
   install -m 0755 "$built" "$kernel"
 fi
 
-readelf=$(ls "$HOST_DIR"/bin/*-linux-*readelf 2>/dev/null | head -1 || true)
+readelf=$(find "$HOST_DIR/bin" -maxdepth 1 -name '*-linux-*readelf' -print -quit 2>/dev/null || true)
 [ -n "$readelf" ] || readelf=readelf
 
 # stage0 must be static (no program interpreter)
@@ -79,7 +79,7 @@ while IFS= read -r -d '' f; do
     *) echo "aaos post-build: removing ${f#"$target"}"; rm -f "$f" ;;
   esac
 done < <(find -H "$target/bin" "$target/sbin" "$target/usr/bin" "$target/usr/sbin" -mindepth 1 \( -type f -o -type l \) -print0 2>/dev/null)
-rm -rf "$target"/{media,mnt,opt,root,srv,home,var} "$target/usr/share" "$target/usr/libexec" "$target/usr/lib/os-release"
+for d in media mnt opt root srv home var usr/share usr/libexec usr/lib/os-release; do rm -rf "${target:?}/$d"; done
 
 # /etc as the offline rootfs writes it (image/mkrootfs.sh; test/buildroot
 # checks these lines stay identical to its own)
