@@ -141,3 +141,46 @@ describe.skipIf(missingTools.length > 0)("board/aaos/post-image.sh", () => {
     expect(r.stderr.toString()).toContain("is not image/genimage.cfg");
   }, 60_000);
 });
+
+// Buildroot rewrites some kernel options after the fragment (the compression
+// it is told by BR2_LINUX_KERNEL_<FORMAT>) and builds the rootfs itself: the
+// choices the fragment and image/ make must be the ones the defconfig makes.
+describe("the defconfig agrees with image/'s choices", () => {
+  const fragment = () => readFileSync(FRAGMENT, "utf8");
+  const br = () => new Map(readDefconfig().map((l) => [l.symbol, l.value]));
+
+  test("kernel compression: the fragment's CONFIG_KERNEL_<X> is BR2_LINUX_KERNEL_<X> (Buildroot forces its own)", () => {
+    const set = [...fragment().matchAll(/^CONFIG_KERNEL_(GZIP|LZ4|LZMA|LZO|XZ|ZSTD|BZIP2|UNCOMPRESSED)=y$/gm)].map((m) => m[1]);
+    const chosen = [...br()].filter(([k, v]) => /^BR2_LINUX_KERNEL_(GZIP|LZ4|LZMA|LZO|XZ|ZSTD|UNCOMPRESSED)$/.test(k) && v === "y").map(([k]) => k.replace("BR2_LINUX_KERNEL_", ""));
+    // Buildroot's default is gzip when the defconfig names none
+    expect(chosen.length ? chosen : ["GZIP"]).toEqual(set.length ? set : ["GZIP"]);
+  });
+
+  test("modules: the fragment has none and nothing in the defconfig asks for them", () => {
+    expect(fragment()).toMatch(/^# CONFIG_MODULES is not set$/m);
+    expect(br().get("BR2_LINUX_NEEDS_MODULES")).toBeUndefined();
+  });
+
+  test("the root the kernel command line names is the one Buildroot builds", () => {
+    const cmdline = /^CONFIG_CMDLINE="(.*)"$/m.exec(fragment())?.[1] ?? "";
+    const words = new Map(cmdline.split(/\s+/).map((w) => [w.split("=")[0]!, w.split("=").slice(1).join("=")]));
+    expect(words.get("rootfstype")).toBe("erofs");
+    expect(br().get("BR2_TARGET_ROOTFS_EROFS")).toBe("y");
+    expect(words.get("root")).toBe("PARTLABEL=AAOS-SYS");
+    expect(readFileSync(GENIMAGE, "utf8")).toMatch(/partition AAOS-SYS \{[^}]*image = "sys\.erofs"/);
+    // the package installs stage0 where init= points, the kernel where stage0 execs it
+    const mk = readFileSync(join(EXTERNAL, "package/aaos-kernel/aaos-kernel.mk"), "utf8");
+    expect(mk).toContain(`$(TARGET_DIR)${words.get("init")}`);
+    const stage0 = readFileSync(join(REPO, "init/stage0.c"), "utf8");
+    const kernelPath = /#define AAOS_KERNEL_PATH "([^"]+)"/.exec(stage0)?.[1];
+    expect(kernelPath).toBeDefined();
+    expect(mk).toContain(`$(TARGET_DIR)${kernelPath}`);
+  });
+
+  test("erofs compression: the defconfig's is image/mkrootfs.sh's default (uncompressed)", () => {
+    const mkrootfs = readFileSync(join(REPO, "image/mkrootfs.sh"), "utf8");
+    const offlineDefault = /AAOS_EROFS_COMPRESS: "" \(default, uncompressed/.test(mkrootfs) && /\[ -n "\$\{AAOS_EROFS_COMPRESS:-\}" \]/.test(mkrootfs);
+    expect(offlineDefault).toBe(true);
+    expect(br().get("BR2_TARGET_ROOTFS_EROFS_NONE")).toBe("y");
+  });
+});
