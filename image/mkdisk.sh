@@ -39,7 +39,7 @@ mkfs.vfat -n AAOS-CFG -C "$work/in/config.vfat" 16384 >/dev/null
 if [ -n "$(ls -A "$config")" ]; then mcopy -s -Q -i "$work/in/config.vfat" "$config"/* ::/; fi
 
 # AAOS-DATA: empty ext4; PID 1 lays it out on first boot
-mkfs.ext4 -q -F -L AAOS-DATA -E root_owner=0:0 -d "$work/root" "$work/in/data.ext4" "${data_mb}M"
+mkfs.ext4 -q -F -L AAOS-DATA -E root_owner=0:0 -d "$work/root" "$work/in/data.ext4" "${data_mb}M" >/dev/null
 
 genimage --config "$here/genimage.cfg" --inputpath "$work/in" --outputpath "$work/out" \
   --rootpath "$work/root" --tmppath "$work/tmp" >/dev/null 2>"$work/genimage.log" \
