@@ -42,7 +42,7 @@ typecheck: npm-deps
 
 # Unit and host-integration tests: seconds, no VM.
 test-host: npm-deps
-	$(BUN) test test/unit test/host test/cli
+	$(BUN) test test/unit test/host test/cli test/buildroot
 
 test: deps
 	$(MAKE) test-host
