@@ -93,7 +93,10 @@ test(
     expect(r1.response).toContain("Wrote /data/output/first.txt");
     // the model was reached through guestfwd, with the key from AAOS-CFG
     expect(server.requests.length).toBeGreaterThanOrEqual(2);
-    expect(server.requests[0]!.headers["x-api-key"]).toBe(API_KEY);
+    // (the server was started with apiKey: a request without this key would have been a 401)
+    expect(server.requests.map((r) => r.outcome)).toEqual(server.requests.map(() => "ok"));
+    const h = server.requests[0]!.headers;
+    expect(h["x-api-key"] ?? h["authorization"]?.replace(/^Bearer\s+/i, "")).toBe(API_KEY);
 
     const read1 = await vm.call("tool.invoke", { agent_id: spawned.agent_id, tool: "file_read", input: { path: "/data/output/first.txt" } });
     expect(JSON.stringify(read1)).toContain("written before the reboot");
