@@ -41,7 +41,7 @@ export function truncate(text: string, max: number): string {
   if (max <= 0) return "";
   const chars = [...text];
   if (chars.length <= max) return text;
-  return chars.slice(0, Math.max(0, max - 1)).join("") + "…";
+  return chars.slice(0, Math.max(0, max - 1)).join("").trimEnd() + "…";
 }
 
 /** compact one-line JSON, cut to max characters */

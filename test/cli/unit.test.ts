@@ -1,0 +1,222 @@
+// aaosctl's pure parts: argument parsing, target selection, formatting,
+// exit-code mapping, help text generated from the verb table.
+import { describe, expect, test } from "bun:test";
+import { RpcError } from "../../cli/client.ts";
+import { bindArgs, findVerb, nearest, parseCommand, splitWords } from "../../cli/args.ts";
+import { targetFrom } from "../../cli/connect.ts";
+import { CliError, ExitCode, exitCodeFor } from "../../cli/exit.ts";
+import {
+  formatApprovalRequest,
+  formatAuditEvent,
+  formatDuration,
+  formatError,
+  formatOutputEvent,
+  keyValues,
+  painter,
+  stripAnsi,
+  table,
+} from "../../cli/format.ts";
+import { globalHelp, verbHelp } from "../../cli/help.ts";
+import { waitMs } from "../../cli/main.ts";
+import { Output } from "../../cli/output.ts";
+import { VERBS } from "../../cli/verbs.ts";
+
+const plain = painter(false);
+const paramsOf = (v: string) => VERBS[v]?.params;
+
+function exitOf(fn: () => unknown): number {
+  try {
+    fn();
+  } catch (e) {
+    return exitCodeFor(e);
+  }
+  return 0;
+}
+
+describe("command line", () => {
+  test("global options before the verb, with values, are skipped to find it", () => {
+    expect(findVerb(["--socket", "/tmp/k.sock", "--json", "ps"])).toBe(3);
+    expect(findVerb(["--socket=/tmp/k.sock", "ps"])).toBe(1);
+    expect(findVerb(["--json"])).toBe(-1);
+  });
+
+  test("options may follow the verb; verb options and global ones mix", () => {
+    const p = parseCommand(["deny", "ap-1", "--reason", "not today", "--json", "--socket", "/s"], paramsOf);
+    expect(p).toEqual({ verb: "deny", args: ["ap-1"], options: { reason: "not today", json: true, socket: "/s" } });
+  });
+
+  test("a message keeps its words; -- lets it start with a dash", () => {
+    const p = parseCommand(["run", "ag-1", "--", "-v", "means", "verbose"], paramsOf);
+    expect(bindArgs("run", VERBS.run!.params.args, p.args)).toEqual({ AGENT: "ag-1", MESSAGE: "-v means verbose" });
+  });
+
+  test("unknown option, missing or extra argument, bad choice: usage errors (exit 2)", () => {
+    expect(exitOf(() => parseCommand(["ps", "--bogus"], paramsOf))).toBe(ExitCode.usage);
+    expect(exitOf(() => bindArgs("run", VERBS.run!.params.args, ["ag-1"]))).toBe(ExitCode.usage);
+    expect(exitOf(() => bindArgs("stop", VERBS.stop!.params.args, ["a", "b"]))).toBe(ExitCode.usage);
+    expect(exitOf(() => bindArgs("audit", VERBS.audit!.params.args, ["verfy"]))).toBe(ExitCode.usage);
+    try {
+      parseCommand(["ps", "--bogus"], paramsOf);
+    } catch (e) {
+      expect((e as Error).message).toBe("ps: unknown option '--bogus'");
+    }
+  });
+
+  test("console words split like a shell's", () => {
+    expect(splitWords(`run ag-1 "say \\"hi\\"" 'it''s' a\\ b`).words).toEqual(["run", "ag-1", 'say "hi"', "its", "a b"]);
+    expect(splitWords(`call x '{"a": 1}'`).words).toEqual(["call", "x", '{"a": 1}']);
+    expect(splitWords(`run "open`).open).toBe(true);
+    expect(splitWords("status ").trailingSpace).toBe(true);
+    expect(splitWords("status").trailingSpace).toBe(false);
+  });
+
+  test("did you mean", () => {
+    expect(nearest("stauts", Object.keys(VERBS))).toBe("status");
+    expect(nearest("aprove", Object.keys(VERBS))).toBe("approve");
+    expect(nearest("xyzzy", Object.keys(VERBS))).toBeUndefined();
+  });
+
+  test("the kernel: one of --socket, --serial, --tty, else the environment", () => {
+    expect(targetFrom({ socket: "/a" }, {})).toEqual({ kind: "socket", path: "/a" });
+    expect(targetFrom({ tty: "/dev/ttyUSB0", baud: "9600" }, {})).toEqual({ kind: "tty", path: "/dev/ttyUSB0", baud: 9600 });
+    expect(targetFrom({ tty: "/dev/ttyS0" }, {})).toEqual({ kind: "tty", path: "/dev/ttyS0", baud: 115200 });
+    expect(targetFrom({}, { AAOS_SERIAL: "/run/s" })).toEqual({ kind: "serial", path: "/run/s" });
+    expect(targetFrom({ socket: "/x" }, { AAOS_SERIAL: "/run/s" })).toEqual({ kind: "socket", path: "/x" });
+    expect(exitOf(() => targetFrom({}, {}))).toBe(ExitCode.usage);
+    expect(exitOf(() => targetFrom({ socket: "/a", serial: "/b" }, {}))).toBe(ExitCode.usage);
+    expect(exitOf(() => targetFrom({ tty: "/d", baud: "fast" }, {}))).toBe(ExitCode.usage);
+  });
+
+  test("--wait in seconds", () => {
+    expect(waitMs("2.5", {})).toBe(2500);
+    expect(waitMs(undefined, {})).toBe(10_000);
+    expect(waitMs(undefined, { AAOS_WAIT: "60" })).toBe(60_000);
+    expect(exitOf(() => waitMs("soon", {}))).toBe(ExitCode.usage);
+  });
+});
+
+describe("exit codes", () => {
+  test("capability and approval denials are 4; other kernel errors 1; lost connections 3", () => {
+    expect(exitCodeFor(new RpcError(-32001, "capability denied"))).toBe(4);
+    expect(exitCodeFor(new RpcError(-32003, "approval denied"))).toBe(4);
+    expect(exitCodeFor(new RpcError(-32002, "no such agent"))).toBe(1);
+    expect(exitCodeFor(new RpcError(-32601, "method not found"))).toBe(1);
+    expect(exitCodeFor(new Error("connection closed"))).toBe(3);
+    expect(exitCodeFor(new CliError(ExitCode.usage, "x"))).toBe(2);
+  });
+});
+
+describe("formatting", () => {
+  test("tables: bold headers, aligned columns, the flexible column cut to the width", () => {
+    const rows = [
+      { id: "ag-1", desc: "short" },
+      { id: "ag-22222", desc: "a description that is much too long to fit" },
+    ];
+    const cols = [
+      { header: "ID", value: (r: (typeof rows)[0]) => r.id },
+      { header: "DESCRIPTION", value: (r: (typeof rows)[0]) => r.desc, flexible: true },
+    ];
+    expect(table(rows, cols, plain, 30).split("\n")).toEqual(["ID        DESCRIPTION", "ag-1      short", "ag-22222  a description that…"]);
+    expect(table(rows, cols, painter(true))).toContain("\x1b[1mID");
+  });
+
+  test("key/value blocks indent continuation lines under the value", () => {
+    expect(keyValues([["name", "x"], ["capabilities", "a\nb"]], plain)).toBe("name:         x\ncapabilities: a\n              b");
+  });
+
+  test("durations", () => {
+    expect(formatDuration(250)).toBe("250ms");
+    expect(formatDuration(2500)).toBe("2.5s");
+    expect(formatDuration(75_000)).toBe("1m15s");
+    expect(formatDuration(3 * 3600_000 + 60_000)).toBe("3h1m");
+  });
+
+  test("agent output events: text verbatim, tool activity one line each", () => {
+    const id = "ag-1";
+    expect(formatOutputEvent({ agent_id: id, type: "text", text: "hello" }, plain)).toBe("hello");
+    expect(formatOutputEvent({ agent_id: id, type: "tool_use", tool: "file_write", input: { path: "/d/x" }, id: "t1" }, plain)).toBe('  ▸ file_write {"path":"/d/x"}');
+    expect(formatOutputEvent({ agent_id: id, type: "tool_result", tool: "echo", id: "t1", ok: true, output: "hi" }, plain)).toBe("  ✓ echo hi");
+    expect(formatOutputEvent({ agent_id: id, type: "tool_result", tool: "echo", id: "t1", ok: false, error: { code: -32001, message: "capability denied" } }, plain)).toBe(
+      "  ✗ echo: capability denied (-32001)",
+    );
+    expect(formatOutputEvent({ agent_id: id, type: "approval_pending", approval_id: "ap-1", tool: "file_write" }, plain)).toContain("⏸ file_write waits for approval ap-1");
+  });
+
+  test("approval banner names the request, the agent, the tool, the input and what to type", () => {
+    const text = formatApprovalRequest({ id: "ap-9", agent_id: "ag-1", tool: "file_write", input: { path: "/data/x" } }, plain);
+    expect(text).toContain("approval requested ap-9: agent ag-1 wants file_write");
+    expect(text).toContain('input {"path":"/data/x"}');
+    expect(text).toContain("approve ap-9");
+  });
+
+  test("audit lines: seq, time, kind, agent, then the event's own fields", () => {
+    const line = formatAuditEvent({ seq: 7, ts: "2026-01-02T03:04:05.678Z", kind: "tool.call", agent_id: "ag-1", tool: "echo", note: "two words" }, plain);
+    expect(line).toBe('    7  2026-01-02 03:04:05  tool.call           ag-1  tool=echo note="two words"');
+  });
+
+  test("errors say what the kernel said, its name, code and data", () => {
+    const denied = formatError(new RpcError(-32001, "capability denied: no file_write on /etc", { tool: "file_write", capability: "file_write: /data/*" }), plain);
+    expect(denied).toBe("error: capability denied: no file_write on /etc (-32001)\n  tool: file_write, capability: file_write: /data/*");
+    const manifest = formatError(new RpcError(-32005, "unknown key", { path: "aproval_required", line: 3, column: 1 }), plain);
+    expect(manifest).toBe("error: invalid manifest: unknown key (-32005)\n  at aproval_required:3:1");
+    expect(formatError(new CliError(3, "no answer", "try --wait"), plain)).toBe("error: no answer\n  try --wait");
+  });
+});
+
+describe("output", () => {
+  function capture(progress = false) {
+    let out = "";
+    let err = "";
+    const o = new Output({ stdout: { write: (t) => void (out += t) }, stderr: { write: (t) => void (err += t) }, color: false, json: false, progress, width: 80 });
+    return { o, out: () => out, err: () => err };
+  }
+
+  test("a line printed after streamed text starts on a fresh line", () => {
+    const c = capture();
+    c.o.write("The model says");
+    c.o.print("  ▸ echo");
+    c.o.note("summary");
+    expect(c.out()).toBe("The model says\n  ▸ echo\n");
+    expect(c.err()).toBe("summary\n");
+  });
+
+  test("the spinner draws only on a terminal and is cleared before output", async () => {
+    const quiet = capture(false);
+    quiet.o.progress("waiting");
+    await Bun.sleep(250);
+    expect(quiet.err()).toBe("");
+    const c = capture(true);
+    const stop = c.o.progress("waiting");
+    await Bun.sleep(250);
+    expect(c.err()).toContain("waiting");
+    c.o.print("done");
+    stop();
+    expect(c.err().endsWith("\r\x1b[K")).toBe(true);
+    c.o.close();
+  });
+});
+
+describe("help", () => {
+  test("every verb has a usage line, a summary and help text; the global help lists them all and the exit codes", () => {
+    const help = globalHelp();
+    for (const [name, v] of Object.entries(VERBS)) {
+      expect(v.summary.length).toBeGreaterThan(5);
+      expect(help).toContain(`  ${name} `);
+      expect(verbHelp(name)).toStartWith(`usage: aaosctl ${name}`);
+    }
+    for (const code of ["0", "1", "2", "3", "4"]) expect(help).toMatch(new RegExp(`^\\s+${code}  `, "m"));
+  });
+
+  test("the issue's verbs are all there", () => {
+    for (const v of ["info", "ps", "spawn", "run", "stop", "status", "tools", "invoke", "approvals", "approve", "deny", "audit", "shutdown", "reboot", "call", "console"])
+      expect(VERBS[v]).toBeDefined();
+  });
+
+  test("verb help shows arguments, methods and options", () => {
+    const h = stripAnsi(verbHelp("deny"));
+    expect(h).toContain("usage: aaosctl deny APPROVAL [options]");
+    expect(h).toContain("calls: approval.respond");
+    expect(h).toMatch(/-r, --reason TEXT/);
+    expect(verbHelp("audit")).toContain("usage: aaosctl audit [verify] [options]");
+  });
+});
