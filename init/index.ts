@@ -8,7 +8,7 @@
 // on its console, where the operator can see why.
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, constants as fsc } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "pino";
+import pino, { type Logger } from "pino";
 import { parse as parseYaml } from "yaml";
 import { mount, MNT_DETACH, MS_NOATIME, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, sync, umount } from "../kernel/sys/mount.ts";
 import { reboot, setConsoleLogLevel, setCtrlAltDel } from "../kernel/sys/reboot.ts";
@@ -82,7 +82,10 @@ function mountQuiet(log: Logger, src: string, target: string, type: string, flag
   }
 }
 
-export async function enterInitMode(log: Logger, opts: { configDir?: string; dataDir?: string } = {}): Promise<InitEnvironment> {
+export async function enterInitMode(consoleLog: Logger, opts: { configDir?: string; dataDir?: string } = {}): Promise<InitEnvironment> {
+  // until /data is mounted, problems go to the console (the operator must see
+  // them); after that to /data/logs/init.log, keeping the RPC line for JSON-RPC
+  let log = consoleLog;
   const configDir = opts.configDir ?? "/config";
   const dataDir = opts.dataDir ?? "/data";
   const times: Record<string, number> = {};
@@ -96,7 +99,7 @@ export async function enterInitMode(log: Logger, opts: { configDir?: string; dat
   };
 
   // signals first: a SIGTERM during boot is remembered, not lost
-  const shutdownCtl = shutdownController(log, configDir, dataDir);
+  const shutdownCtl = shutdownController(() => log, configDir, dataDir);
 
   step(log, "console", times, () => {
     setConsoleLogLevel(1); // only emergencies reach the console: it is the RPC line
@@ -140,6 +143,7 @@ export async function enterInitMode(log: Logger, opts: { configDir?: string; dat
   times.disks = Math.round(performance.now() - t0);
 
   report.data.first_boot = step(log, "data-layout", times, () => ensureDataLayout(dataDir), false);
+  log = step(log, "init-log", times, () => pino({ level: consoleLog.level, base: { pid: process.pid, init: true } }, pino.destination({ dest: join(dataDir, "logs", "init.log"), mkdir: true, sync: true })), log);
 
   t0 = performance.now();
   const netCfg = step(log, "network-config", times, () => readNetworkConfig(configDir, log), NetworkConfigSchema.parse({}));
@@ -198,7 +202,7 @@ export function readNetworkConfig(configDir: string, log: Logger) {
   return NetworkConfigSchema.parse({});
 }
 
-function shutdownController(log: Logger, configDir: string, dataDir: string) {
+function shutdownController(getLog: () => Logger, configDir: string, dataDir: string) {
   let handler: ((a: ShutdownAction) => void) | null = null;
   let pending: ShutdownAction | null = null;
   let started = false;
@@ -206,6 +210,7 @@ function shutdownController(log: Logger, configDir: string, dataDir: string) {
   const shutdown = async (action: ShutdownAction): Promise<never> => {
     if (!started) {
       started = true;
+      const log = getLog();
       log.info({ action }, "init: shutting down");
       try {
         log.flush?.();
@@ -223,7 +228,7 @@ function shutdownController(log: Logger, configDir: string, dataDir: string) {
       try {
         handler(action);
       } catch (err) {
-        log.error({ err }, "init: shutdown handler failed");
+        getLog().error({ err }, "init: shutdown handler failed");
         void shutdown(action);
       }
     } else pending = action;
