@@ -10,6 +10,9 @@ OUT ?= out
 AAOS_CONFIG_DIR ?= image/config
 # bun-linux-x64 (AVX2; QEMU -cpu max) or bun-linux-x64-baseline for old hardware
 AAOS_BUN_TARGET ?=
+# --bytecode: JavaScriptCore bytecode compiled at build time; boot to ready
+# under TCG went from ~4.75 s to ~3.95 s (bench/boot.ts)
+AAOS_BUN_FLAGS ?= --bytecode
 KERNEL_TS_SOURCES := $(shell find kernel init -name '*.ts' 2>/dev/null) package.json
 LINUX_SOURCE_TARBALL ?= /usr/src/linux-source-6.1.tar.xz
 
@@ -26,7 +29,7 @@ $(OUT)/bzImage: image/kernel.fragment image/build-linux.sh $(LINUX_SOURCE_TARBAL
 $(OUT)/aaos-kernel: $(KERNEL_TS_SOURCES)
 	@mkdir -p $(OUT)
 	@[ -x $(BUN) ] || $(MAKE) npm-deps
-	$(BUN) build --compile $(if $(AAOS_BUN_TARGET),--target=$(AAOS_BUN_TARGET)) kernel/main.ts --outfile $@.tmp
+	$(BUN) build --compile $(AAOS_BUN_FLAGS) $(if $(AAOS_BUN_TARGET),--target=$(AAOS_BUN_TARGET)) kernel/main.ts --outfile $@.tmp
 	mv $@.tmp $@
 
 $(OUT)/stage0: init/stage0.c
