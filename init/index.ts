@@ -17,6 +17,7 @@ import { readCmdline, rpcLine } from "./cmdline.ts";
 import { configureNetwork, NetworkConfigSchema, type NetworkState } from "./network.ts";
 import { waitForLabel } from "./partitions.ts";
 import { startReaper } from "./reaper.ts";
+import { watchPowerButton } from "./powerbutton.ts";
 
 export { NetworkConfigSchema } from "./network.ts";
 
@@ -155,6 +156,7 @@ export async function enterInitMode(consoleLog: Logger, opts: { configDir?: stri
   times.network = Math.round(performance.now() - t0);
 
   step(log, "reaper", times, () => startReaper(log), undefined);
+  step(log, "power-button", times, () => watchPowerButton(log, () => shutdownCtl.request("poweroff")), []);
 
   log.info({ boot: report, uptime_s: readUptime() }, "init: system up");
   return {
@@ -238,6 +240,7 @@ function shutdownController(getLog: () => Logger, configDir: string, dataDir: st
 
   return {
     shutdown,
+    request,
     onShutdownRequest(h: (a: ShutdownAction) => void) {
       handler = h;
       if (pending) request(pending);

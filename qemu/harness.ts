@@ -80,16 +80,19 @@ export interface VM {
   /** system.shutdown poweroff, then wait for QEMU to exit on its own */
   powerOff(timeoutMs?: number): Promise<number>;
   waitExit(timeoutMs?: number): Promise<number>;
+  /** a QEMU monitor (QMP) command, e.g. qmp("send-key", {keys: [...]}) or qmp("system_powerdown") */
+  qmp(command: string, args?: Record<string, unknown>): Promise<any>;
   /** end QEMU now (tests' cleanup) */
   kill(): void;
   exited: boolean;
 }
 
-export function qemuArgs(o: BootOptions, paths: { rpcSock: string; consoleFile: string; varsFile: string }): string[] {
+export function qemuArgs(o: BootOptions, paths: { rpcSock: string; consoleFile: string; varsFile: string; qmpSock?: string }): string[] {
   const accel = o.accel ?? ((process.env.AAOS_ACCEL as "kvm" | "tcg" | undefined) || "tcg");
   const a = ["qemu-system-x86_64", "-machine", "q35", "-accel", accel, "-cpu", accel === "kvm" ? "host" : "max"];
   a.push("-m", String(o.memoryMb ?? 1024), "-smp", String(o.cpus ?? 2));
   a.push("-nodefaults", "-display", "none", "-monitor", "none");
+  if (paths.qmpSock) a.push("-qmp", `unix:${paths.qmpSock},server=on,wait=off`);
   const rpcChar = `socket,id=rpc,path=${paths.rpcSock},server=on,wait=${o.waitForClient === false ? "off" : "on"}`;
   if ((o.rpc ?? "ttyS0") === "ttyS0") {
     a.push("-chardev", `${rpcChar},logfile=${paths.consoleFile}`, "-serial", "chardev:rpc");
@@ -121,10 +124,11 @@ export async function bootVM(o: BootOptions): Promise<VM> {
   const rpcSock = o.rpcSocket ?? join(workDir, "rpc.sock");
   const consoleFile = join(workDir, "console.log");
   const varsFile = join(workDir, "OVMF_VARS.fd");
+  const qmpSock = join(workDir, "qmp.sock");
   rmSync(rpcSock, { force: true });
   rmSync(consoleFile, { force: true });
   if (o.uefi) copyFileSync(OVMF_VARS, varsFile);
-  const argv = qemuArgs(o, { rpcSock, consoleFile, varsFile });
+  const argv = qemuArgs(o, { rpcSock, consoleFile, varsFile, qmpSock });
   const startedAt = Date.now();
   const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: o.inheritStderr ? "inherit" : "pipe" });
   let stderrText = "";
@@ -219,6 +223,7 @@ export async function bootVM(o: BootOptions): Promise<VM> {
       vm.exited = true;
       return r as number;
     },
+    qmp: (command, args) => qmp(qmpSock, command, args),
     kill() {
       if (exitCode === null) proc.kill("SIGKILL");
       try {
@@ -228,4 +233,42 @@ export async function bootVM(o: BootOptions): Promise<VM> {
   };
   void exited.then(() => (vm.exited = true));
   return vm;
+}
+
+/** One QMP command on a fresh connection: greeting, qmp_capabilities, the command, its return. */
+export function qmp(path: string, command: string, args?: Record<string, unknown>): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    let buf = "";
+    let stage = 0;
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`qmp ${command}: no answer`));
+    }, 10_000);
+    s.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.on("data", (d) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const msg = JSON.parse(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        if (msg.event) continue;
+        if (stage === 0 && msg.QMP) {
+          stage = 1;
+          s.write(JSON.stringify({ execute: "qmp_capabilities" }) + "\n");
+        } else if (stage === 1 && "return" in msg) {
+          stage = 2;
+          s.write(JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}) }) + "\n");
+        } else if (stage === 2) {
+          clearTimeout(timer);
+          s.end();
+          if (msg.error) reject(new Error(`qmp ${command}: ${msg.error.desc}`));
+          else resolve(msg.return);
+        }
+      }
+    });
+  });
 }
