@@ -60,7 +60,11 @@ export async function runConsole(ctx: Ctx): Promise<number> {
   let current: Output | null = null;
   let running: AbortController | null = null;
   let leaving = false;
+  /** the person asked for shutdown or reboot: the line going away is expected */
+  let expectClose = false;
   let exitCode: number = ExitCode.ok;
+  /** the prompt is on the screen (not while greeting, not while a verb runs) */
+  let prompting = false;
 
   /** print a block above the prompt without losing what the person is typing */
   const announce = (text: string) => {
@@ -70,22 +74,32 @@ export async function runConsole(ctx: Ctx): Promise<number> {
       readline.cursorTo(stdout, 0);
     }
     stdout.write(text + "\n");
-    if (!leaving) rl.prompt(true);
+    if (prompting && !leaving) rl.prompt(true);
+  };
+  const showPrompt = () => {
+    if (leaving) return;
+    prompting = true;
+    if (terminal) rl.prompt();
   };
 
   const offNotify = client.onNotification((n) => {
     if (n.method === "approval.requested") {
       announce((terminal ? "\x07" : "") + formatApprovalRequest(n.params as ApprovalInfo, paint, width()));
     } else if (n.method === "system.ready") {
+      expectClose = false; // a reboot on a serial line: the kernel is back
       announce(paint("green", `kernel ready`) + paint("dim", ` version ${n.params?.version ?? "?"}, boot ${n.params?.boot_id ?? "?"}`));
     }
   });
   const offClose = client.onClosed((err) => {
     if (leaving) return;
-    running?.abort();
-    announce(paint("red", "connection closed") + (err ? `: ${err.message}` : "") + paint("dim", " (leaving the console)"));
-    exitCode = ExitCode.unreachable;
     leaving = true;
+    if (expectClose) {
+      announce(paint("dim", "the kernel closed the connection (leaving the console)"));
+    } else {
+      running?.abort();
+      announce(paint("red", "connection closed") + (err ? `: ${err.message}` : "") + paint("dim", " (leaving the console)"));
+      exitCode = ExitCode.unreachable;
+    }
     rl.close();
   });
 
@@ -101,29 +115,24 @@ export async function runConsole(ctx: Ctx): Promise<number> {
     rl.prompt();
   });
 
-  await greet(client, ctx, paint, announce, width());
-  if (terminal) rl.prompt();
-
-  for await (const raw of rl) {
+  /** one typed line; false when the person wants to leave */
+  const runLine = async (raw: string): Promise<boolean> => {
     const line = raw.trim();
     if (line && terminal) appendHistory(histFile, line);
-    if (!line || line.startsWith("#")) {
-      if (terminal) rl.prompt();
-      continue;
-    }
+    if (!line || line.startsWith("#")) return true;
     const { words, open } = splitWords(line);
     if (open) {
       stdout.write(paint("red", "error: ") + "unclosed quote\n");
-      if (terminal) rl.prompt();
-      continue;
+      return true;
     }
-    if (LEAVE.has(words[0]!)) break;
+    if (LEAVE.has(words[0]!)) return false;
     if (words[0] === "console") {
       stdout.write("already in the console\n");
-      if (terminal) rl.prompt();
-      continue;
+      return true;
     }
+    prompting = false;
     running = new AbortController();
+    expectClose = words[0] === "shutdown" || words[0] === "reboot";
     const code = await dispatch(words, {
       interactive: true,
       signal: running.signal,
@@ -144,9 +153,23 @@ export async function runConsole(ctx: Ctx): Promise<number> {
     });
     current = null;
     running = null;
+    if (code !== ExitCode.ok) expectClose = false;
+    // piped into the console (a script): its status is the last failure's
     if (!terminal && code !== ExitCode.ok) exitCode = code;
-    if (leaving) break;
-    if (terminal) rl.prompt();
+    return true;
+  };
+
+  await greet(client, ctx, paint, announce, width(), () => leaving);
+  showPrompt();
+  try {
+    if (!leaving)
+      for await (const raw of rl) {
+        if (!(await runLine(raw)) || leaving) break;
+        showPrompt();
+      }
+  } catch (e) {
+    // readline refuses to iterate once closed: that is how the line going away ends the loop
+    if (!leaving) throw e;
   }
   leaving = true;
   offNotify();
@@ -155,7 +178,7 @@ export async function runConsole(ctx: Ctx): Promise<number> {
   return exitCode;
 }
 
-async function greet(client: RpcClient, ctx: Ctx, paint: Paint, announce: (t: string) => void, width: number) {
+async function greet(client: RpcClient, ctx: Ctx, paint: Paint, announce: (t: string) => void, width: number, gone: () => boolean) {
   try {
     const info = await client.call<Record<string, unknown>>("system.info", {}, { timeoutMs: 5000 });
     const where = ctx.targetName ? ` on ${ctx.targetName}` : "";
@@ -167,7 +190,7 @@ async function greet(client: RpcClient, ctx: Ctx, paint: Paint, announce: (t: st
     if (approvals.length) announce(paint("yellow", `${approvals.length} approval request(s) pending:`));
     for (const a of approvals) announce(formatApprovalRequest(a, paint, width));
   } catch (e) {
-    announce(formatError(e, paint));
+    if (!gone()) announce(formatError(e, paint));
   }
 }
 
