@@ -3,25 +3,28 @@
 // code, so that both ends agree: no echo, no line editing, no 4095-byte cut.
 import { closeSync, constants, openSync, writeSync } from "node:fs";
 import { ReadStream } from "node:tty";
+import { setRawMode } from "../kernel/sys/termios.ts";
 import type { ByteStream } from "./client.ts";
 import { unreachable } from "./exit.ts";
 
-type SetRawMode = (fd: number, baud: number) => unknown;
-
-/** the kernel's setRawMode (kernel/sys/termios.ts); stty only if that module is absent */
-async function loadSetRawMode(): Promise<SetRawMode> {
+/**
+ * Raw mode at `baud` with the kernel's own termios code (bun:ffi to libc).
+ * Where that cannot load (an operator's machine without glibc), stty does
+ * the same job.
+ */
+function rawMode(fd: number, baud: number): void {
   try {
-    // a variable specifier: this copy may predate kernel/sys/termios.ts
-    const path = "../kernel/sys/termios.ts";
-    const mod: { setRawMode?: SetRawMode } = await import(path);
-    if (typeof mod.setRawMode === "function") return mod.setRawMode;
-  } catch {
-    // not built into this copy: fall through
+    setRawMode(fd, baud);
+  } catch (ffiError) {
+    try {
+      sttyRawMode(fd, baud);
+    } catch {
+      throw ffiError;
+    }
   }
-  return sttyRawMode;
 }
 
-/** fallback for a checkout without kernel/sys/termios.ts: the operator's machine has stty */
+/** the fallback: stty on the device as our stdin */
 function sttyRawMode(fd: number, baud: number): void {
   const r = Bun.spawnSync(["stty", "raw", "-echo", "-ixon", "-ixoff", "clocal", String(baud)], {
     stdin: fd,
@@ -40,8 +43,7 @@ export async function openTty(path: string, baud: number): Promise<ByteStream> {
     throw unreachable(`cannot open ${path}: ${err.code ?? err.message}`, "is the device plugged in, and may you read and write it (group dialout)?");
   }
   try {
-    const setRawMode = await loadSetRawMode();
-    setRawMode(fd, baud);
+    rawMode(fd, baud);
   } catch (e) {
     closeSync(fd);
     throw unreachable(`cannot set ${path} to raw mode at ${baud} baud: ${(e as Error).message}`);
