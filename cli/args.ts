@@ -39,7 +39,7 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   serial: { type: "string", value: "PATH", help: "QEMU's serial chardev socket, as `make run` starts it (env AAOS_SERIAL)" },
   tty: { type: "string", value: "DEVICE", help: "real serial device, e.g. /dev/ttyUSB0 (env AAOS_TTY)" },
   baud: { type: "string", value: "N", help: "line speed for --tty (default 115200)" },
-  wait: { type: "string", value: "SECONDS", help: "how long to wait for the kernel to answer (default 10)" },
+  wait: { type: "string", value: "SECONDS", help: "how long to wait for the kernel to answer (default 10 for --socket, 60 for --serial/--tty; env AAOS_WAIT)" },
   json: { type: "boolean", help: "print results as JSON, for programs" },
   "no-color": { type: "boolean", help: "no colour even on a terminal (also NO_COLOR=1)" },
   help: { type: "boolean", short: "h", help: "show help (for a verb: aaosctl VERB --help)" },

@@ -52,7 +52,15 @@ export async function dispatch(argv: string[], env: DispatchEnv): Promise<number
     const args = bindArgs(verb, v.params.args, parsed.args);
     const ctx: Ctx = {
       out,
-      rpc: () => env.rpc(options),
+      rpc: async () => {
+        // shows only if connecting takes a moment (a VM still booting)
+        const stop = env.interactive ? () => {} : out.progress(`waiting for the kernel on ${safeTargetName(env, options)}`);
+        try {
+          return await env.rpc(options);
+        } finally {
+          stop();
+        }
+      },
       signal: env.signal,
       interactive: env.interactive,
       readStdin: env.readStdin,

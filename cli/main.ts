@@ -7,16 +7,17 @@
 //
 // Exit codes: 0 ok, 1 failed, 2 usage, 3 unreachable, 4 denied, 130 interrupted.
 import type { RpcClient } from "./client.ts";
-import { connectTarget, describeTarget, targetFrom, type Connection } from "./connect.ts";
+import { connectTarget, describeTarget, targetFrom, type Connection, type Target } from "./connect.ts";
 import { dispatch, INTERRUPTED } from "./dispatch.ts";
 import { usageError } from "./exit.ts";
 import { processOutput } from "./output.ts";
 
-const DEFAULT_WAIT_S = 10;
+/** a host kernel answers at once; a serial line may be a VM still booting under TCG */
+const DEFAULT_WAIT_S: Record<Target["kind"], number> = { socket: 10, serial: 60, tty: 60 };
 
-export function waitMs(option: string | boolean | undefined, env: Record<string, string | undefined> = process.env): number {
+export function waitMs(option: string | boolean | undefined, env: Record<string, string | undefined> = process.env, kind: Target["kind"] = "socket"): number {
   const text = typeof option === "string" ? option : env.AAOS_WAIT;
-  if (text === undefined) return DEFAULT_WAIT_S * 1000;
+  if (text === undefined) return DEFAULT_WAIT_S[kind] * 1000;
   const s = Number(text);
   if (!Number.isFinite(s) || s <= 0) throw usageError(`--wait wants a number of seconds, not ${JSON.stringify(text)}`);
   return s * 1000;
@@ -47,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
       rpc: async (options): Promise<RpcClient> => {
         connection ??= (async () => {
           const target = targetFrom(options as Record<string, string>);
-          return connectTarget(target, { waitMs: waitMs(options.wait) });
+          return connectTarget(target, { waitMs: waitMs(options.wait, process.env, target.kind) });
         })();
         return (await connection).client;
       },

@@ -29,7 +29,12 @@ export class Output {
   readonly width: number;
   /** false while a streamed line (model text) is still open on stdout */
   private atLineStart = true;
-  private spinner: { label: string; since: number; frame: number; timer: ReturnType<typeof setInterval>; shown: boolean } | null = null;
+  /** spinner labels, newest last; the newest is drawn */
+  private labels: { label: string; since: number }[] = [];
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private frame = 0;
+  /** a spinner line is on the screen now */
+  private shown = false;
 
   constructor(private opts: OutputOptions) {
     this.json = opts.json;
@@ -75,39 +80,43 @@ export class Output {
 
   /**
    * Show "⠋ label 3s" on stderr until the returned function is called.
-   * Only on a terminal, never in --json mode, and only between lines.
+   * Only on a terminal, never in --json mode, and only between lines. Nested
+   * calls stack: the newest label shows, and stopping it shows the one below.
    */
   progress(label: string): () => void {
     if (!this.opts.progress || this.json) return () => {};
-    this.stopSpinner();
-    const s = { label, since: Date.now(), frame: 0, shown: false, timer: setInterval(() => this.drawSpinner(), 100) };
-    this.spinner = s;
+    const entry = { label, since: Date.now() };
+    this.labels.push(entry);
+    if (!this.timer) this.timer = setInterval(() => this.drawSpinner(), 100);
     return () => {
-      if (this.spinner === s) this.stopSpinner();
+      const i = this.labels.indexOf(entry);
+      if (i < 0) return;
+      this.labels.splice(i, 1);
+      if (!this.labels.length) this.stopSpinner();
     };
   }
 
   private drawSpinner(): void {
-    const s = this.spinner;
-    if (!s || !this.atLineStart) return;
-    const secs = Math.floor((Date.now() - s.since) / 1000);
-    const text = `${FRAMES[s.frame++ % FRAMES.length]} ${s.label}${secs >= 1 ? ` ${secs}s` : ""}`;
+    const top = this.labels.at(-1);
+    if (!top || !this.atLineStart) return;
+    const secs = Math.floor((Date.now() - top.since) / 1000);
+    const text = `${FRAMES[this.frame++ % FRAMES.length]} ${top.label}${secs >= 1 ? ` ${secs}s` : ""}`;
     this.opts.stderr.write(`\r\x1b[K${this.paint("dim", text)}`);
-    s.shown = true;
+    this.shown = true;
   }
 
   private clearSpinner(): void {
-    if (this.spinner?.shown) {
+    if (this.shown) {
       this.opts.stderr.write("\r\x1b[K");
-      this.spinner.shown = false;
+      this.shown = false;
     }
   }
 
   private stopSpinner(): void {
-    if (!this.spinner) return;
-    clearInterval(this.spinner.timer);
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.labels = [];
     this.clearSpinner();
-    this.spinner = null;
   }
 
   /** stop animating (before exit or before the console redraws its prompt) */

@@ -90,6 +90,7 @@ describe("command line", () => {
   test("--wait in seconds", () => {
     expect(waitMs("2.5", {})).toBe(2500);
     expect(waitMs(undefined, {})).toBe(10_000);
+    expect(waitMs(undefined, {}, "serial")).toBe(60_000);
     expect(waitMs(undefined, { AAOS_WAIT: "60" })).toBe(60_000);
     expect(exitOf(() => waitMs("soon", {}))).toBe(ExitCode.usage);
   });
