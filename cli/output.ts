@@ -136,6 +136,7 @@ export function processOutput(json: boolean, noColor: boolean): Output {
     color,
     json,
     progress: Boolean(process.stderr.isTTY),
-    width: process.stdout.columns || Number(env.COLUMNS) || 100,
+    // into a pipe nothing is cut: grep and friends want whole lines
+    width: stdoutTty ? process.stdout.columns || Number(env.COLUMNS) || 100 : Infinity,
   });
 }
