@@ -74,7 +74,8 @@ export function connectUnix(path: string, timeoutMs = 5000): Promise<ByteStream>
 }
 
 export class RpcClient {
-  private nextId = 1;
+  /** random start: a reply left on a serial line by an earlier session can never match a new call */
+  private nextId = 1 + Math.floor(Math.random() * 1e9);
   private pending = new Map<number | string, Pending>();
   private buffer = "";
   private listeners = new Set<(n: Notification) => void>();

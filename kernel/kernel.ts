@@ -3,7 +3,7 @@
 // audit log, and is the only code that changes them. Every action is audited
 // durably before its result is returned.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { ApprovalQueue } from "./approval/index.ts";
@@ -173,6 +173,25 @@ export class Kernel implements AgentServices {
     for (const n of m.message_send) if (!parent.manifest.message_send.includes(n)) await deny(`message_send: ${n}`, `the parent may not message "${n}" itself`);
     const covered = this.caps.covers(parent.id, specs);
     if (!covered.ok) await deny(covered.capability, covered.reason);
+  }
+
+  /** the manifests on the config partition, each checked as spawn would check it */
+  listManifests(): { name: string; file: string; valid: boolean; error?: string }[] {
+    const dir = join(this.opts.configDir, "manifests");
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort()
+      .map((file) => {
+        const name = file.replace(/\.ya?ml$/, "");
+        try {
+          const m = loadManifest(readFileSync(join(dir, file), "utf8"), { knownTools: this.tools.names(), source: `manifests/${file}` });
+          if (m.name !== name) return { name, file, valid: false, error: `name "${m.name}" differs from the file name` };
+          return { name, file, valid: true };
+        } catch (e) {
+          return { name, file, valid: false, error: (e as Error).message };
+        }
+      });
   }
 
   // ---- stop --------------------------------------------------------------

@@ -36,6 +36,7 @@ export function methodTable(kernel: Kernel, audit: AuditLog, sys: SystemFacts): 
   return {
     "agent.spawn": method(z.strictObject(spawnFields).refine(oneOf, oneOfMessage), (p) => kernel.spawn(p)),
     "agent.stop": method(z.strictObject({ agent_id: AgentId }), (p) => kernel.stop(p.agent_id)),
+    "manifest.list": method(Empty, () => ({ manifests: kernel.listManifests() })),
     "agent.list": method(Empty, () => ({ agents: kernel.list() })),
     "agent.status": method(z.strictObject({ agent_id: AgentId }), (p) => kernel.status(p.agent_id)),
     "agent.run": method(z.strictObject({ agent_id: AgentId, message: z.string().min(1) }), (p, ctx) =>

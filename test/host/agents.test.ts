@@ -1,7 +1,7 @@
 // Agents, manifests, capabilities, approvals and audit through the real
 // JSON-RPC socket of a host-mode kernel.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cleanup, rpcError, startKernel, type RunningKernel } from "./harness.ts";
 
@@ -88,6 +88,19 @@ describe("spawn", () => {
   test("both or neither of manifest and name → -32602", async () => {
     await rpcError(call("agent.spawn", {}), -32602);
     await rpcError(call("agent.spawn", { name: "echoer", manifest: "name: x" }), -32602);
+  });
+});
+
+describe("manifest.list", () => {
+  test("lists the config directory's manifests, flagging a broken one with its position", async () => {
+    writeFileSync(join(k.configDir, "manifests", "broken.yaml"), `name: broken\nmodel: ${MODEL}\nlifecycle: forever\n`);
+    const { manifests } = await call("manifest.list");
+    expect(manifests.map((m: any) => m.name)).toEqual(["broken", "careful", "echoer", "limited-echo", "short-lived"]);
+    const broken = manifests[0];
+    expect(broken.valid).toBe(false);
+    expect(broken.error).toContain("lifecycle");
+    expect(broken.error).toContain("line 3, column 12");
+    expect(manifests[2]).toEqual({ name: "echoer", file: "echoer.yaml", valid: true });
   });
 });
 
