@@ -150,7 +150,7 @@ describe("the defconfig agrees with image/'s choices", () => {
   const br = () => new Map(readDefconfig().map((l) => [l.symbol, l.value]));
 
   test("kernel compression: the fragment's CONFIG_KERNEL_<X> is BR2_LINUX_KERNEL_<X> (Buildroot forces its own)", () => {
-    const set = [...fragment().matchAll(/^CONFIG_KERNEL_(GZIP|LZ4|LZMA|LZO|XZ|ZSTD|BZIP2|UNCOMPRESSED)=y$/gm)].map((m) => m[1]);
+    const set = [...fragment().matchAll(/^CONFIG_KERNEL_(GZIP|LZ4|LZMA|LZO|XZ|ZSTD|BZIP2|UNCOMPRESSED)=y$/gm)].map((m) => m[1]!);
     const chosen = [...br()].filter(([k, v]) => /^BR2_LINUX_KERNEL_(GZIP|LZ4|LZMA|LZO|XZ|ZSTD|UNCOMPRESSED)$/.test(k) && v === "y").map(([k]) => k.replace("BR2_LINUX_KERNEL_", ""));
     // Buildroot's default is gzip when the defconfig names none
     expect(chosen.length ? chosen : ["GZIP"]).toEqual(set.length ? set : ["GZIP"]);
