@@ -45,6 +45,7 @@ test-host: npm-deps
 	$(BUN) test test/unit test/host test/cli test/buildroot
 
 test: deps
+	$(MAKE) typecheck
 	$(MAKE) test-host
 	$(MAKE) test-e2e
 
