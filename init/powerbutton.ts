@@ -1,11 +1,12 @@
 // The ACPI power button (a real machine's, or QEMU's system_powerdown) as a
 // clean poweroff: there is no acpid, so PID 1 reads the button's evdev node.
-import { createReadStream, existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, openSync, readdirSync, readFileSync, readSync, constants as fsc } from "node:fs";
 import type { Logger } from "pino";
 
 const EV_KEY = 1;
 const KEY_POWER = 116;
-const EVENT_SIZE = 24; // struct input_event on x86_64: timeval(16) type(2) code(2) value(4)
+const EVENT_SIZE = 24;
+const POLL_MS = 250; // struct input_event on x86_64: timeval(16) type(2) code(2) value(4)
 
 /** KEY_POWER presses in a chunk of input_event records (whole records only). */
 export function powerPresses(buf: Uint8Array): number {
@@ -30,18 +31,27 @@ export function watchPowerButton(log: Logger, onPress: () => void, sysInput = "/
     if (!/power button/i.test(name)) continue;
     const dev = `/dev/input/${ev}`;
     try {
-      let pending = Buffer.alloc(0);
-      const s = createReadStream(dev, { highWaterMark: EVENT_SIZE * 16 });
-      s.on("data", (chunk) => {
-        pending = Buffer.concat([pending, chunk as Buffer]);
-        const whole = pending.length - (pending.length % EVENT_SIZE);
-        if (powerPresses(pending.subarray(0, whole)) > 0) {
-          log.info({ dev, name }, "init: power button pressed");
-          onPress();
+      // A non-blocking fd polled on a timer: a stream on an evdev node would
+      // park a blocking read() in Bun's I/O pool (seen stalling the RPC tty).
+      const fd = openSync(dev, fsc.O_RDONLY | fsc.O_NONBLOCK);
+      const buf = Buffer.alloc(EVENT_SIZE * 32);
+      const timer = setInterval(() => {
+        for (;;) {
+          let n = 0;
+          try {
+            n = readSync(fd, buf, 0, buf.length, null);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== "EAGAIN") log.warn({ err, dev }, "init: power button read failed");
+            return;
+          }
+          if (n <= 0) return;
+          if (powerPresses(buf.subarray(0, n - (n % EVENT_SIZE))) > 0) {
+            log.info({ dev, name }, "init: power button pressed");
+            onPress();
+          }
         }
-        pending = pending.subarray(whole);
-      });
-      s.on("error", (err) => log.warn({ err, dev }, "init: power button device error"));
+      }, POLL_MS);
+      timer.unref?.();
       watched.push(dev);
     } catch (err) {
       log.warn({ err, dev }, "init: cannot watch the power button");
