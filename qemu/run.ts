@@ -48,7 +48,7 @@ const argv = qemuArgs(
   { rpcSock: v.socket!, consoleFile, varsFile },
 );
 const accel = argv[argv.indexOf("-accel") + 1];
-console.error(`aaos: booting ${v.image} (${v.uefi ? "UEFI/OVMF" : "-kernel"}, ${accel}${accel === "tcg" ? "; AAOS_ACCEL=kvm to use KVM" : ""})`);
+console.error(`aaos: booting ${v.image} (${v.uefi ? "UEFI/OVMF" : "-kernel"}, ${accel}${accel!.startsWith("tcg") ? "; AAOS_ACCEL=kvm to use KVM" : ""})`);
 console.error(`aaos: JSON-RPC on ${v.socket} (guest ${v.rpc}); console log ${consoleFile}`);
 const qemu = Bun.spawn(argv, { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
 
