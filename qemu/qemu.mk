@@ -11,4 +11,4 @@ run-uefi: deps image
 	$(BUN) qemu/run.ts --uefi --image $(OUT)/aaos.img $(QEMU_RUN_ARGS)
 
 test-e2e: image
-	$(BUN) test --timeout 900000 test/e2e
+	AAOS_OUT=$(abspath $(OUT)) $(BUN) test --timeout 900000 test/e2e
