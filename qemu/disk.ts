@@ -82,3 +82,16 @@ export function readDataFile(image: string, path: string): string | null {
   if (r.exitCode !== 0 || /File not found|not found by ext2_lookup/.test(err)) return null;
   return r.stdout.toString();
 }
+
+/** After a poweroff: was AAOS-DATA unmounted cleanly, and does e2fsck find nothing? */
+export function checkDataFs(image: string): { clean: boolean; needsRecovery: boolean; fsckOk: boolean; report: string } {
+  const part = extractPartition(image, "AAOS-DATA", join(mkdtempSync(join(tmpdir(), "aaos-fsck-")), "data.ext4"));
+  const hdr = Bun.spawnSync(["dumpe2fs", "-h", part], { stderr: "pipe" }).stdout.toString();
+  const fsck = Bun.spawnSync(["e2fsck", "-fn", part], { stdout: "pipe", stderr: "pipe" });
+  return {
+    clean: /^Filesystem state:\s+clean\s*$/m.test(hdr),
+    needsRecovery: /needs_recovery/.test(hdr),
+    fsckOk: fsck.exitCode === 0,
+    report: fsck.stdout.toString() + fsck.stderr.toString(),
+  };
+}

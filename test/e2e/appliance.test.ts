@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { startMessagesServer, type MessagesServer } from "../fixtures/messages-server.ts";
 import { bootVM, type VM } from "../../qemu/harness.ts";
-import { imageArtifacts, makeDisk, readDataFile } from "../../qemu/disk.ts";
+import { checkDataFs, imageArtifacts, makeDisk, readDataFile } from "../../qemu/disk.ts";
 
 const API_KEY = "sk-ant-e2e-not-a-real-key";
 const MODEL = "claude-haiku-4-5-20251001";
@@ -132,6 +132,9 @@ test(
     // the host reads the data partition: both files, the audit log, a clean file system
     expect(readDataFile(disk, "output/first.txt")).toBe("written before the reboot\n");
     expect(readDataFile(disk, "output/second.txt")).toBe("written after the reboot\n");
+    const fs = checkDataFs(disk);
+    expect({ clean: fs.clean, needsRecovery: fs.needsRecovery, fsckOk: fs.fsckOk }).toEqual({ clean: true, needsRecovery: false, fsckOk: true });
+
   },
   900_000,
 );
