@@ -113,7 +113,16 @@ export async function enterInitMode(consoleLog: Logger, opts: { configDir?: stri
     mountQuiet(log, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
   }, undefined);
 
-  // the RPC line raw and at its speed before anything is said on it
+  // the RPC line raw and at its speed before anything is said on it; a
+  // virtual console can appear a moment after we start, and a line that
+  // never appears falls back to the first UART so the machine stays reachable
+  const tRpc = performance.now();
+  for (const deadline = Date.now() + 3000; !existsSync(rpc.device) && Date.now() < deadline; ) await Bun.sleep(20);
+  if (!existsSync(rpc.device) && rpc.device !== "/dev/ttyS0") {
+    log.error({ wanted: rpc.device }, "init: RPC device missing; using /dev/ttyS0");
+    rpc.device = "/dev/ttyS0";
+    rpc.baud = 115200;
+  }
   step(log, "rpc-tty", times, () => {
     const fd = openSync(rpc.device, fsc.O_RDWR | fsc.O_NOCTTY | fsc.O_NONBLOCK);
     try {
@@ -122,6 +131,7 @@ export async function enterInitMode(consoleLog: Logger, opts: { configDir?: stri
       closeSync(fd);
     }
   }, undefined);
+  times["rpc-tty"] = Math.round(performance.now() - tRpc);
 
   let t0 = performance.now();
   const cfgDev = await waitForLabel(CONFIG_LABEL, 10_000).catch(() => null);

@@ -61,3 +61,20 @@ inference:
   },
   600_000,
 );
+
+test(
+  "aaos.rpc names a device the machine lacks: PID 1 falls back to ttyS0 and stays reachable",
+  async () => {
+    const a = imageArtifacts();
+    const disk = makeDisk({ "kernel.yaml": "network:\n  mode: none\n" });
+    const v = await bootVM({ image: disk, kernel: a.bzImage, append: "aaos.rpc=hvc0", noNetwork: true });
+    try {
+      await v.waitForReady();
+      expect((await v.call("system.ping")).pong).toBe(true);
+      expect(await v.powerOff(120_000)).toBe(0);
+    } finally {
+      v.kill();
+    }
+  },
+  600_000,
+);
