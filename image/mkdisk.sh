@@ -4,12 +4,11 @@
 # genimage for the partition table.
 #
 #   image/mkdisk.sh --bzimage out/bzImage --sys out/sys.erofs --config DIR --out out/aaos.img
-#                   [--data-mb 256] [--genimage-config image/genimage.cfg]
+#                   [--data-mb 256]
 # --config DIR is copied onto AAOS-CFG as is (kernel.yaml, manifests/, secrets).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 data_mb=256
-layout=$here/genimage.cfg
 while [ $# -gt 0 ]; do
   case $1 in
     --bzimage) bzimage=$2; shift 2 ;;
@@ -17,7 +16,6 @@ while [ $# -gt 0 ]; do
     --config) config=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --data-mb) data_mb=$2; shift 2 ;;
-    --genimage-config) layout=$2; shift 2 ;;
     *) echo "mkdisk: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -43,7 +41,7 @@ if [ -n "$(ls -A "$config")" ]; then mcopy -s -Q -i "$work/in/config.vfat" "$con
 # AAOS-DATA: empty ext4; PID 1 lays it out on first boot
 mkfs.ext4 -q -F -L AAOS-DATA -E root_owner=0:0 -d "$work/root" "$work/in/data.ext4" "${data_mb}M" >/dev/null
 
-genimage --config "$layout" --inputpath "$work/in" --outputpath "$work/out" \
+genimage --config "$here/genimage.cfg" --inputpath "$work/in" --outputpath "$work/out" \
   --rootpath "$work/root" --tmppath "$work/tmp" >/dev/null 2>"$work/genimage.log" \
   || { cat "$work/genimage.log" >&2; exit 1; }
 mv "$work/out/aaos.img" "$out"
