@@ -5,13 +5,8 @@
 // Run directly: bun bench/caps.ts
 import { CapabilityTable } from "../kernel/caps/index.ts";
 
-export interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-}
+import type { Figure } from "./figure.ts";
+export type { Figure };
 
 const TOKENS = 20;
 const AGENTS = 50;

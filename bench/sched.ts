@@ -16,13 +16,8 @@
 import { KernelError } from "../kernel/errors.ts";
 import { Scheduler, SchedCancelled, VirtualClock, parsePeriod, type Grant } from "../kernel/sched/index.ts";
 
-export interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  baseline?: { name: string; value: number };
-  ratio?: number;
-}
+import type { Figure } from "./figure.ts";
+export type { Figure };
 
 const drain = () => new Promise<void>((r) => setImmediate(r));
 
