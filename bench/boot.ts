@@ -5,12 +5,12 @@
 // run, same QEMU flags (only -initrd differs), so the ratio is the figure.
 // Then the alternatives for carrying the 100+ MB kernel binary (erofs
 // partition, lz4hc erofs, a zstd initramfs), and the sizes.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Figure } from "./figure.ts";
 import { bootVM } from "../qemu/harness.ts";
-import { makeDisk, OUT } from "../qemu/disk.ts";
+import { cleanupDisks, makeDisk, OUT } from "../qemu/disk.ts";
 
 const ROUNDS = Number(process.env.AAOS_BENCH_BOOT_ROUNDS ?? 3);
 const TRIVIAL_LINE = "trivial-init: ready";
@@ -138,5 +138,7 @@ export async function benchBoot(): Promise<Figure[]> {
   figs.push({ name: "size: AAOS-SYS erofs (stage0 + binary + 5 glibc files)", value: statSync(sys).size, unit: "bytes" });
   figs.push({ name: "size: disk image out/aaos.img", value: statSync(img).size, unit: "bytes" });
   figs.push({ name: "size: disk image, allocated (sparse)", value: allocated(img), unit: "bytes" });
+  cleanupDisks();
+  rmSync(work, { recursive: true, force: true });
   return figs;
 }

@@ -16,7 +16,8 @@ AAOS_BUN_FLAGS ?= --bytecode
 KERNEL_TS_SOURCES := $(shell find kernel init -name '*.ts' 2>/dev/null) package.json
 LINUX_SOURCE_TARBALL ?= /usr/src/linux-source-6.1.tar.xz
 
-image: $(OUT)/aaos.img
+# apt-deps first: a fresh Debian machine gets musl-tools, genimage, linux-source…
+image: apt-deps $(OUT)/aaos.img
 linux: $(OUT)/bzImage
 kernel-binary: $(OUT)/aaos-kernel
 

@@ -1,12 +1,23 @@
 // Disk images for tests: a copy of the appliance with another config
 // partition, and a look inside the data partition from the host afterwards
 // (GPT parsed here, ext4 read with debugfs: no loop devices, no root).
-import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, writeFileSync, existsSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ROOT } from "./harness.ts";
 
 export const OUT = process.env.AAOS_OUT ?? join(ROOT, "out");
+
+/** temporary directories made here (disk copies, extracted partitions): removed by cleanupDisks() */
+const made: string[] = [];
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
+export function cleanupDisks(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+}
 
 /** The pieces `make image` builds; tests need all of them. */
 export function imageArtifacts() {
@@ -19,7 +30,7 @@ export function imageArtifacts() {
 export function makeDisk(configFiles: Record<string, string>, outFile?: string): string {
   const a = imageArtifacts();
   if (a.missing.length) throw new Error(`missing ${a.missing.join(", ")}: run make image`);
-  const dir = mkdtempSync(join(tmpdir(), "aaos-disk-"));
+  const dir = tempDir("aaos-disk-");
   const cfg = join(dir, "config");
   for (const [rel, text] of Object.entries(configFiles)) {
     mkdirSync(dirname(join(cfg, rel)), { recursive: true });
@@ -76,7 +87,7 @@ export function extractPartition(image: string, name: string, out: string): stri
 
 /** A file on AAOS-DATA (path relative to /data), or null if it is not there. */
 export function readDataFile(image: string, path: string): string | null {
-  const part = extractPartition(image, "AAOS-DATA", join(mkdtempSync(join(tmpdir(), "aaos-data-")), "data.ext4"));
+  const part = extractPartition(image, "AAOS-DATA", join(tempDir("aaos-data-"), "data.ext4"));
   const r = Bun.spawnSync(["debugfs", "-R", `cat /${path.replace(/^\/+/, "")}`, part], { stderr: "pipe" });
   const err = r.stderr.toString();
   if (r.exitCode !== 0 || /File not found|not found by ext2_lookup/.test(err)) return null;
@@ -85,7 +96,7 @@ export function readDataFile(image: string, path: string): string | null {
 
 /** After a poweroff: was AAOS-DATA unmounted cleanly, and does e2fsck find nothing? */
 export function checkDataFs(image: string): { clean: boolean; needsRecovery: boolean; fsckOk: boolean; report: string } {
-  const part = extractPartition(image, "AAOS-DATA", join(mkdtempSync(join(tmpdir(), "aaos-fsck-")), "data.ext4"));
+  const part = extractPartition(image, "AAOS-DATA", join(tempDir("aaos-fsck-"), "data.ext4"));
   const hdr = Bun.spawnSync(["dumpe2fs", "-h", part], { stderr: "pipe" }).stdout.toString();
   const fsck = Bun.spawnSync(["e2fsck", "-fn", part], { stdout: "pipe", stderr: "pipe" });
   return {

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { startMessagesServer, type MessagesServer } from "../fixtures/messages-server.ts";
 import { bootVM, type VM } from "../../qemu/harness.ts";
-import { checkDataFs, imageArtifacts, makeDisk, readDataFile } from "../../qemu/disk.ts";
+import { checkDataFs, cleanupDisks, imageArtifacts, makeDisk, readDataFile } from "../../qemu/disk.ts";
 
 const API_KEY = "sk-ant-e2e-not-a-real-key";
 const MODEL = "claude-haiku-4-5-20251001";
@@ -47,6 +47,7 @@ beforeAll(async () => {
 afterAll(async () => {
   vm?.kill();
   await server?.stop();
+  cleanupDisks();
 });
 
 function writeStep(tag: string, path: string, content: string) {

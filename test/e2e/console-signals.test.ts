@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { startMessagesServer, type MessagesServer } from "../fixtures/messages-server.ts";
 import { bootVM, type VM } from "../../qemu/harness.ts";
-import { imageArtifacts, makeDisk } from "../../qemu/disk.ts";
+import { cleanupDisks, imageArtifacts, makeDisk } from "../../qemu/disk.ts";
 
 let server: MessagesServer;
 let vm: VM | null = null;
@@ -15,6 +15,7 @@ beforeAll(async () => {
 afterAll(async () => {
   vm?.kill();
   await server?.stop();
+  cleanupDisks();
 });
 
 test(

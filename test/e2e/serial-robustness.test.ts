@@ -3,10 +3,13 @@
 // still carries JSON-RPC both ways at any length.
 import { afterAll, expect, test } from "bun:test";
 import { bootVM, type VM } from "../../qemu/harness.ts";
-import { imageArtifacts, makeDisk } from "../../qemu/disk.ts";
+import { cleanupDisks, imageArtifacts, makeDisk } from "../../qemu/disk.ts";
 
 let vm: VM | null = null;
-afterAll(() => vm?.kill());
+afterAll(() => {
+  vm?.kill();
+  cleanupDisks();
+});
 
 test(
   "garbage, a 5 MiB line and a half message do not kill PID 1",

@@ -2,14 +2,18 @@
 // system.ready: firmware → EFI/BOOT/BOOTX64.EFI (the kernel's EFI stub) →
 // root=PARTLABEL=AAOS-SYS → stage0 → the agent kernel.
 import { afterAll, expect, test } from "bun:test";
-import { copyFileSync, mkdtempSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bootVM, type VM } from "../../qemu/harness.ts";
 import { imageArtifacts } from "../../qemu/disk.ts";
 
 let vm: VM | null = null;
-afterAll(() => vm?.kill());
+let dir = "";
+afterAll(() => {
+  vm?.kill();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 test(
   "out/aaos.img boots under OVMF to system.ready and powers off",
@@ -17,7 +21,8 @@ test(
     const a = imageArtifacts();
     if (a.missing.length) throw new Error(`missing ${a.missing.join(", ")}: run make image`);
     // a copy: the image we ship stays pristine (its data partition unformatted by a boot)
-    const disk = join(mkdtempSync(join(tmpdir(), "aaos-uefi-")), "aaos.img");
+    dir = mkdtempSync(join(tmpdir(), "aaos-uefi-"));
+    const disk = join(dir, "aaos.img");
     copyFileSync(a.image, disk);
     vm = await bootVM({ image: disk, uefi: true, noNetwork: true });
     const ready = await vm.waitForReady(300_000);
