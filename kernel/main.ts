@@ -133,7 +133,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
 
   guardProcess(kernel, log);
   await kernel.approvals.recover();
-  await kernel.audit({ kind: "system.boot", agent_id: null, version: VERSION, boot_id: bootId, mode: args.mode, pid: process.pid });
+  await kernel.audit({ kind: "system.boot", agent_id: null, version: VERSION, boot_id: bootId, mode: args.mode, pid: process.pid, boot: initEnv?.bootReport });
 
   let listeners: Listener[] = [];
   let stopping = false;
@@ -154,7 +154,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     })();
   };
 
-  server = new RpcServer(methodTable(kernel, audit, { version: VERSION, bootId, mode: args.mode, startedAt, shutdown }), {
+  server = new RpcServer(methodTable(kernel, audit, { version: VERSION, bootId, mode: args.mode, startedAt, shutdown, boot: initEnv?.bootReport }), {
     maxLineBytes: config.rpc.max_line_bytes,
     log,
     onOpen: (conn) => conn.notify("system.ready", { version: VERSION, boot_id: bootId }),

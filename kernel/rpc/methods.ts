@@ -12,6 +12,8 @@ export interface SystemFacts {
   bootId: string;
   mode: "host" | "init";
   startedAt: number;
+  /** init mode: what the boot found (disks, persistence, RPC device, step times) */
+  boot?: unknown;
   /** poweroff/reboot (init) or exit (host); called after the reply is written */
   shutdown(action: "poweroff" | "reboot"): void;
 }
@@ -81,6 +83,7 @@ export function methodTable(kernel: Kernel, audit: AuditLog, sys: SystemFacts): 
       pending_approvals: kernel.listApprovals().length,
       audit_head: audit.head(),
       tools: kernel.tools.describeAll().map((t) => t.name),
+      ...(sys.boot === undefined ? {} : { boot: sys.boot }),
     })),
     "system.shutdown": method(z.strictObject({ action: z.enum(["poweroff", "reboot"]).default("poweroff") }), async (p) => {
       await kernel.audit({ kind: "system.shutdown", agent_id: null, action: p.action });

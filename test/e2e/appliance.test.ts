@@ -84,6 +84,9 @@ test(
     expect(ready1.params.boot_id).toBeString();
     const info = await vm.call("system.info");
     expect(info.mode).toBe("init");
+    // the boot report: both partitions found by label and mounted, /data persistent
+    expect(info.boot.config).toMatchObject({ mounted: true });
+    expect(info.boot.data).toMatchObject({ mounted: true, persistent: true });
 
     // --- first boot: spawn from the config partition, run, approve, verify
     const spawned = await vm.call("agent.spawn", { name: "writer" });
