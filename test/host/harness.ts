@@ -58,7 +58,17 @@ export async function startKernel(opts: KernelOptions = {}): Promise<RunningKern
     await Bun.sleep(20);
   }
   const connect = async () => {
-    const client = await RpcClient.unix(socket);
+    // the socket file appears at bind(), a moment before listen(): retry a refused connect
+    let client: RpcClient;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        client = await RpcClient.unix(socket);
+        break;
+      } catch (e) {
+        if (attempt >= 100 || proc.exitCode !== null) throw e;
+        await Bun.sleep(20);
+      }
+    }
     const ready = await client.waitFor("system.ready", 5000).catch(() => null);
     return { client, ready };
   };
