@@ -149,7 +149,7 @@ export function parseJsonArg(what: string, text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw usageError(`${what} is not valid JSON: ${(e as Error).message}`, `quote it for the shell: '{"path": "/data/x"}'`);
+    throw usageError(`${what} is not valid JSON: ${(e as Error).message}`, `give one JSON object, e.g. {"path": "/data/x"} (in a shell, inside single quotes)`);
   }
 }
 
@@ -183,6 +183,22 @@ function editDistance(a: string, b: string): number {
  * '...' is literal, "..." allows \" and \\, a backslash escapes outside quotes.
  * Returns the words and whether a quote was left open (for completion).
  */
+/** index just past the JSON object or array starting at `start`, or -1 when it is not closed */
+function jsonEnd(line: string, start: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < line.length; i++) {
+    const c = line[i]!;
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === "{" || c === "[") depth++;
+    else if ((c === "}" || c === "]") && --depth === 0) return i + 1;
+  }
+  return -1;
+}
+
 export function splitWords(line: string): { words: string[]; open: boolean; trailingSpace: boolean } {
   const words: string[] = [];
   let cur = "";
@@ -197,6 +213,13 @@ export function splitWords(line: string): { words: string[]; open: boolean; trai
       if (c === '"') quote = null;
       else if (c === "\\" && (line[i + 1] === '"' || line[i + 1] === "\\")) cur += line[++i];
       else cur += c;
+    } else if (!inWord && (c === "{" || c === "[")) {
+      // the console is not a shell: a word that starts a JSON value is taken
+      // verbatim up to its matching bracket, so `invoke a echo {"text":"hi"}` works
+      const end = jsonEnd(line, i);
+      if (end < 0) return { words: [...words, line.slice(i)], open: true, trailingSpace: false };
+      words.push(line.slice(i, end));
+      i = end - 1;
     } else if (c === "'" || c === '"') {
       quote = c;
       inWord = true;

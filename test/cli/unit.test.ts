@@ -66,6 +66,11 @@ describe("command line", () => {
     expect(splitWords(`run ag-1 "say \\"hi\\"" 'it''s' a\\ b`).words).toEqual(["run", "ag-1", 'say "hi"', "its", "a b"]);
     expect(splitWords(`call x '{"a": 1}'`).words).toEqual(["call", "x", '{"a": 1}']);
     expect(splitWords(`run "open`).open).toBe(true);
+    // the console is not a shell: bare JSON is one word, brackets inside strings included
+    expect(splitWords(`invoke a file_read {"path":"/data/a b"}`).words).toEqual(["invoke", "a", "file_read", '{"path":"/data/a b"}']);
+    expect(splitWords(`call m {"x":"} \\" ]","y":[1,{"z":2}]} --json`).words).toEqual(["call", "m", '{"x":"} \\" ]","y":[1,{"z":2}]}', "--json"]);
+    expect(splitWords(`call m [1, 2]`).words).toEqual(["call", "m", "[1, 2]"]);
+    expect(splitWords(`call m {"open": 1`).open).toBe(true);
     expect(splitWords("status ").trailingSpace).toBe(true);
     expect(splitWords("status").trailingSpace).toBe(false);
   });
