@@ -49,7 +49,7 @@ test: deps
 	$(MAKE) test-host
 	$(MAKE) test-e2e
 
-bench: npm-deps
+bench: deps image
 	$(BUN) bench/run.ts
 
 clean:
