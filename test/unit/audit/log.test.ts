@@ -1,21 +1,12 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { KernelError } from "../../../kernel/errors.ts";
 import { AuditLog, GENESIS, canonicalJSON, recordHash, type AuditIO } from "../../../kernel/audit/index.ts";
 import { createHash } from "node:crypto";
-import { tempDir } from "./helpers.ts";
+import { tempDirsPerTest } from "./helpers.ts";
 
-let cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups) c();
-  cleanups = [];
-});
-function dir() {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  return t.dir;
-}
+const dir = tempDirsPerTest();
 
 async function fill(log: AuditLog, n: number, f: (i: number) => Record<string, unknown> = () => ({})) {
   const out = [];

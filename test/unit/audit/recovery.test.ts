@@ -1,19 +1,10 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { appendFileSync, readFileSync, readdirSync, truncateSync, writeFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AuditLog, GENESIS } from "../../../kernel/audit/index.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDirsPerTest } from "./helpers.ts";
 
-let cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups) c();
-  cleanups = [];
-});
-function dir() {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  return t.dir;
-}
+const dir = tempDirsPerTest();
 const seg = (d: string, first: number) => join(d, String(first).padStart(20, "0") + ".jsonl");
 const segments = (d: string) => readdirSync(d).filter((n) => n.endsWith(".jsonl")).sort();
 

@@ -1,19 +1,10 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AuditLog, REDACTED, isSensitiveKey } from "../../../kernel/audit/index.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDirsPerTest } from "./helpers.ts";
 
-let cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const c of cleanups) c();
-  cleanups = [];
-});
-function dir() {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  return t.dir;
-}
+const dir = tempDirsPerTest();
 
 /** every byte under the log directory, quarantine included */
 function allBytes(d: string): string {
