@@ -205,8 +205,8 @@ export class Kernel implements AgentServices {
     // revoke first: nothing still in flight may use a token after this line
     const revoked = this.caps.revokeAll(agentId);
     this.procs.markStopped(agent);
+    // the abort reaches everything in flight: inference, tools, and pending approvals (their wait listens on it)
     agent.abort.abort(new KernelError(ErrorCode.AgentNotRunnable, `agent ${agentId} was stopped`));
-    this.approvals.cancelAgent(agentId);
     this.inference?.onStop(agentId);
     await this.audit({ kind: "agent.stop", agent_id: agentId, name: agent.name, revoked_tokens: revoked });
     return { agent_id: agentId, state: "stopped" };
@@ -290,12 +290,13 @@ export class Kernel implements AgentServices {
       await this.audit({ kind: "capability.denied", agent_id: agentId, tool: toolName, capability: check.capability, reason: check.reason, via: opts.via });
       throw capabilityDenied(toolName, check.capability, check.reason);
     }
+    // one signal for the whole call: the agent's stop, or the caller going away
+    const signal = anySignal(agent.abort.signal, opts.signal);
     if (agent.approvalRequired.has(toolName)) {
-      await this.approvals.request(agentId, toolName, clip(parsed.data), anySignal(agent.abort.signal, opts.signal), opts.onApprovalPending);
+      await this.approvals.request(agentId, toolName, clip(parsed.data), signal, opts.onApprovalPending);
     }
 
     const pending: Promise<unknown>[] = [];
-    const signal = anySignal(agent.abort.signal, opts.signal);
     const ctx = {
       agentId,
       dataDir: this.opts.dataDir,

@@ -97,13 +97,6 @@ export class ApprovalQueue {
     return { id, decision };
   }
 
-  /** stopping an agent cancels what it waits for */
-  cancelAgent(agentId: string): void {
-    for (const p of [...this.pending.values()]) {
-      if (p.info.agent_id === agentId) p.settle("deny", "the agent was stopped", "stop");
-    }
-  }
-
   private persist(): void {
     const tmp = this.file + ".tmp";
     writeFileSync(tmp, JSON.stringify(this.list()));
