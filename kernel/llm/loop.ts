@@ -290,18 +290,10 @@ async function callModel(
       const elapsed = Date.now() - firstAt;
       const ra = retryAfterMs(pe.headers);
       const delay = Math.max(ra ?? 0, backoffMs(attempt, cfg.retry.base_delay_ms, cfg.retry.max_delay_ms, random));
+      const failure = { agent_id: agent.id, model: agent.model, provider: provider.name, attempt, status: pe.status ?? null, error_kind: pe.kind };
       const giveUp = !pe.retryable || attempt > route.maxRetries || elapsed + delay > cfg.retry.max_elapsed_ms;
       if (giveUp) {
-        await audit({
-          kind: "inference.error",
-          agent_id: agent.id,
-          model: agent.model,
-          provider: provider.name,
-          attempt,
-          status: pe.status ?? null,
-          error_kind: pe.kind,
-          message: pe.message,
-        });
+        await audit({ kind: "inference.error", ...failure, message: pe.message });
         log.warn({ agent_id: agent.id, model: agent.model, attempt, status: pe.status, kind: pe.kind }, "inference failed");
         const why = pe.retryable ? ` (gave up after ${attempt} attempt${attempt > 1 ? "s" : ""})` : "";
         throw new KernelError(ErrorCode.InferenceFailed, pe.kind === "auth" ? pe.message : `inference failed: ${pe.message}${why}`, {
@@ -313,17 +305,7 @@ async function callModel(
           attempts: attempt,
         });
       }
-      await audit({
-        kind: "inference.retry",
-        agent_id: agent.id,
-        model: agent.model,
-        provider: provider.name,
-        attempt,
-        status: pe.status ?? null,
-        error_kind: pe.kind,
-        delay_ms: delay,
-        retry_after_ms: ra ?? null,
-      });
+      await audit({ kind: "inference.retry", ...failure, delay_ms: delay, retry_after_ms: ra ?? null });
       log.info({ agent_id: agent.id, attempt, status: pe.status, kind: pe.kind, delay_ms: delay }, "inference retry");
       await sleep(delay, agent.signal);
       if (agent.signal.aborted) throw new Stopped();
