@@ -10,6 +10,7 @@
 // them is sound; the broadest is picked so parents can be created as far up
 // as the agent may.
 import type { ToolContext } from "../tools/tool.ts";
+import { capabilityDenied } from "../errors.ts";
 import { globMatches, globRoot, normalizePath, parseCapability, type Capability } from "./grammar.ts";
 
 export interface Grant {
@@ -39,6 +40,10 @@ export function authorizePath(ctx: ToolContext, kind: "file_read" | "file_write"
   const n = normalizePath(rawPath);
   if (!n.ok) throw new Error(`authorize accepted a path normalizePath refuses: ${n.reason}`); // cannot happen
   const path = n.path;
+  // the kernel's authorize refuses kernel-private state (and audits it);
+  // checked again here so no file tool can reach it through a context that forgot
+  const why = ctx.privateAreas.reason(path);
+  if (why !== null) throw capabilityDenied(kind, `${kind}: ${path}`, why);
 
   const fits = (c: Capability | undefined): c is Extract<Capability, { glob: string }> =>
     c !== undefined && c.kind === kind && globMatches(c.glob, path);

@@ -1,6 +1,7 @@
 // Capabilities: the grammar of manifest capability strings, kernel-held
 // tokens, narrowing for child agents, and path and URL matching.
-// Implementation beside this file: grammar.ts (pure rules), table.ts (tokens).
+// Implementation beside this file: grammar.ts (pure rules), table.ts (tokens),
+// private.ts (kernel-private paths carved out of every grant).
 export {
   CapabilityParseError,
   parseCapability,
@@ -26,3 +27,4 @@ export {
   type Normalised,
 } from "./grammar.ts";
 export { CapabilityTable, type TokenSpec, type Token, type CheckResult, type CoverResult } from "./table.ts";
+export { PrivateAreas, type PrivateAreasOptions } from "./private.ts";

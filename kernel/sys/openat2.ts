@@ -36,8 +36,10 @@ const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const AT_EMPTY_PATH = 0x1000;
 const STATX_TYPE = 0x1;
-const STATX_SIZE = 0x200;
 const STATX_MODE = 0x2;
+const STATX_NLINK = 0x4;
+const STATX_INO = 0x100;
+const STATX_SIZE = 0x200;
 
 const SYS_getdents64 = 217;
 const SYS_statx = 332;
@@ -100,6 +102,9 @@ const libc = dlopen("libc.so.6", {
   write: { args: ["i32", "ptr", "u64"], returns: "i64" },
   close: { args: ["i32"], returns: "i32" },
   fsync: { args: ["i32"], returns: "i32" },
+  fchmod: { args: ["i32", "u32"], returns: "i32" },
+  renameat: { args: ["i32", "ptr", "i32", "ptr"], returns: "i32" },
+  unlinkat: { args: ["i32", "ptr", "i32"], returns: "i32" },
 });
 const sym = libc.symbols;
 
@@ -273,6 +278,22 @@ export function toKernelError(e: unknown, ctx: ErrorContext = {}): unknown {
   }
 }
 
+/** why a regular file with more than one hard link is refused (docs/manifests.md) */
+export const HARD_LINK_REASON = "a file with more than one hard link is refused, because the other name may lie outside the grant";
+
+/**
+ * the error for a regular file with st_nlink > 1: -32001, naming the path and
+ * why (its other name may lie outside the grant, and writing or reading
+ * through this one would reach that file)
+ */
+export function hardLinkRefused(nlink: number, ctx: ErrorContext = {}): KernelError {
+  const err = capabilityDenied(ctx.tool ?? "", ctx.capability ?? "", HARD_LINK_REASON);
+  err.message = `capability denied: ${ctx.path ?? "the file"} has ${nlink} hard links; ${HARD_LINK_REASON}`;
+  if (ctx.path !== undefined) (err.data as Record<string, unknown>).path = ctx.path;
+  (err.data as Record<string, unknown>).nlink = nlink;
+  return err;
+}
+
 /**
  * Open relPath beneath the absolute directory root. The root itself is
  * reached with no symlink in it either. Throws KernelErrors (a symlink or an
@@ -343,6 +364,35 @@ export function fsync(fd: number): void {
   sys("fsync", `fd ${fd}`, () => sym.fsync(fd));
 }
 
+export function fchmod(fd: number, mode: number): void {
+  sys("fchmod", `fd ${fd}`, () => sym.fchmod(fd, mode));
+}
+
+/** a single name inside a directory fd: no `/`, not "", "." or ".." (so *at calls resolve nothing) */
+function oneName(name: string, op: string): Buffer {
+  if (name === "" || name === "." || name === ".." || name.includes("/")) throw new KernelError(ErrorCode.InvalidParams, `Invalid params: ${op}: "${name}" is not a single file name`);
+  return cstr(name);
+}
+
+/**
+ * rename one name to another inside directory fds (O_PATH fds will do).
+ * Names are single components, so nothing is resolved: a symlink at `to`
+ * is replaced, never followed; a hard-linked `to` loses this name only.
+ */
+export function renameAt(fromDirFd: number, from: string, toDirFd: number, to: string): void {
+  const a = oneName(from, "renameat");
+  const b = oneName(to, "renameat");
+  sys("renameat", to, () => sym.renameat(fromDirFd, a, toDirFd, b));
+}
+
+const AT_REMOVEDIR = 0x200;
+
+/** remove one name (a file; a directory with dir: true) inside a directory fd */
+export function unlinkAt(dirFd: number, name: string, opts: { dir?: boolean } = {}): void {
+  const n = oneName(name, "unlinkat");
+  sys("unlinkat", name, () => sym.unlinkat(dirFd, n, opts.dir ? AT_REMOVEDIR : 0));
+}
+
 /** read up to max bytes; truncated when the file had more */
 export function readUpTo(fd: number, max: number): { data: Uint8Array; truncated: boolean } {
   const buf = new Uint8Array(max + 1);
@@ -367,7 +417,11 @@ export type FileType = "file" | "dir" | "symlink" | "other";
 export interface StatInfo {
   type: FileType;
   size: number;
+  /** permission bits (mode & 0o7777) */
   mode: number;
+  /** hard links to the inode (a regular file with more than one may have a name outside the grant) */
+  nlink: number;
+  ino: bigint;
 }
 
 function typeOf(mode: number): FileType {
@@ -386,11 +440,13 @@ function typeOf(mode: number): FileType {
 function statx(dirFd: number, name: string, flags: number): StatInfo {
   const p = cstr(name);
   const buf = new Uint8Array(256); // struct statx
-  sys("statx", name || `fd ${dirFd}`, () => sym.syscall(SYS_statx, dirFd, ptr(p), flags, STATX_TYPE | STATX_MODE | STATX_SIZE, ptr(buf), 0));
+  sys("statx", name || `fd ${dirFd}`, () => sym.syscall(SYS_statx, dirFd, ptr(p), flags, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_INO | STATX_SIZE, ptr(buf), 0));
   const v = new DataView(buf.buffer);
+  const nlink = v.getUint32(16, true); // stx_nlink
   const mode = v.getUint16(28, true); // stx_mode
+  const ino = v.getBigUint64(32, true); // stx_ino
   const size = Number(v.getBigUint64(40, true)); // stx_size
-  return { type: typeOf(mode), size, mode: mode & 0o7777 };
+  return { type: typeOf(mode), size, mode: mode & 0o7777, nlink, ino };
 }
 
 /** fstat of an open fd */

@@ -1,7 +1,10 @@
 // file_list: the entries of a directory the agent holds `file_read` on
 // (file_read implies this tool). Opened beneath the granted root with every
 // symlink refused, listed with getdents64 on that fd; symlinks inside are
-// reported as such, never followed.
+// reported as such, never followed. Entries that are kernel-private state
+// (ctx.privateAreas.hides: the stores under the data directory other than
+// files/, the config's secrets/, key and log files) are left out, unstatted:
+// listing the data directory shows only `files`.
 import { z } from "zod";
 import { authorizePath, basename, dirname, relativeTo } from "../caps/grant.ts";
 import { close, O_DIRECTORY, O_RDONLY, openBeneath, readDirFd, statAt, toKernelError, type FileType } from "../sys/openat2.ts";
@@ -25,6 +28,7 @@ export default defineTool({
       const { entries, truncated } = readDirFd(fd, MAX_LIST_ENTRIES);
       const out: { name: string; type: FileType; size: number }[] = [];
       for (const e of entries) {
+        if (ctx.privateAreas.hides(g.path, e.name)) continue;
         try {
           const st = statAt(fd, e.name);
           out.push({ name: e.name, type: st.type, size: st.size });

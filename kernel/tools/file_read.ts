@@ -2,10 +2,14 @@
 // by ctx.authorize first, then opened beneath the granted root with
 // openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS): no symlink, `..` or swapped
 // directory can lead outside the grant between the check and the open.
+// Kernel-private state is refused by the kernel's check whatever the grant
+// (kernel/caps/private.ts). A regular file with more than one hard link is
+// refused once opened (fstat on the fd): its other name may lie outside the
+// grant, and a hard link is the one way in that no path check can see.
 import { z } from "zod";
 import { authorizePath, basename, dirname, relativeTo } from "../caps/grant.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
-import { close, fstat, O_NOCTTY, O_NONBLOCK, O_RDONLY, openBeneath, readUpTo, toKernelError } from "../sys/openat2.ts";
+import { close, fstat, hardLinkRefused, O_NOCTTY, O_NONBLOCK, O_RDONLY, openBeneath, readUpTo, toKernelError } from "../sys/openat2.ts";
 import { defineTool } from "./tool.ts";
 
 /** UTF-8 text of bytes cut at a cap: drop a trailing partial character */
@@ -31,7 +35,7 @@ export function utf8Prefix(data: Uint8Array, truncated: boolean): { text: string
 export default defineTool({
   name: "file_read",
   description:
-    "Read a text file (UTF-8) the agent holds a file_read capability on. The path must be absolute. Symlinks are refused. Returns the content, its size in bytes, and whether it was cut at max_bytes.",
+    "Read a text file (UTF-8) the agent holds a file_read capability on. The path must be absolute. Symlinks, files with more than one hard link, and the kernel's own state are refused. Returns the content, its size in bytes, and whether it was cut at max_bytes.",
   input: z.strictObject({
     path: z.string().min(1).max(4096).describe("absolute path of the file"),
     max_bytes: z.number().int().positive().optional().describe("read at most this many bytes (capped by the kernel's limit)"),
@@ -47,6 +51,7 @@ export default defineTool({
       const st = fstat(fd);
       if (st.type === "dir") throw new KernelError(ErrorCode.InvalidParams, `${g.path} is a directory (use file_list)`, { path: g.path });
       if (st.type !== "file") throw new KernelError(ErrorCode.InvalidParams, `${g.path} is not a regular file`, { path: g.path });
+      if (st.nlink > 1) throw hardLinkRefused(st.nlink, errCtx);
       const { data, truncated } = readUpTo(fd, max);
       const { text, bytes } = utf8Prefix(data, truncated);
       return { path: g.path, content: text, bytes, truncated };

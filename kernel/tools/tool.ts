@@ -3,10 +3,13 @@
 // level (the agent holds `tool: NAME` or a resource capability implying it)
 // and counted that token before run() is called. The resource level is the
 // tool's job: it calls ctx.authorize() for every path or URL it touches,
-// *before* touching it (web_fetch: on every redirect hop).
+// *before* touching it (web_fetch: on every redirect hop). Kernel-private
+// state (ctx.privateAreas) is refused by authorize itself, whatever the grant;
+// a tool consults privateAreas only for what authorize does not see (the
+// entries of a listing, the file a replacing write builds beside its target).
 import type { z } from "zod";
 import type { AgentServices, AuditEventInput } from "../services.ts";
-import type { Token } from "../caps/index.ts";
+import type { PrivateAreas, Token } from "../caps/index.ts";
 
 export type ResourceKind = "file_read" | "file_write" | "web_fetch";
 
@@ -20,6 +23,11 @@ export interface ToolContext {
    * grant's directory to open beneath
    */
   authorize(kind: ResourceKind, resource: string): Token | void;
+  /**
+   * the kernel-private paths carved out of every grant; authorize refuses
+   * them (audited, -32001) before the capability check
+   */
+  privateAreas: PrivateAreas;
   services: AgentServices;
   audit(event: AuditEventInput): Promise<{ seq: number }>;
   /** aborted when the agent stops or the caller goes away */

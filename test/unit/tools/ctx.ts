@@ -1,6 +1,7 @@
 // A minimal ToolContext over a real CapabilityTable, as the kernel builds one:
-// authorize = table.checkResource, throwing -32001 on a refusal.
-import { CapabilityTable, type TokenSpec } from "../../../kernel/caps/index.ts";
+// authorize = kernel-private paths refused first (PrivateAreas.reason on the
+// normalised path), then table.checkResource, throwing -32001 on a refusal.
+import { CapabilityTable, normalizePath, PrivateAreas, type TokenSpec } from "../../../kernel/caps/index.ts";
 import { capabilityDenied } from "../../../kernel/errors.ts";
 import type { AgentServices } from "../../../kernel/services.ts";
 import type { ResourceKind, ToolContext, ToolLimits } from "../../../kernel/tools/tool.ts";
@@ -22,6 +23,8 @@ export function makeCtx(
     /** runs after a successful check, before the tool goes on (races) */
     afterAuthorize?: (kind: ResourceKind, resource: string) => void;
     signal?: AbortSignal;
+    /** the kernel-private areas (default: a data and config directory that do not exist) */
+    privateAreas?: PrivateAreas;
   } = {},
 ): TestCtx {
   const table = new CapabilityTable();
@@ -32,9 +35,11 @@ export function makeCtx(
   const services = {
     status: (id: string) => ({ agent_id: id, name: "t", state: "ready", parent_id: null, model: "m", capabilities: table.capabilityStrings(id), usage: { input_tokens: 0, output_tokens: 0 }, children: [] }),
   } as unknown as AgentServices;
+  const privateAreas = opts.privateAreas ?? new PrivateAreas({ dataDir: "/nonexistent", configDir: "/nonexistent-config" });
   const ctx: TestCtx = {
     agentId,
-    dataDir: "/nonexistent",
+    dataDir: privateAreas.filesDir.slice(0, -"/files".length),
+    privateAreas,
     table,
     denied,
     authorized,
@@ -43,6 +48,14 @@ export function makeCtx(
     signal: opts.signal ?? new AbortController().signal,
     limits: { ...defaultLimits, ...opts.limits },
     authorize(kind, resource) {
+      if (kind !== "web_fetch") {
+        const n = normalizePath(resource);
+        const why = n.ok ? privateAreas.reason(n.path) : null;
+        if (n.ok && why !== null) {
+          denied.push({ kind, resource, capability: `${kind}: ${n.path}`, reason: why });
+          throw capabilityDenied("test", `${kind}: ${n.path}`, why);
+        }
+      }
       const r = table.checkResource(agentId, kind, resource);
       if (!r.ok) {
         denied.push({ kind, resource, capability: r.capability, reason: r.reason });
