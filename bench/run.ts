@@ -8,6 +8,7 @@ const sections: [string, string, string][] = [
   ["audit log", "./audit.ts", "benchAudit"],
   ["inference scheduler", "./sched.ts", "benchSched"],
   ["boot and image", "./boot.ts", "benchBoot"],
+  ["spawn/stop soak", "./soak.ts", "benchSoak"],
 ];
 
 const only = process.argv.slice(2);
