@@ -4,6 +4,10 @@
 // kernel lacks openat2 (ENOSYS, Linux < 5.6), a component-by-component walk
 // with openat(O_NOFOLLOW|O_DIRECTORY) that refuses the same things.
 //
+// Also the *at calls the file tools need on those fds: renameAt and unlinkAt
+// (single names, nothing resolved), and statx with st_nlink, so a tool can
+// refuse a regular file with more than one hard link (hardLinkRefused).
+//
 // Everything here is synchronous and works on raw fds the caller must close.
 // Errors are KernelErrors a person can act on; ELOOP/EXDEV from the resolve
 // flags (a symlink, or an escape) become "capability denied".

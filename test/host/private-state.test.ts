@@ -5,7 +5,7 @@
 // Every refusal is -32001 with a capability.denied record, and the audit
 // chain stays intact.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanup, rpcError, startKernel, type RunningKernel } from "./harness.ts";
@@ -114,6 +114,23 @@ test("the agents' own area works: <data>/files", async () => {
   expect(r.output.content).toBe("# report");
   const d = await invoke("file_list", { path: k.dataDir });
   expect(d.output.entries.map((e: any) => e.name)).toEqual(["files"]);
+});
+
+test("a hard link in the agents' area to a file outside it: not read, not appended to, replaced without touching it", async () => {
+  const outside = join(k.dir, "outside.txt");
+  writeFileSync(outside, "outside content");
+  mkdirSync(join(k.dataDir, "files"), { recursive: true });
+  const link = join(k.dataDir, "files", "link.txt");
+  linkSync(outside, link);
+  const r = await rpcError(invoke("file_read", { path: link }), -32001);
+  expect(r.message).toContain(`${link} has 2 hard links`);
+  expect(r.message).not.toContain("outside content");
+  await rpcError(invoke("file_write", { path: link, content: "appended", append: true }), -32001);
+  expect(readFileSync(outside, "utf8")).toBe("outside content");
+  await invoke("file_write", { path: link, content: "agent content" });
+  expect(readFileSync(outside, "utf8")).toBe("outside content");
+  expect(readFileSync(link, "utf8")).toBe("agent content");
+  expect(statSync(link).nlink).toBe(1);
 });
 
 test("the audit chain is intact after all of it", async () => {
