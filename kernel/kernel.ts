@@ -8,12 +8,13 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { ApprovalQueue } from "./approval/index.ts";
 import type { AuditLog } from "./audit/index.ts";
-import { CapabilityTable, type TokenSpec } from "./caps/index.ts";
+import { CapabilityTable, normalizePath, type TokenSpec } from "./caps/index.ts";
+import { PrivateAreas } from "./caps/private.ts";
 import type { KernelConfig } from "./config.ts";
 import { capabilityDenied, ErrorCode, invalidParams, KernelError } from "./errors.ts";
 import { deliver } from "./ipc/index.ts";
 import type { AgentRuntime, Inference } from "./llm/index.ts";
-import { loadManifest, parseDuration, type Manifest } from "./manifest/index.ts";
+import { loadManifest, manifestNames, parseDuration, type Manifest } from "./manifest/index.ts";
 import { newAgentId, ProcessTable, type Agent } from "./proc/index.ts";
 import type {
   AgentInfo,
@@ -38,6 +39,9 @@ export interface KernelOptions {
   log: Logger;
   /** notified when an approval is requested (the RPC layer broadcasts it) */
   onApprovalRequested?: (info: ApprovalInfo) => void;
+  /** files kernel.yaml names as key files and the kernel's log files: kernel-private, like <data> */
+  keyFiles?: string[];
+  logFiles?: string[];
 }
 
 const MANIFEST_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -46,18 +50,22 @@ const AUDIT_STRING_LIMIT = 4096;
 export class Kernel implements AgentServices {
   readonly procs: ProcessTable;
   readonly caps = new CapabilityTable();
+  readonly privateAreas: PrivateAreas;
   readonly tools = new ToolRegistry();
   readonly approvals: ApprovalQueue;
   private inference: Inference | null = null;
   private readonly limits: ToolLimits;
 
   constructor(private readonly opts: KernelOptions) {
-    this.procs = new ProcessTable();
+    // every per-agent structure is bounded by the process table's bound
+    this.procs = new ProcessTable(1000, (id) => this.caps.forget(id));
+    this.privateAreas = new PrivateAreas({ dataDir: opts.dataDir, configDir: opts.configDir, keyFiles: opts.keyFiles, logFiles: opts.logFiles });
     this.approvals = new ApprovalQueue({
       dataDir: opts.dataDir,
       timeoutMs: parseDuration(opts.config.approval.timeout)!,
       audit: (e) => this.audit(e),
       onRequested: opts.onApprovalRequested,
+      onPersistError: (err) => opts.log.error({ err }, "could not write approvals/pending.json (retried at the next change)"),
     });
     const t = opts.config.tools;
     this.limits = {
@@ -84,21 +92,36 @@ export class Kernel implements AgentServices {
 
   // ---- spawn -------------------------------------------------------------
 
+  /**
+   * Invariants: the limits are checked and a slot reserved in one
+   * synchronous step (no await between check and reservation, so concurrent
+   * spawns cannot overshoot max_agents or max_children); the agent and its
+   * tokens become visible only after agent.spawn and capability.grant are
+   * durable; if they cannot be written, nothing of the spawn remains.
+   */
   async spawn(req: SpawnRequest, parentId?: string): Promise<SpawnResult> {
     const { text, source } = this.manifestText(req);
-    const manifest = loadManifest(text, { knownTools: this.tools.names(), source });
+    const manifest = loadManifest(text, { knownTools: this.tools.names(), knownAgents: manifestNames(join(this.opts.configDir, "manifests")), source });
     const parent = parentId === undefined ? null : this.procs.get(parentId);
     const specs = tokenSpecs(manifest);
+    const max = this.opts.config.limits;
 
-    if (this.procs.liveCount() >= this.opts.config.limits.max_agents) {
-      await this.audit({ kind: "spawn.denied", agent_id: parentId ?? null, name: manifest.name, reason: "max_agents reached" });
-      throw new KernelError(ErrorCode.AgentNotRunnable, `agent limit reached: ${this.opts.config.limits.max_agents} agents are running (limits.max_agents)`, {
-        limit: this.opts.config.limits.max_agents,
+    // ---- check and reserve: synchronous from here to the reservation ----
+    if (this.procs.liveCount() + this.reservedAgents >= max.max_agents) {
+      await this.auditDenial({ kind: "spawn.denied", agent_id: parentId ?? null, name: manifest.name, reason: "max_agents reached" });
+      throw new KernelError(ErrorCode.AgentNotRunnable, `agent limit reached: ${max.max_agents} agents are running (limits.max_agents)`, {
+        limit: max.max_agents,
       });
     }
-    if (parent) await this.checkChildAllowed(parent, manifest, specs);
-
+    if (parent) {
+      const refusal = this.childRefusal(parent, manifest, specs);
+      if (refusal) {
+        await this.auditDenial({ kind: "spawn.denied", agent_id: parent.id, name: manifest.name, capability: refusal.capability, reason: refusal.reason });
+        throw capabilityDenied("spawn_agent", refusal.capability, refusal.reason);
+      }
+    }
     const id = newAgentId();
+    const tokens = this.caps.mint(id, specs);
     const agent: Agent = {
       id,
       name: manifest.name,
@@ -117,28 +140,56 @@ export class Kernel implements AgentServices {
       try {
         this.inference.onSpawn(this.runtime(agent));
       } catch (e) {
-        await this.audit({ kind: "spawn.denied", agent_id: parent?.id ?? null, name: manifest.name, reason: (e as Error).message });
+        await this.auditDenial({ kind: "spawn.denied", agent_id: parent?.id ?? null, name: manifest.name, reason: (e as Error).message });
         throw e;
       }
     }
-    const tokens = this.caps.grant(id, specs);
+    this.reserve(parent, +1);
+    // ---- reserved: record durably, then make it visible ----
+    try {
+      await Promise.all([
+        this.audit({
+          kind: "agent.spawn",
+          agent_id: id,
+          name: manifest.name,
+          parent_id: agent.parentId,
+          model: manifest.model,
+          source,
+          manifest_sha256: createHash("sha256").update(text).digest("hex"),
+        }),
+        this.audit({
+          kind: "capability.grant",
+          agent_id: id,
+          tokens: tokens.map((t) => ({ id: t.id, capability: t.text, max_invocations: t.maxInvocations, expires_at: t.expiresAt })),
+        }),
+      ]);
+    } catch (e) {
+      this.inference?.onStop(id);
+      throw notRecorded("agent.spawn", "no agent was started", e);
+    } finally {
+      this.reserve(parent, -1);
+    }
+    this.caps.install(id, tokens);
     this.procs.add(agent);
     parent?.children.add(id);
-    await this.audit({
-      kind: "agent.spawn",
-      agent_id: id,
-      name: manifest.name,
-      parent_id: agent.parentId,
-      model: manifest.model,
-      source,
-      manifest_sha256: createHash("sha256").update(text).digest("hex"),
-    });
-    await this.audit({
-      kind: "capability.grant",
-      agent_id: id,
-      tokens: tokens.map((t) => ({ id: t.id, capability: t.text, max_invocations: t.maxInvocations, expires_at: t.expiresAt })),
-    });
     return { agent_id: id, name: manifest.name, capabilities: this.caps.capabilityStrings(id) };
+  }
+
+  /** slots taken by spawns whose records are being written */
+  private reservedAgents = 0;
+  private readonly reservedChildren = new Map<string, number>();
+
+  private reserve(parent: Agent | null, delta: 1 | -1): void {
+    this.reservedAgents += delta;
+    if (!parent) return;
+    const n = (this.reservedChildren.get(parent.id) ?? 0) + delta;
+    if (n > 0) this.reservedChildren.set(parent.id, n);
+    else this.reservedChildren.delete(parent.id);
+  }
+
+  /** a denial is reported to the caller even when its record cannot be written (the log says why) */
+  private async auditDenial(e: AuditEventInput): Promise<void> {
+    await this.audit(e).catch((err) => this.opts.log.error({ err, kind: e.kind }, "could not record a denial"));
   }
 
   private manifestText(req: SpawnRequest): { text: string; source: string } {
@@ -157,22 +208,19 @@ export class Kernel implements AgentServices {
     });
   }
 
-  /** a child may never hold more than its parent: refusals are audited */
-  private async checkChildAllowed(parent: Agent, m: Manifest, specs: TokenSpec[]): Promise<void> {
-    const deny = async (capability: string, reason: string) => {
-      await this.audit({ kind: "spawn.denied", agent_id: parent.id, name: m.name, capability, reason });
-      throw capabilityDenied("spawn_agent", capability, reason);
-    };
+  /** a child may never hold more than its parent: synchronous, so the caller can reserve in the same step */
+  private childRefusal(parent: Agent, m: Manifest, specs: TokenSpec[]): { capability: string; reason: string } | null {
     if (parent.state === "stopped") throw new KernelError(ErrorCode.AgentNotRunnable, `agent ${parent.id} is stopped`, { agent_id: parent.id });
-    if (!parent.manifest.spawn_child.includes(m.name)) await deny(`spawn_child: ${m.name}`, `"${m.name}" is not in the parent's spawn_child list`);
+    if (!parent.manifest.spawn_child.includes(m.name)) return { capability: `spawn_child: ${m.name}`, reason: `"${m.name}" is not in the parent's spawn_child list` };
     const max = this.opts.config.limits;
-    if (parent.depth + 1 > max.max_spawn_depth) await deny("limits.max_spawn_depth", `spawn depth would exceed ${max.max_spawn_depth}`);
-    const liveChildren = [...parent.children].filter((c) => this.procs.find(c)?.state !== "stopped").length;
-    if (liveChildren >= max.max_children) await deny("limits.max_children", `parent already has ${liveChildren} children (limits.max_children)`);
-    for (const n of m.spawn_child) if (!parent.manifest.spawn_child.includes(n)) await deny(`spawn_child: ${n}`, `the parent may not spawn "${n}" itself`);
-    for (const n of m.message_send) if (!parent.manifest.message_send.includes(n)) await deny(`message_send: ${n}`, `the parent may not message "${n}" itself`);
+    if (parent.depth + 1 > max.max_spawn_depth) return { capability: "limits.max_spawn_depth", reason: `spawn depth would exceed ${max.max_spawn_depth}` };
+    const liveChildren = [...parent.children].filter((c) => this.procs.find(c)?.state !== "stopped").length + (this.reservedChildren.get(parent.id) ?? 0);
+    if (liveChildren >= max.max_children) return { capability: "limits.max_children", reason: `parent already has ${liveChildren} children (limits.max_children)` };
+    for (const n of m.spawn_child) if (!parent.manifest.spawn_child.includes(n)) return { capability: `spawn_child: ${n}`, reason: `the parent may not spawn "${n}" itself` };
+    for (const n of m.message_send) if (!parent.manifest.message_send.includes(n)) return { capability: `message_send: ${n}`, reason: `the parent may not message "${n}" itself` };
     const covered = this.caps.covers(parent.id, specs);
-    if (!covered.ok) await deny(covered.capability, covered.reason);
+    if (!covered.ok) return { capability: covered.capability, reason: covered.reason };
+    return null;
   }
 
   /** the manifests on the config partition, each checked as spawn would check it */
@@ -185,7 +233,7 @@ export class Kernel implements AgentServices {
       .map((file) => {
         const name = file.replace(/\.ya?ml$/, "");
         try {
-          const m = loadManifest(readFileSync(join(dir, file), "utf8"), { knownTools: this.tools.names(), source: `manifests/${file}` });
+          const m = loadManifest(readFileSync(join(dir, file), "utf8"), { knownTools: this.tools.names(), knownAgents: manifestNames(dir), source: `manifests/${file}` });
           if (m.name !== name) return { name, file, valid: false, error: `name "${m.name}" differs from the file name` };
           return { name, file, valid: true };
         } catch (e) {
@@ -196,20 +244,42 @@ export class Kernel implements AgentServices {
 
   // ---- stop --------------------------------------------------------------
 
-  async stop(agentId: string): Promise<{ agent_id: string; state: "stopped" }> {
+  /**
+   * Children first, each its own audited stop. agent.stop is durable before
+   * the stop takes effect; if it cannot be written the agent runs on and the
+   * caller gets the error. Then, in one synchronous step: tokens revoked
+   * (nothing in flight may use one after that), state stopped, everything
+   * in flight aborted. Concurrent stops of one agent share one stop.
+   */
+  stop(agentId: string): Promise<{ agent_id: string; state: "stopped" }> {
     const agent = this.procs.get(agentId);
-    if (agent.state === "stopped") return { agent_id: agentId, state: "stopped" };
+    if (agent.state === "stopped") return Promise.resolve({ agent_id: agentId, state: "stopped" });
+    let p = this.stopping.get(agentId);
+    if (!p) {
+      p = this.stopNow(agent).finally(() => this.stopping.delete(agentId));
+      this.stopping.set(agentId, p);
+    }
+    return p;
+  }
+
+  private readonly stopping = new Map<string, Promise<{ agent_id: string; state: "stopped" }>>();
+
+  private async stopNow(agent: Agent): Promise<{ agent_id: string; state: "stopped" }> {
     for (const child of [...agent.children]) {
       if (this.procs.find(child)?.state !== "stopped") await this.stop(child);
     }
+    try {
+      await this.audit({ kind: "agent.stop", agent_id: agent.id, name: agent.name, revoked_tokens: this.caps.unrevokedCount(agent.id) });
+    } catch (e) {
+      throw notRecorded("agent.stop", `agent ${agent.id} is still running`, e);
+    }
     // revoke first: nothing still in flight may use a token after this line
-    const revoked = this.caps.revokeAll(agentId);
+    this.caps.revokeAll(agent.id);
     this.procs.markStopped(agent);
     // the abort reaches everything in flight: inference, tools, and pending approvals (their wait listens on it)
-    agent.abort.abort(new KernelError(ErrorCode.AgentNotRunnable, `agent ${agentId} was stopped`));
-    this.inference?.onStop(agentId);
-    await this.audit({ kind: "agent.stop", agent_id: agentId, name: agent.name, revoked_tokens: revoked });
-    return { agent_id: agentId, state: "stopped" };
+    agent.abort.abort(new KernelError(ErrorCode.AgentNotRunnable, `agent ${agent.id} was stopped`));
+    this.inference?.onStop(agent.id);
+    return { agent_id: agent.id, state: "stopped" };
   }
 
   // ---- queries -----------------------------------------------------------
@@ -274,26 +344,40 @@ export class Kernel implements AgentServices {
 
   // ---- tools -------------------------------------------------------------
 
+  /**
+   * Order (each step before the next): the tool token (peeked, not spent;
+   * denial -32001 audited, unknown tools included), the input (-32602; a bad
+   * input spends nothing), the token spent, the approval if required, the
+   * token checked again after the wait (revoked or expired meanwhile: never
+   * runs), the write-ahead tool.call record, the tool, tool.result.
+   */
   async invokeTool(agentId: string, toolName: string, input: unknown, opts: InvokeOptions): Promise<unknown> {
     const agent = this.procs.get(agentId);
     if (agent.state === "stopped") throw notRunnable(agent, "is stopped");
+    const deny = async (capability: string, reason: string, resource?: string): Promise<never> => {
+      await this.auditDenial({ kind: "capability.denied", agent_id: agentId, tool: toolName, capability, reason, ...(resource === undefined ? {} : { resource }), via: opts.via });
+      throw capabilityDenied(toolName, capability, reason);
+    };
     const tool = this.tools.get(toolName);
-    if (!tool) throw invalidParams(`Invalid params: tool: no tool named "${toolName}"`, { tool: toolName });
+    if (!tool) return deny(`tool: ${toolName}`, `no tool named "${toolName}"`);
+    const peek = this.caps.checkTool(agentId, toolName, { count: false });
+    if (!peek.ok) return deny(peek.capability, peek.reason);
     const parsed = tool.input.safeParse(input ?? {});
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       throw invalidParams(`Invalid params: input.${issue.path.join(".") || "(input)"}: ${issue.message}`, { tool: toolName });
     }
-
+    // same synchronous step as the peek: the same token is chosen, now counted
     const check = this.caps.checkTool(agentId, toolName);
-    if (!check.ok) {
-      await this.audit({ kind: "capability.denied", agent_id: agentId, tool: toolName, capability: check.capability, reason: check.reason, via: opts.via });
-      throw capabilityDenied(toolName, check.capability, check.reason);
-    }
+    if (!check.ok) return deny(check.capability, check.reason);
+
     // one signal for the whole call: the agent's stop, or the caller going away
     const signal = anySignal(agent.abort.signal, opts.signal);
     if (agent.approvalRequired.has(toolName)) {
       await this.approvals.request(agentId, toolName, clip(parsed.data), signal, opts.onApprovalPending);
+      const still = this.caps.stillValid(check.token);
+      if (!still.ok) return deny(check.token.text, `${still.reason} while the call waited for approval`);
+      if (signal.aborted) throw notRunnable(agent, "was stopped");
     }
 
     const pending: Promise<unknown>[] = [];
@@ -304,11 +388,21 @@ export class Kernel implements AgentServices {
       audit: (e: AuditEventInput) => this.audit(e),
       signal,
       limits: this.limits,
+      privateAreas: this.privateAreas,
       authorize: (kind: "file_read" | "file_write" | "web_fetch", resource: string) => {
+        const denied = (capability: string, reason: string): never => {
+          pending.push(this.auditDenial({ kind: "capability.denied", agent_id: agentId, tool: toolName, capability, reason, resource, via: opts.via }));
+          throw capabilityDenied(toolName, capability, reason);
+        };
+        if (kind !== "web_fetch") {
+          // kernel-private state is carved out of every grant, whatever it says
+          const n = normalizePath(resource);
+          const why = n.ok ? this.privateAreas.reason(n.path) : null;
+          if (n.ok && why !== null) denied(`${kind}: ${n.path}`, why);
+        }
         const r = this.caps.checkResource(agentId, kind, resource);
         if (r.ok) return r.token;
-        pending.push(this.audit({ kind: "capability.denied", agent_id: agentId, tool: toolName, capability: r.capability, reason: r.reason, resource, via: opts.via }));
-        throw capabilityDenied(toolName, r.capability, r.reason);
+        return denied(r.capability, r.reason);
       },
     };
     const { seq } = await this.audit({ kind: "tool.call", agent_id: agentId, tool: toolName, input: clip(parsed.data), token: check.token.id, via: opts.via });
@@ -374,6 +468,14 @@ export function tokenSpecs(m: Manifest, now = Date.now()): TokenSpec[] {
   if (m.message_send.length) imply("message_send");
   if (m.message_send.length) imply("message_read");
   return specs;
+}
+
+/** a change whose audit record could not be written was not made */
+function notRecorded(what: string, consequence: string, cause: unknown): KernelError {
+  const inner = cause instanceof KernelError ? cause : null;
+  return new KernelError(ErrorCode.InternalError, `${what} was not recorded in the audit log, so ${consequence}: ${(cause as Error)?.message ?? cause}`, {
+    ...(inner?.data ?? {}),
+  });
 }
 
 function notRunnable(a: Agent, why: string): KernelError {

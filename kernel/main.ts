@@ -16,6 +16,7 @@ import { AuditLog } from "./audit/index.ts";
 import { loadKernelConfig, KernelConfigSchema, type KernelConfig } from "./config.ts";
 import { Kernel } from "./kernel.ts";
 import { createInference, InferenceConfigSchema } from "./llm/index.ts";
+import { keyFile } from "./llm/router.ts";
 import { listen, methodTable, parseListen, RpcServer, type Listener, type ListenSpec } from "./rpc/index.ts";
 
 export const VERSION: string = pkg.version;
@@ -78,6 +79,8 @@ function parseArgv(argv: string[]): Args | { exit: number; message: string } {
 
 function makeLogger(level: string, file?: string): Logger {
   const dest = file ? pino.destination({ dest: file, mkdir: true, sync: false }) : pino.destination({ dest: 2, sync: false });
+  // a full or failing disk must not take the kernel down through its own log
+  dest.on("error", () => {});
   return pino(
     {
       level,
@@ -119,6 +122,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
 
   mkdirSync(dataDir, { recursive: true });
   const audit = await AuditLog.open(join(dataDir, "audit"));
+  const logFiles = [args.logFile ?? (args.mode === "init" ? join(dataDir, "logs", "kernel.log") : undefined)].filter((f): f is string => !!f).map((f) => resolve(f));
   let server: RpcServer | null = null;
   const kernel = new Kernel({
     config,
@@ -127,13 +131,19 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     audit,
     log,
     onApprovalRequested: (info) => server?.broadcast("approval.requested", info),
+    keyFiles: configuredKeyFiles(config, configDir),
+    logFiles,
   });
 
   kernel.setInference(loadInference(config, kernel, audit, log, configDir));
 
   guardProcess(kernel, log);
-  await kernel.approvals.recover();
-  await kernel.audit({ kind: "system.boot", agent_id: null, version: VERSION, boot_id: bootId, mode: args.mode, pid: process.pid, boot: initEnv?.bootReport });
+  // a full data disk boots degraded: reads answer, changes get a clear error
+  // (the audit log says why), and the leftovers are recovered at a later boot
+  await kernel.approvals.recover().catch((err) => log.error({ err }, "could not record the approvals a previous run left pending; kept for the next boot"));
+  await kernel
+    .audit({ kind: "system.boot", agent_id: null, version: VERSION, boot_id: bootId, mode: args.mode, pid: process.pid, boot: initEnv?.bootReport })
+    .catch((err) => log.error({ err }, "could not record system.boot: running degraded"));
 
   let listeners: Listener[] = [];
   let stopping = false;
@@ -166,6 +176,13 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
 
   log.info({ version: VERSION, boot_id: bootId, mode: args.mode, listen: listeners.map((l) => l.describe) }, "aaos kernel ready");
   return { kernel, listeners, stop };
+}
+
+/** the key files kernel.yaml names (kernel-private whatever a grant says) */
+function configuredKeyFiles(config: KernelConfig, configDir: string): string[] {
+  const p = config.inference?.providers;
+  const files = [p?.anthropic?.api_key_file, ...(p?.openai_compatible ?? []).map((e) => e.api_key_file)];
+  return files.filter((f): f is string => !!f).map((f) => resolve(keyFile(configDir, f)));
 }
 
 function loadInference(config: KernelConfig, kernel: Kernel, audit: AuditLog, log: Logger, configDir: string) {

@@ -115,8 +115,18 @@ export class CapabilityTable {
 
   /** all or nothing: a bad spec throws CapabilityParseError and grants none */
   grant(agentId: string, specs: TokenSpec[]): Token[] {
+    const tokens = this.mint(agentId, specs);
+    this.install(agentId, tokens);
+    return tokens;
+  }
+
+  /**
+   * Make tokens without granting them (spawn audits the grant first, then
+   * installs). All or nothing: a bad spec throws CapabilityParseError.
+   */
+  mint(agentId: string, specs: TokenSpec[]): Token[] {
     const caps = specs.map(validateSpec);
-    const tokens = caps.map((capability, i): Token => {
+    return caps.map((capability, i): Token => {
       const spec = specs[i]!;
       const t: Token = {
         id: randomBytes(16).toString("hex"),
@@ -130,10 +140,48 @@ export class CapabilityTable {
       if (spec.expires_at !== undefined) t.expiresAt = spec.expires_at;
       return t;
     });
+  }
+
+  /** grant minted tokens: from here on they authorise */
+  install(agentId: string, tokens: Token[]): void {
     const list = this.byAgent.get(agentId) ?? [];
     list.push(...tokens);
     this.byAgent.set(agentId, list);
-    return tokens;
+  }
+
+  /**
+   * Drop every token of an agent the process table forgot. Invariant: only
+   * for an agent whose tokens are all revoked (a stopped agent), so nothing
+   * that could still authorise is lost; bounds the table like the process
+   * table is bounded.
+   */
+  forget(agentId: string): void {
+    const list = this.byAgent.get(agentId);
+    if (list && list.some((t) => !t.revoked)) throw new Error(`forget(${agentId}): the agent still holds live tokens`);
+    this.byAgent.delete(agentId);
+  }
+
+  /** agents with an entry in the table (for bound tests) */
+  size(): number {
+    return this.byAgent.size;
+  }
+
+  /** how many of the agent's tokens revokeAll would revoke now */
+  unrevokedCount(agentId: string): number {
+    let n = 0;
+    for (const t of this.byAgent.get(agentId) ?? []) if (!t.revoked) n++;
+    return n;
+  }
+
+  /**
+   * Still good to act on after a wait (an approval): not revoked, not
+   * expired. It was counted when the call was let in, so exhaustion by that
+   * call is not a reason to refuse it.
+   */
+  stillValid(t: Token): { ok: true } | { ok: false; reason: string } {
+    if (t.revoked) return { ok: false, reason: describeDead(t, "revoked") };
+    if (t.expiresAt !== undefined && this.now() >= t.expiresAt) return { ok: false, reason: describeDead(t, "expired") };
+    return { ok: true };
   }
 
   /** stop revokes: returns how many live tokens were revoked */
@@ -173,7 +221,7 @@ export class CapabilityTable {
    * uncounted: that token is counted at the resource check, which the tool
    * makes before it touches anything, so one call never spends it twice.
    */
-  checkTool(agentId: string, tool: string): CheckResult {
+  checkTool(agentId: string, tool: string, opts: { count?: boolean } = {}): CheckResult {
     const now = this.now();
     let bestTool: Token | undefined;
     let bestImplied: Token | undefined;
@@ -193,8 +241,8 @@ export class CapabilityTable {
       }
     }
     if (bestTool) {
-      // counted before the tool runs
-      bestTool.used++;
+      // counted before the tool runs (a peek, count: false, spends nothing)
+      if (opts.count !== false) bestTool.used++;
       return { ok: true, token: bestTool };
     }
     if (bestImplied) return { ok: true, token: bestImplied };

@@ -36,7 +36,7 @@ export interface RouterDeps {
   fetch?: typeof fetch;
 }
 
-function keyFile(configDir: string, file: string): string {
+export function keyFile(configDir: string, file: string): string {
   return isAbsolute(file) ? file : join(configDir, file);
 }
 

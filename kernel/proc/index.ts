@@ -17,7 +17,7 @@ export interface Agent {
   parentId: string | null;
   depth: number;
   state: AgentState;
-  /** a run is in progress (state "running") */
+  /** ids of the agents it spawned (stopped ones too, until forgotten) */
   children: Set<string>;
   usage: Usage;
   abort: AbortController;
@@ -35,7 +35,15 @@ export class ProcessTable {
   private agents = new Map<string, Agent>();
   private stoppedOrder: string[] = [];
 
-  constructor(private readonly keepStopped = 1000) {}
+  /**
+   * keepStopped: how many stopped agents stay visible to status. onForget is
+   * told of each agent dropped past that bound, so every other per-agent
+   * structure (tokens, scheduler usage) is bounded the same way.
+   */
+  constructor(
+    private readonly keepStopped = 1000,
+    private readonly onForget: (agentId: string) => void = () => {},
+  ) {}
 
   add(agent: Agent): void {
     this.agents.set(agent.id, agent);
@@ -54,6 +62,11 @@ export class ProcessTable {
   /** live agents with this manifest name */
   byName(name: string): Agent[] {
     return [...this.agents.values()].filter((a) => a.name === name && a.state !== "stopped");
+  }
+
+  /** agents in the table, stopped ones included (for bound tests) */
+  size(): number {
+    return this.agents.size;
   }
 
   all(): Agent[] {
@@ -76,6 +89,7 @@ export class ProcessTable {
       if (a && a.state === "stopped") {
         this.agents.delete(old);
         if (a.parentId) this.agents.get(a.parentId)?.children.delete(old);
+        this.onForget(old);
       }
     }
   }

@@ -109,6 +109,9 @@ interface Flight {
   maxTokens: number;
 }
 
+/** stopped agents whose usage stays queryable (the process table keeps as many) */
+export const GONE_LIMIT = 1000;
+
 export class Scheduler {
   readonly cfg: SchedConfig;
   private readonly clock: Clock;
@@ -181,7 +184,9 @@ export class Scheduler {
     a.live = false;
     a.node.live = false;
     for (const w of this.queue.filter((w) => w.agent === a)) this.cancelWaiter(w, new SchedCancelled("agent stopped"));
+    // bounded like the process table: the oldest stopped agents are forgotten
     this.gone.set(agentId, a.usage);
+    while (this.gone.size > GONE_LIMIT) this.gone.delete(this.gone.keys().next().value!);
     if (a.inFlight === 0) this.forget(a);
     this.dispatch();
   }
