@@ -1,2 +1,2 @@
-export { ManifestSchema, CapabilityEntrySchema, parseDuration, type Manifest, type CapabilityEntry } from "./schema.ts";
-export { loadManifest, MAX_MANIFEST_BYTES, type LoadOptions } from "./load.ts";
+export { ManifestSchema, CapabilityEntrySchema, MANIFEST_NAME, parseDuration, type Manifest, type CapabilityEntry } from "./schema.ts";
+export { loadManifest, manifestNames, MAX_MANIFEST_BYTES, type LoadOptions } from "./load.ts";

@@ -1,19 +1,28 @@
 // Manifest loading: YAML → zod, with every error pointing at a line and
 // column of the YAML so an operator editing /config/manifests on a FAT
 // partition can find the mistake.
+import { readdirSync } from "node:fs";
 import { ErrorCode, KernelError } from "../errors.ts";
 import { parseCapability } from "../caps/index.ts";
-import { ManifestSchema, type Manifest } from "./schema.ts";
+import { MANIFEST_NAME, MANIFEST_NAME_RULE, ManifestSchema, type Manifest } from "./schema.ts";
 import { describe, PositionedYaml, type PositionedError } from "./yaml.ts";
 
 export interface LoadOptions {
-  /** tool names the kernel knows: approval_required must name only these */
+  /** tool names the kernel knows: tool capabilities and approval_required must name only these */
   knownTools?: ReadonlySet<string>;
+  /**
+   * agent names the kernel knows (the manifests under manifests/, see
+   * manifestNames): spawn_child and message_send must name only these (or,
+   * for message_send, the manifest's own name). Absent: not checked.
+   */
+  knownAgents?: ReadonlySet<string>;
   /** where the text came from, for messages */
   source?: string;
 }
 
 export const MAX_MANIFEST_BYTES = 256 * 1024;
+/** names listed in an "unknown ..." message at most */
+const MAX_LISTED = 30;
 
 export function loadManifest(text: string, opts: LoadOptions = {}): Manifest {
   const source = opts.source ?? "manifest";
@@ -29,25 +38,65 @@ export function loadManifest(text: string, opts: LoadOptions = {}): Manifest {
   const result = ManifestSchema.safeParse(value);
   if (!result.success) throw invalid(source, yaml.fromZod(result.error));
   const manifest = result.data;
+  const tools = opts.knownTools;
 
   manifest.capabilities.forEach((entry, i) => {
     const text = typeof entry === "string" ? entry : entry.capability;
+    const path = typeof entry === "string" ? ["capabilities", i] : ["capabilities", i, "capability"];
+    let problem: string | null = null;
     try {
-      parseCapability(text);
+      const cap = parseCapability(text);
+      if (cap.kind === "tool" && tools && !tools.has(cap.tool)) problem = unknown("tool", cap.tool, tools);
     } catch (e) {
-      const path = typeof entry === "string" ? ["capabilities", i] : ["capabilities", i, "capability"];
-      throw invalid(source, yaml.at(path, `invalid capability "${text}": ${(e as Error).message}`));
+      problem = (e as Error).message;
     }
+    if (problem !== null) throw invalid(source, yaml.at(path, `invalid capability "${text}": ${problem}`));
   });
-  const known = opts.knownTools;
-  if (known) {
+  if (tools) {
     manifest.approval_required.forEach((tool, i) => {
-      if (!known.has(tool)) {
-        throw invalid(source, yaml.at(["approval_required", i], `unknown tool "${tool}" (known: ${[...known].sort().join(", ")})`));
+      if (!tools.has(tool)) throw invalid(source, yaml.at(["approval_required", i], unknown("tool", tool, tools)));
+    });
+  }
+  const agents = opts.knownAgents;
+  for (const field of ["spawn_child", "message_send"] as const) {
+    // an agent may message another instance of itself, whatever it was spawned from
+    const known = agents && field === "message_send" ? new Set([...agents, manifest.name]) : agents;
+    manifest[field].forEach((name, i) => {
+      if (!MANIFEST_NAME.test(name)) {
+        throw invalid(source, yaml.at([field, i], `"${name}" is not an agent name (${MANIFEST_NAME_RULE})`));
+      }
+      if (known && !known.has(name)) {
+        throw invalid(source, yaml.at([field, i], unknown("agent", name, known, `: there is no manifests/${name}.yaml`)));
       }
     });
   }
   return manifest;
+}
+
+/**
+ * The agent names a manifests/ directory defines: its `NAME.yaml` and
+ * `NAME.yml` files whose NAME is a manifest name (the others cannot be
+ * spawned by name). A missing or unreadable directory defines none.
+ */
+export function manifestNames(dir: string): Set<string> {
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return new Set();
+  }
+  const names = new Set<string>();
+  for (const file of files) {
+    const m = /^(.*)\.ya?ml$/.exec(file);
+    if (m && MANIFEST_NAME.test(m[1]!)) names.add(m[1]!);
+  }
+  return names;
+}
+
+function unknown(what: "tool" | "agent", name: string, known: ReadonlySet<string>, why = ""): string {
+  const all = [...known].sort();
+  const listed = all.length === 0 ? "none" : all.slice(0, MAX_LISTED).join(", ") + (all.length > MAX_LISTED ? `, … ${all.length - MAX_LISTED} more` : "");
+  return `unknown ${what} "${name}"${why} (known: ${listed})`;
 }
 
 function invalid(source: string, e: PositionedError): KernelError {

@@ -25,10 +25,12 @@ export const CapabilityEntrySchema = z.union([
   }),
 ]);
 
+/** an agent's name: its manifest's file name under manifests/, and what spawn_child and message_send list */
+export const MANIFEST_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export const MANIFEST_NAME_RULE = "lower-case letters, digits, '-' and '_', at most 63 characters";
+
 export const ManifestSchema = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "lower-case letters, digits, '-' and '_', at most 63 characters"),
+  name: z.string().regex(MANIFEST_NAME, MANIFEST_NAME_RULE),
   description: z.string().optional(),
   model: z.string().min(1),
   system_prompt: z.string().default(""),
