@@ -55,7 +55,7 @@ export function globalHelp(interactive = false): string {
     "examples:",
     "  aaosctl --socket /tmp/aaos.sock ps",
     "  aaosctl --serial out/serial.sock spawn research-agent",
-    "  aaosctl run ag-3f2a 'summarise /data/project/notes.md'",
+    "  aaosctl run ag-3f2a 'summarise /data/files/notes.md'",
     "  aaosctl audit --follow --kind capability.denied",
     "  aaosctl --serial out/serial.sock console",
     "",

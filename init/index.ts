@@ -48,7 +48,7 @@ export interface BootReport {
 export const CONFIG_LABEL = "AAOS-CFG";
 export const DATA_LABEL = "AAOS-DATA";
 /** directories the kernel keeps under /data */
-export const DATA_LAYOUT = ["audit", "logs", "output", "agents", "approvals", "tmp"];
+export const DATA_LAYOUT = ["audit", "logs", "files", "agents", "approvals", "tmp"];
 const LAYOUT_VERSION = 1;
 /** how long a shutdown request may take before PID 1 powers off regardless */
 const SHUTDOWN_WATCHDOG_MS = 30_000;

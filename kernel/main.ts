@@ -121,6 +121,12 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
   if (config.log.level !== "info" && !args.logLevel) log.level = config.log.level;
 
   mkdirSync(dataDir, { recursive: true });
+  // the agents' own area (everything else under --data is kernel-private)
+  try {
+    mkdirSync(join(dataDir, "files"), { recursive: true });
+  } catch (err) {
+    log.error({ err }, "cannot create the agents' files directory");
+  }
   const audit = await AuditLog.open(join(dataDir, "audit"));
   const logFiles = [args.logFile ?? (args.mode === "init" ? join(dataDir, "logs", "kernel.log") : undefined)].filter((f): f is string => !!f).map((f) => resolve(f));
   let server: RpcServer | null = null;

@@ -68,7 +68,7 @@ export function parseCapability(text: string): Capability {
   };
   if (text.includes("\0")) fail("contains a NUL byte");
   const t = text.trim();
-  if (t === "") fail('empty capability; write a tool name (e.g. "echo") or "KIND: VALUE" (e.g. "file_read: /data/project/*")');
+  if (t === "") fail('empty capability; write a tool name (e.g. "echo") or "KIND: VALUE" (e.g. "file_read: /data/files/*")');
   const colon = t.indexOf(":");
   if (colon < 0) {
     if (!TOOL_NAME.test(t)) fail(`"${t}" is not a tool name (letters, digits, '_', '-', '.', starting with a letter) nor "KIND: VALUE"`);
@@ -95,8 +95,8 @@ export function parseCapability(text: string): Capability {
 function example(kind: string): string {
   return {
     tool: '"tool: file_write"',
-    file_read: '"file_read: /data/project/*"',
-    file_write: '"file_write: /data/output/*"',
+    file_read: '"file_read: /data/files/*"',
+    file_write: '"file_write: /data/files/out/*"',
     web_fetch: '"web_fetch: https://api.example.com/*"',
   }[kind]!;
 }

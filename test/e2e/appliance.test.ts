@@ -26,8 +26,8 @@ inference:
 model: ${MODEL}
 system_prompt: "You write files for the operator."
 capabilities:
-  - "file_write: /data/output/*"
-  - "file_read: /data/output/*"
+  - "file_write: /data/files/*"
+  - "file_read: /data/files/*"
 approval_required:
   - file_write
 `,
@@ -91,10 +91,10 @@ test(
     // --- first boot: spawn from the config partition, run, approve, verify
     const spawned = await vm.call("agent.spawn", { name: "writer" });
     expect(spawned.name).toBe("writer");
-    writeStep("first-file", "/data/output/first.txt", "written before the reboot\n");
+    writeStep("first-file", "/data/files/first.txt", "written before the reboot\n");
     const r1 = await runWithApproval(vm, spawned.agent_id, "please write the first-file");
     expect(r1.tool_calls.map((c: any) => [c.tool, c.ok])).toEqual([["file_write", true]]);
-    expect(r1.response).toContain("Wrote /data/output/first.txt");
+    expect(r1.response).toContain("Wrote /data/files/first.txt");
     // the model was reached through guestfwd, with the key from AAOS-CFG
     expect(server.requests.length).toBeGreaterThanOrEqual(2);
     // (the server was started with apiKey: a request without this key would have been a 401)
@@ -102,7 +102,7 @@ test(
     const h = server.requests[0]!.headers;
     expect(h["x-api-key"] ?? h["authorization"]?.replace(/^Bearer\s+/i, "")).toBe(API_KEY);
 
-    const read1 = await vm.call("tool.invoke", { agent_id: spawned.agent_id, tool: "file_read", input: { path: "/data/output/first.txt" } });
+    const read1 = await vm.call("tool.invoke", { agent_id: spawned.agent_id, tool: "file_read", input: { path: "/data/files/first.txt" } });
     expect(JSON.stringify(read1)).toContain("written before the reboot");
     const v1 = await vm.call("audit.verify");
     expect(v1.ok).toBe(true);
@@ -119,11 +119,11 @@ test(
     expect(boots.events.length).toBe(2);
 
     const again = await vm.call("agent.spawn", { name: "writer" });
-    const read2 = await vm.call("tool.invoke", { agent_id: again.agent_id, tool: "file_read", input: { path: "/data/output/first.txt" } });
+    const read2 = await vm.call("tool.invoke", { agent_id: again.agent_id, tool: "file_read", input: { path: "/data/files/first.txt" } });
     expect(JSON.stringify(read2)).toContain("written before the reboot");
 
     // the sequence goes on after the reboot
-    writeStep("second-file", "/data/output/second.txt", "written after the reboot\n");
+    writeStep("second-file", "/data/files/second.txt", "written after the reboot\n");
     const r2 = await runWithApproval(vm, again.agent_id, "please write the second-file");
     expect(r2.tool_calls.map((c: any) => [c.tool, c.ok])).toEqual([["file_write", true]]);
     expect((await vm.call("audit.verify")).ok).toBe(true);
