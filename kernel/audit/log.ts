@@ -5,8 +5,9 @@ import * as fs from "node:fs";
 import { dirname, join } from "node:path";
 import { ErrorCode, KernelError, invalidParams } from "../errors.ts";
 import type { AuditEventInput } from "../services.ts";
+import { ANCHOR_BYTES, anchorPath, formatAnchor, readAnchor, type Anchor, type AnchorRead } from "./anchor.ts";
 import { GENESIS, canonicalJSON, lineHashMatches, recordHash, sanitize, sha256hex, type SanitizeContext } from "./canonical.ts";
-import { fsyncDir, listSegments, nodeIO, readLines, scanTail, segmentName, segmentPath, writeAll, type AuditIO } from "./segments.ts";
+import { fsyncDir, listSegments, nodeIO, parseRecord, readLines, scanTail, segmentName, segmentPath, writeAll, type AuditIO, type TailScan } from "./segments.ts";
 
 export interface AuditRecord {
   seq: number;
@@ -28,13 +29,65 @@ export interface AuditQuery {
   limit?: number;
 }
 
+export interface AuditHeadRef {
+  seq: number;
+  hash: string;
+}
+
+/** Bytes crash recovery cut from the end of the log (reported by an audit.recovered record). */
+export interface AuditQuarantined {
+  /** the segment file they were cut from */
+  segment: string;
+  /** byte offset in that segment where they began */
+  offset: number;
+  bytes: number;
+  /** where they are kept, relative to the log's directory; null while the log cannot be written (they are still at the end of the segment) */
+  file: string | null;
+  /** first and last seq of the records among them that still parse */
+  seqs?: [number, number];
+  /** they held records the log had acknowledged (the log was behind its head anchor): ok is false */
+  acknowledged: boolean;
+  reason: string;
+  /** seq of the audit.recovered record that reports them; null: not yet written (the log is degraded) */
+  record: number | null;
+}
+
+/** The log was found behind, or different from, its head anchor at open (an audit.tampered record). */
+export interface AuditTampered {
+  /** seq of the audit.tampered record; null: not yet written (the log is degraded) */
+  record: number | null;
+  /** what HEAD said */
+  anchor: AuditHeadRef;
+  /** the head recovery found in the segments */
+  found: AuditHeadRef;
+  /** acknowledged seqs that are gone (when the log ended before the anchor); never reused */
+  missing?: [number, number];
+  reason: string;
+}
+
+/** The log had records but no readable head anchor at open (an audit.unanchored record). */
+export interface AuditUnanchored {
+  record: number | null;
+  found: AuditHeadRef;
+  reason: string;
+}
+
 export interface AuditVerifyResult {
   ok: boolean;
   /** records that checked out (all of them when ok) */
   events: number;
   /** hash of the last record that checked out (GENESIS for an empty log) */
   head: string;
+  /** the first problem: a record that does not check out, else the first tampering report */
   broken?: { seq: number; reason: string };
+  /** what <dir>/HEAD holds now (null: missing or unreadable) */
+  anchor: AuditHeadRef | null;
+  /** every range crash recovery cut from the log, oldest first */
+  quarantined: AuditQuarantined[];
+  /** every time the log was found behind or unlike its anchor; any entry makes ok false, for good */
+  tampered: AuditTampered[];
+  /** every time the log was opened without a readable anchor (cannot rule tampering in or out; ok unaffected) */
+  unanchored: AuditUnanchored[];
 }
 
 export interface AuditOpenOptions {
@@ -64,6 +117,19 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** A recovery step found at open and not yet carried out (the disk may be full). */
+interface Drop {
+  /** the segment */
+  first: number;
+  /** where the dropped bytes begin (0 with remove) */
+  offset: number;
+  bytes: Buffer;
+  /** the segment holds no valid record: remove it, after keeping its bytes */
+  remove: boolean;
+  /** the audit.recovered record that reports it (null: an empty file, nothing to report) */
+  record: Record<string, unknown> | null;
+}
+
 function internal(message: string, cause?: unknown): KernelError {
   const err = cause as NodeJS.ErrnoException | undefined;
   const data: Record<string, unknown> = {};
@@ -71,6 +137,51 @@ function internal(message: string, cause?: unknown): KernelError {
   if (err?.message) data.cause = err.message;
   return new KernelError(ErrorCode.InternalError, err?.message ? `${message}: ${err.message}` : message, data);
 }
+
+const WRITE_ADVICE: Record<string, [string, string]> = {
+  ENOSPC: ["no space left on device", "free space on the data disk"],
+  EDQUOT: ["disk quota exceeded", "free space on the data disk or raise its quota"],
+  EROFS: ["read-only file system", "the data disk is mounted read-only: check it and remount it read-write"],
+  EIO: ["input/output error", "the data disk reported an I/O error: check the disk"],
+};
+
+/** The error an append rejects with when the disk refuses: what failed and what to do. */
+function cannotWrite(cause: unknown): KernelError {
+  if (cause instanceof KernelError) return cause;
+  const err = cause as NodeJS.ErrnoException | undefined;
+  const code = typeof err?.code === "string" ? err.code : undefined;
+  const known = code ? WRITE_ADVICE[code] : undefined;
+  const what = known ? `${code}: ${known[0]}; ${known[1]}` : `${err?.message ?? String(cause)}; check the data disk`;
+  const data: Record<string, unknown> = {};
+  if (code) data.errno = code;
+  if (err?.message) data.cause = err.message;
+  return new KernelError(ErrorCode.InternalError, `audit log cannot be written: ${what}`, data);
+}
+
+/** first and last seq of the lines among `bytes` that parse as JSON objects with a seq */
+function seqRange(bytes: Buffer): [number, number] | undefined {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const piece of bytes.toString("utf8").split("\n")) {
+    if (!piece.includes('"seq"')) continue;
+    let r: unknown;
+    try {
+      r = JSON.parse(piece);
+    } catch {
+      continue;
+    }
+    const seq = (r as Record<string, unknown> | null)?.seq;
+    if (typeof seq === "number" && Number.isSafeInteger(seq) && seq >= 1) {
+      lo = Math.min(lo, seq);
+      hi = Math.max(hi, seq);
+    }
+  }
+  return lo <= hi ? [lo, hi] : undefined;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
+const isRange = (v: unknown): v is [number, number] => Array.isArray(v) && v.length === 2 && v.every((x) => Number.isSafeInteger(x));
+const ref = (v: unknown): AuditHeadRef => (isObj(v) ? { seq: Number(v.seq), hash: String(v.hash) } : { seq: 0, hash: "" });
 
 export class AuditLog {
   readonly dir: string;
@@ -97,6 +208,21 @@ export class AuditLog {
   private needsRepair = false;
   private closed = false;
 
+  // What open found and could not finish yet (the disk refused): carried
+  // out, and its records written, before the next caller's records.
+  private needsDir = false;
+  private pendingDrops: Drop[] = [];
+  private pendingRecords: Record<string, unknown>[] = [];
+  /** set while the log is behind its anchor: the next record gets seq pendingGap + 1 */
+  private pendingGap: number | null = null;
+  private degradedState: { reason: string; since: string } | null = null;
+
+  // The head anchor (<dir>/HEAD) as this process last wrote or read it.
+  private anchorFd: number | null = null;
+  private anchorSeq = -1;
+  private anchorHash = "";
+  private anchorSynced = false;
+
   private constructor(dir: string, opts: AuditOpenOptions) {
     this.dir = dir;
     const n = opts.segmentRecords ?? DEFAULT_SEGMENT_RECORDS;
@@ -109,12 +235,18 @@ export class AuditLog {
     this.envSecrets = opts.registerEnvSecrets ?? true;
   }
 
+  /**
+   * Open (and recover) the log. Resolves even when the disk refuses writes
+   * (full, read-only, failing): the log is then degraded (see degraded()),
+   * reads work, appends reject until the disk takes writes again. Rejects
+   * only when the log cannot be read.
+   */
   static async open(dir: string, opts: AuditOpenOptions = {}): Promise<AuditLog> {
     const log = new AuditLog(dir, opts);
     try {
       await log.init();
     } catch (e) {
-      if (log.fd !== null) await log.io.close(log.fd).catch(() => {});
+      for (const fd of [log.fd, log.anchorFd]) if (fd !== null) await log.io.close(fd).catch(() => {});
       if (e instanceof KernelError) throw e;
       throw internal(`cannot open audit log in ${dir}`, e);
     }
@@ -122,54 +254,163 @@ export class AuditLog {
   }
 
   private async init(): Promise<void> {
-    const created = await fs.promises.mkdir(this.dir, { recursive: true });
-    if (created && this.durable) await fsyncDir(this.io, dirname(created));
+    try {
+      const created = await fs.promises.mkdir(this.dir, { recursive: true });
+      if (created && this.durable) await fsyncDir(this.io, dirname(created));
+    } catch (e) {
+      // an empty log that cannot be written yet
+      this.needsDir = true;
+      this.degrade(e);
+    }
     if (this.envSecrets) {
       for (const [k, v] of Object.entries(process.env)) if (v && v.length >= 8 && ENV_SECRET_NAME.test(k)) this.registerSecret(v);
     }
 
-    const recovered: Record<string, unknown>[] = [];
-    for (;;) {
-      const segs = await listSegments(this.dir);
-      const first = segs.at(-1);
-      if (first === undefined) break; // empty log: genesis
-      const path = segmentPath(this.dir, first);
-      const fd = await this.io.open(path, "r+");
-      let keep = false;
+    // Read-only first: the anchor, then the newest segments backwards to
+    // the last valid record. Nothing is changed on disk until settle().
+    const anchor: AnchorRead = this.needsDir ? { state: "missing" } : await readAnchor(this.io, this.dir);
+    if (anchor.state === "ok") {
+      this.anchorSeq = anchor.seq;
+      this.anchorHash = anchor.hash;
+    }
+    const segs = await listSegments(this.dir);
+    const drops: Omit<Drop, "record">[] = [];
+    const invalid: number[] = [];
+    for (let k = segs.length - 1; k >= 0; k--) {
+      const first = segs[k]!;
+      const fd = await this.io.open(segmentPath(this.dir, first), "r");
+      let t: TailScan;
       try {
-        const t = await scanTail(this.io, fd, first);
-        if (t.validEnd < t.size) {
-          const quarantine = await this.quarantine(first, t.validEnd, t.dropped);
-          await this.io.ftruncate(fd, t.validEnd);
-          await this.io.fsync(fd);
-          recovered.push({
-            segment: segmentName(first),
-            bytes_dropped: t.size - t.validEnd,
-            invalid_lines: t.invalidLines,
-            reason: t.invalidLines ? "invalid records at the end of the log" : "torn write at the end of the log",
-            quarantine,
-          });
-        }
-        if (t.last) {
-          this.headSeq = t.last.seq;
-          this.headHash = t.last.hash;
-          this.segFirst = first;
-          this.segSize = t.validEnd;
-          this.segCount = Math.max(0, t.last.seq - first + 1);
-          this.fd = fd;
-          keep = true;
-          break;
-        }
+        t = await scanTail(this.io, fd, first);
       } finally {
-        if (!keep) await this.io.close(fd).catch(() => {});
+        await this.io.close(fd).catch(() => {});
       }
-      // Not one valid record in the newest segment: it was created but never
-      // acknowledged into. Remove it and recover from the one before.
-      await this.io.unlink(path);
-      if (this.durable) await fsyncDir(this.io, this.dir);
+      if (t.validEnd < t.size || !t.last) {
+        drops.push({ first, offset: t.validEnd, bytes: t.dropped, remove: !t.last });
+        invalid.push(t.invalidLines);
+      }
+      if (t.last) {
+        this.headSeq = t.last.seq;
+        this.headHash = t.last.hash;
+        this.segFirst = first;
+        this.segSize = t.validEnd;
+        this.segCount = Math.max(0, t.last.seq - first + 1);
+        break;
+      }
+      // Not one valid record in this segment: it was created but never
+      // acknowledged into (or all of it was cut). It goes; look at the one before.
     }
     if (this.headSeq === 0) this.segFirst = 1;
-    for (const r of recovered) await this.append({ kind: "audit.recovered", agent_id: null, ...r });
+
+    // Compare the recovered head with the anchor.
+    const found = { seq: this.headSeq, hash: this.headHash };
+    const a: Anchor | null = anchor.state === "ok" ? { seq: anchor.seq, hash: anchor.hash } : null;
+    let behind = false;
+    const records: Record<string, unknown>[] = [];
+    if (a && a.seq > found.seq) {
+      behind = true;
+      this.pendingGap = a.seq;
+      const lost = a.seq === found.seq + 1 ? `record ${a.seq}` : `records ${found.seq + 1}-${a.seq}`;
+      records.push(
+        this.internalRecord({
+          kind: "audit.tampered",
+          anchor: a,
+          found,
+          missing: [found.seq + 1, a.seq],
+          reason: `the log ends at seq ${found.seq} but its head anchor (HEAD) names seq ${a.seq}: acknowledged ${lost} were cut, edited or deleted while the kernel was down; numbering continues after ${a.seq}`,
+        }),
+      );
+    } else if (a) {
+      const at = a.seq === found.seq ? found.hash : a.seq === 0 ? GENESIS : await this.hashAt(a.seq);
+      if (at !== a.hash && !(await this.reported(a))) {
+        records.push(
+          this.internalRecord({
+            kind: "audit.tampered",
+            anchor: a,
+            found,
+            reason:
+              at === null
+                ? `record ${a.seq}, the head the anchor (HEAD) names, is missing or invalid: the log was rewritten from there on while the kernel was down`
+                : `record ${a.seq} is not the one the head anchor (HEAD) names: the log was rewritten from there on while the kernel was down`,
+          }),
+        );
+      }
+    } else if (found.seq > 0) {
+      records.push(
+        this.internalRecord({
+          kind: "audit.unanchored",
+          found,
+          reason:
+            (anchor.state === "invalid" ? "the head anchor (HEAD) is unreadable" : "the head anchor (HEAD) is missing") +
+            `, beside a log of ${found.seq} records: it was removed or damaged, or the log was written by a kernel without anchors; records cut from the end of the log before this point cannot be detected`,
+          ...(anchor.state === "invalid" ? { head_file: anchor.raw } : {}),
+        }),
+      );
+    }
+    drops.forEach((d, i) => {
+      let record: Record<string, unknown> | null = null;
+      if (d.bytes.length) {
+        const seqs = seqRange(d.bytes);
+        const acknowledged = a !== null && (behind || (seqs !== undefined && seqs[0] <= a.seq));
+        const lines = invalid[i]!;
+        record = this.internalRecord({
+          kind: "audit.recovered",
+          segment: segmentName(d.first),
+          offset: d.offset,
+          bytes_dropped: d.bytes.length,
+          invalid_lines: lines,
+          reason: acknowledged
+            ? "records the log had acknowledged were cut or edited at the end of the log (see audit.tampered)"
+            : lines
+              ? "invalid records at the end of the log"
+              : "torn write at the end of the log",
+          ...(seqs ? { seqs } : {}),
+          acknowledged,
+          quarantine: null, // filled in once the bytes are kept
+        });
+        records.push(record);
+      }
+      this.pendingDrops.push({ ...d, record });
+    });
+    this.pendingRecords = records;
+    await this.settle();
+  }
+
+  /** Carry out what open found (or what is still pending) and write its records; never throws. */
+  private async settle(): Promise<void> {
+    if (this.pendingDrops.length || this.pendingRecords.length || this.needsDir) await this.writeBatch([]);
+    if (!this.degradedState) await this.writeAnchor(true);
+  }
+
+  /** hash of the valid record `seq`, or null when the log has none */
+  private async hashAt(seq: number): Promise<string | null> {
+    let first: number | undefined;
+    for (const s of await listSegments(this.dir)) if (s <= seq) first = s;
+    if (first === undefined) return null;
+    for await (const line of readLines(segmentPath(this.dir, first), this.io)) {
+      let r: unknown;
+      try {
+        r = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      const s = isObj(r) ? r.seq : undefined;
+      if (s === seq) return parseRecord(line)?.hash ?? null;
+      if (typeof s === "number" && s > seq) return null;
+    }
+    return null;
+  }
+
+  /** an audit.tampered record about this very anchor is already in the newest segment (a crash before HEAD was rewritten) */
+  private async reported(a: Anchor): Promise<boolean> {
+    if (this.headSeq === 0) return false;
+    for await (const line of readLines(segmentPath(this.dir, this.segFirst), this.io)) {
+      if (!line.includes('"audit.tampered"')) continue;
+      const p = parseRecord(line);
+      const an = p?.rec.anchor;
+      if (p?.rec.kind === "audit.tampered" && isObj(an) && an.seq === a.seq && an.hash === a.hash) return true;
+    }
+    return false;
   }
 
   /** Keep the bytes recovery drops, beside the log, for an investigator. */
@@ -177,21 +418,58 @@ export class AuditLog {
     const qdir = join(this.dir, "quarantine");
     await fs.promises.mkdir(qdir, { recursive: true });
     const name = `${segmentName(first)}.at-${offset}.${Date.now()}.dropped`;
-    const fd = await this.io.open(join(qdir, name), "w");
+    const path = join(qdir, name);
+    const fd = await this.io.open(path, "w");
     try {
       await writeAll(this.io, fd, bytes, 0);
       await this.io.fsync(fd);
-    } finally {
+    } catch (e) {
       await this.io.close(fd).catch(() => {});
+      await this.io.unlink(path).catch(() => {}); // no half-kept evidence
+      throw e;
     }
+    await this.io.close(fd).catch(() => {});
     await fsyncDir(this.io, qdir);
     await fsyncDir(this.io, this.dir);
     return join("quarantine", name);
   }
 
+  /** One recovery step: keep the dropped bytes, then cut them (or remove the segment). */
+  private async carryOut(d: Drop): Promise<void> {
+    if (d.record && d.record.quarantine === null) d.record.quarantine = await this.quarantine(d.first, d.offset, d.bytes);
+    const path = segmentPath(this.dir, d.first);
+    if (d.remove) {
+      await this.io.unlink(path).catch((e) => {
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      });
+      if (this.durable) await fsyncDir(this.io, this.dir);
+      return;
+    }
+    const fd = await this.io.open(path, "r+");
+    try {
+      await this.io.ftruncate(fd, d.offset);
+      await this.io.fsync(fd);
+    } finally {
+      await this.io.close(fd).catch(() => {});
+    }
+  }
+
   /** The durable head: seq and hash of the last acknowledged record. */
   head(): { seq: number; hash: string } {
     return { seq: this.headSeq, hash: this.headHash };
+  }
+
+  /**
+   * null while the log takes writes. Otherwise why it cannot (the message
+   * appends reject with) and since when: open found the disk refusing, or
+   * the last write failed. Cleared by the first append that succeeds.
+   */
+  degraded(): { reason: string; since: string } | null {
+    return this.degradedState ? { ...this.degradedState } : null;
+  }
+
+  private degrade(e: unknown): void {
+    this.degradedState = { reason: cannotWrite(e).message, since: this.degradedState?.since ?? new Date().toISOString() };
   }
 
   /** Any string field containing `value` is written as "[redacted]" from now on. */
@@ -203,14 +481,20 @@ export class AuditLog {
    * Record an event. The record is snapshotted (sanitised, redacted,
    * timestamped) now; its place in the sequence is the call order; the
    * promise resolves once the record is durable. Never throws synchronously.
+   * Kinds `audit.*` are the log's own and are refused (-32602).
    */
   async append(event: AuditEventInput): Promise<{ seq: number; hash: string }> {
     if (this.closed) throw new KernelError(ErrorCode.InternalError, "audit log is closed");
     const fields = this.prepare(event);
+    if (typeof event.kind === "string" && event.kind.startsWith("audit.")) throw invalidParams(`kind ${event.kind}: audit.* records are written by the audit log itself`);
     return new Promise((resolve, reject) => {
       this.queue.push({ fields, resolve, reject });
       this.kick();
     });
+  }
+
+  private internalRecord(event: AuditEventInput): Record<string, unknown> {
+    return this.prepare({ ...event, agent_id: null });
   }
 
   private prepare(event: AuditEventInput): Record<string, unknown> {
@@ -259,23 +543,40 @@ export class AuditLog {
     }
   }
 
-  /** Seal a batch (seq, prev, hash in call order), write it, sync it, resolve it. */
+  /**
+   * Seal a batch (seq, prev, hash in call order), write it, sync it, resolve
+   * it. What open left pending (recovery steps, their records) goes first;
+   * when that fails the batch is rejected and the log stays degraded.
+   */
   private async writeBatch(batch: Pending[]): Promise<void> {
-    if (this.needsRepair) {
-      try {
-        await this.repair();
-      } catch (e) {
-        this.fail(batch, e);
-        return;
-      }
+    try {
+      await this.prepareWrite();
+    } catch (e) {
+      this.degrade(e);
+      this.fail(batch, e);
+      return;
     }
-    const n = batch.length;
+    const k = this.pendingRecords.length;
+    const all: Pending[] = k
+      ? [
+          ...this.pendingRecords.map((fields) => ({
+            fields,
+            resolve: () => {
+              this.pendingRecords.shift(); // resolved in order: this is the first pending one
+            },
+            reject: () => {},
+          })),
+          ...batch,
+        ]
+      : batch;
+    const n = all.length;
+    if (n === 0) return;
     const lines = new Array<string>(n);
     const hashes = new Array<string>(n);
     let prev = this.headHash;
-    const base = this.headSeq;
+    const base = this.pendingGap ?? this.headSeq;
     for (let j = 0; j < n; j++) {
-      const f = batch[j]!.fields;
+      const f = all[j]!.fields;
       f.prev = prev;
       f.seq = base + j + 1;
       const canon = canonicalJSON(f);
@@ -298,29 +599,61 @@ export class AuditLog {
         this.segCount += take;
         this.headSeq = base + i + take;
         this.headHash = hashes[i + take - 1]!;
-        for (let k = i; k < i + take; k++) batch[k]!.resolve({ seq: base + k + 1, hash: hashes[k]! });
+        this.pendingGap = null;
+        for (let q = i; q < i + take; q++) all[q]!.resolve({ seq: base + q + 1, hash: hashes[q]! });
         i += take;
       }
     } catch (e) {
       this.needsRepair = true;
-      this.fail(batch.slice(i), e);
+      this.degrade(e);
+      this.fail(all.slice(i), e);
+      return;
+    }
+    this.degradedState = null;
+    // after the records it covers are durable; synced only when it carries news of tampering
+    await this.writeAnchor(k > 0);
+  }
+
+  /** Before a write: what a failed write, or open, left to do. Throws if the disk still refuses. */
+  private async prepareWrite(): Promise<void> {
+    if (this.needsDir) {
+      const created = await fs.promises.mkdir(this.dir, { recursive: true });
+      if (created && this.durable) await fsyncDir(this.io, dirname(created));
+      this.needsDir = false;
+    }
+    if (this.needsRepair) await this.repair();
+    while (this.pendingDrops.length) {
+      await this.carryOut(this.pendingDrops[0]!);
+      this.pendingDrops.shift();
+    }
+    if (this.pendingGap !== null && this.segFirst !== this.pendingGap + 1) {
+      // numbering resumes after the anchor, in a segment of its own
+      await this.closeSegment();
+      this.segFirst = this.pendingGap + 1;
+      this.segSize = 0;
+      this.segCount = 0;
     }
   }
 
   private fail(entries: Pending[], e: unknown): void {
-    const err = e instanceof KernelError ? e : internal("audit log write failed", e);
+    const err = cannotWrite(e);
     for (const p of entries) p.reject(err);
   }
 
-  /** Make sure `fd` is the segment the next record goes to (rolling over when full). */
-  private async ensureSegment(): Promise<void> {
-    if (this.fd !== null && this.segCount < this.segmentRecords) return;
+  private async closeSegment(): Promise<void> {
     if (this.fd !== null) {
       const old = this.fd;
       this.fd = null;
       await this.io.close(old).catch(() => {});
     }
+  }
+
+  /** Make sure `fd` is the segment the next record goes to (rolling over when full). */
+  private async ensureSegment(): Promise<void> {
+    if (this.fd !== null && this.segCount < this.segmentRecords) return;
+    await this.closeSegment();
     if (this.segCount >= this.segmentRecords) {
+      await this.writeAnchor(true); // bounds how far the anchor can lag after a power cut
       this.segFirst = this.headSeq + 1;
       this.segSize = 0;
       this.segCount = 0;
@@ -340,11 +673,7 @@ export class AuditLog {
 
   /** After a failed write: drop whatever reached the disk past the durable head. */
   private async repair(): Promise<void> {
-    if (this.fd !== null) {
-      const old = this.fd;
-      this.fd = null;
-      await this.io.close(old).catch(() => {});
-    }
+    await this.closeSegment();
     let removed = false;
     for (const first of await listSegments(this.dir)) {
       if (first > this.segFirst) {
@@ -365,6 +694,82 @@ export class AuditLog {
     }
     if (removed && this.durable) await fsyncDir(this.io, this.dir);
     this.needsRepair = false;
+  }
+
+  /**
+   * Rewrite <dir>/HEAD in place with the durable head (fsync it when `sync`).
+   * Best effort: a failure leaves it lagging, and the next commit tries
+   * again. Never while open's reports are unwritten: until they are in the
+   * chain, the anchor is the evidence.
+   */
+  private async writeAnchor(sync: boolean): Promise<void> {
+    if (this.pendingRecords.length || this.pendingGap !== null || this.needsDir) return;
+    const seq = this.headSeq;
+    const hash = this.headHash;
+    try {
+      if (this.anchorFd === null) await this.openAnchor();
+      const fd = this.anchorFd!;
+      if (this.anchorSeq !== seq || this.anchorHash !== hash) {
+        this.anchorSynced = false;
+        this.anchorSeq = -1; // unknown until the write completes
+        await writeAll(this.io, fd, formatAnchor(seq, hash), 0);
+        this.anchorSeq = seq;
+        this.anchorHash = hash;
+      }
+      if (sync && this.durable && !this.anchorSynced) {
+        await this.io.fsync(fd);
+        this.anchorSynced = true;
+      }
+    } catch {
+      if (this.anchorFd !== null) {
+        const fd = this.anchorFd;
+        this.anchorFd = null;
+        await this.io.close(fd).catch(() => {});
+      }
+      this.anchorSeq = -1;
+      this.anchorSynced = false;
+    }
+  }
+
+  private async openAnchor(): Promise<void> {
+    const path = anchorPath(this.dir);
+    let fd: number;
+    try {
+      fd = await this.io.open(path, "r+");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      fd = await this.io.open(path, "w");
+      try {
+        await writeAll(this.io, fd, formatAnchor(this.headSeq, this.headHash), 0);
+        if (this.durable) {
+          await this.io.fsync(fd);
+          await fsyncDir(this.io, this.dir);
+        }
+      } catch (err) {
+        await this.io.close(fd).catch(() => {});
+        await this.io.unlink(path).catch(() => {}); // an empty HEAD would read as a damaged one
+        throw err;
+      }
+      this.anchorFd = fd;
+      this.anchorSeq = this.headSeq;
+      this.anchorHash = this.headHash;
+      this.anchorSynced = this.durable;
+      return;
+    }
+    try {
+      if ((await this.io.fstatSize(fd)) !== ANCHOR_BYTES) {
+        // damaged (already reported by audit.unanchored): make it one anchor again
+        await writeAll(this.io, fd, formatAnchor(this.headSeq, this.headHash), 0);
+        await this.io.ftruncate(fd, ANCHOR_BYTES);
+        this.anchorSeq = this.headSeq;
+        this.anchorHash = this.headHash;
+        this.anchorSynced = false;
+      }
+    } catch (e) {
+      await this.io.close(fd).catch(() => {});
+      throw e;
+    }
+    this.anchorFd = fd;
   }
 
   /**
@@ -436,21 +841,39 @@ export class AuditLog {
   /**
    * Walk every segment from genesis: each record must parse, carry the
    * expected seq, link to the previous record's hash, and hash to its own
-   * hash field. Reports the first record that does not. Memory: one read
-   * chunk. Records appended while verify runs are not covered.
+   * hash field; the only seq jump allowed is the one an audit.tampered record
+   * opening a segment documents. Collects the reports of the log's own
+   * records (audit.recovered, audit.tampered, audit.unanchored) and those
+   * still pending in memory. Memory: one read chunk plus the reports.
+   * Records appended while verify runs are not covered.
    */
   async verify(): Promise<AuditVerifyResult> {
+    // HEAD is written after the head moves, so read it first: it is then at or before `upto`
+    let anchor: AuditHeadRef | null = null;
+    if (!this.needsDir) {
+      const a = await readAnchor(this.io, this.dir);
+      if (a.state === "ok") anchor = { seq: a.seq, hash: a.hash };
+    }
     const upto = this.headSeq;
     const uptoHash = this.headHash;
+    const pending = this.pendingRecords.slice();
     let expected = 1;
     let prev = GENESIS;
-    const broken = (seq: number, reason: string): AuditVerifyResult => ({ ok: false, events: expected - 1, head: prev, broken: { seq, reason } });
+    let events = 0;
+    const quarantined: AuditQuarantined[] = [];
+    const tampered: AuditTampered[] = [];
+    const unanchored: AuditUnanchored[] = [];
+    let chain: { seq: number; reason: string } | null = null;
     try {
       const segs = await listSegments(this.dir);
       outer: for (const first of segs) {
         if (expected > upto) break;
         if (first !== expected) {
-          return broken(expected, `segment ${segmentName(first)} starts at seq ${first}, expected ${expected}`);
+          if (!(first > expected && (await this.isReportedGap(first, expected, prev)))) {
+            chain = { seq: expected, reason: `segment ${segmentName(first)} starts at seq ${first}, expected ${expected}` };
+            break;
+          }
+          expected = first;
         }
         for await (const line of readLines(segmentPath(this.dir, first), this.io)) {
           if (expected > upto) break outer;
@@ -458,31 +881,64 @@ export class AuditLog {
           try {
             rec = JSON.parse(line);
           } catch {
-            return broken(expected, "record is not valid JSON");
+            chain = { seq: expected, reason: "record is not valid JSON" };
+            break outer;
           }
-          if (!rec || typeof rec !== "object" || Array.isArray(rec)) return broken(expected, "record is not a JSON object");
-          if (rec.seq !== expected) return broken(expected, `found seq ${JSON.stringify(rec.seq)} where ${expected} was expected`);
-          if (rec.prev !== prev) return broken(expected, "prev does not match the hash of the previous record");
-          if (typeof rec.hash !== "string" || (!lineHashMatches(line, rec.hash) && recordHash(rec) !== rec.hash)) return broken(expected, "hash does not match the record's content");
-          prev = rec.hash;
+          let bad: string | null = null;
+          if (!isObj(rec)) bad = "record is not a JSON object";
+          else if (rec.seq !== expected) bad = `found seq ${JSON.stringify(rec.seq)} where ${expected} was expected`;
+          else if (rec.prev !== prev) bad = "prev does not match the hash of the previous record";
+          else if (typeof rec.hash !== "string" || (!lineHashMatches(line, rec.hash) && recordHash(rec) !== rec.hash)) bad = "hash does not match the record's content";
+          if (bad) {
+            chain = { seq: expected, reason: bad };
+            break outer;
+          }
+          if (typeof rec.kind === "string" && rec.kind.startsWith("audit.")) collect(rec, expected, quarantined, tampered, unanchored);
+          prev = rec.hash as string;
           expected++;
+          events++;
         }
       }
     } catch (e) {
       throw internal("cannot read the audit log", e);
     }
-    if (expected <= upto) return broken(expected, `record missing: the log ends at seq ${expected - 1} but the head is ${upto}`);
-    if (prev !== uptoHash) return broken(upto, "the last record differs from the head the kernel acknowledged");
-    return { ok: true, events: expected - 1, head: prev };
+    if (!chain && expected <= upto) chain = { seq: expected, reason: `record missing: the log ends at seq ${expected - 1} but the head is ${upto}` };
+    else if (!chain && prev !== uptoHash) chain = { seq: upto, reason: "the last record differs from the head the kernel acknowledged" };
+    for (const f of pending) collect(f, null, quarantined, tampered, unanchored);
+
+    let broken = chain;
+    const t = tampered[0];
+    const q = quarantined.find((x) => x.acknowledged);
+    const where = (record: number | null, kind: string) => (record === null ? `not yet recorded: the log cannot be written` : `${kind} at seq ${record}`);
+    if (!broken && t) broken = { seq: t.missing ? t.missing[0] : t.anchor.seq, reason: `tampered: ${t.reason} (${where(t.record, "audit.tampered")})` };
+    if (!broken && q) broken = { seq: q.seqs ? q.seqs[0] : upto, reason: `tampered: ${q.reason} (${where(q.record, "audit.recovered")})` };
+    return { ok: !broken, events, head: prev, ...(broken ? { broken } : {}), anchor, quarantined, tampered, unanchored };
   }
 
-  /** Flush what is queued, then release the file. Later appends reject. */
+  /** `first` opens with an audit.tampered record that documents the seq jump from expected - 1 */
+  private async isReportedGap(first: number, expected: number, prev: string): Promise<boolean> {
+    for await (const line of readLines(segmentPath(this.dir, first), this.io)) {
+      let r: unknown;
+      try {
+        r = JSON.parse(line);
+      } catch {
+        return false;
+      }
+      if (!isObj(r) || !isObj(r.found) || !isObj(r.anchor)) return false;
+      return r.kind === "audit.tampered" && r.seq === first && r.prev === prev && r.found.seq === expected - 1 && r.found.hash === prev && r.anchor.seq === first - 1;
+    }
+    return false;
+  }
+
+  /** Flush what is queued, make the anchor durable, then release the files. Later appends reject. */
   async close(): Promise<void> {
     this.closed = true;
     while (this.flushing) await this.flushing;
-    if (this.fd !== null) {
-      const fd = this.fd;
-      this.fd = null;
+    await this.writeAnchor(true);
+    await this.closeSegment();
+    if (this.anchorFd !== null) {
+      const fd = this.anchorFd;
+      this.anchorFd = null;
       await this.io.close(fd).catch(() => {});
     }
   }
@@ -490,6 +946,30 @@ export class AuditLog {
   /** Sizes of everything the log holds in memory (for tests and status). */
   memoryState(): { queued: number; secrets: number; flushing: boolean; segment: string; segment_records: number } {
     return { queued: this.queue.length, secrets: this.ctx.secrets.size, flushing: this.flushing !== null, segment: segmentName(this.segFirst), segment_records: this.segCount };
+  }
+}
+
+/** A report of the log's own (an audit.* record, written or pending) into verify()'s lists. */
+function collect(rec: Record<string, unknown>, record: number | null, quarantined: AuditQuarantined[], tampered: AuditTampered[], unanchored: AuditUnanchored[]): void {
+  const reason = String(rec.reason ?? "");
+  if (rec.kind === "audit.recovered") {
+    const file = typeof rec.quarantine === "string" ? rec.quarantine : null;
+    // records written before offsets were recorded: the quarantine file's name carries it
+    const offset = typeof rec.offset === "number" ? rec.offset : Number(/\.at-(\d+)\./.exec(file ?? "")?.[1] ?? 0);
+    quarantined.push({
+      segment: String(rec.segment ?? ""),
+      offset,
+      bytes: typeof rec.bytes_dropped === "number" ? rec.bytes_dropped : 0,
+      file,
+      ...(isRange(rec.seqs) ? { seqs: [rec.seqs[0], rec.seqs[1]] as [number, number] } : {}),
+      acknowledged: rec.acknowledged === true,
+      reason,
+      record,
+    });
+  } else if (rec.kind === "audit.tampered") {
+    tampered.push({ record, anchor: ref(rec.anchor), found: ref(rec.found), ...(isRange(rec.missing) ? { missing: [rec.missing[0], rec.missing[1]] as [number, number] } : {}), reason });
+  } else if (rec.kind === "audit.unanchored") {
+    unanchored.push({ record, found: ref(rec.found), reason });
   }
 }
 

@@ -14,7 +14,14 @@ export function segmentName(firstSeq: number): string {
 
 /** First seq of every segment in `dir`, ascending. */
 export async function listSegments(dir: string): Promise<number[]> {
-  const names = await fs.promises.readdir(dir);
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(dir);
+  } catch (e) {
+    // a log whose directory could not be created yet (full disk) is empty
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
+  }
   const out: number[] = [];
   for (const n of names) {
     const m = SEGMENT_RE.exec(n);

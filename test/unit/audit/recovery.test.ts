@@ -25,7 +25,7 @@ describe("restart", () => {
     expect(r.seq).toBe(6);
     const [e] = (await b.query({ since_seq: 6 })).events;
     expect(e!.prev).toBe(head.hash);
-    expect(await b.verify()).toEqual({ ok: true, events: 6, head: r.hash });
+    expect(await b.verify()).toEqual({ ok: true, events: 6, head: r.hash, anchor: { seq: 6, hash: r.hash }, quarantined: [], tampered: [], unanchored: [] });
     await b.close();
   });
 
@@ -33,7 +33,7 @@ describe("restart", () => {
     const d = join(dir(), "deeper", "still");
     const log = await AuditLog.open(d);
     expect(log.head()).toEqual({ seq: 0, hash: GENESIS });
-    expect(await log.verify()).toEqual({ ok: true, events: 0, head: GENESIS });
+    expect(await log.verify()).toEqual({ ok: true, events: 0, head: GENESIS, anchor: { seq: 0, hash: GENESIS }, quarantined: [], tampered: [], unanchored: [] });
     expect(await log.query({})).toEqual({ events: [], next_seq: 1 });
     await log.close();
   });
