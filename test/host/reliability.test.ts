@@ -153,28 +153,35 @@ describe.skipIf(!canMount())("a full data disk", () => {
   });
   const call = (m: string, p: object = {}) => k.client.call(m, p);
 
-  /** fill the disk, then spawn until the log refuses (the segment's last page may still take a record or two) */
-  async function fillUntilRefused(): Promise<string[]> {
+  /**
+   * Fill the disk, then use up the slack of the segment's last page: stop
+   * spare agents until one agent.stop cannot be written. From then on the
+   * log refuses any record at least as long as an agent.stop of an
+   * "echoer" (spawn records, approval decisions and stops of echoers are).
+   */
+  async function fillUntilRefused(): Promise<void> {
+    const spares: string[] = [];
+    for (let i = 0; i < 40; i++) spares.push((await call("agent.spawn", { name: "echoer" })).agent_id);
     disk.fill();
-    const made: string[] = [];
-    for (let i = 0; i < 50; i++) {
+    for (const id of spares) {
       try {
-        made.push((await call("agent.spawn", { name: "echoer" })).agent_id);
+        await call("agent.stop", { agent_id: id });
       } catch (e: any) {
         expect(e.code).toBe(-32603);
-        expect(e.message).toMatch(/agent\.spawn was not recorded in the audit log, so no agent was started/);
-        return made;
+        return;
       }
     }
     throw new Error("the disk never filled");
   }
 
   test("a spawn that cannot be recorded leaves no agent, no token, no slot", async () => {
-    const before = (await call("agent.list")).agents.length;
-    const made = await fillUntilRefused();
-    const agents = (await call("agent.list")).agents;
-    expect(agents.length).toBe(before + made.length);
-    expect((await call("system.info")).agents).toBe(agents.filter((a: any) => a.state !== "stopped").length);
+    await fillUntilRefused();
+    const before = (await call("agent.list")).agents;
+    const live = (await call("system.info")).agents;
+    const e = await rpcError(call("agent.spawn", { name: "echoer" }), -32603);
+    expect(e.message).toMatch(/agent\.spawn was not recorded in the audit log, so no agent was started: .*(no space left|ENOSPC)/i);
+    expect((await call("agent.list")).agents).toEqual(before);
+    expect((await call("system.info")).agents).toBe(live);
     disk.free();
     const s = await call("agent.spawn", { name: "echoer" });
     expect(await call("tool.invoke", { agent_id: s.agent_id, tool: "echo", input: { message: "x" } })).toEqual({ output: { message: "x" } });
