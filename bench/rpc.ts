@@ -60,9 +60,9 @@ export async function benchRpc(): Promise<Figure[]> {
   const bare = bareEchoServer(join(dir, "bare.sock"));
   try {
     const { agent_id } = await k.client.call("agent.spawn", { name: "echoer" });
-    const kernelRate = await roundTrips(() => k.client.call("tool.invoke", { agent_id, tool: "echo", input: { text: "ping" } }));
+    const kernelRate = await roundTrips(() => k.client.call("tool.invoke", { agent_id, tool: "echo", input: { message: "ping" } }));
     const bareClient = await RpcClient.unix(join(dir, "bare.sock"));
-    const bareRate = await roundTrips(() => bareClient.call("tool.invoke", { agent_id, tool: "echo", input: { text: "ping" } }));
+    const bareRate = await roundTrips(() => bareClient.call("tool.invoke", { agent_id, tool: "echo", input: { message: "ping" } }));
     bareClient.close();
 
     // memory: the same kernel process, before and after 1,000 idle agents

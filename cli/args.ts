@@ -215,7 +215,7 @@ export function splitWords(line: string): { words: string[]; open: boolean; trai
       else cur += c;
     } else if (!inWord && (c === "{" || c === "[")) {
       // the console is not a shell: a word that starts a JSON value is taken
-      // verbatim up to its matching bracket, so `invoke a echo {"text":"hi"}` works
+      // verbatim up to its matching bracket, so `invoke a echo {"message":"hi"}` works
       const end = jsonEnd(line, i);
       if (end < 0) return { words: [...words, line.slice(i)], open: true, trailingSpace: false };
       words.push(line.slice(i, end));

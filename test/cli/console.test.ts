@@ -92,10 +92,10 @@ describe("aaosctl console", () => {
     const { agent_id } = await k.client.call("agent.spawn", { name: "careful" });
     term.type("pin");
     await term.waitFor(() => term.screen.cursorLine() === "aaos> pin");
-    const invoked = k.client.call("tool.invoke", { agent_id, tool: "echo", input: { text: "may I?" } });
+    const invoked = k.client.call("tool.invoke", { agent_id, tool: "echo", input: { message: "may I?" } });
     const text = await term.waitFor(`agent ${agent_id} wants echo`);
     const apId = /approval requested (\S+):/.exec(text)![1]!;
-    expect(text).toContain('input {"text":"may I?"}');
+    expect(text).toContain('input {"message":"may I?"}');
     // the prompt and the half-typed word are drawn again below the banner
     await term.waitFor(() => term.screen.cursorLine() === "aaos> pin" && term.screen.text().endsWith("aaos> pin"));
     term.type("g" + Keys.enter);
@@ -105,25 +105,25 @@ describe("aaosctl console", () => {
     await term.waitFor(() => term.screen.cursorLine() === `aaos> approve ${apId}`);
     term.type(Keys.enter);
     await term.waitFor(`approved ${apId}`);
-    expect(await invoked).toEqual({ output: { text: "may I?" } });
+    expect(await invoked).toEqual({ output: { message: "may I?" } });
     await prompt();
   });
 
   test("run streams the agent's words and tool calls", async () => {
     const { agent_id } = await k.client.call("agent.spawn", { name: "echoer" });
     llm.script([
-      { content: [{ type: "text", text: "Let me check." }, { type: "tool_use", name: "echo", input: { text: "hi" } }] },
+      { content: [{ type: "text", text: "Let me check." }, { type: "tool_use", name: "echo", input: { message: "hi" } }] },
       { text: "Checked.", match: { contains: "tool_result" } },
     ]);
     term.line(`run ${agent_id} check please`);
     const text = await term.waitFor("── end_turn");
-    expect(text).toContain('Let me check.\n  ▸ echo {"text":"hi"}\n  ✓ echo {"text":"hi"}\nChecked.\n');
+    expect(text).toContain('Let me check.\n  ▸ echo {"message":"hi"}\n  ✓ echo {"message":"hi"}\nChecked.\n');
     await prompt();
   });
 
   test("Ctrl-C stops waiting for a verb and gives the prompt back", async () => {
     const { agent_id } = await k.client.call("agent.spawn", { name: "careful" });
-    term.line(`invoke ${agent_id} echo '{"text":"wait"}'`);
+    term.line(`invoke ${agent_id} echo '{"message":"wait"}'`);
     const text = await term.waitFor(`agent ${agent_id} wants echo`);
     const apId = [...text.matchAll(/approval requested (\S+):/g)].at(-1)![1]!;
     term.type(Keys.ctrlC);

@@ -50,7 +50,7 @@ export interface FakeKernelOptions {
 }
 
 const TOOLS = [
-  { name: "echo", description: "Return the text it is given.", input_schema: { type: "object", properties: { text: { type: "string" } } } },
+  { name: "echo", description: "Returns its input unchanged.", input_schema: { type: "object", properties: { message: { type: "string" } } } },
   { name: "file_write", description: "Write a file beneath a granted path.\nSecond line.", input_schema: { type: "object", properties: { path: { type: "string" }, content: { type: "string" } } } },
 ];
 
@@ -159,7 +159,7 @@ export class FakeKernel {
       if (decision.decision === "deny") throw new RpcFail(-32003, `approval denied${decision.reason ? `: ${decision.reason}` : ""}`, { approval_id: id });
     }
     this.log({ kind: "tool.invoke", agent_id: a.agent_id, tool, ok: true });
-    return tool === "echo" ? (input?.text ?? "") : { written: input?.path };
+    return tool === "echo" ? { message: input?.message ?? "" } : { written: input?.path };
   }
 
   private async run(conn: Conn, a: Agent, message: string) {
@@ -171,7 +171,7 @@ export class FakeKernel {
       out({ type: "text", text: "Let me " });
       out({ type: "text", text: "look at that." });
       const tool = /write/.test(message) ? "file_write" : "echo";
-      const input = tool === "echo" ? { text: message } : { path: "/data/out/x.txt", content: message };
+      const input = tool === "echo" ? { message } : { path: "/data/out/x.txt", content: message };
       const id = "tu-1";
       out({ type: "tool_use", tool, input, id });
       try {

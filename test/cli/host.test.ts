@@ -122,9 +122,9 @@ describe("agents", () => {
 describe("tools", () => {
   test("invoke prints the tool's output", async () => {
     const id = await spawnId("echoer");
-    const r = await cli("invoke", id, "echo", '{"text":"hello"}');
+    const r = await cli("invoke", id, "echo", '{"message":"hello"}');
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ text: "hello" });
+    expect(JSON.parse(r.stdout)).toEqual({ message: "hello" });
   });
 
   test("a capability denial exits 4 and says which", async () => {
@@ -145,7 +145,7 @@ describe("tools", () => {
 describe("approvals", () => {
   test("an invoke waits; approvals lists it; approve by prefix lets it finish", async () => {
     const id = await spawnId("careful");
-    const waiting = new CliProcess([...S, "invoke", id, "echo", '{"text":"may I"}']);
+    const waiting = new CliProcess([...S, "invoke", id, "echo", '{"message":"may I"}']);
     await waiting.waitFor(/waiting for approval (\S+)/);
     const apId = /waiting for approval (\S+)/.exec(waiting.stderr)![1]!;
     const list = await cli("approvals");
@@ -155,12 +155,12 @@ describe("approvals", () => {
     expect(ok.code).toBe(0);
     expect(ok.stdout.trim()).toBe(`approved ${apId}`);
     expect(await waiting.exited).toBe(0);
-    expect(JSON.parse(waiting.stdout)).toEqual({ text: "may I" });
+    expect(JSON.parse(waiting.stdout)).toEqual({ message: "may I" });
   });
 
   test("deny with a reason: the invoke fails with approval denied, exit 4", async () => {
     const id = await spawnId("careful");
-    const waiting = new CliProcess([...S, "invoke", id, "echo", '{"text":"no"}']);
+    const waiting = new CliProcess([...S, "invoke", id, "echo", '{"message":"no"}']);
     await waiting.waitFor(/waiting for approval (\S+)/);
     const apId = /waiting for approval (\S+)/.exec(waiting.stderr)![1]!;
     const d = await cli("deny", apId, "--reason", "not now");
@@ -174,9 +174,9 @@ describe("approvals", () => {
     const follow = new CliProcess([...S, "approvals", "--follow"]);
     await follow.waitFor("waiting for approval requests");
     const id = await spawnId("careful");
-    const waiting = new CliProcess([...S, "invoke", id, "echo", '{"text":"watch me"}']);
+    const waiting = new CliProcess([...S, "invoke", id, "echo", '{"message":"watch me"}']);
     await follow.waitFor(`agent ${id} wants echo`);
-    expect(follow.stdout).toContain('input {"text":"watch me"}');
+    expect(follow.stdout).toContain('input {"message":"watch me"}');
     follow.signal("SIGINT");
     expect(await follow.exited).toBe(0);
     const apId = /approval requested (\S+):/.exec(follow.stdout)![1]!;
@@ -189,12 +189,12 @@ describe("run", () => {
   test("streams the model's words and its tool calls, then a summary", async () => {
     const id = await spawnId("echoer");
     llm.script([
-      { content: [{ type: "text", text: "Checking." }, { type: "tool_use", name: "echo", input: { text: "ping" } }], usage: { input_tokens: 30, output_tokens: 6 } },
+      { content: [{ type: "text", text: "Checking." }, { type: "tool_use", name: "echo", input: { message: "ping" } }], usage: { input_tokens: 30, output_tokens: 6 } },
       { text: "All good.", usage: { input_tokens: 40, output_tokens: 3 }, match: { contains: "tool_result" } },
     ]);
     const r = await cli("run", id.slice(0, 10), "please", "check");
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe('Checking.\n  ▸ echo {"text":"ping"}\n  ✓ echo {"text":"ping"}\nAll good.\n');
+    expect(r.stdout).toBe('Checking.\n  ▸ echo {"message":"ping"}\n  ✓ echo {"message":"ping"}\nAll good.\n');
     expect(r.stderr).toMatch(/── end_turn · 70 in \/ 9 out tokens · 1 tool call · /);
   });
 

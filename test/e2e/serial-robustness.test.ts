@@ -42,7 +42,7 @@ test(
     // long lines work both ways (far beyond the 4095 bytes of a cooked tty): echo 60 KiB
     const agent = await vm.call("agent.spawn", { manifest: "name: echoer\nmodel: none\ncapabilities:\n  - \"tool: echo\"\n" });
     const big = "y".repeat(60 * 1024);
-    const echo = await vm.call("tool.invoke", { agent_id: agent.agent_id, tool: "echo", input: { text: big } }, 300_000);
+    const echo = await vm.call("tool.invoke", { agent_id: agent.agent_id, tool: "echo", input: { message: big } }, 300_000);
     expect(JSON.stringify(echo)).toContain(big);
 
     // still the same boot: PID 1 never restarted

@@ -16,6 +16,8 @@ beforeAll(async () => {
       "limited-echo": `name: limited-echo\nmodel: ${MODEL}\ncapabilities:\n  - capability: "tool: echo"\n    max_invocations: 2\n`,
       "short-lived": `name: short-lived\nmodel: ${MODEL}\ncapabilities:\n  - capability: echo\n    expires_in: 1s\n`,
       careful: `name: careful\nmodel: ${MODEL}\ncapabilities:\n  - echo\napproval_required:\n  - echo\n`,
+      // the names the spawn_child and message_send lists below refer to must be agents the kernel knows
+      ...Object.fromEntries(["child", "grandchild", "d1", "d2", "d3", "bob"].map((n) => [n, `name: ${n}\nmodel: ${MODEL}\n`])),
     },
   });
 });
@@ -26,7 +28,7 @@ afterAll(async () => {
 
 const call = (m: string, p: object = {}) => k.client.call(m, p);
 const spawn = (name: string) => call("agent.spawn", { name });
-const echo = (agent_id: string, text = "hi") => call("tool.invoke", { agent_id, tool: "echo", input: { text } });
+const echo = (agent_id: string, message = "hi") => call("tool.invoke", { agent_id, tool: "echo", input: { message } });
 
 async function auditKinds(agent_id: string): Promise<string[]> {
   const r = await call("audit.query", { agent_id, limit: 1000 });
@@ -95,19 +97,19 @@ describe("manifest.list", () => {
   test("lists the config directory's manifests, flagging a broken one with its position", async () => {
     writeFileSync(join(k.configDir, "manifests", "broken.yaml"), `name: broken\nmodel: ${MODEL}\nlifecycle: forever\n`);
     const { manifests } = await call("manifest.list");
-    expect(manifests.map((m: any) => m.name)).toEqual(["broken", "careful", "echoer", "limited-echo", "short-lived"]);
-    const broken = manifests[0];
+    expect(manifests.map((m: any) => m.name)).toEqual(["bob", "broken", "careful", "child", "d1", "d2", "d3", "echoer", "grandchild", "limited-echo", "short-lived"]);
+    const broken = manifests[1];
     expect(broken.valid).toBe(false);
     expect(broken.error).toContain("lifecycle");
     expect(broken.error).toContain("line 3, column 12");
-    expect(manifests[2]).toEqual({ name: "echoer", file: "echoer.yaml", valid: true });
+    expect(manifests[7]).toEqual({ name: "echoer", file: "echoer.yaml", valid: true });
   });
 });
 
 describe("capabilities through tool.invoke", () => {
   test("granted tool runs and is audited as call and result", async () => {
     const { agent_id } = await spawn("echoer");
-    expect((await echo(agent_id, "hello")).output).toEqual({ text: "hello" });
+    expect((await echo(agent_id, "hello")).output).toEqual({ message: "hello" });
     const kinds = await auditKinds(agent_id);
     expect(kinds.slice(-2)).toEqual(["tool.call", "tool.result"]);
   });
@@ -125,13 +127,13 @@ describe("capabilities through tool.invoke", () => {
     expect(all.tools.map((t: any) => t.name)).toEqual(expect.arrayContaining(["echo", "file_read", "file_write", "file_list", "web_fetch", "spawn_agent"]));
     const mine = await call("tool.list", { agent_id });
     expect(mine.tools.map((t: any) => t.name)).toEqual(["echo"]);
-    expect(mine.tools[0].input_schema).toMatchObject({ type: "object", properties: { text: { type: "string" } } });
+    expect(mine.tools[0].input_schema).toMatchObject({ type: "object", properties: { message: { type: "string" } } });
   });
 
   test("bad tool input names the field", async () => {
     const { agent_id } = await spawn("echoer");
-    const e = await rpcError(call("tool.invoke", { agent_id, tool: "echo", input: { text: 5 } }), -32602);
-    expect(e.message).toContain("text");
+    const e = await rpcError(call("tool.invoke", { agent_id, tool: "echo", input: { message: 5 } }), -32602);
+    expect(e.message).toContain("input.message");
   });
 
   test("max_invocations is enforced and counted before the tool runs", async () => {
@@ -181,9 +183,9 @@ describe("approvals", () => {
     const pending = echo(agent_id, "needs a human");
     const note = await requested;
     const list = await call("approval.list");
-    expect(list.approvals).toContainEqual({ id: note.id, agent_id, tool: "echo", input: { text: "needs a human" }, requested_at: expect.any(String) });
+    expect(list.approvals).toContainEqual({ id: note.id, agent_id, tool: "echo", input: { message: "needs a human" }, requested_at: expect.any(String) });
     expect(await call("approval.respond", { id: note.id, decision: "approve" })).toEqual({ id: note.id, decision: "approve" });
-    expect((await pending).output).toEqual({ text: "needs a human" });
+    expect((await pending).output).toEqual({ message: "needs a human" });
     const kinds = await auditKinds(agent_id);
     expect(kinds).toEqual(expect.arrayContaining(["approval.requested", "approval.decided", "tool.call", "tool.result"]));
     expect(kinds.indexOf("approval.decided")).toBeLessThan(kinds.indexOf("tool.call"));

@@ -98,7 +98,7 @@ test("every example of docs/api.md holds against a running kernel", async () => 
   for (const b of blocks) {
     if (b.tag === "request") {
       const msg = realize(b.msg);
-      if (msg.method === "agent.run") llm.script([{ content: [{ type: "tool_use", name: "echo", input: { text: "hi" } }], usage: { input_tokens: 50, output_tokens: 20 } }, { text: "Done: echoed hi.", usage: { input_tokens: 80, output_tokens: 10 } }]);
+      if (msg.method === "agent.run") llm.script([{ content: [{ type: "tool_use", name: "echo", input: { message: "hi" } }], usage: { input_tokens: 50, output_tokens: 20 } }, { text: "Done: echoed hi.", usage: { input_tokens: 80, output_tokens: 10 } }]);
       if (msg.method === "agent.spawn_and_run") llm.script([{ text: "Hello, operator.", usage: { input_tokens: 12, output_tokens: 5 } }]);
       const p = send(msg);
       replies.set(b.msg.id, p);

@@ -131,7 +131,7 @@ describe("agent.run through the socket", () => {
   test("a budget that runs out mid-run ends it with budget_exhausted; the next run is -32004", async () => {
     const id = await spawn("frugal", `capabilities:\n  - echo\nbudget:\n  max_tokens: 3000\n  period: lifetime\n`);
     srv.script([
-      { content: [{ type: "tool_use", name: "echo", input: { text: "x" } }], usage: { input_tokens: 1500, output_tokens: 1400 } },
+      { content: [{ type: "tool_use", name: "echo", input: { message: "x" } }], usage: { input_tokens: 1500, output_tokens: 1400 } },
       { text: "never" },
     ]);
     const r = await call("agent.run", { agent_id: id, message: "spend" });

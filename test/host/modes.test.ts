@@ -50,7 +50,7 @@ describe("the compiled binary", () => {
     const k = await startKernel({ command: [bin], manifests: { e: "name: e\nmodel: m\ncapabilities: [echo]\n" } });
     try {
       const s = await k.client.call("agent.spawn", { name: "e" });
-      expect((await k.client.call("tool.invoke", { agent_id: s.agent_id, tool: "echo", input: { text: "compiled" } })).output.text).toBe("compiled");
+      expect((await k.client.call("tool.invoke", { agent_id: s.agent_id, tool: "echo", input: { message: "compiled" } })).output.message).toBe("compiled");
     } finally {
       await k.stop();
       cleanup(k);
@@ -62,7 +62,7 @@ describe("restart", () => {
   test("the audit sequence and chain continue across a restart", async () => {
     const k1 = await startKernel({ manifests: { e: "name: e\nmodel: m\ncapabilities: [echo]\n" } });
     const s = await k1.client.call("agent.spawn", { name: "e" });
-    await k1.client.call("tool.invoke", { agent_id: s.agent_id, tool: "echo", input: { text: "before" } });
+    await k1.client.call("tool.invoke", { agent_id: s.agent_id, tool: "echo", input: { message: "before" } });
     const head1 = (await k1.client.call("system.info")).audit_head;
     await k1.stop();
     const k2 = await startKernel({ dir: k1.dir });

@@ -162,8 +162,8 @@ describe("framing and spec errors", () => {
       clients.flatMap(({ client }, ci) =>
         Array.from({ length: 25 }, (_, j) =>
           client.call("agent.spawn", { name: "echoer" }).then(async (s) => {
-            const out = await client.call("tool.invoke", { agent_id: s.agent_id, tool: "echo", input: { text: `c${ci}-${j}` } });
-            return out.output.text === `c${ci}-${j}`;
+            const out = await client.call("tool.invoke", { agent_id: s.agent_id, tool: "echo", input: { message: `c${ci}-${j}` } });
+            return out.output.message === `c${ci}-${j}`;
           }),
         ),
       ),
