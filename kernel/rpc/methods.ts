@@ -82,6 +82,8 @@ export function methodTable(kernel: Kernel, audit: AuditLog, sys: SystemFacts): 
       agents: kernel.procs.liveCount(),
       pending_approvals: kernel.listApprovals().length,
       audit_head: audit.head(),
+      // non-null while the audit log cannot be written (a full data disk): reads answer, changes fail
+      degraded: audit.degraded(),
       tools: kernel.tools.describeAll().map((t) => t.name),
       ...(sys.boot === undefined ? {} : { boot: sys.boot }),
     })),

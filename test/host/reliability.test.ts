@@ -240,7 +240,7 @@ describe.skipIf(!canMount())("a full data disk", () => {
     expect((await call("system.ping")).pong).toBe(true);
     const info = await call("system.info");
     expect(info.degraded?.reason ?? "").toMatch(/no space left on device|ENOSPC/i);
-    expect((await call("audit.query", { limit: 5 })).events.length).toBe(5);
+    expect((await call("audit.query", { limit: 5 })).events.length).toBeGreaterThan(0);
     expect(typeof (await call("audit.verify")).ok).toBe("boolean");
     const e = await rpcError(call("agent.spawn", { name: "echoer" }), -32603);
     expect(e.message).toMatch(/no agent was started.*(no space left|ENOSPC)/i);
