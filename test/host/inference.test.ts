@@ -55,7 +55,7 @@ function collectOutput(agent_id: string) {
 
 describe("agent.run through the socket", () => {
   test("a two-turn tool run writes a file, streams agent.output, and audits usage", async () => {
-    const out = join(k.dataDir, "out");
+    const out = join(k.dataDir, "files", "out");
     const id = await spawn("writer", `capabilities:\n  - "file_write: ${out}/*"\n`);
     srv.script([
       { content: [{ type: "text", text: "Writing it." }, { type: "tool_use", name: "file_write", input: { path: `${out}/hello.txt`, content: "hello from the model" } }], usage: { input_tokens: 300, output_tokens: 60 } },
@@ -95,7 +95,7 @@ describe("agent.run through the socket", () => {
   });
 
   test("approval in the middle of a run", async () => {
-    const out = join(k.dataDir, "approved");
+    const out = join(k.dataDir, "files", "approved");
     const id = await spawn("careful-writer", `capabilities:\n  - "file_write: ${out}/*"\napproval_required:\n  - file_write\n`);
     srv.script([
       { content: [{ type: "tool_use", name: "file_write", input: { path: `${out}/ok.txt`, content: "approved" } }] },
