@@ -310,14 +310,14 @@ export class AuditLog {
     if (a && a.seq > found.seq) {
       behind = true;
       this.pendingGap = a.seq;
-      const lost = a.seq === found.seq + 1 ? `record ${a.seq}` : `records ${found.seq + 1}-${a.seq}`;
+      const lost = a.seq === found.seq + 1 ? `record ${a.seq} was` : `records ${found.seq + 1}-${a.seq} were`;
       records.push(
         this.internalRecord({
           kind: "audit.tampered",
           anchor: a,
           found,
           missing: [found.seq + 1, a.seq],
-          reason: `the log ends at seq ${found.seq} but its head anchor (HEAD) names seq ${a.seq}: acknowledged ${lost} were cut, edited or deleted while the kernel was down; numbering continues after ${a.seq}`,
+          reason: `the log ends at seq ${found.seq} but its head anchor (HEAD) names seq ${a.seq}: acknowledged ${lost} cut, edited or deleted while the kernel was down; numbering continues after ${a.seq}`,
         }),
       );
     } else if (a) {
