@@ -930,10 +930,15 @@ export class AuditLog {
     return false;
   }
 
-  /** Flush what is queued, make the anchor durable, then release the files. Later appends reject. */
+  /**
+   * Flush what is queued, cut what a failed write left past the head (a
+   * shrink works on a full disk too), make the anchor durable, then release
+   * the files. Later appends reject.
+   */
   async close(): Promise<void> {
     this.closed = true;
     while (this.flushing) await this.flushing;
+    if (this.needsRepair) await this.repair().catch(() => {}); // else the next open quarantines it
     await this.writeAnchor(true);
     await this.closeSegment();
     if (this.anchorFd !== null) {
