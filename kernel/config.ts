@@ -14,7 +14,16 @@ import { NetworkConfigSchema } from "../init/network.ts";
 const Duration = z.string().refine((s) => parseDuration(s) !== null, { message: 'expected a duration like "30s" or "10m"' });
 
 export const KernelConfigSchema = z.strictObject({
-  rpc: z.strictObject({ max_line_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024) }).prefault({}),
+  rpc: z
+    .strictObject({
+      max_line_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+      // per connection: replies queued for a peer that is not reading them; past it the
+      // kernel stops reading that peer, past 4× it drops the peer (kernel/rpc/server.ts)
+      max_pending_output_bytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(8 * 1024 * 1024),
+      // per connection: request lines being handled at once; past it the peer is not read
+      max_in_flight: z.number().int().min(1).max(100_000).default(256),
+    })
+    .prefault({}),
   limits: z
     .strictObject({
       max_agents: z.number().int().min(1).max(100_000).default(4096),

@@ -53,6 +53,12 @@ export class LineSplitter {
     return { kind: "line", text };
   }
 
+  /** end of input: the last line if it had no newline (or its oversize report), else null */
+  end(): Frame | null {
+    if (!this.discarding && this.held === 0) return null;
+    return this.finishLine();
+  }
+
   /** bytes waiting for their newline (a half-written message) */
   get pending(): number {
     return this.discarding ? this.discarded : this.held;

@@ -2,10 +2,14 @@
 // Requests on one connection run concurrently (an agent.run waiting for an
 // approval must not block the approval.respond sent on the same line);
 // replies are written as each completes and matched by id.
+// Flow per peer (PeerState below): requests in flight and unsent output are
+// bounded, a peer over either bound is not read, and a peer whose input
+// ends still gets every reply before its connection closes. Transports
+// (transports.ts) own the bytes; nothing here knows Bun.
 import type { Logger } from "pino";
 import { z } from "zod";
 import { ErrorCode, KernelError } from "../errors.ts";
-import { LineSplitter } from "./framing.ts";
+import { LineSplitter, type Frame } from "./framing.ts";
 
 export type JsonRpcId = string | number | null;
 
@@ -29,14 +33,55 @@ export type MethodTable = Record<string, Method>;
 
 export interface ServerOptions {
   maxLineBytes: number;
+  /** per connection: unsent output past which the peer is not read; 4× it drops the peer (default 8 MiB) */
+  maxPendingOutputBytes?: number;
+  /** per connection: request lines handled at once; past it the peer is not read (default 256) */
+  maxInFlight?: number;
   log: Logger;
   /** called for each new connection, e.g. to send system.ready */
   onOpen?: (conn: Connection) => void;
   onClose?: (conn: Connection) => void;
 }
 
-export interface ByteSink {
+/** the defaults of kernel.yaml `rpc:` (kernel/config.ts) for a server built without them */
+export const RPC_FLOW_DEFAULTS = { maxPendingOutputBytes: 8 * 1024 * 1024, maxInFlight: 256 } as const;
+/** unsent output past this many times the soft cap drops the peer */
+export const HARD_OUTPUT_FACTOR = 4;
+
+/**
+ * What a transport does for one peer. Only write is required; a transport
+ * that can, says how much it holds (unsent) and can stop reading (pause), so
+ * a peer that does not read cannot grow the kernel.
+ */
+export interface PeerIO {
+  /** queue text for the peer; never blocks, never drops */
   write(text: string): void;
+  /** bytes accepted by write() that the OS has not taken yet */
+  unsent?(): number;
+  /** stop reading from the peer (backpressure reaches it); resume() reads again */
+  pause?(): void;
+  resume?(): void;
+  /** every reply is queued and the peer sends no more: flush, then close our side */
+  end?(): void;
+  /** drop the peer now, unsent output and all */
+  destroy?(): void;
+}
+
+/** What attach() gives the transport for one peer. */
+export interface Peer {
+  readonly conn: Connection;
+  /** bytes from the peer */
+  feed(data: Uint8Array): void;
+  /** the peer sends no more (EOF, half-close, hang-up): what it sent is answered, then io.end() */
+  endInput(): void;
+  /** the transport's unsent output went down: reading may resume */
+  drained(): void;
+  /** the peer is gone: forget it; replies still being computed are discarded */
+  close(): void;
+  /** request lines started and not yet answered */
+  readonly inFlight: number;
+  /** resolves once every line read so far is answered (or the peer is gone) */
+  idle(): Promise<void>;
 }
 
 export class RpcServer {
@@ -48,49 +93,23 @@ export class RpcServer {
     private readonly opts: ServerOptions,
   ) {}
 
-  /** A transport calls this once per peer; it feeds bytes in and calls close() when the peer goes. */
-  attach(transport: string, sink: ByteSink): { feed(data: Uint8Array): void; close(): void } {
-    const splitter = new LineSplitter(this.opts.maxLineBytes);
-    let closed = false;
-    const send = (msg: unknown) => {
-      if (closed) return;
-      try {
-        sink.write(JSON.stringify(msg) + "\n");
-      } catch (e) {
-        this.opts.log.warn({ err: e, conn: conn.id }, "write to connection failed");
-      }
-    };
-    const conn: Connection = {
-      id: this.nextConn++,
-      transport,
-      notify: (method, params) => send({ jsonrpc: "2.0", method, params }),
-      get closed() {
-        return closed;
-      },
-    };
-    this.connections.add(conn);
-    this.opts.onOpen?.(conn);
-    return {
-      feed: (data) => {
-        for (const frame of splitter.push(data)) {
-          if (frame.kind === "oversized") {
-            send(errorResponse(null, ErrorCode.InvalidRequest, `line of ${frame.bytes} bytes exceeds the limit of ${this.opts.maxLineBytes} bytes; discarded`, { limit: this.opts.maxLineBytes }));
-            continue;
-          }
-          if (frame.text.trim() === "") continue;
-          this.handleLine(frame.text, conn).then(
-            (reply) => reply !== null && send(reply),
-            (e) => this.opts.log.error({ err: e }, "rpc line handling failed"),
-          );
-        }
-      },
-      close: () => {
-        if (closed) return;
-        closed = true;
+  /** A transport calls this once per peer, feeds its bytes in, and says when its input ends or it goes. */
+  attach(transport: string, io: PeerIO): Peer {
+    const peer = new PeerState(this.nextConn++, transport, io, this, {
+      maxLineBytes: this.opts.maxLineBytes,
+      softCap: this.opts.maxPendingOutputBytes ?? RPC_FLOW_DEFAULTS.maxPendingOutputBytes,
+      maxInFlight: this.opts.maxInFlight ?? RPC_FLOW_DEFAULTS.maxInFlight,
+      log: this.opts.log,
+      onClose: (conn) => {
         this.connections.delete(conn);
+        this.opts.log.debug({ conn: conn.id, transport }, "connection closed");
         this.opts.onClose?.(conn);
       },
-    };
+    });
+    this.connections.add(peer.conn);
+    this.opts.log.debug({ conn: peer.conn.id, transport }, "connection opened");
+    this.opts.onOpen?.(peer.conn);
+    return peer;
   }
 
   /** notify every open connection */
@@ -153,6 +172,163 @@ export class RpcServer {
       this.opts.log.error({ err: e, method: name }, "internal error in method");
       return { error: { code: ErrorCode.InternalError, message: `Internal error: ${(e as Error)?.message ?? String(e)}` } };
     }
+  }
+}
+
+/**
+ * One peer's flow. Invariants: at most maxInFlight request lines run at once;
+ * lines read beyond that wait in `backlog`, and while anything waits there or
+ * the unsent output is over the soft cap the transport is paused, so what
+ * the kernel holds for a peer is bounded by the caps plus what the OS had
+ * already delivered. Unsent output past HARD_OUTPUT_FACTOR × the soft cap,
+ * piled up while the peer was already behind, drops the peer: a single large
+ * reply to a peer that reads is always sent.
+ */
+class PeerState implements Peer {
+  readonly conn: Connection;
+  private readonly splitter: LineSplitter;
+  private backlog: Frame[] = [];
+  private running = 0;
+  private paused = false;
+  private pumping = false;
+  private inputEnded = false;
+  private ended = false;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    id: number,
+    transport: string,
+    private readonly io: PeerIO,
+    private readonly server: RpcServer,
+    private readonly limits: { maxLineBytes: number; softCap: number; maxInFlight: number; log: Logger; onClose: (conn: Connection) => void },
+  ) {
+    this.splitter = new LineSplitter(limits.maxLineBytes);
+    const self = this;
+    this.conn = {
+      id,
+      transport,
+      notify: (method, params) => this.send({ jsonrpc: "2.0", method, params }),
+      get closed() {
+        return self.closed;
+      },
+    };
+  }
+
+  get inFlight(): number {
+    return this.running;
+  }
+
+  feed(data: Uint8Array): void {
+    if (this.closed || this.inputEnded) return;
+    for (const frame of this.splitter.push(data)) this.backlog.push(frame);
+    this.pump();
+  }
+
+  endInput(): void {
+    if (this.closed || this.inputEnded) return;
+    const last = this.splitter.end();
+    if (last) this.backlog.push(last);
+    this.inputEnded = true;
+    this.pump();
+  }
+
+  drained(): void {
+    this.pump();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.backlog = [];
+    this.wakeIdle();
+    this.limits.onClose(this.conn);
+  }
+
+  idle(): Promise<void> {
+    if (this.closed || (this.running === 0 && this.backlog.length === 0)) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private unsent(): number {
+    return this.io.unsent?.() ?? 0;
+  }
+
+  private overLimit(): boolean {
+    return this.running >= this.limits.maxInFlight || this.unsent() > this.limits.softCap;
+  }
+
+  /** start what may start, pause or resume the peer, and end it once everything is answered */
+  private pump(): void {
+    if (this.closed || this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.backlog.length && !this.overLimit() && !this.closed) this.start(this.backlog.shift()!);
+    } finally {
+      this.pumping = false;
+    }
+    if (this.closed) return;
+    this.setPaused(this.backlog.length > 0 || this.overLimit());
+    if (this.backlog.length || this.running) return;
+    this.wakeIdle();
+    if (this.inputEnded && !this.ended) {
+      this.ended = true;
+      if (this.io.end) this.io.end();
+      else this.close();
+    }
+  }
+
+  private start(frame: Frame): void {
+    if (frame.kind === "oversized") {
+      const max = this.limits.maxLineBytes;
+      this.send(errorResponse(null, ErrorCode.InvalidRequest, `line of ${frame.bytes} bytes exceeds the limit of ${max} bytes; discarded`, { limit: max }));
+      return;
+    }
+    if (frame.text.trim() === "") return;
+    this.running += 1;
+    this.server
+      .handleLine(frame.text, this.conn)
+      .then(
+        (reply) => reply !== null && this.send(reply),
+        (e) => this.limits.log.error({ err: e }, "rpc line handling failed"),
+      )
+      .finally(() => {
+        this.running -= 1;
+        this.pump();
+      });
+  }
+
+  private send(msg: unknown): void {
+    if (this.closed) return;
+    const before = this.unsent();
+    try {
+      this.io.write(JSON.stringify(msg) + "\n");
+    } catch (e) {
+      this.limits.log.warn({ err: e, conn: this.conn.id }, "write to connection failed");
+      return;
+    }
+    const after = this.unsent();
+    const hardCap = HARD_OUTPUT_FACTOR * this.limits.softCap;
+    if (after > hardCap && before > this.limits.softCap) {
+      this.limits.log.warn({ conn: this.conn.id, transport: this.conn.transport, unsent_bytes: after, limit: hardCap }, "peer does not read its replies; dropping it");
+      this.io.destroy?.();
+      this.close();
+      return;
+    }
+    if (after > this.limits.softCap) this.setPaused(true);
+  }
+
+  private setPaused(want: boolean): void {
+    if (want === this.paused) return;
+    this.paused = want;
+    if (want) this.io.pause?.();
+    else this.io.resume?.();
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
 }
 

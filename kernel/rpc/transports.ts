@@ -2,7 +2,7 @@
 // unix:PATH (many clients), stdio (one), tty:/dev/X (the serial console).
 import { closeSync, createReadStream, createWriteStream, openSync, constants as fsc, rmSync, chmodSync, existsSync, lstatSync } from "node:fs";
 import type { Logger } from "pino";
-import type { RpcServer } from "./server.ts";
+import type { Peer, PeerIO, RpcServer } from "./server.ts";
 
 export interface Listener {
   describe: string;
@@ -32,46 +32,120 @@ export async function listen(spec: ListenSpec, server: RpcServer, log: Logger): 
   }
 }
 
-type SocketState = { conn: ReturnType<RpcServer["attach"]>; queue: Buffer[] };
+/**
+ * Output the peer has not taken yet. Messages are kept as the strings they
+ * are and handed out joined, up to 64 KiB at a time, so a peer that reads
+ * slowly costs its bytes, not an object (or a pending write) per reply.
+ */
+export class OutputQueue {
+  private parts: string[] = [];
+  private first = 0;
+  private head: Buffer | null = null;
+  /** bytes queued */
+  bytes = 0;
 
+  push(text: string): void {
+    this.parts.push(text);
+    this.bytes += Buffer.byteLength(text);
+  }
+
+  /** the next chunk of output (taken off the queue), or null when it is empty */
+  shift(): Buffer | null {
+    let chunk = this.head;
+    this.head = null;
+    if (!chunk) {
+      if (this.first === this.parts.length) return null;
+      let end = this.first;
+      let chars = 0;
+      while (end < this.parts.length && (end === this.first || chars < 64 * 1024)) chars += this.parts[end++]!.length;
+      chunk = Buffer.from(this.parts.slice(this.first, end).join(""));
+      this.first = end;
+      if (this.first === this.parts.length) {
+        this.parts = [];
+        this.first = 0;
+      } else if (this.first > 4096 && this.first * 2 > this.parts.length) {
+        this.parts = this.parts.slice(this.first);
+        this.first = 0;
+      }
+    }
+    this.bytes -= chunk.length;
+    return chunk;
+  }
+
+  /** put back the part of a chunk a write did not take */
+  unshift(rest: Buffer): void {
+    if (rest.length === 0) return;
+    this.head = rest;
+    this.bytes += rest.length;
+  }
+
+  clear(): void {
+    this.parts = [];
+    this.first = 0;
+    this.head = null;
+    this.bytes = 0;
+  }
+}
+
+type SocketState = { peer: Peer; out: OutputQueue; ending: boolean; ended: boolean };
+
+// allowHalfOpen: a client's shutdown(SHUT_WR) (`echo … | socat`) ends its
+// input only; it is answered, then we end our side (PeerIO.end).
 function listenUnix(path: string, server: RpcServer, log: Logger): Listener {
   if (existsSync(path) && lstatSync(path).isSocket()) rmSync(path);
   const flush = (socket: Bun.Socket<SocketState>) => {
-    const q = socket.data.queue;
-    while (q.length) {
-      const head = q[0]!;
-      const n = socket.write(head);
-      if (n < head.length) {
-        q[0] = head.subarray(Math.max(n, 0));
-        return;
-      }
-      q.shift();
+    const st = socket.data;
+    for (let chunk; (chunk = st.out.shift()); ) {
+      const n = Math.max(socket.write(chunk), 0);
+      if (n < chunk.length) return st.out.unshift(chunk.subarray(n));
+    }
+    if (st.ending && !st.ended) {
+      st.ended = true;
+      socket.end();
     }
   };
   const listener = Bun.listen<SocketState>({
     unix: path,
+    allowHalfOpen: true,
     socket: {
       open(socket) {
-        socket.data = { queue: [], conn: undefined as any };
-        socket.data.conn = server.attach("unix", {
+        const out = new OutputQueue();
+        socket.data = { out, ending: false, ended: false, peer: undefined as unknown as Peer };
+        socket.data.peer = server.attach("unix", {
           write(text) {
-            socket.data.queue.push(Buffer.from(text));
-            if (socket.data.queue.length === 1) flush(socket);
+            const wasEmpty = out.bytes === 0;
+            out.push(text);
+            if (wasEmpty) flush(socket);
+          },
+          unsent: () => out.bytes,
+          pause: () => socket.pause(),
+          resume: () => socket.resume(),
+          end() {
+            socket.data.ending = true;
+            flush(socket);
+          },
+          destroy() {
+            out.clear();
+            socket.terminate();
           },
         });
       },
       data(socket, data) {
-        socket.data.conn.feed(data);
+        socket.data.peer.feed(data);
+      },
+      end(socket) {
+        socket.data.peer.endInput();
       },
       drain(socket) {
         flush(socket);
+        socket.data.peer.drained();
       },
       close(socket) {
-        socket.data.conn?.close();
+        socket.data.peer?.close();
       },
       error(socket, err) {
-        log.warn({ err }, "unix socket error");
-        socket.data.conn?.close();
+        log.warn({ err, conn: socket.data.peer?.conn.id }, "unix socket error");
+        socket.data.peer?.close();
       },
     },
   });
@@ -85,12 +159,64 @@ function listenUnix(path: string, server: RpcServer, log: Logger): Listener {
   };
 }
 
+/**
+ * PeerIO over a Node-style writable, one chunk in flight at a time. Bun's
+ * stdout keeps what the pipe would not take without showing it in
+ * writableLength, so the chunk counts as unsent until its write callback.
+ */
+function streamIO(out: NodeJS.WritableStream, input: NodeJS.ReadableStream, hooks: { peer: () => Peer | null; onEnd: () => void; onDestroy: () => void }): PeerIO {
+  const queue = new OutputQueue();
+  let writing = 0;
+  let ending = false;
+  const next = () => {
+    if (writing) return;
+    const chunk = queue.shift();
+    if (!chunk) {
+      if (ending) {
+        ending = false;
+        hooks.onEnd();
+      }
+      return;
+    }
+    writing = chunk.length;
+    out.write(chunk, () => {
+      writing = 0;
+      next();
+      hooks.peer()?.drained();
+    });
+  };
+  return {
+    write(text) {
+      queue.push(text);
+      next();
+    },
+    unsent: () => queue.bytes + writing,
+    pause: () => void input.pause(),
+    resume: () => void input.resume(),
+    end() {
+      ending = true;
+      next();
+    },
+    destroy() {
+      queue.clear();
+      hooks.onDestroy();
+    },
+  };
+}
+
 function listenStdio(server: RpcServer, log: Logger): Listener {
-  const conn = server.attach("stdio", { write: (text) => void process.stdout.write(text) });
-  process.stdin.on("data", (d: Buffer) => conn.feed(d));
-  process.stdin.on("end", () => conn.close());
+  let peer: Peer | null = null;
+  const io = streamIO(process.stdout, process.stdin, {
+    peer: () => peer,
+    // stdin ended and every reply is on stdout: the connection closes; the kernel goes on
+    onEnd: () => peer?.close(),
+    onDestroy: () => process.stdin.pause(),
+  });
+  peer = server.attach("stdio", io);
+  process.stdin.on("data", (d: Buffer) => peer.feed(d));
+  process.stdin.on("end", () => peer.endInput());
   process.stdin.on("error", (err) => log.warn({ err }, "stdin error"));
-  return { describe: "stdio", close: () => conn.close() };
+  return { describe: "stdio", close: () => peer.close() };
 }
 
 async function listenTty(device: string, baud: number | undefined, server: RpcServer, log: Logger): Promise<Listener> {
@@ -104,14 +230,28 @@ async function listenTty(device: string, baud: number | undefined, server: RpcSe
   }
   const out = createWriteStream("", { fd, autoClose: false });
   out.on("error", (err) => log.warn({ err, device }, "tty write error"));
-  const conn = server.attach("tty", { write: (text) => void out.write(text) });
   const input = createReadStream("", { fd, autoClose: false, highWaterMark: 64 * 1024 });
-  input.on("data", (d) => conn.feed(d as Buffer));
-  input.on("error", (err) => log.warn({ err, device }, "tty read error"));
+  let peer: Peer | null = null;
+  const io = streamIO(out, input, {
+    peer: () => peer,
+    onEnd: () => {
+      log.warn({ device }, "RPC tty input ended (EOF or hang-up); replies written, connection closed");
+      peer?.close();
+    },
+    onDestroy: () => void input.pause(),
+  });
+  peer = server.attach("tty", io);
+  input.on("data", (d) => peer.feed(d as Buffer));
+  input.on("end", () => peer.endInput());
+  input.on("error", (err) => {
+    // EIO on a hung-up line: no more input, but what was asked is still answered
+    log.warn({ err, device }, "tty read error");
+    peer.endInput();
+  });
   return {
     describe: `tty:${device}`,
     close() {
-      conn.close();
+      peer.close();
       input.destroy();
       try {
         closeSync(fd);
