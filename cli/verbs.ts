@@ -659,12 +659,17 @@ async function verifyAudit(ctx: Ctx): Promise<number | void> {
   if (ctx.out.json) ctx.out.printJson(r);
   else {
     const p = ctx.out.paint;
+    // what is worth a person's eye: the reason it broke, and every non-empty finding
+    const broken = r.broken as { seq?: number; reason?: string } | undefined;
     const extra = Object.entries(r)
-      .filter(([k]) => !["ok", "events", "head"].includes(k))
+      .filter(([k, v]) => !["ok", "events", "head", "anchor", "broken"].includes(k) && !(Array.isArray(v) && v.length === 0) && v !== null && v !== undefined)
       .map(([k, v]) => `${k}=${shortJson(v, 120)}`)
       .join(" ");
     if (r.ok) ctx.out.print(`${p("green", "audit chain intact")}: ${r.events} events, head ${r.head ?? "-"}${extra ? " " + extra : ""}`);
-    else ctx.out.print(`${p("red", "audit chain BROKEN")}: ${r.events} events checked${extra ? ", " + extra : ""}`);
+    else {
+      const why = broken ? `: seq ${broken.seq}: ${broken.reason}` : "";
+      ctx.out.print(`${p("red", "audit chain BROKEN")}${why} (${r.events} events checked)${extra ? " " + extra : ""}`);
+    }
   }
   if (!r.ok) return ExitCode.failed;
 }
