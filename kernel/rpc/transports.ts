@@ -45,6 +45,7 @@ export class OutputQueue {
   bytes = 0;
 
   push(text: string): void {
+    if (text === "") return;
     this.parts.push(text);
     this.bytes += Buffer.byteLength(text);
   }

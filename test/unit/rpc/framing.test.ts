@@ -38,3 +38,15 @@ describe("LineSplitter", () => {
     expect(s.push(enc("0123456789A\n"))).toEqual([{ kind: "oversized", bytes: 11 }]);
   });
 });
+
+describe("LineSplitter.end", () => {
+  test("end of input gives the last line that had no newline, or its oversize report, or nothing", () => {
+    const s = new LineSplitter(10);
+    expect(s.push(enc("a\nbc"))).toEqual([{ kind: "line", text: "a" }]);
+    expect(s.end()).toEqual({ kind: "line", text: "bc" });
+    expect(s.end()).toBe(null);
+    s.push(enc("x".repeat(25)));
+    expect(s.end()).toEqual({ kind: "oversized", bytes: 25 });
+    expect(new LineSplitter(10).end()).toBe(null);
+  });
+});
