@@ -4,7 +4,7 @@
 // paused (then, if its replies pile up anyway, dropped) while the kernel's
 // memory stays bounded and other clients are served.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { spawn } from "node:child_process";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -231,6 +231,46 @@ describe("a peer that does not read its replies", () => {
     } finally {
       p.kill("SIGKILL");
       await new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.once("exit", r)));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test.skipIf(!hasSocat)("tty: an operator end that is never read: the kernel stops at the cap and serves its socket", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "aaos-tty-"));
+    const kernelEnd = join(dir, "ttyS0");
+    const operatorEnd = join(dir, "ttyUSB0");
+    const ptys = Bun.spawn(["socat", `PTY,link=${kernelEnd},raw,echo=0`, `PTY,link=${operatorEnd},raw,echo=0`], { stderr: "ignore" });
+    let tk: RunningKernel | undefined;
+    let fd = -1;
+    try {
+      await until(() => existsSync(kernelEnd) && existsSync(operatorEnd), "socat's ptys");
+      tk = await startKernel({ command: [process.execPath, join(ROOT, "kernel/main.ts"), "--listen", `tty:${kernelEnd}`] });
+      const base = rssMiB(tk.proc.pid);
+      fd = openSync(operatorEnd, "r+");
+      const line = createWriteStream("", { fd, autoClose: false });
+      line.on("error", () => {});
+      const chunk = Buffer.from(req(1, "system.ping").repeat(1000));
+      let waiting = 0;
+      let peak = base;
+      for (const end = Date.now() + 3000; Date.now() < end; ) {
+        while (waiting < MiB) {
+          waiting += chunk.length;
+          line.write(chunk, () => (waiting -= chunk.length));
+        }
+        await Bun.sleep(50);
+        peak = Math.max(peak, rssMiB(tk.proc.pid));
+      }
+      expect(waiting).toBeGreaterThan(0); // the line is full: the kernel stopped reading it
+      expect(peak - base).toBeLessThan(100);
+      expect((await tk.client.call("system.ping", {}, { timeoutMs: 2000 })).pong).toBe(true);
+      console.log(`tty kernel RSS under an unread line: ${base.toFixed(0)} MiB at rest, ${peak.toFixed(0)} MiB peak`);
+    } finally {
+      ptys.kill();
+      if (tk) {
+        await tk.stop();
+        cleanup(tk);
+      }
+      if (fd >= 0) closeSync(fd);
       rmSync(dir, { recursive: true, force: true });
     }
   });
