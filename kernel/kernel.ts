@@ -131,7 +131,6 @@ export class Kernel implements AgentServices {
       depth: parent ? parent.depth + 1 : 0,
       state: "ready",
       children: new Set(),
-      usage: { input_tokens: 0, output_tokens: 0 },
       abort: new AbortController(),
       createdAt: Date.now(),
       mailbox: [],
@@ -293,7 +292,8 @@ export class Kernel implements AgentServices {
     return {
       ...this.procs.info(a),
       capabilities: this.caps.capabilityStrings(a.id),
-      usage: { ...a.usage },
+      // the scheduler meters every model call; no inference configured: nothing used
+      usage: this.inference?.usage(a.id) ?? { input_tokens: 0, output_tokens: 0 },
       children: [...a.children],
     };
   }
@@ -317,10 +317,7 @@ export class Kernel implements AgentServices {
     }
     agent.state = "running";
     try {
-      const result = await this.inference.run(this.runtime(agent), message, opts);
-      agent.usage.input_tokens += result.usage.input_tokens;
-      agent.usage.output_tokens += result.usage.output_tokens;
-      return result;
+      return await this.inference.run(this.runtime(agent), message, opts);
     } finally {
       if (agent.state === "running") agent.state = "ready";
       if (agent.manifest.lifecycle === "ephemeral") await this.stop(agentId); // idempotent

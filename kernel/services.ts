@@ -1,13 +1,9 @@
 // AgentServices: the kernel's syscall surface. The RPC layer, the tools and
 // the agent loop call these methods; nothing reaches into a subsystem's
 // internals. Every method that acts is audited by its implementation.
+import type { Usage } from "./sched/index.ts";
 
 export type AgentState = "ready" | "running" | "stopped";
-
-export interface Usage {
-  input_tokens: number;
-  output_tokens: number;
-}
 
 export interface AgentInfo {
   agent_id: string;

@@ -2,8 +2,8 @@
 // model call admitted by the scheduler (kernel/sched). See docs/inference.md.
 import type pino from "pino";
 import { ErrorCode, KernelError } from "../errors.ts";
-import { Scheduler, type Clock } from "../sched/index.ts";
-import type { AgentOutputEvent, AgentServices, AuditEventInput, RunResult, Usage } from "../services.ts";
+import { Scheduler, type Clock, type Usage } from "../sched/index.ts";
+import type { AgentOutputEvent, AgentServices, AuditEventInput, RunResult } from "../services.ts";
 import { InferenceConfigSchema, type InferenceConfig } from "./config.ts";
 import { runLoop } from "./loop.ts";
 import { Router } from "./router.ts";

@@ -8,8 +8,8 @@
 // honoured, bounded in count and time) re-admitted through the scheduler.
 import type { Logger } from "pino";
 import { ErrorCode, KernelError } from "../errors.ts";
-import { SchedCancelled, type Grant, type Scheduler } from "../sched/index.ts";
-import type { AgentOutputEvent, AgentServices, AuditEventInput, RunResult, ToolCallRecord, ToolDescription, Usage } from "../services.ts";
+import { SchedCancelled, type Grant, type Scheduler, type Usage } from "../sched/index.ts";
+import type { AgentOutputEvent, AgentServices, AuditEventInput, RunResult, ToolCallRecord, ToolDescription } from "../services.ts";
 import type { InferenceConfig } from "./config.ts";
 import { bytesEstimate, incrementalEstimate } from "./estimate.ts";
 import { ProviderError, type AssistantBlock, type ChatResponse, type ConversationMessage, type ToolResultBlock } from "./providers/types.ts";

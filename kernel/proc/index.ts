@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { noSuchAgent } from "../errors.ts";
 import type { Manifest } from "../manifest/index.ts";
-import type { AgentInfo, AgentState, Usage } from "../services.ts";
+import type { AgentInfo, AgentState } from "../services.ts";
 
 export interface Agent {
   id: string;
@@ -19,7 +19,6 @@ export interface Agent {
   state: AgentState;
   /** ids of the agents it spawned (stopped ones too, until forgotten) */
   children: Set<string>;
-  usage: Usage;
   abort: AbortController;
   createdAt: number;
   mailbox: { from: string; from_name: string; message: string; sent_at: string }[];

@@ -53,6 +53,11 @@ export interface AcquireRequest {
   signal?: AbortSignal | undefined;
 }
 
+/**
+ * Tokens a model call used, as its provider reported them. The scheduler is
+ * the one meter of an agent's usage (settle() counts every call, retries and
+ * partial calls included); agent.status reads it from here.
+ */
 export interface Usage {
   input_tokens: number;
   output_tokens: number;

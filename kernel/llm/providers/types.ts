@@ -1,7 +1,8 @@
 // What every provider speaks: the conversation in Messages API shape, one
 // call in, one assistant message out. A provider never retries (the loop
 // does, through the scheduler) and never sees the agent's budget.
-import type { ToolDescription, Usage } from "../../services.ts";
+import type { Usage } from "../../sched/index.ts";
+import type { ToolDescription } from "../../services.ts";
 
 export type TextBlock = { type: "text"; text: string };
 export type ToolUseBlock = { type: "tool_use"; id: string; name: string; input: unknown; input_error?: string };
