@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { ApprovalQueue } from "./approval/index.ts";
 import type { AuditLog } from "./audit/index.ts";
-import { CapabilityTable, normalizePath, type TokenSpec } from "./caps/index.ts";
+import { CapabilityTable, normalizePath, type ResourceKind, type TokenSpec } from "./caps/index.ts";
 import { PrivateAreas } from "./caps/private.ts";
 import type { KernelConfig } from "./config.ts";
 import { capabilityDenied, ErrorCode, invalidParams, KernelError } from "./errors.ts";
@@ -386,7 +386,7 @@ export class Kernel implements AgentServices {
       signal,
       limits: this.limits,
       privateAreas: this.privateAreas,
-      authorize: (kind: "file_read" | "file_write" | "web_fetch", resource: string) => {
+      authorize: (kind: ResourceKind, resource: string) => {
         const denied = (capability: string, reason: string): never => {
           pending.push(this.auditDenial({ kind: "capability.denied", agent_id: agentId, tool: toolName, capability, reason, resource, via: opts.via }));
           throw capabilityDenied(toolName, capability, reason);

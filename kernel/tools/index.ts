@@ -11,7 +11,7 @@ import spawnAgent from "./spawn_agent.ts";
 import messageSend from "./message_send.ts";
 import messageRead from "./message_read.ts";
 
-export type { Tool, ToolContext, ToolLimits, ResourceKind } from "./tool.ts";
+export type { Tool, ToolContext, ToolLimits } from "./tool.ts";
 
 export const builtinTools: readonly Tool[] = [echo, fileRead, fileWrite, fileList, webFetch, spawnAgent, messageSend, messageRead];
 

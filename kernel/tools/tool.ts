@@ -9,9 +9,7 @@
 // entries of a listing, the file a replacing write builds beside its target).
 import type { z } from "zod";
 import type { AgentServices, AuditEventInput } from "../services.ts";
-import type { PrivateAreas, Token } from "../caps/index.ts";
-
-export type ResourceKind = "file_read" | "file_write" | "web_fetch";
+import type { PrivateAreas, ResourceKind, Token } from "../caps/index.ts";
 
 export interface ToolContext {
   agentId: string;

@@ -1,10 +1,10 @@
 // A minimal ToolContext over a real CapabilityTable, as the kernel builds one:
 // authorize = kernel-private paths refused first (PrivateAreas.reason on the
 // normalised path), then table.checkResource, throwing -32001 on a refusal.
-import { CapabilityTable, normalizePath, PrivateAreas, type TokenSpec } from "../../../kernel/caps/index.ts";
+import { CapabilityTable, normalizePath, PrivateAreas, type ResourceKind, type TokenSpec } from "../../../kernel/caps/index.ts";
 import { capabilityDenied } from "../../../kernel/errors.ts";
 import type { AgentServices } from "../../../kernel/services.ts";
-import type { ResourceKind, ToolContext, ToolLimits } from "../../../kernel/tools/tool.ts";
+import type { ToolContext, ToolLimits } from "../../../kernel/tools/tool.ts";
 
 export const defaultLimits: ToolLimits = { fileReadMaxBytes: 1024 * 1024, webFetchMaxBytes: 1024 * 1024, webFetchTimeoutMs: 5000, webFetchMaxRedirects: 5 };
 
