@@ -98,9 +98,13 @@ describe("a peer that ends its input gets every reply", () => {
     expect(spawn[0]).toMatchObject({ method: "system.ready" });
     expect(spawn[1]).toMatchObject({ id: 1, result: { agent_id: expect.stringMatching(/^ag-/), name: "greeter" } });
     expect(spawn).toHaveLength(2);
-    // no inference provider in this kernel: the run fails, and the failure still arrives
-    const run = oneLiner('{"jsonrpc":"2.0","id":2,"method":"agent.spawn_and_run","params":{"manifest":"name: greeter\\nmodel: claude-haiku-4-5-20251001\\n","message":"hi"}}');
-    expect(run[1]).toMatchObject({ id: 2, error: { code: -32006 } });
+    // docs/api.md's own one-liner. No inference provider in this kernel: the run fails, and the failure still arrives
+    const doc = readFileSync(join(ROOT, "docs/api.md"), "utf8");
+    const line = /```sh\necho '(\{.*"agent.spawn_and_run".*\})' \\\n {2}\| socat -t30 - UNIX-CONNECT:"\$SOCK"\n```/.exec(doc);
+    expect(line, "the socat one-liner in docs/api.md").not.toBe(null);
+    const run = oneLiner(line![1]!);
+    expect(run[0]).toMatchObject({ method: "system.ready" });
+    expect(run.at(-1)).toMatchObject({ id: 1, error: { code: -32006 } });
   });
 
   test("stdio: stdin EOF after 200 requests: 200 replies on stdout", async () => {
