@@ -11,6 +11,7 @@ import type { AuditLog } from "./audit/index.ts";
 import { CapabilityTable, normalizePath, type ResourceKind, type TokenSpec } from "./caps/index.ts";
 import { PrivateAreas } from "./caps/private.ts";
 import type { KernelConfig } from "./config.ts";
+import { cut } from "./cut.ts";
 import { capabilityDenied, ErrorCode, invalidParams, KernelError } from "./errors.ts";
 import { deliver } from "./ipc/index.ts";
 import type { AgentRuntime, Inference } from "./llm/index.ts";
@@ -45,6 +46,7 @@ export interface KernelOptions {
 }
 
 const MANIFEST_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** UTF-8 bytes of one string of a tool's input or output in its audit record */
 const AUDIT_STRING_LIMIT = 4096;
 
 export class Kernel implements AgentServices {
@@ -483,9 +485,9 @@ function anySignal(a: AbortSignal, b?: AbortSignal): AbortSignal {
   return b ? AbortSignal.any([a, b]) : a;
 }
 
-/** keep audit records bounded: long strings are cut, with their length noted */
+/** keep audit records bounded: long strings are cut (kernel/cut.ts), long arrays and deep nesting too */
 function clip(v: unknown, depth = 0): unknown {
-  if (typeof v === "string") return v.length > AUDIT_STRING_LIMIT ? `${v.slice(0, AUDIT_STRING_LIMIT)}…[${v.length} chars]` : v;
+  if (typeof v === "string") return cut(v, AUDIT_STRING_LIMIT);
   if (v === null || typeof v !== "object" || depth > 8) return v;
   if (Array.isArray(v)) return v.slice(0, 256).map((x) => clip(x, depth + 1));
   const out: Record<string, unknown> = {};

@@ -8,6 +8,7 @@
 // sorted object because JS engines put integer-like keys ("2", "10") first in
 // numeric order whatever the insertion order.
 import { createHash } from "node:crypto";
+import { cut } from "../cut.ts";
 
 export const REDACTED = "[redacted]";
 export const GENESIS = "0".repeat(64);
@@ -87,15 +88,14 @@ export function isSensitiveKey(key: string): boolean {
 
 export interface SanitizeContext {
   secrets: ReadonlySet<string>;
-  /** strings longer than this many UTF-16 units are cut (after redaction) */
+  /** strings longer than this many UTF-8 bytes are cut (after redaction; kernel/cut.ts) */
   maxString: number;
 }
 
 function redactString(s: string, ctx: SanitizeContext): string {
   for (const secret of ctx.secrets) if (s.includes(secret)) return REDACTED;
   if (s.length >= 23 && KEY_PATTERN.test(s)) return REDACTED;
-  if (s.length > ctx.maxString) return s.slice(0, ctx.maxString) + `…[truncated ${s.length - ctx.maxString} chars]`;
-  return s;
+  return cut(s, ctx.maxString);
 }
 
 function redactKey(k: string, ctx: SanitizeContext): string {

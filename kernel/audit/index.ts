@@ -29,7 +29,8 @@
 // Map → object, Set → array, bytes → {type:"bytes", length, base64},
 // toJSON() honoured, a cycle → "[circular]", nesting past 64 → "[too deep]",
 // a getter that throws → "[unserialisable: …]", strings over
-// maxStringLength (64 Ki) cut with a "…[truncated N chars]" suffix.
+// maxStringLength UTF-8 bytes (64 Ki) cut on a character boundary with a
+// "…[N more bytes cut]" suffix (kernel/cut.ts, the kernel's one way to cut).
 //
 // REDACTION (before hashing, so a secret is never in a record's bytes):
 // the value under any key that names a credential (api_key, apiKey,

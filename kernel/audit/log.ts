@@ -97,7 +97,7 @@ export interface AuditOpenOptions {
   durability?: "fsync" | "none";
   /** most records sealed into one write; default 4096 */
   maxBatchRecords?: number;
-  /** strings longer than this are cut (after redaction); default 65,536 */
+  /** strings longer than this many UTF-8 bytes are cut (after redaction); default 65,536 */
   maxStringLength?: number;
   /** register credential-looking environment variables as secrets; default true */
   registerEnvSecrets?: boolean;

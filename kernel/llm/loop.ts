@@ -7,6 +7,7 @@
 // settle, with retries (exponential backoff, full jitter, retry-after
 // honoured, bounded in count and time) re-admitted through the scheduler.
 import type { Logger } from "pino";
+import { cut } from "../cut.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
 import { SchedCancelled, type Grant, type Scheduler, type Usage } from "../sched/index.ts";
 import type { AgentOutputEvent, AgentServices, AuditEventInput, RunResult, ToolCallRecord, ToolDescription } from "../services.ts";
@@ -195,12 +196,6 @@ export async function runLoop(deps: LoopDeps, agent: LoopAgent, route: Route, me
     });
   }
   return { agent_id: agent.id, response, stop_reason: stopReason, usage, tool_calls: toolCalls };
-}
-
-function cut(s: string, max: number): string {
-  const b = new TextEncoder().encode(s);
-  if (b.length <= max) return s;
-  return new TextDecoder().decode(b.slice(0, max)).replace(/\uFFFD$/, "") + `\n[cut: ${b.length - max} more bytes not shown]`;
 }
 
 /** one model call: admitted, sent, settled; retried on transient failures */

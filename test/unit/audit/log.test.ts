@@ -191,7 +191,7 @@ describe("append and query", () => {
     const log = await AuditLog.open(dir(), { maxStringLength: 100 });
     await log.append({ kind: "x", out: "a".repeat(250) });
     const [e] = (await log.query({})).events;
-    expect(e!.out).toBe("a".repeat(100) + "…[truncated 150 chars]");
+    expect(e!.out).toBe("a".repeat(100) + "…[150 more bytes cut]");
     await log.close();
   });
 });
