@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import pino, { type Logger } from "pino";
 import pkg from "../package.json" with { type: "json" };
-import { AuditLog } from "./audit/index.ts";
+import { AuditLog, REDACTED } from "./audit/index.ts";
 import { loadKernelConfig, KernelConfigSchema, type KernelConfig } from "./config.ts";
 import { Kernel } from "./kernel.ts";
 import { createInference, InferenceConfigSchema } from "./llm/index.ts";
@@ -85,7 +85,7 @@ function makeLogger(level: string, file?: string): Logger {
     {
       level,
       base: { pid: process.pid },
-      redact: { paths: ["api_key", "apiKey", "*.api_key", "*.apiKey", "headers.authorization", 'headers["x-api-key"]', "*.headers.authorization", '*.headers["x-api-key"]'], censor: "[redacted]" },
+      redact: { paths: ["api_key", "apiKey", "*.api_key", "*.apiKey", "headers.authorization", 'headers["x-api-key"]', "*.headers.authorization", '*.headers["x-api-key"]'], censor: REDACTED },
     },
     dest,
   );

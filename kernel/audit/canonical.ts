@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { cut } from "../cut.ts";
 
+/** what stands for a secret everywhere: audit records, log lines, error text (one spelling) */
 export const REDACTED = "[redacted]";
 export const GENESIS = "0".repeat(64);
 export const HASH_RE = /^[0-9a-f]{64}$/;

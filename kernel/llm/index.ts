@@ -1,6 +1,7 @@
 // kernel/llm: inference providers and the agent execution loop, with every
 // model call admitted by the scheduler (kernel/sched). See docs/inference.md.
 import type pino from "pino";
+import { REDACTED } from "../audit/index.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
 import { Scheduler, type Clock, type Usage } from "../sched/index.ts";
 import type { AgentOutputEvent, AgentServices, AuditEventInput, RunResult } from "../services.ts";
@@ -64,7 +65,7 @@ export function createInference(cfgIn: InferenceConfig, deps: InferenceDeps): In
   };
   const scrub = (text: string) => {
     let out = text;
-    for (const s of secrets) if (s.length >= 4) out = out.split(s).join("[REDACTED]");
+    for (const s of secrets) if (s.length >= 4) out = out.split(s).join(REDACTED);
     return out;
   };
   const log = deps.log.child({ subsystem: "inference" });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { REDACTED } from "../../../kernel/audit/index.ts";
 import { KernelError } from "../../../kernel/errors.ts";
 import type { AgentOutputEvent } from "../../../kernel/services.ts";
 import { startMessagesServer, type MessagesServer } from "../../fixtures/messages-server.ts";
@@ -344,5 +345,13 @@ describe("stop, budgets, keys", () => {
     expect(everything).not.toContain(KEY);
     expect(everything).not.toContain(KEY.slice(10, 30));
     expect(h.secrets).toEqual([KEY]);
+  });
+
+  test("a tool error quoting the key reaches the model with the audit log's marker in its place", async () => {
+    const h = makeHarness({ env: env(), tools: { leaky: { run: () => { throw new Error(`bad key ${KEY}`); } } }, config: FAST });
+    h.services.allowed.add("leaky");
+    srv.script([{ content: [{ type: "tool_use", name: "leaky", input: {} }] }, { text: "done" }]);
+    const r = await h.inference.run(h.agent(), "hi", {});
+    expect(r.tool_calls[0]!.error!.message).toBe(`bad key ${REDACTED}`);
   });
 });
