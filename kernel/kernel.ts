@@ -15,7 +15,7 @@ import { cut } from "./cut.ts";
 import { capabilityDenied, ErrorCode, invalidParams, KernelError } from "./errors.ts";
 import { deliver } from "./ipc/index.ts";
 import type { AgentRuntime, Inference } from "./llm/index.ts";
-import { loadManifest, manifestNames, parseDuration, type Manifest } from "./manifest/index.ts";
+import { hasOneSource, loadManifest, MANIFEST_NAME, manifestNames, ONE_SOURCE_MESSAGE, parseDuration, type Manifest } from "./manifest/index.ts";
 import { newAgentId, ProcessTable, type Agent } from "./proc/index.ts";
 import type {
   AgentInfo,
@@ -45,7 +45,6 @@ export interface KernelOptions {
   logFiles?: string[];
 }
 
-const MANIFEST_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** UTF-8 bytes of one string of a tool's input or output in its audit record */
 const AUDIT_STRING_LIMIT = 4096;
 
@@ -194,7 +193,7 @@ export class Kernel implements AgentServices {
   }
 
   private manifestText(req: SpawnRequest): { text: string; source: string } {
-    if ((req.manifest === undefined) === (req.name === undefined)) throw invalidParams("Invalid params: give exactly one of manifest or name");
+    if (!hasOneSource(req)) throw invalidParams(`Invalid params: ${ONE_SOURCE_MESSAGE}`);
     if (req.manifest !== undefined) return { text: req.manifest, source: "manifest" };
     const name = req.name!;
     if (!MANIFEST_NAME.test(name)) throw invalidParams(`Invalid params: name: "${name}" is not a manifest name (lower-case letters, digits, '-', '_')`);

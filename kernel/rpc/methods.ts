@@ -4,6 +4,7 @@
 import { z } from "zod";
 import type { AuditLog } from "../audit/index.ts";
 import type { Kernel } from "../kernel.ts";
+import { manifestSource } from "../manifest/index.ts";
 import type { AgentOutputEvent } from "../services.ts";
 import type { MethodContext, MethodTable } from "./server.ts";
 
@@ -20,12 +21,6 @@ export interface SystemFacts {
 
 const Empty = z.strictObject({});
 const AgentId = z.string().min(1).max(128);
-const spawnFields = {
-  manifest: z.string().max(256 * 1024).optional(),
-  name: z.string().max(128).optional(),
-};
-const oneOf = (v: { manifest?: string; name?: string }) => (v.manifest === undefined) !== (v.name === undefined);
-const oneOfMessage = { message: "give exactly one of manifest or name" };
 
 function method<S extends z.ZodType>(params: S, handler: (p: z.output<S>, ctx: MethodContext) => unknown) {
   return { params, handler };
@@ -36,7 +31,7 @@ export function methodTable(kernel: Kernel, audit: AuditLog, sys: SystemFacts): 
     if (!ctx.conn.closed) ctx.conn.notify("agent.output", e);
   };
   return {
-    "agent.spawn": method(z.strictObject(spawnFields).refine(oneOf, oneOfMessage), (p) => kernel.spawn(p)),
+    "agent.spawn": method(manifestSource({}), (p) => kernel.spawn(p)),
     "agent.stop": method(z.strictObject({ agent_id: AgentId }), (p) => kernel.stop(p.agent_id)),
     "manifest.list": method(Empty, () => ({ manifests: kernel.listManifests() })),
     "agent.list": method(Empty, () => ({ agents: kernel.list() })),
@@ -44,7 +39,7 @@ export function methodTable(kernel: Kernel, audit: AuditLog, sys: SystemFacts): 
     "agent.run": method(z.strictObject({ agent_id: AgentId, message: z.string().min(1) }), (p, ctx) =>
       kernel.run(p.agent_id, p.message, { onOutput: streamTo(ctx) }),
     ),
-    "agent.spawn_and_run": method(z.strictObject({ ...spawnFields, message: z.string().min(1) }).refine(oneOf, oneOfMessage), async (p, ctx) => {
+    "agent.spawn_and_run": method(manifestSource({ message: z.string().min(1) }), async (p, ctx) => {
       const spawned = await kernel.spawn({ manifest: p.manifest, name: p.name });
       return kernel.run(spawned.agent_id, p.message, { onOutput: streamTo(ctx) });
     }),

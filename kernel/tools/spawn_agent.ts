@@ -2,19 +2,18 @@
 // work (manifest check, coverage of every child capability by the parent's
 // live tokens, spawn_child allow-list, depth and count limits, audit).
 import { z } from "zod";
+import { manifestSource, manifestSourceFields } from "../manifest/index.ts";
 import { defineTool } from "./tool.ts";
 
 export default defineTool({
   name: "spawn_agent",
   description:
     "Start a child agent from a manifest (YAML text) or a manifest name from the config partition. The child's name must be listed in this agent's spawn_child, and every capability it asks for must be covered by this agent's own. Optionally run it once with a message and return its answer.",
-  input: z
-    .strictObject({
-      manifest: z.string().max(256 * 1024).optional().describe("child manifest as YAML text"),
-      name: z.string().optional().describe("name of a manifest under /config/manifests"),
-      message: z.string().optional().describe("if given, run the child once with this message and return its result"),
-    })
-    .refine((v) => (v.manifest === undefined) !== (v.name === undefined), { message: "give exactly one of manifest or name" }),
+  input: manifestSource({
+    manifest: manifestSourceFields.manifest.describe("child manifest as YAML text"),
+    name: manifestSourceFields.name.describe("name of a manifest under /config/manifests"),
+    message: z.string().optional().describe("if given, run the child once with this message and return its result"),
+  }),
   async run(ctx, input) {
     const spawned = await ctx.services.spawn({ manifest: input.manifest, name: input.name }, ctx.agentId);
     if (input.message === undefined) return spawned;
