@@ -196,13 +196,14 @@ export function formatAuditEvent(ev: Record<string, unknown>, paint: Paint, widt
     .filter(([k]) => !AUDIT_FIXED.has(k))
     .map(([k, v]) => `${k}=${typeof v === "string" ? (/[\s"=]/.test(v) ? JSON.stringify(v) : v) : shortJson(v, 200)}`)
     .join(" ");
-  const head = `${paint("dim", seq)}  ${paint("dim", timestamp(ev.ts))}  ${paint(kindStyle(kind), kind.padEnd(18))}  ${agent}`;
+  const head = `${paint("dim", seq)}  ${paint("dim", timestamp(ev.ts))}  ${paint(kindStyle(kind, ev), kind.padEnd(18))}  ${agent}`;
   const room = width - visibleLength(head) - 2;
   return rest ? `${head}  ${truncate(rest, room)}` : head;
 }
 
-function kindStyle(kind: string): Style {
-  if (/denied|deny|fail|error|crash/.test(kind)) return "red";
+/** red: a refusal or failure (an approval is one record, approval.decided, whatever the decision) */
+function kindStyle(kind: string, ev: Record<string, unknown>): Style {
+  if (/denied|fail|error|crash/.test(kind) || ev.decision === "deny") return "red";
   if (/approv/.test(kind)) return "yellow";
   if (/spawn|start/.test(kind)) return "green";
   return "cyan";

@@ -517,7 +517,7 @@ export const VERBS: Record<string, Verb> = {
       args: [{ name: "verify", kind: "word", optional: true, choices: ["verify"] }],
       options: {
         agent: { type: "string", short: "a", value: "AGENT", kind: "agent", help: "only events of this agent (id, prefix or name)" },
-        kind: { type: "string", short: "k", value: "KIND", help: "only events of this kind, e.g. tool.invoke" },
+        kind: { type: "string", short: "k", value: "KIND", help: "only events of this kind, e.g. tool.call, or tool.* for every tool record" },
         since: { type: "string", value: "SEQ", help: "only events with seq ≥ SEQ" },
         limit: { type: "string", short: "n", value: "N", help: "at most N events per query" },
         follow: { type: "boolean", short: "f", help: "keep printing new events as they are logged" },

@@ -115,6 +115,9 @@
 // is the evidence until then. Kinds audit.* are the log's own: append()
 // refuses them (-32602) so a caller cannot forge or fake a report.
 //
+// KINDS: kinds.ts lists every kind the kernel writes (AuditKind); the table
+// in docs/api.md says when each is written and what it holds.
+//
 // DEGRADED (a full, read-only or failing data disk). open() reads before it
 // writes: when a write it needs (the quarantine copy, a truncation, the
 // reports, the directory) fails, it still resolves, with the recovery and
@@ -165,6 +168,7 @@
 export {
   AuditLog,
   DEFAULT_SEGMENT_RECORDS,
+  type AuditAppendEvent,
   type AuditHeadRef,
   type AuditOpenOptions,
   type AuditQuarantined,
@@ -174,6 +178,7 @@ export {
   type AuditUnanchored,
   type AuditVerifyResult,
 } from "./log.ts";
+export { AUDIT_KINDS, type AuditEventKind, type AuditKind, type AuditLogKind } from "./kinds.ts";
 export { GENESIS, REDACTED, canonicalJSON, isSensitiveKey, recordHash, sanitize } from "./canonical.ts";
 export { listSegments, parseRecord, segmentName, type AuditIO } from "./segments.ts";
 export { ANCHOR_BYTES, ANCHOR_FILE, formatAnchor, parseAnchor } from "./anchor.ts";

@@ -4,10 +4,21 @@
 import * as fs from "node:fs";
 import { dirname, join } from "node:path";
 import { ErrorCode, KernelError, invalidParams } from "../errors.ts";
-import type { AuditEventInput } from "../services.ts";
 import { ANCHOR_BYTES, anchorPath, formatAnchor, readAnchor, type Anchor, type AnchorRead } from "./anchor.ts";
 import { GENESIS, canonicalJSON, lineHashMatches, recordHash, sanitize, sha256hex, type SanitizeContext } from "./canonical.ts";
+import type { AuditLogKind } from "./kinds.ts";
 import { fsyncDir, listSegments, nodeIO, parseRecord, readLines, scanTail, segmentName, segmentPath, writeAll, type AuditIO, type TailScan } from "./segments.ts";
+
+/**
+ * What append() takes. The log is storage: it takes any non-empty kind but
+ * its own audit.*; the kernel's writers are held to kinds.ts by
+ * AgentServices.audit (AuditEventInput).
+ */
+export interface AuditAppendEvent {
+  kind: string;
+  agent_id?: string | null;
+  [field: string]: unknown;
+}
 
 export interface AuditRecord {
   seq: number;
@@ -483,7 +494,7 @@ export class AuditLog {
    * promise resolves once the record is durable. Never throws synchronously.
    * Kinds `audit.*` are the log's own and are refused (-32602).
    */
-  async append(event: AuditEventInput): Promise<{ seq: number; hash: string }> {
+  async append(event: AuditAppendEvent): Promise<{ seq: number; hash: string }> {
     if (this.closed) throw new KernelError(ErrorCode.InternalError, "audit log is closed");
     const fields = this.prepare(event);
     if (typeof event.kind === "string" && event.kind.startsWith("audit.")) throw invalidParams(`kind ${event.kind}: audit.* records are written by the audit log itself`);
@@ -493,11 +504,11 @@ export class AuditLog {
     });
   }
 
-  private internalRecord(event: AuditEventInput): Record<string, unknown> {
+  private internalRecord(event: { kind: AuditLogKind; [field: string]: unknown }): Record<string, unknown> {
     return this.prepare({ ...event, agent_id: null });
   }
 
-  private prepare(event: AuditEventInput): Record<string, unknown> {
+  private prepare(event: AuditAppendEvent): Record<string, unknown> {
     if (!event || typeof event !== "object" || Array.isArray(event)) throw invalidParams("an audit event must be an object");
     if (typeof event.kind !== "string" || event.kind.length === 0) throw invalidParams("an audit event needs a non-empty string kind");
     const s = sanitize(event, this.ctx);

@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
+import type { AuditEventKind } from "../../kernel/audit/index.ts";
 
 type Conn = { write(text: string): void; close(): void };
 
@@ -126,7 +127,8 @@ export class FakeKernel {
     }
   }
 
-  private log(ev: Record<string, unknown>) {
+  /** only kinds the real kernel writes: a kind it does not know fails to compile */
+  private log(ev: { kind: AuditEventKind; agent_id?: string; [field: string]: unknown }) {
     this.audit.push({ seq: this.audit.length, ts: new Date().toISOString(), agent_id: null, ...ev });
   }
 
@@ -158,8 +160,10 @@ export class FakeKernel {
       });
       if (decision.decision === "deny") throw new RpcFail(-32003, `approval denied${decision.reason ? `: ${decision.reason}` : ""}`, { approval_id: id });
     }
-    this.log({ kind: "tool.invoke", agent_id: a.agent_id, tool, ok: true });
-    return tool === "echo" ? { message: input?.message ?? "" } : { written: input?.path };
+    this.log({ kind: "tool.call", agent_id: a.agent_id, tool, input });
+    const output = tool === "echo" ? { message: input?.message ?? "" } : { written: input?.path };
+    this.log({ kind: "tool.result", agent_id: a.agent_id, tool, ok: true, output });
+    return output;
   }
 
   private async run(conn: Conn, a: Agent, message: string) {
@@ -266,7 +270,7 @@ export class FakeKernel {
         const ap = this.approvals.get(p.id);
         if (!ap) throw new RpcFail(-32007, `no such approval or already decided: ${p.id}`);
         this.approvals.delete(p.id);
-        this.log({ kind: p.decision === "approve" ? "approval.approved" : "approval.denied", agent_id: ap.agent_id, approval_id: p.id, reason: p.reason });
+        this.log({ kind: "approval.decided", agent_id: ap.agent_id, approval_id: p.id, tool: ap.tool, decision: p.decision, reason: p.reason });
         ap.decide({ decision: p.decision, reason: p.reason });
         return { id: p.id, decision: p.decision };
       }

@@ -160,6 +160,18 @@ describe("formatting", () => {
     expect(line).toBe('    7  2026-01-02 03:04:05  tool.call           ag-1  tool=echo note="two words"');
   });
 
+  test("audit lines: a refusal is red, an approval yellow, whatever the kind says of the decision", () => {
+    const styleOf = (ev: Record<string, unknown>) => {
+      let style = "";
+      formatAuditEvent({ seq: 1, ts: "2026-01-02T03:04:05.678Z", agent_id: "ag-1", ...ev }, (s, t) => ((t.trim() === ev.kind ? (style = s) : ""), t));
+      return style;
+    };
+    expect(styleOf({ kind: "capability.denied" })).toBe("red");
+    expect(styleOf({ kind: "approval.decided", decision: "deny" })).toBe("red");
+    expect(styleOf({ kind: "approval.decided", decision: "approve" })).toBe("yellow");
+    expect(styleOf({ kind: "agent.spawn" })).toBe("green");
+  });
+
   test("errors say what the kernel said, its name, code and data", () => {
     const denied = formatError(new RpcError(-32001, "capability denied: no file_write on /etc", { tool: "file_write", capability: "file_write: /data/*" }), plain);
     expect(denied).toBe("error: capability denied: no file_write on /etc (-32001)\n  tool: file_write, capability: file_write: /data/*");

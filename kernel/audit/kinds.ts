@@ -1,0 +1,49 @@
+// Every kind of record the kernel writes to the audit log, in one list. A
+// writer names a kind from here (AgentServices.audit takes AuditEventKind),
+// so a new kind is added here, and in the table of docs/api.md's audit
+// section (kind, when it is written, its main fields), which a test holds
+// to this list. Readers keep kinds as strings: audit.query filters by
+// prefix ("tool.*"), and a log may hold kinds of another kernel version.
+export const AUDIT_KINDS = [
+  // the kernel itself
+  "system.boot",
+  "system.shutdown",
+  "system.stop",
+  "kernel.error",
+  // agents
+  "agent.spawn",
+  "capability.grant",
+  "spawn.denied",
+  "agent.stop",
+  // tools
+  "capability.denied",
+  "tool.call",
+  "tool.result",
+  // approvals
+  "approval.requested",
+  "approval.decided",
+  "approval.timeout",
+  "approval.cancelled",
+  // messages between agents
+  "message.send",
+  "message.denied",
+  // runs and model calls
+  "run.start",
+  "inference.request",
+  "inference.usage",
+  "inference.retry",
+  "inference.error",
+  "run.end",
+  // the log's own reports, written by AuditLog at open; append() refuses them
+  "audit.recovered",
+  "audit.tampered",
+  "audit.unanchored",
+] as const;
+
+export type AuditKind = (typeof AUDIT_KINDS)[number];
+
+/** the kinds only the audit log itself writes */
+export type AuditLogKind = Extract<AuditKind, `audit.${string}`>;
+
+/** the kinds the rest of the kernel writes through AgentServices.audit */
+export type AuditEventKind = Exclude<AuditKind, AuditLogKind>;
