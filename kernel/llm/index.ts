@@ -51,7 +51,7 @@ export interface Inference {
   run(agent: AgentRuntime, message: string, opts: { onOutput?: (e: AgentOutputEvent) => void }): Promise<RunResult>;
   /** result of the `sched.status` RPC method */
   status(): unknown;
-  /** tokens an agent has used (still known after it stopped) */
+  /** tokens an agent has used, as the scheduler metered them (the one count; agent.status reads it; still known after it stopped) */
   usage(agentId: string): Usage | undefined;
 }
 
