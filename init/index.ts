@@ -1,7 +1,11 @@
 // PID 1's boot and shutdown sequence (after init/stage0.c has mounted /proc
-// and /dev and exec'd us). kernel/main.ts calls enterInitMode() first thing
-// when it runs as PID 1 (or with --init), then loads /config and serves
-// JSON-RPC on the RPC tty.
+// and /dev and exec'd us), in two steps. kernel/main.ts calls enterInitMode()
+// first thing when it runs as PID 1 (or with --init): signals, the RPC tty,
+// /config and /data mounted. It then reads kernel.yaml (the kernel's one
+// parse) and hands its `network:` section to finishBoot(): the network, the
+// orphan reaper, the power button. Then it serves JSON-RPC on the RPC tty.
+// init/ depends on the kernel (kernel/sys, the config schema), never the
+// reverse.
 //
 // Invariant: nothing here throws out. Every step logs what went wrong and
 // the boot goes on; a kernel with a missing disk or no network still answers
@@ -9,17 +13,15 @@
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, constants as fsc } from "node:fs";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
-import { parse as parseYaml } from "yaml";
 import { mount, MNT_DETACH, MS_NOATIME, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, sync, umount } from "../kernel/sys/mount.ts";
 import { reboot, setConsoleLogLevel, setCtrlAltDel } from "../kernel/sys/reboot.ts";
 import { setRawMode } from "../kernel/sys/termios.ts";
 import { readCmdline, rpcLine } from "./cmdline.ts";
-import { configureNetwork, NetworkConfigSchema, type NetworkState } from "./network.ts";
+import { NetworkConfigSchema, type NetworkConfig } from "../kernel/config.ts";
+import { configureNetwork } from "./network.ts";
 import { waitForLabel } from "./partitions.ts";
 import { startReaper } from "./reaper.ts";
 import { watchPowerButton } from "./powerbutton.ts";
-
-export { NetworkConfigSchema } from "./network.ts";
 
 export type ShutdownAction = "poweroff" | "reboot";
 
@@ -32,8 +34,12 @@ export interface InitEnvironment {
   shutdown(action: ShutdownAction): Promise<never>;
   /** SIGTERM → poweroff, SIGINT (ctrl-alt-del) → reboot */
   onShutdownRequest(handler: (action: ShutdownAction) => void): void;
-  /** extra, informational */
-  network: Promise<NetworkState | null>;
+  /**
+   * the second step, once kernel.yaml is read: the network (waited for at
+   * most 3 s, then it goes on trying behind), the orphan reaper, the power
+   * button. Never throws.
+   */
+  finishBoot(network: NetworkConfig | undefined): Promise<void>;
   /** what happened during boot, for system.info and the operator */
   bootReport: BootReport;
 }
@@ -133,7 +139,7 @@ export async function enterInitMode(consoleLog: Logger, opts: { configDir?: stri
   }, undefined);
   times["rpc-tty"] = Math.round(performance.now() - tRpc);
 
-  let t0 = performance.now();
+  const t0 = performance.now();
   const cfgDev = await waitForLabel(CONFIG_LABEL, 10_000).catch(() => null);
   report.config.device = cfgDev;
   if (cfgDev) {
@@ -156,27 +162,29 @@ export async function enterInitMode(consoleLog: Logger, opts: { configDir?: stri
   report.data.first_boot = step(log, "data-layout", times, () => ensureDataLayout(dataDir), false);
   log = step(log, "init-log", times, () => pino({ level: consoleLog.level, base: { pid: process.pid, init: true } }, pino.destination({ dest: join(dataDir, "logs", "init.log"), mkdir: true, sync: true })), log);
 
-  t0 = performance.now();
-  const netCfg = step(log, "network-config", times, () => readNetworkConfig(configDir, log), NetworkConfigSchema.parse({}));
-  const network = configureNetwork(netCfg, log).catch((err) => {
-    log.error({ err }, "init: network failed");
-    return null;
-  });
-  await Promise.race([network, Bun.sleep(NETWORK_WAIT_MS)]);
-  times.network = Math.round(performance.now() - t0);
+  const finishBoot = async (netCfg: NetworkConfig | undefined): Promise<void> => {
+    const t0 = performance.now();
+    // no network: section: the defaults (DHCP on the first interface)
+    const network = configureNetwork(netCfg ?? NetworkConfigSchema.parse({}), log).catch((err) => {
+      log.error({ err }, "init: network failed");
+      return null;
+    });
+    await Promise.race([network, Bun.sleep(NETWORK_WAIT_MS)]);
+    times.network = Math.round(performance.now() - t0);
 
-  step(log, "reaper", times, () => startReaper(log), undefined);
-  step(log, "power-button", times, () => watchPowerButton(log, () => shutdownCtl.request("poweroff")), []);
+    step(log, "reaper", times, () => startReaper(log), undefined);
+    step(log, "power-button", times, () => watchPowerButton(log, () => shutdownCtl.request("poweroff")), []);
+    log.info({ boot: report, uptime_s: readUptime() }, "init: system up");
+  };
 
-  log.info({ boot: report, uptime_s: readUptime() }, "init: system up");
   return {
     configDir,
     dataDir,
     rpcDevice: rpc.device,
-    network,
     bootReport: report,
     shutdown: shutdownCtl.shutdown,
     onShutdownRequest: shutdownCtl.onShutdownRequest,
+    finishBoot,
   };
 }
 
@@ -195,23 +203,6 @@ export function ensureDataLayout(dataDir: string): boolean {
   for (const d of DATA_LAYOUT) mkdirSync(join(dataDir, d), { recursive: true });
   if (first) writeFileSync(marker, JSON.stringify({ version: LAYOUT_VERSION, created_at: new Date().toISOString() }) + "\n");
   return first;
-}
-
-/** kernel.yaml's `network:` section; a bad one is logged and DHCP is used. */
-export function readNetworkConfig(configDir: string, log: Logger) {
-  const file = join(configDir, "kernel.yaml");
-  let raw: unknown = undefined;
-  if (existsSync(file)) {
-    try {
-      raw = (parseYaml(readFileSync(file, "utf8")) as { network?: unknown } | null)?.network;
-    } catch (err) {
-      log.error({ err, file }, "init: kernel.yaml does not parse; network falls back to DHCP");
-    }
-  }
-  const r = NetworkConfigSchema.safeParse(raw ?? {});
-  if (r.success) return r.data;
-  log.error({ issues: r.error.issues, file }, "init: kernel.yaml network: is invalid; falling back to DHCP");
-  return NetworkConfigSchema.parse({});
 }
 
 function shutdownController(getLog: () => Logger, configDir: string, dataDir: string) {

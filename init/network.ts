@@ -1,33 +1,14 @@
-// The network from kernel.yaml's `network:` section: static addressing or a
-// small DHCP client (DISCOVER/OFFER/REQUEST/ACK over a UDP socket bound to
-// the interface), DNS into /run/resolv.conf (/etc/resolv.conf links there).
+// The network from kernel.yaml's `network:` section (the schema is the
+// kernel's, kernel/config.ts; kernel/main.ts hands over the parsed section):
+// static addressing or a small DHCP client (DISCOVER/OFFER/REQUEST/ACK over a
+// UDP socket bound to the interface), DNS into /run/resolv.conf
+// (/etc/resolv.conf links there).
 // Errors are logged, never thrown out: a kernel without network still serves
 // its console.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { Logger } from "pino";
-import { z } from "zod";
+import type { NetworkConfig } from "../kernel/config.ts";
 import { addDefaultRoute, formatIPv4, parseIPv4, setInterfaceAddress, setInterfaceUp, UdpSocket } from "../kernel/sys/net.ts";
-
-const IPv4 = z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}$/, { message: "expected an IPv4 address like 10.0.2.15" });
-
-/** kernel.yaml `network:` — included in the kernel.yaml schema by kernel/config.ts. */
-export const NetworkConfigSchema = z
-  .strictObject({
-    mode: z.enum(["dhcp", "static", "none"]).default("dhcp"),
-    /** default: the first interface that is not loopback */
-    interface: z.string().min(1).max(15).optional(),
-    /** static: "10.0.2.15/24" (no prefix: /24) */
-    address: z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}(\/\d{1,2})?$/, { message: "expected ADDRESS or ADDRESS/PREFIX" }).optional(),
-    gateway: IPv4.optional(),
-    dns: z.union([IPv4, z.array(IPv4)]).optional(),
-    /** DHCP: give up after this many milliseconds (the kernel serves its console anyway) */
-    dhcp_timeout_ms: z.number().int().min(100).max(120_000).default(10_000),
-  })
-  .superRefine((v, ctx) => {
-    if (v.mode === "static" && !v.address) ctx.addIssue({ code: "custom", path: ["address"], message: "static mode needs an address" });
-  });
-
-export type NetworkConfig = z.infer<typeof NetworkConfigSchema>;
 
 export interface NetworkState {
   interface: string | null;

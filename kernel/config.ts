@@ -1,7 +1,10 @@
 // kernel.yaml: the kernel's own settings, read from the config directory
 // (host mode: --config DIR; the image: the AAOS-CFG partition at /config).
 // Every field is optional; an absent file means all defaults. A bad file is
-// an error with line and column, like a manifest.
+// an error with line and column, like a manifest (in init mode the kernel
+// boots on defaults instead and reports it: loadKernelConfig). The kernel
+// owns this schema, every section included; init/ takes its `network:` from
+// the one parse kernel/main.ts makes.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
@@ -9,9 +12,29 @@ import { parseDuration } from "./manifest/index.ts";
 import { describe, PositionedYaml, type PositionedError } from "./manifest/yaml.ts";
 import { KernelError, ErrorCode } from "./errors.ts";
 import { InferenceConfigSchema } from "./llm/config.ts";
-import { NetworkConfigSchema } from "../init/network.ts";
 
 const Duration = z.string().refine((s) => parseDuration(s) !== null, { message: 'expected a duration like "30s" or "10m"' });
+
+const IPv4 = z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}$/, { message: "expected an IPv4 address like 10.0.2.15" });
+
+/** kernel.yaml `network:`: the appliance's network, brought up by init/network.ts (host mode ignores it) */
+export const NetworkConfigSchema = z
+  .strictObject({
+    mode: z.enum(["dhcp", "static", "none"]).default("dhcp"),
+    /** default: the first interface that is not loopback */
+    interface: z.string().min(1).max(15).optional(),
+    /** static: "10.0.2.15/24" (no prefix: /24) */
+    address: z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}(\/\d{1,2})?$/, { message: "expected ADDRESS or ADDRESS/PREFIX" }).optional(),
+    gateway: IPv4.optional(),
+    dns: z.union([IPv4, z.array(IPv4)]).optional(),
+    /** DHCP: give up after this many milliseconds (the kernel serves its console anyway) */
+    dhcp_timeout_ms: z.number().int().min(100).max(120_000).default(10_000),
+  })
+  .superRefine((v, ctx) => {
+    if (v.mode === "static" && !v.address) ctx.addIssue({ code: "custom", path: ["address"], message: "static mode needs an address" });
+  });
+
+export type NetworkConfig = z.infer<typeof NetworkConfigSchema>;
 
 export const KernelConfigSchema = z.strictObject({
   rpc: z
@@ -54,16 +77,57 @@ export const KernelConfigSchema = z.strictObject({
 
 export type KernelConfig = z.infer<typeof KernelConfigSchema>;
 
-export function loadKernelConfig(configDir: string): KernelConfig {
+/** what the kernel booted with: in system.info and the system.boot audit record */
+export interface ConfigReport {
+  /** "kernel.yaml": the file in the config directory is in effect; "defaults": there is none, or it was refused */
+  source: "kernel.yaml" | "defaults";
+  /** false: kernel.yaml was refused (init mode only; host mode does not start) */
+  valid: boolean;
+  /** why it was refused, with line and column */
+  error?: string;
+}
+
+export interface LoadedConfig {
+  config: KernelConfig;
+  report: ConfigReport;
+}
+
+/**
+ * kernel.yaml, read and parsed once for the whole boot. A bad file is an
+ * error (host mode: the kernel does not start). With onInvalid "defaults"
+ * (init mode: PID 1 must come up and answer on its console) the kernel boots
+ * on the defaults instead, keeping the file's `network:` section when that
+ * section is valid on its own (so the appliance stays reachable), and the
+ * refusal is reported, never silent: ConfigReport.
+ */
+export function loadKernelConfig(configDir: string, opts: { onInvalid: "throw" | "defaults" } = { onInvalid: "throw" }): LoadedConfig {
   const file = join(configDir, "kernel.yaml");
-  const text = existsSync(file) ? readFileSync(file, "utf8") : "";
-  return parseKernelConfig(text, file);
+  if (!existsSync(file)) return { config: KernelConfigSchema.parse({}), report: { source: "defaults", valid: true } };
+  let value: unknown;
+  try {
+    const parsed = parseKernelYaml(readFileSync(file, "utf8"), file);
+    value = parsed.value;
+    return { config: validate(parsed, file), report: { source: "kernel.yaml", valid: true } };
+  } catch (e) {
+    if (opts.onInvalid === "throw") throw e;
+    const network = NetworkConfigSchema.safeParse((value as { network?: unknown } | null | undefined)?.network);
+    const config = KernelConfigSchema.parse(network.success && value !== undefined ? { network: network.data } : {});
+    return { config, report: { source: "defaults", valid: false, error: (e as Error)?.message ?? String(e) } };
+  }
 }
 
 export function parseKernelConfig(text: string, source = "kernel.yaml"): KernelConfig {
+  return validate(parseKernelYaml(text, source), source);
+}
+
+function parseKernelYaml(text: string, source: string): { yaml: PositionedYaml; value: unknown } {
   const parsed = PositionedYaml.parse(text);
   if ("error" in parsed) throw configError(source, parsed.error);
-  const result = KernelConfigSchema.safeParse(parsed.value ?? {});
+  return { yaml: parsed.yaml, value: parsed.value ?? {} };
+}
+
+function validate(parsed: { yaml: PositionedYaml; value: unknown }, source: string): KernelConfig {
+  const result = KernelConfigSchema.safeParse(parsed.value);
   if (!result.success) throw configError(source, parsed.yaml.fromZod(result.error));
   return result.data;
 }

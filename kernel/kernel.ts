@@ -1,14 +1,16 @@
 // Kernel: the one implementation of AgentServices. It owns the process
 // table, the capability table, the tool registry, the approval queue and the
-// audit log, and is the only code that changes them. Every action is audited
-// durably before its result is returned.
+// audit log, and is the only code that changes them: they are private, and
+// every front end holds the kernel as AgentServices only. Every action is
+// audited durably before its result is returned.
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { ApprovalQueue } from "./approval/index.ts";
-import type { AuditLog } from "./audit/index.ts";
+import type { AuditLog, AuditQuery } from "./audit/index.ts";
 import { CapabilityTable, normalizePath, type ResourceKind, type TokenSpec } from "./caps/index.ts";
+import { grantFromManifest } from "./caps/manifest.ts";
 import { PrivateAreas } from "./caps/private.ts";
 import type { KernelConfig } from "./config.ts";
 import { cut } from "./cut.ts";
@@ -24,10 +26,13 @@ import type {
   ApprovalInfo,
   AuditEventInput,
   InvokeOptions,
+  KernelEvent,
+  ManifestInfo,
   RunOptions,
   RunResult,
   SpawnRequest,
   SpawnResult,
+  SystemCounts,
   ToolDescription,
 } from "./services.ts";
 import { ToolRegistry, type ToolLimits } from "./tools/index.ts";
@@ -38,8 +43,12 @@ export interface KernelOptions {
   dataDir: string;
   audit: AuditLog;
   log: Logger;
-  /** notified when an approval is requested (the RPC layer broadcasts it) */
-  onApprovalRequested?: (info: ApprovalInfo) => void;
+  /**
+   * builds the inference the kernel runs agents with, given the kernel's own
+   * services (the agent loop calls tools through them); none: agent.run
+   * answers -32006
+   */
+  inference?: (services: AgentServices) => Inference;
   /** files kernel.yaml names as key files and the kernel's log files: kernel-private, like <data> */
   keyFiles?: string[];
   logFiles?: string[];
@@ -49,13 +58,14 @@ export interface KernelOptions {
 const AUDIT_STRING_LIMIT = 4096;
 
 export class Kernel implements AgentServices {
-  readonly procs: ProcessTable;
-  readonly caps = new CapabilityTable();
-  readonly privateAreas: PrivateAreas;
-  readonly tools = new ToolRegistry();
-  readonly approvals: ApprovalQueue;
-  private inference: Inference | null = null;
+  private readonly procs: ProcessTable;
+  private readonly caps = new CapabilityTable();
+  private readonly privateAreas: PrivateAreas;
+  private readonly tools = new ToolRegistry();
+  private readonly approvals: ApprovalQueue;
+  private readonly inference: Inference | null;
   private readonly limits: ToolLimits;
+  private readonly listeners = new Set<(event: KernelEvent) => void>();
 
   constructor(private readonly opts: KernelOptions) {
     // every per-agent structure is bounded by the process table's bound
@@ -65,7 +75,7 @@ export class Kernel implements AgentServices {
       dataDir: opts.dataDir,
       timeoutMs: parseDuration(opts.config.approval.timeout)!,
       audit: (e) => this.audit(e),
-      onRequested: opts.onApprovalRequested,
+      onRequested: (info) => this.publish({ method: "approval.requested", params: info }),
       onPersistError: (err) => opts.log.error({ err }, "could not write approvals/pending.json (retried at the next change)"),
     });
     const t = opts.config.tools;
@@ -75,20 +85,73 @@ export class Kernel implements AgentServices {
       webFetchTimeoutMs: parseDuration(t.web_fetch_timeout)!,
       webFetchMaxRedirects: t.web_fetch_max_redirects,
     };
+    // last: everything the inference may call is in place
+    this.inference = opts.inference?.(this) ?? null;
   }
 
-  setInference(inference: Inference): void {
-    this.inference = inference;
+  /**
+   * Once at boot, before serving: audit what a previous run left pending as
+   * cancelled. Rejects when the log cannot be written (a full data disk);
+   * the leftovers are then kept for the next boot and the kernel serves
+   * degraded.
+   */
+  recover(): Promise<number> {
+    return this.approvals.recover();
   }
 
-  get inferenceStatus(): unknown {
-    return this.inference?.status() ?? { configured: false, queue: [], agents: [] };
+  /** for bound tests: entries in the process table and agents in the token table, stopped ones included */
+  tableSizes(): { agents: number; tokenAgents: number } {
+    return { agents: this.procs.size(), tokenAgents: this.caps.size() };
+  }
+
+  // ---- events ------------------------------------------------------------
+
+  subscribe(listener: (event: KernelEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** a listener's error is its own: logged, never thrown into the kernel's path */
+  private publish(event: KernelEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch (err) {
+        this.opts.log.error({ err, event: event.method }, "an event listener failed");
+      }
+    }
   }
 
   // ---- audit -------------------------------------------------------------
 
   audit(event: AuditEventInput): Promise<{ seq: number }> {
     return this.opts.audit.append(event);
+  }
+
+  queryAudit(q: AuditQuery) {
+    return this.opts.audit.query(q);
+  }
+
+  verifyAudit() {
+    return this.opts.audit.verify();
+  }
+
+  auditHead(): { seq: number; hash: string } {
+    return this.opts.audit.head();
+  }
+
+  auditDegraded(): { reason: string; since: string } | null {
+    return this.opts.audit.degraded();
+  }
+
+  // ---- system ------------------------------------------------------------
+
+  schedulerStatus(): unknown {
+    return this.inference?.status() ?? { configured: false, queue: [], agents: [] };
+  }
+
+  systemCounts(): SystemCounts {
+    return { agents: this.procs.liveCount(), pending_approvals: this.approvals.list().length, tools: [...this.tools.names()] };
   }
 
   // ---- spawn -------------------------------------------------------------
@@ -104,7 +167,7 @@ export class Kernel implements AgentServices {
     const { text, source } = this.manifestText(req);
     const manifest = loadManifest(text, { knownTools: this.tools.names(), knownAgents: manifestNames(join(this.opts.configDir, "manifests")), source });
     const parent = parentId === undefined ? null : this.procs.get(parentId);
-    const specs = tokenSpecs(manifest);
+    const specs = grantFromManifest(manifest, Date.now());
     const max = this.opts.config.limits;
 
     // ---- check and reserve: synchronous from here to the reservation ----
@@ -133,7 +196,6 @@ export class Kernel implements AgentServices {
       state: "ready",
       children: new Set(),
       abort: new AbortController(),
-      createdAt: Date.now(),
       mailbox: [],
     };
     if (this.inference) {
@@ -224,7 +286,7 @@ export class Kernel implements AgentServices {
   }
 
   /** the manifests on the config partition, each checked as spawn would check it */
-  listManifests(): { name: string; file: string; valid: boolean; error?: string }[] {
+  listManifests(): ManifestInfo[] {
     const dir = join(this.opts.configDir, "manifests");
     if (!existsSync(dir)) return [];
     return readdirSync(dir)
@@ -381,9 +443,7 @@ export class Kernel implements AgentServices {
     const pending: Promise<unknown>[] = [];
     const ctx = {
       agentId,
-      dataDir: this.opts.dataDir,
       services: this as AgentServices,
-      audit: (e: AuditEventInput) => this.audit(e),
       signal,
       limits: this.limits,
       privateAreas: this.privateAreas,
@@ -445,27 +505,6 @@ export class Kernel implements AgentServices {
   async respondApproval(id: string, decision: "approve" | "deny", reason?: string) {
     return this.approvals.respond(id, decision, reason);
   }
-}
-
-/** manifest capabilities → token specs, plus the tool tokens implied by spawn_child and message_send */
-export function tokenSpecs(m: Manifest, now = Date.now()): TokenSpec[] {
-  const specs: TokenSpec[] = m.capabilities.map((c) =>
-    typeof c === "string"
-      ? { capability: c }
-      : {
-          capability: c.capability,
-          max_invocations: c.max_invocations,
-          expires_at: c.expires_in === undefined ? undefined : now + parseDuration(c.expires_in)!,
-        },
-  );
-  const texts = new Set(specs.map((s) => s.capability.replace(/\s+/g, "")));
-  const imply = (tool: string) => {
-    if (!texts.has(`tool:${tool}`) && !texts.has(tool)) specs.push({ capability: `tool: ${tool}` });
-  };
-  if (m.spawn_child.length) imply("spawn_agent");
-  if (m.message_send.length) imply("message_send");
-  if (m.message_send.length) imply("message_read");
-  return specs;
 }
 
 /** a change whose audit record could not be written was not made */

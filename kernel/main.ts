@@ -2,7 +2,8 @@
 //
 // host mode:  aaos-kernel --config DIR --data DIR --listen unix:PATH|stdio|tty:/dev/X [--listen …]
 // init mode:  PID 1 inside the image (or --init): init/ mounts the disks and
-//             names the RPC tty; everything else is the same code.
+//             names the RPC tty, and brings up the network from the kernel's
+//             parse of kernel.yaml; everything else is the same code.
 //
 // Invariant: once serving, nothing a peer sends and no handler's error ends
 // the process. Uncaught errors are logged and audited; the kernel goes on.
@@ -13,11 +14,12 @@ import { parseArgs } from "node:util";
 import pino, { type Logger } from "pino";
 import pkg from "../package.json" with { type: "json" };
 import { AuditLog, REDACTED } from "./audit/index.ts";
-import { loadKernelConfig, KernelConfigSchema, type KernelConfig } from "./config.ts";
+import { loadKernelConfig, type KernelConfig } from "./config.ts";
 import { Kernel } from "./kernel.ts";
 import { createInference, InferenceConfigSchema } from "./llm/index.ts";
 import { keyFile } from "./llm/router.ts";
 import { listen, methodTable, parseListen, RpcServer, type Listener, type ListenSpec } from "./rpc/index.ts";
+import type { AgentServices } from "./services.ts";
 
 export const VERSION: string = pkg.version;
 
@@ -91,34 +93,29 @@ function makeLogger(level: string, file?: string): Logger {
   );
 }
 
+/**
+ * The boot, in order: where things are (init mode mounts the disks), the one
+ * parse of kernel.yaml, the log, init's second step, the data directory and
+ * the audit log, the kernel, what a previous run left, then the server.
+ */
 export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Listener[]; stop(): Promise<void> }> {
   const bootId = randomUUID();
   const startedAt = Date.now();
-  let log = makeLogger(args.logLevel ?? "info", args.logFile);
-  let configDir = args.configDir;
-  let dataDir = args.dataDir;
-  let listenSpecs = args.listen;
-  let initEnv: import("../init/index.ts").InitEnvironment | null = null;
 
-  if (args.mode === "init") {
-    const { enterInitMode } = await import("../init/index.ts");
-    initEnv = await enterInitMode(log);
-    configDir = initEnv.configDir;
-    dataDir = initEnv.dataDir;
-    // the console is the RPC line: logs go to the data partition, never onto it
-    log = makeLogger(args.logLevel ?? "info", args.logFile ?? join(dataDir, "logs", "kernel.log"));
-    if (!listenSpecs.length) listenSpecs = [{ kind: "tty", device: initEnv.rpcDevice }];
-  }
+  // init mode: signals, the RPC tty, /config and /data; until /data is there, problems go to the console
+  const init = args.mode === "init" ? await (await import("../init/index.ts")).enterInitMode(makeLogger(args.logLevel ?? "info", args.logFile)) : null;
+  const configDir = init?.configDir ?? args.configDir;
+  const dataDir = init?.dataDir ?? args.dataDir;
+  const listenSpecs = args.listen.length || !init ? args.listen : [{ kind: "tty" as const, device: init.rpcDevice }];
 
-  let config: KernelConfig;
-  try {
-    config = loadKernelConfig(configDir);
-  } catch (e) {
-    if (args.mode === "host") throw e;
-    log.error({ err: e }, "kernel.yaml is invalid; booting with defaults");
-    config = KernelConfigSchema.parse({});
-  }
-  if (config.log.level !== "info" && !args.logLevel) log.level = config.log.level;
+  // host mode refuses a bad kernel.yaml; PID 1 boots on the defaults and reports it (system.info, system.boot)
+  const { config, report: configReport } = loadKernelConfig(configDir, { onInvalid: args.mode === "init" ? "defaults" : "throw" });
+  const logFile = kernelLogFile(args, config, dataDir);
+  const log = makeLogger(args.logLevel ?? config.log.level, logFile);
+  if (!configReport.valid) log.error({ error: configReport.error }, "kernel.yaml is invalid; booting with defaults");
+
+  // init mode: the network from the same parse, the reaper, the power button
+  await init?.finishBoot(config.network);
 
   mkdirSync(dataDir, { recursive: true });
   // the agents' own area (everything else under --data is kernel-private)
@@ -128,36 +125,40 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     log.error({ err }, "cannot create the agents' files directory");
   }
   const audit = await AuditLog.open(join(dataDir, "audit"));
-  const logFiles = [args.logFile ?? (args.mode === "init" ? join(dataDir, "logs", "kernel.log") : undefined)].filter((f): f is string => !!f).map((f) => resolve(f));
-  let server: RpcServer | null = null;
   const kernel = new Kernel({
     config,
     configDir,
     dataDir,
     audit,
     log,
-    onApprovalRequested: (info) => server?.broadcast("approval.requested", info),
+    inference: (services) =>
+      createInference(config.inference ?? InferenceConfigSchema.parse({}), {
+        services,
+        audit: (e) => services.audit(e),
+        registerSecret: (s) => audit.registerSecret(s),
+        log,
+        env: process.env,
+        configDir,
+      }),
     keyFiles: configuredKeyFiles(config, configDir),
-    logFiles,
+    logFiles: logFile === undefined ? [] : [logFile],
   });
-
-  kernel.setInference(loadInference(config, kernel, audit, log, configDir));
-
   guardProcess(kernel, log);
+
   // a full data disk boots degraded: reads answer, changes get a clear error
   // (the audit log says why), and the leftovers are recovered at a later boot
-  await kernel.approvals.recover().catch((err) => log.error({ err }, "could not record the approvals a previous run left pending; kept for the next boot"));
+  await kernel.recover().catch((err) => log.error({ err }, "could not record the approvals a previous run left pending; kept for the next boot"));
   await kernel
-    .audit({ kind: "system.boot", agent_id: null, version: VERSION, boot_id: bootId, mode: args.mode, pid: process.pid, boot: initEnv?.bootReport })
+    .audit({ kind: "system.boot", agent_id: null, version: VERSION, boot_id: bootId, mode: args.mode, pid: process.pid, config: configReport, boot: init?.bootReport })
     .catch((err) => log.error({ err }, "could not record system.boot: running degraded"));
 
-  let listeners: Listener[] = [];
+  const listeners: Listener[] = [];
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     for (const l of listeners) l.close();
-    for (const a of kernel.procs.all()) if (a.state !== "stopped") await kernel.stop(a.id).catch(() => {});
+    for (const a of kernel.list()) if (a.state !== "stopped") await kernel.stop(a.agent_id).catch(() => {});
     await kernel.audit({ kind: "system.stop", agent_id: null, boot_id: bootId }).catch(() => {});
     await audit.close();
     log.flush?.();
@@ -165,23 +166,38 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
   const shutdown = (action: "poweroff" | "reboot") => {
     void (async () => {
       await stop().catch((err) => log.error({ err }, "error while stopping"));
-      if (initEnv) await initEnv.shutdown(action);
+      if (init) await init.shutdown(action);
       else process.exit(0);
     })();
   };
 
-  server = new RpcServer(methodTable(kernel, audit, { version: VERSION, bootId, mode: args.mode, startedAt, shutdown, boot: initEnv?.bootReport }), {
+  const facts = { version: VERSION, bootId, mode: args.mode, startedAt, config: configReport, boot: init?.bootReport, shutdown };
+  const server = new RpcServer(methodTable(kernel, facts), {
     maxLineBytes: config.rpc.max_line_bytes,
+    maxPendingOutputBytes: config.rpc.max_pending_output_bytes,
+    maxInFlight: config.rpc.max_in_flight,
     log,
     onOpen: (conn) => conn.notify("system.ready", { version: VERSION, boot_id: bootId }),
   });
+  kernel.subscribe((e) => server.broadcast(e.method, e.params));
   for (const spec of listenSpecs) listeners.push(await listen(spec, server, log));
 
-  if (initEnv) initEnv.onShutdownRequest(shutdown);
+  if (init) init.onShutdownRequest(shutdown);
   else for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => shutdown("poweroff"));
 
   log.info({ version: VERSION, boot_id: bootId, mode: args.mode, listen: listeners.map((l) => l.describe) }, "aaos kernel ready");
   return { kernel, listeners, stop };
+}
+
+/**
+ * --log-file; else kernel.yaml's log.file (relative: to the data directory);
+ * else, in init mode, <data>/logs/kernel.log (the console is the RPC line,
+ * never a log); else stderr. Whichever file it is, it is kernel-private.
+ */
+function kernelLogFile(args: Args, config: KernelConfig, dataDir: string): string | undefined {
+  if (args.logFile !== undefined) return resolve(args.logFile);
+  if (config.log.file !== undefined) return resolve(dataDir, config.log.file);
+  return args.mode === "init" ? join(dataDir, "logs", "kernel.log") : undefined;
 }
 
 /** the key files kernel.yaml names (kernel-private whatever a grant says) */
@@ -191,22 +207,11 @@ function configuredKeyFiles(config: KernelConfig, configDir: string): string[] {
   return files.filter((f): f is string => !!f).map((f) => resolve(keyFile(configDir, f)));
 }
 
-function loadInference(config: KernelConfig, kernel: Kernel, audit: AuditLog, log: Logger, configDir: string) {
-  return createInference(config.inference ?? InferenceConfigSchema.parse({}), {
-    services: kernel,
-    audit: (e) => kernel.audit(e),
-    registerSecret: (s) => audit.registerSecret(s),
-    log,
-    env: process.env,
-    configDir,
-  });
-}
-
 /** PID 1 never dies of a handler's error: log it, audit it, go on. */
-function guardProcess(kernel: Kernel, log: Logger) {
+function guardProcess(services: AgentServices, log: Logger) {
   const report = (kind: string) => (err: unknown) => {
     log.error({ err }, kind);
-    kernel.audit({ kind: "kernel.error", agent_id: null, error: String((err as Error)?.stack ?? err).slice(0, 2000) }).catch(() => {});
+    services.audit({ kind: "kernel.error", agent_id: null, error: String((err as Error)?.stack ?? err).slice(0, 2000) }).catch(() => {});
   };
   process.on("uncaughtException", report("uncaught exception"));
   process.on("unhandledRejection", report("unhandled rejection"));

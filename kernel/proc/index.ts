@@ -20,7 +20,6 @@ export interface Agent {
   /** ids of the agents it spawned (stopped ones too, until forgotten) */
   children: Set<string>;
   abort: AbortController;
-  createdAt: number;
   mailbox: { from: string; from_name: string; message: string; sent_at: string }[];
 }
 

@@ -6,7 +6,7 @@
 // files/, the config's secrets/, key and log files) are left out, unstatted:
 // listing the data directory shows only `files`.
 import { z } from "zod";
-import { authorizePath, basename, dirname, relativeTo } from "../caps/grant.ts";
+import { authorizePath, basename, dirname, relativeTo } from "./beneath.ts";
 import { close, O_DIRECTORY, O_RDONLY, openBeneath, readDirFd, statAt, toKernelError, type FileType } from "../sys/openat2.ts";
 import { defineTool } from "./tool.ts";
 

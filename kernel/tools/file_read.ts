@@ -7,7 +7,7 @@
 // refused once opened (fstat on the fd): its other name may lie outside the
 // grant, and a hard link is the one way in that no path check can see.
 import { z } from "zod";
-import { authorizePath, basename, dirname, relativeTo } from "../caps/grant.ts";
+import { authorizePath, basename, dirname, relativeTo } from "./beneath.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
 import { close, fstat, hardLinkRefused, O_NOCTTY, O_NONBLOCK, O_RDONLY, openBeneath, readUpTo, toKernelError } from "../sys/openat2.ts";
 import { defineTool } from "./tool.ts";

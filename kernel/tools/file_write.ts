@@ -20,7 +20,7 @@
 //     refused (-32001, checked on the opened fd).
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
-import { authorizePath, basename, dirname, relativeTo } from "../caps/grant.ts";
+import { authorizePath, basename, dirname, relativeTo } from "./beneath.ts";
 import { capabilityDenied, ErrorCode, KernelError } from "../errors.ts";
 import {
   close,

@@ -8,26 +8,23 @@
 // a tool consults privateAreas only for what authorize does not see (the
 // entries of a listing, the file a replacing write builds beside its target).
 import type { z } from "zod";
-import type { AgentServices, AuditEventInput } from "../services.ts";
+import type { AgentServices } from "../services.ts";
 import type { PrivateAreas, ResourceKind, Token } from "../caps/index.ts";
 
 export interface ToolContext {
   agentId: string;
-  /** data directory of the kernel (host mode: --data, image: /data) */
-  dataDir: string;
   /**
    * throws KernelError -32001 unless a live token of the agent covers the
-   * resource; returns that token (counted), so a file tool knows which
-   * grant's directory to open beneath
+   * resource; returns that token (counted): the tool's authority for this
+   * resource, whose grant a file tool opens beneath (tools/beneath.ts)
    */
-  authorize(kind: ResourceKind, resource: string): Token | void;
+  authorize(kind: ResourceKind, resource: string): Token;
   /**
    * the kernel-private paths carved out of every grant; authorize refuses
    * them (audited, -32001) before the capability check
    */
   privateAreas: PrivateAreas;
   services: AgentServices;
-  audit(event: AuditEventInput): Promise<{ seq: number }>;
   /** aborted when the agent stops or the caller goes away */
   signal: AbortSignal;
   limits: ToolLimits;

@@ -1,18 +1,16 @@
 // init/: the pure parts of PID 1's boot (command line, labels, DHCP packets,
-// /proc parsing, /data layout, kernel.yaml network:). The rest is proven in
+// /proc parsing, /data layout, kernel.yaml network: as init gets it). The rest is proven in
 // the image by test/e2e.
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
 import { param, rpcLine, words } from "../../../init/cmdline.ts";
 import { probeLabel } from "../../../init/partitions.ts";
-import { buildDhcp, DHCPDISCOVER, DHCPACK, leaseFrom, maskToPrefix, NetworkConfigSchema, parseDhcp } from "../../../init/network.ts";
+import { buildDhcp, DHCPDISCOVER, DHCPACK, leaseFrom, maskToPrefix, parseDhcp } from "../../../init/network.ts";
 import { parseStat } from "../../../init/reaper.ts";
-import { ensureDataLayout, readNetworkConfig, DATA_LAYOUT } from "../../../init/index.ts";
-
-const silent = pino({ level: "silent" });
+import { ensureDataLayout, DATA_LAYOUT } from "../../../init/index.ts";
+import { loadKernelConfig, NetworkConfigSchema } from "../../../kernel/config.ts";
 
 describe("command line", () => {
   test("the last aaos.rpc= wins (bootloader words follow the built-in line)", () => {
@@ -91,14 +89,33 @@ describe("kernel.yaml network:", () => {
     expect(NetworkConfigSchema.safeParse({ mode: "static" }).success).toBe(false);
     expect(NetworkConfigSchema.parse({ mode: "static", address: "10.0.2.15/24", gateway: "10.0.2.2", dns: "10.0.2.3" }).address).toBe("10.0.2.15/24");
   });
-  test("read from the config directory; a bad section falls back to DHCP", () => {
+  // init mode reads kernel.yaml once, through the kernel (onInvalid: "defaults"), and hands init config.network
+  test("from the kernel's one parse of kernel.yaml; a bad file boots on defaults, reported", () => {
     const dir = mkdtempSync(join(tmpdir(), "aaos-cfg-"));
+    const load = () => loadKernelConfig(dir, { onInvalid: "defaults" });
+    expect(load().config.network).toBeUndefined();
+    expect(load().report).toEqual({ source: "defaults", valid: true });
     writeFileSync(join(dir, "kernel.yaml"), "network:\n  mode: static\n  address: 192.168.1.9/24\n");
-    expect(readNetworkConfig(dir, silent)).toMatchObject({ mode: "static", address: "192.168.1.9/24" });
+    expect(load()).toMatchObject({ config: { network: { mode: "static", address: "192.168.1.9/24" } }, report: { source: "kernel.yaml", valid: true } });
+    // a bad network: section: defaults (DHCP), and the reason on the report
     writeFileSync(join(dir, "kernel.yaml"), "network:\n  mode: carrier-pigeon\n");
-    expect(readNetworkConfig(dir, silent).mode).toBe("dhcp");
+    let r = load();
+    expect(r.config.network).toBeUndefined();
+    expect(r.report).toMatchObject({ source: "defaults", valid: false });
+    expect(r.report.error).toContain("network.mode");
     writeFileSync(join(dir, "kernel.yaml"), "network: [unclosed\n");
-    expect(readNetworkConfig(dir, silent).mode).toBe("dhcp");
+    r = load();
+    expect(r.config.network).toBeUndefined();
+    expect(r.report.valid).toBe(false);
+    // a mistake elsewhere keeps a network: section that is valid on its own, so the appliance stays reachable
+    writeFileSync(join(dir, "kernel.yaml"), "limits:\n  max_agents: lots\nnetwork:\n  mode: static\n  address: 192.168.1.9/24\n");
+    r = load();
+    expect(r.config.network).toMatchObject({ mode: "static", address: "192.168.1.9/24" });
+    expect(r.config.limits.max_agents).toBe(4096);
+    expect(r.report).toMatchObject({ source: "defaults", valid: false });
+    expect(r.report.error).toMatch(/limits\.max_agents.*line 2/);
+    // host mode: the same file is an error
+    expect(() => loadKernelConfig(dir)).toThrow(/limits\.max_agents/);
   });
 });
 

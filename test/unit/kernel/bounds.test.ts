@@ -9,7 +9,7 @@ import pino from "pino";
 import { AuditLog } from "../../../kernel/audit/index.ts";
 import { KernelConfigSchema } from "../../../kernel/config.ts";
 import { Kernel } from "../../../kernel/kernel.ts";
-import { createInference } from "../../../kernel/llm/index.ts";
+import { createInference, type Inference } from "../../../kernel/llm/index.ts";
 import { InferenceConfigSchema } from "../../../kernel/llm/config.ts";
 
 const root = mkdtempSync(join(tmpdir(), "aaos-bounds-"));
@@ -18,16 +18,23 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 test("1,500 spawn/stop cycles leave at most 1,000 agents in the process, token and scheduler tables", async () => {
   const audit = await AuditLog.open(join(root, "data", "audit"), { durability: "none", registerEnvSecrets: false });
   const log = pino({ level: "silent" });
-  const kernel = new Kernel({ config: KernelConfigSchema.parse({}), configDir: join(root, "config"), dataDir: join(root, "data"), audit, log });
-  const inference = createInference(InferenceConfigSchema.parse({}), {
-    services: kernel,
-    audit: (e) => kernel.audit(e),
-    registerSecret: () => {},
-    log,
-    env: {},
+  let inference!: Inference;
+  const kernel = new Kernel({
+    config: KernelConfigSchema.parse({}),
     configDir: join(root, "config"),
+    dataDir: join(root, "data"),
+    audit,
+    log,
+    inference: (services) =>
+      (inference = createInference(InferenceConfigSchema.parse({}), {
+        services,
+        audit: (e) => services.audit(e),
+        registerSecret: () => {},
+        log,
+        env: {},
+        configDir: join(root, "config"),
+      })),
   });
-  kernel.setInference(inference);
   const manifest = "name: cycle\nmodel: claude-haiku-4-5-20251001\ncapabilities: [echo]\n";
   const ids: string[] = [];
   for (let i = 0; i < 1500; i++) {
@@ -35,8 +42,7 @@ test("1,500 spawn/stop cycles leave at most 1,000 agents in the process, token a
     ids.push(agent_id);
     await kernel.stop(agent_id);
   }
-  expect(kernel.procs.size()).toBe(1000);
-  expect(kernel.caps.size()).toBe(1000);
+  expect(kernel.tableSizes()).toEqual({ agents: 1000, tokenAgents: 1000 });
   // the oldest are forgotten everywhere; the newest are still visible to status
   expect(() => kernel.status(ids[0]!)).toThrow(/no such agent/);
   expect(kernel.status(ids.at(-1)!).state).toBe("stopped");

@@ -75,6 +75,14 @@ export class FakeServices implements AgentServices {
   listApprovals() { return []; }
   async respondApproval(): Promise<never> { throw new Error("not in these tests"); }
   async audit(): Promise<{ seq: number }> { return { seq: 0 }; }
+  listManifests() { return []; }
+  async queryAudit() { return { events: [], next_seq: 1 }; }
+  async verifyAudit(): Promise<never> { throw new Error("not in these tests"); }
+  auditHead() { return { seq: 0, hash: "" }; }
+  auditDegraded() { return null; }
+  schedulerStatus() { return {}; }
+  systemCounts() { return { agents: 0, pending_approvals: 0, tools: Object.keys(this.tools) }; }
+  subscribe() { return () => {}; }
 }
 
 export interface Harness {

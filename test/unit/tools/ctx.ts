@@ -18,8 +18,6 @@ export function makeCtx(
   specs: (string | TokenSpec)[],
   opts: {
     limits?: Partial<ToolLimits>;
-    /** return the token from authorize (as a kernel may) or nothing (void) */
-    returnToken?: boolean;
     /** runs after a successful check, before the tool goes on (races) */
     afterAuthorize?: (kind: ResourceKind, resource: string) => void;
     signal?: AbortSignal;
@@ -32,19 +30,16 @@ export function makeCtx(
   table.grant(agentId, specs.map((s) => (typeof s === "string" ? { capability: s } : s)));
   const denied: TestCtx["denied"] = [];
   const authorized: TestCtx["authorized"] = [];
-  const services = {
-    status: (id: string) => ({ agent_id: id, name: "t", state: "ready", parent_id: null, model: "m", capabilities: table.capabilityStrings(id), usage: { input_tokens: 0, output_tokens: 0 }, children: [] }),
-  } as unknown as AgentServices;
+  // the file and web tools never call services: any call fails the test
+  const services = {} as AgentServices;
   const privateAreas = opts.privateAreas ?? new PrivateAreas({ dataDir: "/nonexistent", configDir: "/nonexistent-config" });
   const ctx: TestCtx = {
     agentId,
-    dataDir: privateAreas.filesDir.slice(0, -"/files".length),
     privateAreas,
     table,
     denied,
     authorized,
     services,
-    audit: async () => ({ seq: 0 }),
     signal: opts.signal ?? new AbortController().signal,
     limits: { ...defaultLimits, ...opts.limits },
     authorize(kind, resource) {
@@ -63,7 +58,7 @@ export function makeCtx(
       }
       authorized.push({ kind, resource });
       opts.afterAuthorize?.(kind, resource);
-      return (opts.returnToken ? r.token : undefined) as void;
+      return r.token;
     },
   };
   return ctx;
