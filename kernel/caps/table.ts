@@ -14,7 +14,6 @@ import {
   CapabilityParseError,
   coversCapability,
   formatCapability,
-  globMatches,
   globRoot,
   impliesTool,
   normalizePath,
@@ -297,24 +296,6 @@ export class CapabilityTable {
     const held = tokens.filter((t) => t.capability.kind === kind && deadness(t, now) === null).map((t) => t.text);
     const holds = held.length ? `; the agent holds ${held.slice(0, 5).join(", ")}${held.length > 5 ? ", …" : ""}` : "";
     return { ok: false, capability: wanted(), reason: `no ${kind} capability covers ${shown}${note}${holds}` };
-  }
-
-  /** non-counting: the live tokens of a kind covering a resource (tools use it to find the granted root) */
-  covering(agentId: string, kind: ResourceKind, resource: string): Token[] {
-    const now = this.now();
-    const out: Token[] = [];
-    let matches: (c: Capability) => boolean;
-    if (kind === "web_fetch") {
-      const u = parseResourceUrl(resource);
-      if (!u.ok) return out;
-      matches = (c) => c.kind === "web_fetch" && urlMatches(c.pattern, u.url);
-    } else {
-      const n = normalizePath(resource);
-      if (!n.ok) return out;
-      matches = (c) => c.kind === kind && globMatches(c.glob, n.path);
-    }
-    for (const t of this.byAgent.get(agentId) ?? []) if (matches(t.capability) && deadness(t, now) === null) out.push(t);
-    return out;
   }
 
   /**

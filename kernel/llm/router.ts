@@ -23,7 +23,6 @@ export interface Route {
   provider: Provider;
   /** the model name sent on the wire */
   model: string;
-  timeoutMs: number;
   maxRetries: number;
 }
 
@@ -121,7 +120,6 @@ export class Router {
     const viaEndpoint = (ep: OpenAICompatibleEndpoint, wire: string): Route => ({
       provider: this.openaiProvider(ep),
       model: wire,
-      timeoutMs: ep.timeout_ms ?? this.cfg.request_timeout_ms,
       maxRetries: ep.max_retries ?? this.cfg.retry.max_retries,
     });
     if (model.startsWith("openai:")) {
@@ -143,7 +141,6 @@ export class Router {
     return {
       provider: this.anthropicProvider(),
       model: model.startsWith("anthropic:") ? model.slice("anthropic:".length) : model,
-      timeoutMs: a.timeout_ms ?? this.cfg.request_timeout_ms,
       maxRetries: a.max_retries ?? this.cfg.retry.max_retries,
     };
   }

@@ -58,9 +58,4 @@ export class LineSplitter {
     if (!this.discarding && this.held === 0) return null;
     return this.finishLine();
   }
-
-  /** bytes waiting for their newline (a half-written message) */
-  get pending(): number {
-    return this.discarding ? this.discarded : this.held;
-  }
 }

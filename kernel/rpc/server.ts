@@ -40,7 +40,6 @@ export interface ServerOptions {
   log: Logger;
   /** called for each new connection, e.g. to send system.ready */
   onOpen?: (conn: Connection) => void;
-  onClose?: (conn: Connection) => void;
 }
 
 /** the defaults of kernel.yaml `rpc:` (kernel/config.ts) for a server built without them */
@@ -103,7 +102,6 @@ export class RpcServer {
       onClose: (conn) => {
         this.connections.delete(conn);
         this.opts.log.debug({ conn: conn.id, transport }, "connection closed");
-        this.opts.onClose?.(conn);
       },
     });
     this.connections.add(peer.conn);

@@ -259,12 +259,6 @@ export class Scheduler {
     this.dispatch();
   }
 
-  /** hold every call to a provider until `untilMs` (epoch ms) */
-  pauseProvider(provider: string, untilMs: number): void {
-    this.provider(provider).pause(untilMs);
-    this.dispatch();
-  }
-
   provider(name: string): ProviderLimiter {
     let p = this.providers.get(name);
     if (!p) {

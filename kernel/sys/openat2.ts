@@ -156,9 +156,6 @@ let openat2Missing = process.env.AAOS_NO_OPENAT2 === "1";
 export function setOpenat2Disabled(disabled: boolean): void {
   openat2Missing = disabled;
 }
-export function openat2Available(): boolean {
-  return !openat2Missing;
-}
 
 function rawOpenat2(dirFd: number, path: string, flags: number, mode: number, resolve: number): number {
   const p = cstr(path);

@@ -36,10 +36,6 @@ export class ToolRegistry {
     return new Set(this.tools.keys());
   }
 
-  describe(name: string): ToolDescription {
-    return this.descriptions.get(name)!;
-  }
-
   describeAll(): ToolDescription[] {
     return [...this.descriptions.values()];
   }
