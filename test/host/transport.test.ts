@@ -139,8 +139,8 @@ describe("a peer that ends its input gets every reply", () => {
 
 describe("a peer that does not read its replies", () => {
   /** connect a client that never reads; it writes `line` as fast as the kernel takes it */
-  async function flooder(line: string) {
-    const sock: Socket = connect(k.socket);
+  async function flooder(line: string, path = k.socket) {
+    const sock: Socket = connect(path);
     await new Promise((r) => sock.on("connect", r));
     sock.pause(); // never read
     const chunk = Buffer.from(line.repeat(1000));
@@ -205,6 +205,26 @@ describe("a peer that does not read its replies", () => {
     expect(JSON.parse(warning)).toMatchObject({ transport: "unix", conn: expect.any(Number), unsent_bytes: expect.any(Number), limit: 32 * MiB });
     expect((await k.client.call("system.ping")).pong).toBe(true);
     expect(k.proc.exitCode).toBe(null);
+  });
+
+  test("kernel.yaml rpc.max_pending_output_bytes sets the caps", async () => {
+    const small = await startKernel({ kernelYaml: "rpc:\n  max_pending_output_bytes: 65536\n  max_in_flight: 200\n" });
+    try {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => small.client.call("agent.spawn", { manifest: `name: s${i}\nmodel: m\n` })));
+      // 200 replies of ~8 KiB in flight: far past 4 × 64 KiB, while the peer is already behind
+      const f = await flooder(req(1, "audit.query", { limit: 20 }), small.socket);
+      await until(() => f.closed, "the kernel to drop the peer", 10_000);
+      f.stop();
+      const warning = small
+        .logText()
+        .split("\n")
+        .find((l) => l.includes("dropping it"));
+      expect(JSON.parse(warning!)).toMatchObject({ limit: 4 * 65536 });
+      expect((await small.client.call("system.ping")).pong).toBe(true);
+    } finally {
+      await small.stop();
+      cleanup(small);
+    }
   });
 
   test("stdio: a parent that never reads stdout is paused; the kernel does not grow", async () => {
