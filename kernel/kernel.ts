@@ -9,13 +9,12 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { ApprovalQueue } from "./approval/index.ts";
 import type { AuditLog, AuditQuery } from "./audit/index.ts";
-import { CapabilityTable, normalizePath, type ResourceKind, type TokenSpec } from "./caps/index.ts";
-import { grantFromManifest } from "./caps/manifest.ts";
+import { CapabilityTable, grantFromManifest, normalizePath, type ResourceKind, type TokenSpec } from "./caps/index.ts";
 import { PrivateAreas } from "./caps/private.ts";
 import type { KernelConfig } from "./config.ts";
 import { cut } from "./cut.ts";
 import { capabilityDenied, ErrorCode, invalidParams, KernelError } from "./errors.ts";
-import { deliver } from "./ipc/index.ts";
+import { route } from "./ipc/index.ts";
 import type { AgentRuntime, Inference } from "./llm/index.ts";
 import { hasOneSource, loadManifest, MANIFEST_NAME, manifestNames, ONE_SOURCE_MESSAGE, parseDuration, type Manifest } from "./manifest/index.ts";
 import { newAgentId, ProcessTable, type Agent } from "./proc/index.ts";
@@ -482,14 +481,22 @@ export class Kernel implements AgentServices {
 
   async sendMessage(fromAgentId: string, to: string, message: string): Promise<{ delivered: boolean; to: string }> {
     const from = this.procs.get(fromAgentId);
+    let r: ReturnType<typeof route>;
     try {
-      const target = deliver(this.procs, from, to, message);
-      await this.audit({ kind: "message.send", agent_id: fromAgentId, to: target.id, bytes: Buffer.byteLength(message) });
-      return { delivered: true, to: target.id };
+      r = route(this.procs, from, to);
     } catch (e) {
-      await this.audit({ kind: "message.denied", agent_id: fromAgentId, to, reason: (e as Error).message });
+      await this.auditDenial({ kind: "message.denied", agent_id: fromAgentId, to, reason: (e as Error).message });
       throw e;
     }
+    // recorded durably before the recipient can see it
+    try {
+      await this.audit({ kind: "message.send", agent_id: fromAgentId, to: r.target.id, bytes: Buffer.byteLength(message) });
+    } catch (e) {
+      r.release();
+      throw notRecorded("message.send", "the message was not delivered", e);
+    }
+    r.deliver(message);
+    return { delivered: true, to: r.target.id };
   }
 
   readMessages(agentId: string, max: number) {

@@ -4,7 +4,16 @@
 import { ErrorCode, KernelError } from "../errors.ts";
 import { MAILBOX_LIMIT, type Agent, type ProcessTable } from "../proc/index.ts";
 
-export function deliver(procs: ProcessTable, from: Agent, to: string, message: string): Agent {
+/** messages being recorded for each recipient: they hold a mailbox slot until delivered */
+const incoming = new WeakMap<Agent, number>();
+
+/**
+ * Check a message and hold a slot for it in the recipient's mailbox
+ * (synchronous, so concurrent sends cannot overfill it). The caller records
+ * the send durably, then calls deliver() or, when the record failed,
+ * release(): the message is visible to the recipient only once recorded.
+ */
+export function route(procs: ProcessTable, from: Agent, to: string): { target: Agent; deliver(message: string): void; release(): void } {
   const target = procs.find(to) ?? procs.byName(to)[0];
   if (!target || target.state === "stopped") {
     throw new KernelError(ErrorCode.NoSuchAgent, `no running agent "${to}"`, { to });
@@ -16,10 +25,26 @@ export function deliver(procs: ProcessTable, from: Agent, to: string, message: s
       reason: `"${target.name}" is not in this agent's message_send list`,
     });
   }
-  if (target.mailbox.length >= MAILBOX_LIMIT) {
+  const held = incoming.get(target) ?? 0;
+  if (target.mailbox.length + held >= MAILBOX_LIMIT) {
     throw new KernelError(ErrorCode.AgentNotRunnable, `mailbox of ${target.id} is full (${MAILBOX_LIMIT} messages)`, { to: target.id });
   }
-  target.mailbox.push({ from: from.id, from_name: from.name, message, sent_at: new Date().toISOString() });
-  return target;
+  incoming.set(target, held + 1);
+  let done = false;
+  const release = () => {
+    if (done) return;
+    done = true;
+    const n = (incoming.get(target) ?? 1) - 1;
+    if (n > 0) incoming.set(target, n);
+    else incoming.delete(target);
+  };
+  return {
+    target,
+    release,
+    deliver(message) {
+      if (done) return;
+      release();
+      target.mailbox.push({ from: from.id, from_name: from.name, message, sent_at: new Date().toISOString() });
+    },
+  };
 }
-
