@@ -11,6 +11,8 @@ import { canMount, smallDisk, type SmallDisk } from "./diskfull.ts";
 const MODEL = "claude-haiku-4-5-20251001";
 const CAREFUL = `name: careful\nmodel: ${MODEL}\ncapabilities: [echo]\napproval_required: [echo]\n`;
 const ECHOER = `name: echoer\nmodel: ${MODEL}\ncapabilities: [echo]\n`;
+const SENDER = `name: sender\nmodel: ${MODEL}\nmessage_send: [inbox]\n`;
+const INBOX = `name: inbox\nmodel: ${MODEL}\ncapabilities: ["tool: message_read"]\n`;
 
 async function kinds(k: RunningKernel, q: object): Promise<string[]> {
   const r = await k.client.call("audit.query", { limit: 1000, ...q });
@@ -145,7 +147,7 @@ describe.skipIf(!canMount())("a full data disk", () => {
   let k: RunningKernel;
   beforeAll(async () => {
     disk = smallDisk();
-    k = await startKernel({ dir: disk.dir, kernelYaml: "approval:\n  timeout: 3s\n", manifests: { echoer: ECHOER, careful: CAREFUL } });
+    k = await startKernel({ dir: disk.dir, kernelYaml: "approval:\n  timeout: 3s\n", manifests: { echoer: ECHOER, careful: CAREFUL, sender: SENDER, inbox: INBOX } });
   });
   afterAll(async () => {
     await k.stop();
@@ -199,6 +201,17 @@ describe.skipIf(!canMount())("a full data disk", () => {
     disk.free();
     expect(await call("agent.stop", { agent_id: target.agent_id })).toEqual({ agent_id: target.agent_id, state: "stopped" });
     expect(await kinds(k, { agent_id: target.agent_id, kind: "agent.stop" })).toEqual(["agent.stop"]);
+  });
+
+  test("a message that cannot be recorded is not delivered", async () => {
+    const from = await call("agent.spawn", { name: "sender" });
+    const to = await call("agent.spawn", { name: "inbox" });
+    await fillUntilRefused();
+    const e = await rpcError(call("tool.invoke", { agent_id: from.agent_id, tool: "message_send", input: { to: "inbox", message: "m".repeat(300) } }), -32603);
+    expect(e.message).toMatch(/not recorded|cannot be written/);
+    disk.free();
+    const r = await call("tool.invoke", { agent_id: to.agent_id, tool: "message_read", input: {} });
+    expect(r.output.messages).toEqual([]);
   });
 
   test("an approval answered on a full disk stays pending, and its call completes once space is freed", async () => {
