@@ -1,7 +1,9 @@
 // Capabilities: the grammar of manifest capability strings, kernel-held
 // tokens, narrowing for child agents, and path and URL matching.
 // Implementation beside this file: grammar.ts (pure rules), table.ts (tokens),
-// private.ts (kernel-private paths carved out of every grant).
+// manifest.ts (a manifest's grant as token specs), private.ts (kernel-private
+// paths carved out of every grant). Opening a path beneath its grant is the
+// file tools' step: kernel/tools/beneath.ts.
 export {
   CapabilityParseError,
   parseCapability,
@@ -27,4 +29,5 @@ export {
   type Normalised,
 } from "./grammar.ts";
 export { CapabilityTable, type TokenSpec, type Token, type CheckResult, type CoverResult } from "./table.ts";
+export { grantFromManifest } from "./manifest.ts";
 export { PrivateAreas, type PrivateAreasOptions } from "./private.ts";

@@ -1,7 +1,7 @@
 // grantFromManifest: a manifest's capabilities as the token specs spawn mints,
 // plus the tools spawn_child and message_send imply, and nothing else.
 import { expect, test } from "bun:test";
-import { grantFromManifest } from "../../../kernel/caps/manifest.ts";
+import { grantFromManifest } from "../../../kernel/caps/index.ts";
 import { loadManifest } from "../../../kernel/manifest/index.ts";
 
 const manifest = (body: string) => loadManifest(`name: t\nmodel: claude-haiku-4-5-20251001\n${body}`, { knownAgents: new Set(["helper"]) });
