@@ -1,10 +1,12 @@
 // Host mode as an operator starts it: stdio transport (logs never on the RPC
 // stream), the bun-compiled binary with the same flags, a restart that
-// continues the audit chain, and clear errors for bad flags and config.
+// continues the audit chain, kernel.yaml's log.file, and clear errors for
+// bad flags and config.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { RpcClient } from "../../cli/client.ts";
 import { cleanup, startKernel } from "./harness.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
@@ -79,6 +81,52 @@ describe("restart", () => {
       cleanup(k2);
     }
   });
+});
+
+describe("kernel.yaml log.file", () => {
+  const main = [process.execPath, join(ROOT, "kernel/main.ts")];
+  test("is the log file when --log-file is absent (relative: to the data directory), and kernel-private", async () => {
+    const { config, data } = dirs("logfile");
+    const shared = join(tmp, "logfile", "shared");
+    mkdirSync(shared, { recursive: true });
+    writeFileSync(join(shared, "notes.txt"), "notes");
+    const run = async (file: string) => {
+      writeFileSync(join(config, "kernel.yaml"), `log:\n  file: ${file}\n`);
+      writeFileSync(join(config, "manifests", "reader.yaml"), `name: reader\nmodel: m\ncapabilities:\n  - "file_read: ${shared}/*"\n`);
+      const sock = join(tmp, `logfile-${Math.random().toString(16).slice(2)}.sock`);
+      const p = Bun.spawn([...main, "--config", config, "--data", data, "--listen", `unix:${sock}`], { stdout: "pipe", stderr: "pipe" });
+      for (const deadline = Date.now() + 20_000; !existsSync(sock) && Date.now() < deadline; ) await Bun.sleep(20);
+      let client: RpcClient | null = null;
+      for (let i = 0; !client && i < 100; i++) client = await RpcClient.unix(sock).catch(() => Bun.sleep(20).then(() => null));
+      // served: the kernel is past its boot and handles SIGTERM
+      await client!.waitFor("system.ready", 5000);
+      return { p, client: client!, stderr: () => new Response(p.stderr).text() };
+    };
+
+    // absolute, beside files an agent may read: the agent cannot read or list it
+    const k = await run(join(shared, "kernel.log"));
+    try {
+      const { agent_id } = await k.client.call("agent.spawn", { name: "reader" });
+      const denied = await k.client.call("tool.invoke", { agent_id, tool: "file_read", input: { path: join(shared, "kernel.log") } }).catch((e) => e);
+      expect(denied.code).toBe(-32001);
+      expect(denied.message).toContain("the kernel's log file");
+      const listed = await k.client.call("tool.invoke", { agent_id, tool: "file_list", input: { path: shared } });
+      expect(listed.output.entries.map((e: any) => e.name)).toEqual(["notes.txt"]);
+    } finally {
+      k.client.close();
+      k.p.kill("SIGTERM");
+      await k.p.exited;
+    }
+    expect(await k.stderr()).not.toContain("aaos kernel ready");
+    expect(readFileSync(join(shared, "kernel.log"), "utf8")).toContain("aaos kernel ready");
+
+    // relative: beneath the data directory
+    const k2 = await run("logs/mine.log");
+    k2.client.close();
+    k2.p.kill("SIGTERM");
+    await k2.p.exited;
+    expect(readFileSync(join(data, "logs", "mine.log"), "utf8")).toContain("aaos kernel ready");
+  }, 30_000);
 });
 
 describe("bad invocations", () => {
