@@ -232,7 +232,13 @@ describe("crashes are not tampering", () => {
     const d = dir();
     const log0 = await AuditLog.open(d);
     await fill(log0, 3);
-    const stale = readFileSync(join(d, "HEAD"));
+    // HEAD is rewritten just after the callers are answered: wait until it names seq 3
+    let stale = readFileSync(join(d, "HEAD"));
+    for (let i = 0; i < 200 && !stale.toString().includes(" 00000000000000000003 "); i++) {
+      await Bun.sleep(5);
+      stale = readFileSync(join(d, "HEAD"));
+    }
+    expect(stale.toString()).toContain(" 00000000000000000003 ");
     await fill(log0, 3);
     await log0.close();
     writeFileSync(join(d, "HEAD"), stale); // the anchor's last rewrites never reached the disk
@@ -252,7 +258,13 @@ describe("crashes are not tampering", () => {
     const d = dir();
     const log0 = await AuditLog.open(d);
     await fill(log0, 3);
-    const stale = readFileSync(join(d, "HEAD"));
+    // HEAD is rewritten just after the callers are answered: wait until it names seq 3
+    let stale = readFileSync(join(d, "HEAD"));
+    for (let i = 0; i < 200 && !stale.toString().includes(" 00000000000000000003 "); i++) {
+      await Bun.sleep(5);
+      stale = readFileSync(join(d, "HEAD"));
+    }
+    expect(stale.toString()).toContain(" 00000000000000000003 ");
     await fill(log0, 3);
     await log0.close();
     writeFileSync(join(d, "HEAD"), stale);
