@@ -134,8 +134,8 @@ test(
     vm = null;
 
     // the host reads the data partition: both files, the audit log, a clean file system
-    expect(readDataFile(disk, "output/first.txt")).toBe("written before the reboot\n");
-    expect(readDataFile(disk, "output/second.txt")).toBe("written after the reboot\n");
+    expect(readDataFile(disk, "files/first.txt")).toBe("written before the reboot\n");
+    expect(readDataFile(disk, "files/second.txt")).toBe("written after the reboot\n");
     const fs = checkDataFs(disk);
     expect({ clean: fs.clean, needsRecovery: fs.needsRecovery, fsckOk: fs.fsckOk }).toEqual({ clean: true, needsRecovery: false, fsckOk: true });
 
