@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { KernelError } from "../../../kernel/errors.ts";
 import { AuditLog, GENESIS, canonicalJSON, recordHash, type AuditIO } from "../../../kernel/audit/index.ts";
 import { createHash } from "node:crypto";
-import { tempDirsPerTest } from "./helpers.ts";
+import { tempDirsPerTest } from "./temp-dirs.ts";
 
 const dir = tempDirsPerTest();
 

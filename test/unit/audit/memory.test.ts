@@ -3,7 +3,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { AuditLog } from "../../../kernel/audit/index.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDir } from "./temp-dirs.ts";
 
 const t = tempDir();
 afterAll(() => t.cleanup());

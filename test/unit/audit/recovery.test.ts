@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { appendFileSync, readFileSync, readdirSync, truncateSync, writeFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AuditLog, GENESIS } from "../../../kernel/audit/index.ts";
-import { tempDirsPerTest } from "./helpers.ts";
+import { tempDirsPerTest } from "./temp-dirs.ts";
 
 const dir = tempDirsPerTest();
 const seg = (d: string, first: number) => join(d, String(first).padStart(20, "0") + ".jsonl");

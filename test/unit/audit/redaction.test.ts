@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AuditLog, REDACTED, isSensitiveKey } from "../../../kernel/audit/index.ts";
-import { tempDirsPerTest } from "./helpers.ts";
+import { tempDirsPerTest } from "./temp-dirs.ts";
 
 const dir = tempDirsPerTest();
 

@@ -6,7 +6,7 @@ import { appendFileSync, existsSync, readFileSync, readdirSync, rmSync, truncate
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { AuditLog, GENESIS, canonicalJSON } from "../../../kernel/audit/index.ts";
-import { tempDirsPerTest } from "./helpers.ts";
+import { tempDirsPerTest } from "./temp-dirs.ts";
 
 const dir = tempDirsPerTest();
 const seg = (d: string, first: number) => join(d, String(first).padStart(20, "0") + ".jsonl");

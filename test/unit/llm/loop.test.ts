@@ -8,7 +8,7 @@ import { REDACTED } from "../../../kernel/audit/index.ts";
 import { KernelError } from "../../../kernel/errors.ts";
 import type { AgentOutputEvent } from "../../../kernel/services.ts";
 import { startMessagesServer, type MessagesServer } from "../../fixtures/messages-server.ts";
-import { FAST, makeHarness } from "./helpers.ts";
+import { FAST, makeHarness } from "./loop-harness.ts";
 
 const KEY = "sk-ant-api03-TESTKEY-do-not-leak-0123456789abcdef";
 let srv: MessagesServer;

@@ -8,7 +8,7 @@ import { KernelError } from "../../../kernel/errors.ts";
 import { InferenceConfigSchema } from "../../../kernel/llm/index.ts";
 import type { AgentOutputEvent } from "../../../kernel/services.ts";
 import { startMessagesServer, type MessagesServer } from "../../fixtures/messages-server.ts";
-import { FAST, makeHarness } from "./helpers.ts";
+import { FAST, makeHarness } from "./loop-harness.ts";
 
 let srv: MessagesServer;
 beforeAll(async () => {

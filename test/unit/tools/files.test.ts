@@ -10,7 +10,7 @@ import { setOpenat2Disabled } from "../../../kernel/sys/openat2.ts";
 import fileList from "../../../kernel/tools/file_list.ts";
 import fileRead from "../../../kernel/tools/file_read.ts";
 import fileWrite from "../../../kernel/tools/file_write.ts";
-import { makeCtx, rejection } from "./ctx.ts";
+import { makeCtx, rejection } from "./tool-context.ts";
 
 let dir: string; // plays /
 let data: string; // plays /data

@@ -12,7 +12,7 @@ import { HARD_LINK_REASON, setOpenat2Disabled } from "../../../kernel/sys/openat
 import fileList from "../../../kernel/tools/file_list.ts";
 import fileRead from "../../../kernel/tools/file_read.ts";
 import fileWrite, { TEMP_PREFIX } from "../../../kernel/tools/file_write.ts";
-import { makeCtx, rejection } from "./ctx.ts";
+import { makeCtx, rejection } from "./tool-context.ts";
 
 let dir: string;
 let data: string;

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ErrorCode, KernelError } from "../../../kernel/errors.ts";
 import webFetch from "../../../kernel/tools/web_fetch.ts";
-import { makeCtx, rejection } from "./ctx.ts";
+import { makeCtx, rejection } from "./tool-context.ts";
 
 let target: ReturnType<typeof Bun.serve>; // 127.0.0.2: never granted
 let targetHits = 0;
