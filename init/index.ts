@@ -58,6 +58,13 @@ export const DATA_LAYOUT = ["audit", "logs", "files", "agents", "approvals", "tm
 const LAYOUT_VERSION = 1;
 /** how long a shutdown request may take before PID 1 powers off regardless */
 const SHUTDOWN_WATCHDOG_MS = 30_000;
+/**
+ * How long the last bytes get before the power goes. The kernel has stopped
+ * and the system.shutdown reply has left it (MethodContext.afterReply), but
+ * "left" means the tty took it: the serial line still has to clock it out,
+ * and pino the last log lines. Nothing reports when those are done.
+ */
+const POWEROFF_FLUSH_MS = 50;
 /** how long boot waits for the network before serving (it keeps trying behind) */
 const NETWORK_WAIT_MS = 3_000;
 
@@ -218,7 +225,7 @@ function shutdownController(getLog: () => Logger, configDir: string, dataDir: st
       try {
         log.flush?.();
       } catch {}
-      await Bun.sleep(50); // let the reply and the last log lines out
+      await Bun.sleep(POWEROFF_FLUSH_MS);
       finalStop(action, [dataDir, configDir]);
     }
     return new Promise<never>(() => {});

@@ -14,6 +14,7 @@ import { PrivateAreas } from "./caps/private.ts";
 import type { KernelConfig } from "./config.ts";
 import { cut } from "./cut.ts";
 import { capabilityDenied, ErrorCode, invalidParams, KernelError } from "./errors.ts";
+import { describeZodIssues } from "./zod.ts";
 import { route } from "./ipc/index.ts";
 import type { AgentRuntime, Inference } from "./llm/index.ts";
 import { hasOneSource, loadManifest, MANIFEST_NAME, manifestNames, ONE_SOURCE_MESSAGE, parseDuration, type Manifest } from "./manifest/index.ts";
@@ -254,10 +255,10 @@ export class Kernel implements AgentServices {
   }
 
   private manifestText(req: SpawnRequest): { text: string; source: string } {
-    if (!hasOneSource(req)) throw invalidParams(`Invalid params: ${ONE_SOURCE_MESSAGE}`);
+    if (!hasOneSource(req)) throw invalidParams(ONE_SOURCE_MESSAGE);
     if (req.manifest !== undefined) return { text: req.manifest, source: "manifest" };
     const name = req.name!;
-    if (!MANIFEST_NAME.test(name)) throw invalidParams(`Invalid params: name: "${name}" is not a manifest name (lower-case letters, digits, '-', '_')`);
+    if (!MANIFEST_NAME.test(name)) throw invalidParams(`name: "${name}" is not a manifest name (lower-case letters, digits, '-', '_')`);
     for (const ext of [".yaml", ".yml"]) {
       const file = join(this.opts.configDir, "manifests", name + ext);
       if (existsSync(file)) return { text: readFileSync(file, "utf8"), source: `manifests/${name}${ext}` };
@@ -422,10 +423,7 @@ export class Kernel implements AgentServices {
     const peek = this.caps.checkTool(agentId, toolName, { count: false });
     if (!peek.ok) return deny(peek.capability, peek.reason);
     const parsed = tool.input.safeParse(input ?? {});
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw invalidParams(`Invalid params: input.${issue.path.join(".") || "(input)"}: ${issue.message}`, { tool: toolName });
-    }
+    if (!parsed.success) throw invalidParams(describeZodIssues(parsed.error, "input"), { tool: toolName });
     // same synchronous step as the peek: the same token is chosen, now counted
     const check = this.caps.checkTool(agentId, toolName);
     if (!check.ok) return deny(check.capability, check.reason);

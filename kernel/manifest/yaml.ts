@@ -2,6 +2,7 @@
 // and column in the text. Shared by manifests and kernel.yaml.
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from "yaml";
 import type { z } from "zod";
+import { formatPath, issueMessage, issuePath, orderedIssues } from "../zod.ts";
 
 export interface PositionedError {
   message: string;
@@ -123,11 +124,12 @@ export class PositionedYaml {
     return this.at([...path, key], message);
   }
 
+  /** the issue a person should see first (kernel/zod.ts says which, and in what words), where it is */
   fromZod(error: z.ZodError): PositionedError {
-    const issue = error.issues[0]!;
-    const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
-    if (issue.code === "unrecognized_keys") return this.atKey(path, issue.keys[0]!, "unknown field");
-    return this.at(path, issue.message);
+    const issue = orderedIssues(error)[0]!;
+    const path = issuePath(issue);
+    if (issue.code === "unrecognized_keys") return this.atKey(path, issue.keys[0]!, issueMessage(issue));
+    return this.at(path, issueMessage(issue));
   }
 
   private error(path: YamlPath, message: string, offset: number): PositionedError {
@@ -138,10 +140,6 @@ export class PositionedYaml {
 
 class Refused {
   constructor(readonly error: PositionedError) {}
-}
-
-export function formatPath(path: YamlPath): string {
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
 }
 
 export function describe(source: string, e: PositionedError): string {

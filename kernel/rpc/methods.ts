@@ -7,7 +7,10 @@ import { z } from "zod";
 import type { ConfigReport } from "../config.ts";
 import { manifestSource } from "../manifest/index.ts";
 import type { AgentOutputEvent, AgentServices } from "../services.ts";
-import type { MethodContext, MethodTable } from "./server.ts";
+import type { Method, MethodContext, MethodTable } from "./server.ts";
+import type { MethodName } from "./names.ts";
+
+export { METHOD_NAMES, type MethodName } from "./names.ts";
 
 export interface SystemFacts {
   version: string;
@@ -18,7 +21,7 @@ export interface SystemFacts {
   boot?: unknown;
   /** services.yaml: in effect, or refused and replaced by the defaults (init mode) */
   config: ConfigReport;
-  /** poweroff/reboot (init) or exit (host); called after the reply is written */
+  /** poweroff/reboot (init) or exit (host); called once the reply has left the kernel (MethodContext.afterReply) */
   shutdown(action: "poweroff" | "reboot"): void;
 }
 
@@ -89,11 +92,11 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
         ...(sys.boot === undefined ? {} : { boot: sys.boot }),
       };
     }),
-    "system.shutdown": method(z.strictObject({ action: z.enum(["poweroff", "reboot"]).default("poweroff") }), async (p) => {
+    "system.shutdown": method(z.strictObject({ action: z.enum(["poweroff", "reboot"]).default("poweroff") }), async (p, ctx) => {
       await services.audit({ kind: "system.shutdown", agent_id: null, action: p.action });
-      // after this reply is on the wire
-      setTimeout(() => sys.shutdown(p.action), 50);
+      // the caller gets its answer before the listeners close
+      ctx.afterReply(() => sys.shutdown(p.action));
       return { ok: true };
     }),
-  };
+  } satisfies Record<MethodName, Method>;
 }

@@ -8,7 +8,8 @@
 // (transports.ts) own the bytes; nothing here knows Bun.
 import type { Logger } from "pino";
 import { z } from "zod";
-import { ErrorCode, KernelError } from "../errors.ts";
+import { internalError, invalidParams, invalidRequest, KernelError, lineTooLong, methodNotFound, parseError, toWire } from "../errors.ts";
+import { describeZodIssues } from "../zod.ts";
 import { LineSplitter, type Frame } from "./framing.ts";
 
 export type JsonRpcId = string | number | null;
@@ -22,6 +23,13 @@ export interface Connection {
 
 export interface MethodContext {
   conn: Connection;
+  /**
+   * Run fn once this request's reply has left the kernel: the transport has
+   * handed every byte of it to the OS (or the peer is gone, or the request
+   * was a notification and has no reply). E.g. system.shutdown stops the
+   * kernel only after its caller has the answer.
+   */
+  afterReply(fn: () => void): void;
 }
 
 export interface Method<P = any> {
@@ -115,26 +123,30 @@ export class RpcServer {
     for (const c of this.connections) c.notify(method, params);
   }
 
-  /** one line in, one reply out (null: nothing to send, e.g. notifications) */
-  async handleLine(text: string, conn: Connection): Promise<unknown | null> {
+  /**
+   * One line in, one reply out (null: nothing to send, e.g. notifications).
+   * What the methods ask to run after the reply (MethodContext.afterReply)
+   * is pushed onto `after`; the caller runs it once the reply is written.
+   */
+  async handleLine(text: string, conn: Connection, after: (() => void)[] = []): Promise<unknown | null> {
     let msg: unknown;
     try {
       msg = JSON.parse(text);
     } catch {
-      return errorResponse(null, ErrorCode.ParseError, "Parse error: the line is not valid JSON");
+      return errorResponse(null, parseError());
     }
     if (Array.isArray(msg)) {
-      if (msg.length === 0) return errorResponse(null, ErrorCode.InvalidRequest, "Invalid Request: empty batch");
-      const replies = await Promise.all(msg.map((m) => this.handleMessage(m, conn)));
+      if (msg.length === 0) return errorResponse(null, invalidRequest("empty batch"));
+      const replies = await Promise.all(msg.map((m) => this.handleMessage(m, conn, after)));
       const out = replies.filter((r) => r !== null);
       return out.length ? out : null;
     }
-    return this.handleMessage(msg, conn);
+    return this.handleMessage(msg, conn, after);
   }
 
-  private async handleMessage(msg: unknown, conn: Connection): Promise<unknown | null> {
+  private async handleMessage(msg: unknown, conn: Connection, after: (() => void)[]): Promise<unknown | null> {
     if (msg === null || typeof msg !== "object" || Array.isArray(msg)) {
-      return errorResponse(null, ErrorCode.InvalidRequest, "Invalid Request: expected a JSON-RPC 2.0 request object");
+      return errorResponse(null, invalidRequest("expected a JSON-RPC 2.0 request object"));
     }
     const req = msg as Record<string, unknown>;
     const hasId = "id" in req;
@@ -142,33 +154,29 @@ export class RpcServer {
     const validId = id === null || typeof id === "string" || (typeof id === "number" && Number.isFinite(id));
     if (req.jsonrpc !== "2.0" || typeof req.method !== "string" || (hasId && !validId)) {
       const why = req.jsonrpc !== "2.0" ? 'jsonrpc must be "2.0"' : typeof req.method !== "string" ? "method must be a string" : "id must be a string, a number or null";
-      return errorResponse(validId ? (id as JsonRpcId) : null, ErrorCode.InvalidRequest, `Invalid Request: ${why}`);
+      return errorResponse(validId ? (id as JsonRpcId) : null, invalidRequest(why));
     }
     const isNotification = !hasId;
-    const reply = await this.dispatch(req.method, req.params, conn);
+    const reply = await this.dispatch(req.method, req.params, conn, after);
     if (isNotification) return null;
-    return "error" in reply ? { jsonrpc: "2.0", id, error: reply.error } : { jsonrpc: "2.0", id, result: reply.result };
+    return "error" in reply ? errorResponse(id as JsonRpcId, reply.error) : { jsonrpc: "2.0", id, result: reply.result };
   }
 
-  private async dispatch(name: string, rawParams: unknown, conn: Connection): Promise<{ result: unknown } | { error: object }> {
+  private async dispatch(name: string, rawParams: unknown, conn: Connection, after: (() => void)[]): Promise<{ result: unknown } | { error: KernelError }> {
     const method = Object.hasOwn(this.methods, name) ? this.methods[name] : undefined;
-    if (!method) return { error: { code: ErrorCode.MethodNotFound, message: `Method not found: ${name}` } };
+    if (!method) return { error: methodNotFound(name) };
     if (rawParams !== undefined && (rawParams === null || typeof rawParams !== "object" || Array.isArray(rawParams))) {
-      return { error: { code: ErrorCode.InvalidParams, message: "Invalid params: params must be an object (by-name parameters)" } };
+      return { error: invalidParams("params must be an object (by-name parameters)") };
     }
     const parsed = method.params.safeParse(rawParams ?? {});
-    if (!parsed.success) {
-      return { error: { code: ErrorCode.InvalidParams, message: `Invalid params: ${describeZodError(parsed.error)}` } };
-    }
+    if (!parsed.success) return { error: invalidParams(describeZodIssues(parsed.error)) };
     try {
-      const result = await method.handler(parsed.data, { conn });
+      const result = await method.handler(parsed.data, { conn, afterReply: (fn) => void after.push(fn) });
       return { result: result ?? null };
     } catch (e) {
-      if (e instanceof KernelError) {
-        return { error: e.data === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, data: e.data } };
-      }
+      if (e instanceof KernelError) return { error: e };
       this.opts.log.error({ err: e, method: name }, "internal error in method");
-      return { error: { code: ErrorCode.InternalError, message: `Internal error: ${(e as Error)?.message ?? String(e)}` } };
+      return { error: internalError(e) };
     }
   }
 }
@@ -193,6 +201,10 @@ class PeerState implements Peer {
   private ended = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
+  /** bytes handed to io.write so far */
+  private written = 0;
+  /** afterReply hooks, each waiting for the transport to take the first `mark` bytes written (marks ascend) */
+  private afterWritten: { mark: number; fns: (() => void)[] }[] = [];
 
   constructor(
     id: number,
@@ -232,6 +244,7 @@ class PeerState implements Peer {
   }
 
   drained(): void {
+    this.runWritten();
     this.pump();
   }
 
@@ -240,6 +253,8 @@ class PeerState implements Peer {
     this.closed = true;
     this.backlog = [];
     this.wakeIdle();
+    // the peer is gone: what waited for a reply to be taken waits no longer
+    this.runWritten();
     this.limits.onClose(this.conn);
   }
 
@@ -279,32 +294,60 @@ class PeerState implements Peer {
   private start(frame: Frame): void {
     if (frame.kind === "oversized") {
       const max = this.limits.maxLineBytes;
-      this.send(errorResponse(null, ErrorCode.InvalidRequest, `line of ${frame.bytes} bytes exceeds the limit of ${max} bytes; discarded`, { limit: max }));
+      this.send(errorResponse(null, lineTooLong(frame.bytes, max)));
       return;
     }
     if (frame.text.trim() === "") return;
     this.running += 1;
+    const after: (() => void)[] = [];
     this.server
-      .handleLine(frame.text, this.conn)
+      .handleLine(frame.text, this.conn, after)
       .then(
         (reply) => reply !== null && this.send(reply),
         (e) => this.limits.log.error({ err: e }, "rpc line handling failed"),
       )
       .finally(() => {
+        this.whenWritten(after);
         this.running -= 1;
         this.pump();
       });
   }
 
+  /** run fns once the transport has taken everything written so far (at once if it has, or the peer is gone) */
+  private whenWritten(fns: (() => void)[]): void {
+    if (fns.length === 0) return;
+    this.afterWritten.push({ mark: this.written, fns });
+    this.runWritten();
+  }
+
+  private runWritten(): void {
+    const taken = this.written - this.unsent();
+    let n = 0;
+    while (n < this.afterWritten.length && (this.closed || this.afterWritten[n]!.mark <= taken)) n++;
+    if (n === 0) return;
+    // taken out before running: a hook may write, and so come back here
+    for (const { fns } of this.afterWritten.splice(0, n)) {
+      for (const fn of fns) {
+        try {
+          fn();
+        } catch (e) {
+          this.limits.log.error({ err: e, conn: this.conn.id }, "afterReply hook failed");
+        }
+      }
+    }
+  }
+
   private send(msg: unknown): void {
     if (this.closed) return;
     const before = this.unsent();
+    const text = JSON.stringify(msg) + "\n";
     try {
-      this.io.write(JSON.stringify(msg) + "\n");
+      this.io.write(text);
     } catch (e) {
       this.limits.log.warn({ err: e, conn: this.conn.id }, "write to connection failed");
       return;
     }
+    this.written += Buffer.byteLength(text);
     const after = this.unsent();
     const hardCap = HARD_OUTPUT_FACTOR * this.limits.softCap;
     if (after > hardCap && before > this.limits.softCap) {
@@ -314,6 +357,7 @@ class PeerState implements Peer {
       return;
     }
     if (after > this.limits.softCap) this.setPaused(true);
+    if (this.afterWritten.length) this.runWritten();
   }
 
   private setPaused(want: boolean): void {
@@ -330,20 +374,6 @@ class PeerState implements Peer {
   }
 }
 
-/** the field a person got wrong: unknown fields first (usually a typo), then the rest */
-export function describeZodError(err: z.ZodError): string {
-  const ordered = [...err.issues].sort((a, b) => Number(b.code === "unrecognized_keys") - Number(a.code === "unrecognized_keys"));
-  return ordered
-    .slice(0, 2)
-    .map((issue) => {
-      const base = issue.path.map(String).join(".");
-      if (issue.code === "unrecognized_keys") return `${base ? base + "." : ""}${issue.keys.join(", ")}: unknown field`;
-      const missing = issue.code === "invalid_type" && /received undefined$/.test(issue.message);
-      return `${base || "(params)"}: ${missing ? "required" : issue.message}`;
-    })
-    .join("; ");
-}
-
-function errorResponse(id: JsonRpcId, code: number, message: string, data?: unknown) {
-  return { jsonrpc: "2.0", id, error: data === undefined ? { code, message } : { code, message, data } };
+function errorResponse(id: JsonRpcId, err: KernelError) {
+  return { jsonrpc: "2.0", id, error: toWire(err) };
 }

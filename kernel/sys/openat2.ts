@@ -12,7 +12,7 @@
 // Errors are KernelErrors a person can act on; ELOOP/EXDEV from the resolve
 // flags (a symlink, or an escape) become "capability denied".
 import { dlopen, ptr, read as readPtr } from "bun:ffi";
-import { capabilityDenied, ErrorCode, KernelError } from "../errors.ts";
+import { capabilityDenied, ErrorCode, invalidParams, KernelError } from "../errors.ts";
 
 // ---- constants (x86_64 / generic Linux) ----------------------------------
 
@@ -133,7 +133,7 @@ export class SysError extends Error {
 }
 
 function cstr(s: string): Buffer {
-  if (s.includes("\0")) throw new KernelError(ErrorCode.InvalidParams, "Invalid params: path contains a NUL byte", { path: s.replace(/\0/g, "\\0") });
+  if (s.includes("\0")) throw invalidParams("path contains a NUL byte", { path: s.replace(/\0/g, "\\0") });
   return Buffer.from(s + "\0", "utf8");
 }
 
@@ -166,7 +166,7 @@ function rawOpenat2(dirFd: number, path: string, flags: number, mode: number, re
 
 /** split a relative path into components; refuses "", ".", ".." and absolute paths */
 function components(rel: string): string[] {
-  if (rel.startsWith("/")) throw new KernelError(ErrorCode.InvalidParams, `Invalid params: "${rel}" must be relative to the granted root`);
+  if (rel.startsWith("/")) throw invalidParams(`"${rel}" must be relative to the granted root`);
   const parts = rel.split("/").filter((s) => s !== "" && s !== ".");
   if (parts.includes("..")) throw new SysError(Errno.EXDEV, "open", rel);
   return parts;
@@ -237,7 +237,7 @@ export function openAtBeneath(dirFd: number, rel: string, flags: number, mode = 
 
 /** open an absolute directory path with no symlink anywhere in it (O_PATH unless flags say otherwise) */
 export function openDirNoSymlinks(absDir: string, flags = O_PATH | O_DIRECTORY): number {
-  if (!absDir.startsWith("/")) throw new KernelError(ErrorCode.InvalidParams, `Invalid params: "${absDir}" is not absolute`);
+  if (!absDir.startsWith("/")) throw invalidParams(`"${absDir}" is not absolute`);
   const rootFd = sys("openat", "/", () => sym.openat(AT_FDCWD, cstr("/"), O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
   try {
     return openAtBeneath(rootFd, absDir.slice(1), flags | O_DIRECTORY);
@@ -371,7 +371,7 @@ export function fchmod(fd: number, mode: number): void {
 
 /** a single name inside a directory fd: no `/`, not "", "." or ".." (so *at calls resolve nothing) */
 function oneName(name: string, op: string): Buffer {
-  if (name === "" || name === "." || name === ".." || name.includes("/")) throw new KernelError(ErrorCode.InvalidParams, `Invalid params: ${op}: "${name}" is not a single file name`);
+  if (name === "" || name === "." || name === ".." || name.includes("/")) throw invalidParams(`${op}: "${name}" is not a single file name`);
   return cstr(name);
 }
 

@@ -24,9 +24,9 @@ export default defineTool({
     try {
       url = new URL(input.url).href;
     } catch {
-      throw invalidParams(`Invalid params: url: "${input.url}" is not an absolute URL`);
+      throw invalidParams(`url: "${input.url}" is not an absolute URL`);
     }
-    if (!/^https?:$/.test(new URL(url).protocol)) throw invalidParams(`Invalid params: url: only http and https URLs can be fetched`);
+    if (!/^https?:$/.test(new URL(url).protocol)) throw invalidParams("url: only http and https URLs can be fetched");
     let method: "GET" | "HEAD" = input.method ?? "GET";
     const max = Math.min(input.max_bytes ?? ctx.limits.webFetchMaxBytes, ctx.limits.webFetchMaxBytes);
     const timeoutMs = ctx.limits.webFetchTimeoutMs;

@@ -1,0 +1,30 @@
+// The names of the contract's methods, in a module of their own that imports
+// nothing: the CLI (completion, `aaosctl call`) reads them without loading
+// the kernel.
+
+/**
+ * Every method of the contract (docs/api.md), in the order `aaosctl call`
+ * lists them. methodTable() (methods.ts) must define exactly these (checked at
+ * compile time), so the CLI's list, which is this one, cannot drift from the kernel's.
+ */
+export const METHOD_NAMES = [
+  "agent.spawn",
+  "agent.stop",
+  "agent.list",
+  "agent.status",
+  "agent.run",
+  "agent.spawn_and_run",
+  "manifest.list",
+  "tool.list",
+  "tool.invoke",
+  "approval.list",
+  "approval.respond",
+  "system.ping",
+  "system.info",
+  "system.shutdown",
+  "audit.query",
+  "audit.verify",
+  "sched.status",
+] as const;
+
+export type MethodName = (typeof METHOD_NAMES)[number];
