@@ -21,6 +21,18 @@ export class RpcError extends Error {
   }
 }
 
+/**
+ * The line or socket closed with the call unanswered, or the call was made
+ * on a client already closed: nothing will answer it. aaosctl exits 3
+ * (unreachable) on it; `reason` is why the stream broke, if it did.
+ */
+export class ConnectionLost extends Error {
+  constructor(readonly reason?: Error) {
+    super(reason ? `connection lost: ${reason.message}` : "connection closed");
+    this.name = "ConnectionLost";
+  }
+}
+
 export interface Notification {
   method: string;
   params: any;
@@ -137,7 +149,7 @@ export class RpcClient {
   private onClose(err?: Error) {
     if (this.closed) return;
     this.closed = true;
-    const e = new Error(err ? `connection lost: ${err.message}` : "connection closed");
+    const e = new ConnectionLost(err);
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
     for (const l of this.closeListeners) l(err);
@@ -148,7 +160,7 @@ export class RpcClient {
   }
 
   call<T = any>(method: string, params: unknown = {}, opts: CallOptions = {}): Promise<T> {
-    if (this.closed) return Promise.reject(new Error("connection closed"));
+    if (this.closed) return Promise.reject(new ConnectionLost());
     if (opts.signal?.aborted) return Promise.reject(new Error(`${method}: aborted`));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {

@@ -252,7 +252,7 @@ async function candidates(client: RpcClient, kind: ArgKind, word: string, words:
       return approvals.map((a) => a.id);
     }
     case "method":
-      return KNOWN_METHODS;
+      return [...KNOWN_METHODS];
     case "tool": {
       // `invoke AGENT TOOL`: the tools that agent may call, if it exists
       const agent = words[1];

@@ -1,7 +1,9 @@
 // Exit codes are part of aaosctl's interface: scripts branch on them.
 // Every failure becomes a CliError carrying its code; kernel errors map by
-// their JSON-RPC code (see docs/aaosctl.md, "Exit codes").
-import { RpcError } from "./client.ts";
+// their JSON-RPC code (see docs/aaosctl.md, "Exit codes"), and the codes
+// are the kernel's own (kernel/errors.ts), never restated here.
+import { ErrorCode } from "../kernel/errors.ts";
+import { ConnectionLost, RpcError } from "./client.ts";
 
 export const ExitCode = {
   ok: 0,
@@ -37,33 +39,30 @@ export function unreachable(message: string, hint?: string): CliError {
   return new CliError(ExitCode.unreachable, message, hint);
 }
 
-export const CAPABILITY_DENIED = -32001;
-export const APPROVAL_DENIED = -32003;
-
 export function exitCodeFor(err: unknown): ExitCodeValue {
   if (err instanceof CliError) return err.exitCode;
   if (err instanceof RpcError) {
-    if (err.code === CAPABILITY_DENIED || err.code === APPROVAL_DENIED) return ExitCode.denied;
+    if (err.code === ErrorCode.CapabilityDenied || err.code === ErrorCode.ApprovalDenied) return ExitCode.denied;
     return ExitCode.failed;
   }
-  // The client rejects pending calls with plain errors when the line drops.
-  if (err instanceof Error && /^connection (closed|lost)/.test(err.message)) return ExitCode.unreachable;
+  // the line or socket closed with the call unanswered (cli/client.ts)
+  if (err instanceof ConnectionLost) return ExitCode.unreachable;
   return ExitCode.failed;
 }
 
-/** Names for the kernel's error codes (docs/api.md), for messages a person reads. */
-export const RPC_ERROR_NAMES: Record<number, string> = {
-  [-32700]: "parse error",
-  [-32600]: "invalid request",
-  [-32601]: "method not found",
-  [-32602]: "invalid params",
-  [-32603]: "internal error",
-  [-32001]: "capability denied",
-  [-32002]: "no such agent",
-  [-32003]: "approval denied",
-  [-32004]: "budget exhausted",
-  [-32005]: "invalid manifest",
-  [-32006]: "inference failed",
-  [-32007]: "no such approval",
-  [-32008]: "agent not runnable",
-};
+/** Names for the kernel's error codes (docs/api.md), for messages a person reads; a new code must be named here. */
+export const RPC_ERROR_NAMES: Readonly<Record<number, string>> = {
+  [ErrorCode.ParseError]: "parse error",
+  [ErrorCode.InvalidRequest]: "invalid request",
+  [ErrorCode.MethodNotFound]: "method not found",
+  [ErrorCode.InvalidParams]: "invalid params",
+  [ErrorCode.InternalError]: "internal error",
+  [ErrorCode.CapabilityDenied]: "capability denied",
+  [ErrorCode.NoSuchAgent]: "no such agent",
+  [ErrorCode.ApprovalDenied]: "approval denied",
+  [ErrorCode.BudgetExhausted]: "budget exhausted",
+  [ErrorCode.InvalidManifest]: "invalid manifest",
+  [ErrorCode.InferenceFailed]: "inference failed",
+  [ErrorCode.NoSuchApproval]: "no such approval",
+  [ErrorCode.AgentNotRunnable]: "agent not runnable",
+} satisfies Record<ErrorCode, string>;

@@ -2,6 +2,7 @@
 // colour, one-line renderings of agent output events and audit records.
 // Pure functions of their input (colour is a parameter), so they unit-test
 // without a terminal.
+import { ErrorCode } from "../kernel/errors.ts";
 import type { AgentOutputEvent } from "../kernel/services.ts";
 import { RpcError } from "./client.ts";
 import { CliError, RPC_ERROR_NAMES } from "./exit.ts";
@@ -231,7 +232,7 @@ export function formatError(err: unknown, paint: Paint): string {
 function errorDetail(code: number, data: unknown): string | undefined {
   if (!data || typeof data !== "object") return undefined;
   const d = data as Record<string, unknown>;
-  if (code === -32005 && (d.line !== undefined || d.path !== undefined)) {
+  if (code === ErrorCode.InvalidManifest && (d.line !== undefined || d.path !== undefined)) {
     const where = [d.path, d.line, d.column].filter((x) => x !== undefined).join(":");
     return `at ${where}`;
   }

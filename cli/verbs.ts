@@ -4,7 +4,8 @@
 // all read this table, so a verb is described in exactly one place.
 import { readFileSync, existsSync } from "node:fs";
 import type { AgentInfo, AgentOutputEvent, AgentStatus, ApprovalInfo, RunResult, ToolDescription } from "../kernel/services.ts";
-import type { RpcClient } from "./client.ts";
+import { METHOD_NAMES } from "../kernel/rpc/names.ts";
+import { ConnectionLost, type RpcClient } from "./client.ts";
 import type { Params } from "./args.ts";
 import { parseJsonArg } from "./args.ts";
 import { CliError, ExitCode, usageError } from "./exit.ts";
@@ -49,25 +50,8 @@ export interface Verb {
   run(ctx: Ctx, args: Args, opts: Opts): Promise<number | void>;
 }
 
-/** every method of the v1 contract (docs/api.md), for `call` and completion */
-export const KNOWN_METHODS = [
-  "agent.spawn",
-  "agent.stop",
-  "agent.list",
-  "agent.status",
-  "agent.run",
-  "agent.spawn_and_run",
-  "tool.list",
-  "tool.invoke",
-  "approval.list",
-  "approval.respond",
-  "system.ping",
-  "system.info",
-  "system.shutdown",
-  "audit.query",
-  "audit.verify",
-  "sched.status",
-];
+/** every method of the contract, for `call` and completion: the kernel's own list, so it cannot fall behind */
+export const KNOWN_METHODS: readonly string[] = METHOD_NAMES;
 
 async function call<T = any>(ctx: Ctx, method: string, params: unknown = {}): Promise<T> {
   const client = await ctx.rpc();
@@ -680,7 +664,7 @@ function untilClosedOrAborted(ctx: Ctx, client: RpcClient): Promise<void> {
     if (ctx.signal?.aborted) return resolve();
     const offClose = client.onClosed(() => {
       cleanup();
-      reject(new Error("connection closed"));
+      reject(new ConnectionLost());
     });
     const onAbort = () => {
       cleanup();

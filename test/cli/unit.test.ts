@@ -1,7 +1,9 @@
 // aaosctl's pure parts: argument parsing, target selection, formatting,
 // exit-code mapping, help text generated from the verb table.
 import { describe, expect, test } from "bun:test";
-import { RpcError } from "../../cli/client.ts";
+import { ConnectionLost, RpcClient, RpcError, type ByteStream } from "../../cli/client.ts";
+import { ErrorCode } from "../../kernel/errors.ts";
+import { METHOD_NAMES } from "../../kernel/rpc/methods.ts";
 import { bindArgs, findVerb, nearest, parseCommand, splitWords } from "../../cli/args.ts";
 import { targetFrom } from "../../cli/connect.ts";
 import { CliError, ExitCode, exitCodeFor } from "../../cli/exit.ts";
@@ -19,7 +21,7 @@ import {
 import { globalHelp, verbHelp } from "../../cli/help.ts";
 import { waitMs } from "../../cli/main.ts";
 import { Output } from "../../cli/output.ts";
-import { VERBS } from "../../cli/verbs.ts";
+import { KNOWN_METHODS, VERBS } from "../../cli/verbs.ts";
 
 const plain = painter(false);
 const paramsOf = (v: string) => VERBS[v]?.params;
@@ -107,8 +109,71 @@ describe("exit codes", () => {
     expect(exitCodeFor(new RpcError(-32003, "approval denied"))).toBe(4);
     expect(exitCodeFor(new RpcError(-32002, "no such agent"))).toBe(1);
     expect(exitCodeFor(new RpcError(-32601, "method not found"))).toBe(1);
-    expect(exitCodeFor(new Error("connection closed"))).toBe(3);
+    expect(exitCodeFor(new ConnectionLost())).toBe(3);
+    expect(exitCodeFor(new ConnectionLost(new Error("ECONNRESET")))).toBe(3);
     expect(exitCodeFor(new CliError(ExitCode.usage, "x"))).toBe(2);
+  });
+
+  test("the kind of error decides, not its words: a message that reads like a lost connection is still 1", () => {
+    expect(exitCodeFor(new Error("connection closed"))).toBe(1);
+    expect(exitCodeFor(new RpcError(ErrorCode.InternalError, "connection lost: upstream"))).toBe(1);
+  });
+
+  /** a stream the test drives: what the client writes is kept, close() ends it like the peer going away */
+  function fakeStream() {
+    let onClose: (err?: Error) => void = () => {};
+    const written: string[] = [];
+    const stream: ByteStream = {
+      write: (d) => void written.push(d),
+      onData: () => {},
+      onClose: (cb) => void (onClose = cb),
+      close: () => onClose(),
+    };
+    return { stream, written, drop: (err?: Error) => onClose(err) };
+  }
+
+  test("a call pending when the line drops rejects with ConnectionLost, and so does a call after it", async () => {
+    const { stream, written, drop } = fakeStream();
+    const client = new RpcClient(stream);
+    const pending = client.call("system.ping").catch((e) => e);
+    expect(written.length).toBe(1);
+    drop(new Error("ECONNRESET"));
+    const e = await pending;
+    expect(e).toBeInstanceOf(ConnectionLost);
+    expect(e.message).toBe("connection lost: ECONNRESET");
+    expect(exitCodeFor(e)).toBe(ExitCode.unreachable);
+    const later = await client.call("system.ping").catch((e) => e);
+    expect(later).toBeInstanceOf(ConnectionLost);
+    expect(later.message).toBe("connection closed");
+  });
+
+  test("a clean close with calls pending is a lost connection too", async () => {
+    const { stream, drop } = fakeStream();
+    const client = new RpcClient(stream);
+    const pending = client.call("agent.run", { agent_id: "a", message: "m" }).catch((e) => e);
+    drop();
+    expect(await pending).toBeInstanceOf(ConnectionLost);
+  });
+
+  test("a kernel error is an RpcError with the kernel's code, not a lost connection", async () => {
+    let feed: (chunk: Buffer) => void = () => {};
+    const written: string[] = [];
+    const client = new RpcClient({ write: (d) => void written.push(d), onData: (cb) => void (feed = cb), onClose: () => {}, close: () => {} });
+    const pending = client.call("agent.stop", { agent_id: "x" }).catch((e) => e);
+    const { id } = JSON.parse(written[0]!);
+    feed(Buffer.from(JSON.stringify({ jsonrpc: "2.0", id, error: { code: ErrorCode.NoSuchAgent, message: "no such agent: x" } }) + "\n"));
+    const e = await pending;
+    expect(e).toBeInstanceOf(RpcError);
+    expect(e).not.toBeInstanceOf(ConnectionLost);
+    expect(exitCodeFor(e)).toBe(ExitCode.failed);
+  });
+});
+
+describe("the method list", () => {
+  test("aaosctl's known methods are the kernel's method names, manifest.list included", () => {
+    expect(KNOWN_METHODS).toEqual([...METHOD_NAMES]);
+    expect(KNOWN_METHODS).toContain("manifest.list");
+    expect(new Set(KNOWN_METHODS).size).toBe(KNOWN_METHODS.length);
   });
 });
 
