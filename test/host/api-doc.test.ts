@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { METHOD_NAMES } from "../../kernel/rpc/names.ts";
 import { startMessagesServer, type MessagesServer } from "../fixtures/messages-server.ts";
 import { cleanup, startKernel, type RunningKernel } from "./harness.ts";
 
@@ -81,7 +82,7 @@ function realize(msg: any): any {
 test("every example of docs/api.md holds against a running kernel", async () => {
   expect(blocks.filter((b) => b.tag === "request").length).toBeGreaterThanOrEqual(20);
   const documented = new Set(blocks.filter((b) => b.tag === "request").map((b) => b.msg.method));
-  for (const m of ["agent.spawn", "agent.stop", "agent.list", "agent.status", "agent.run", "agent.spawn_and_run", "tool.list", "tool.invoke", "approval.list", "approval.respond", "system.ping", "system.info", "system.shutdown", "audit.query", "audit.verify"]) {
+  for (const m of METHOD_NAMES) {
     expect(documented, `docs/api.md has no example of ${m}`).toContain(m);
   }
 
