@@ -3,14 +3,15 @@
 // other), QEMU's serial chardev socket (--serial: socat plays QEMU, serving a
 // unix socket wired to the kernel's tty), and the failures: a line with
 // console noise and no system.ready, a line where nothing answers, a socket
-// that appears late.
+// that appears late (serial-line.ts plays the line, in front of a real
+// kernel).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { cleanup, startKernel, type RunningKernel } from "../host/harness.ts";
-import { FakeKernel } from "./fake-kernel.ts";
 import { aaosctl } from "./run-cli.ts";
+import { BOOT_NOISE, LINE_NOISE, SerialLine } from "./serial-line.ts";
 
 setDefaultTimeout(30_000);
 
@@ -78,9 +79,37 @@ describe.skipIf(!hasSocat)("a real kernel on a serial line", () => {
 });
 
 describe("serial lines without a kernel's welcome", () => {
+  let k: RunningKernel;
+  beforeAll(async () => {
+    k = await startKernel({ manifests: { echoer: `name: echoer\nmodel: ${MODEL}\n` } });
+  });
+  afterAll(async () => {
+    await k?.stop();
+    if (k) cleanup(k);
+  });
+
+  test("the stand-in line: boot noise, no system.ready, noise before each of the kernel's lines", async () => {
+    const sock = join(dir, "raw.sock");
+    const line = new SerialLine({ socket: sock, kernel: k.socket }).start();
+    let got = "";
+    const conn = await Bun.connect({ unix: sock, socket: { data: (_s, d) => void (got += d.toString()) } });
+    try {
+      conn.write(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "system.ping" }) + "\n");
+      await until(() => got.includes('"id":1'), "the kernel's answer");
+      expect(got.startsWith(BOOT_NOISE)).toBe(true);
+      expect(got).not.toContain("system.ready");
+      const answer = got.split("\n").find((l) => l.includes('"id":1'))!;
+      expect(JSON.parse(answer).result.pong).toBe(true);
+      expect(got).toContain(LINE_NOISE + answer);
+    } finally {
+      conn.end();
+      line.stop();
+    }
+  });
+
   test("console noise and no system.ready: a ping finds the kernel, noise is ignored", async () => {
     const sock = join(dir, "noisy.sock");
-    const fake = new FakeKernel({ socket: sock, serial: true, manifests: { echoer: `name: echoer\nmodel: ${MODEL}\n` } }).start();
+    const line = new SerialLine({ socket: sock, kernel: k.socket }).start();
     try {
       const r = await aaosctl(["--serial", sock, "spawn", "echoer"]);
       expect(r.code).toBe(0);
@@ -88,13 +117,13 @@ describe("serial lines without a kernel's welcome", () => {
       const ps = await aaosctl(["--serial", sock, "ps", "--json"]);
       expect(JSON.parse(ps.stdout).agents).toHaveLength(1);
     } finally {
-      fake.stop();
+      line.stop();
     }
   });
 
   test("nothing answers on the line: exit 3 after --wait, naming what was tried", async () => {
     const sock = join(dir, "silent.sock");
-    const fake = new FakeKernel({ socket: sock, silent: true }).start();
+    const line = new SerialLine({ socket: sock }).start();
     try {
       const t0 = Date.now();
       const r = await aaosctl(["--serial", sock, "--wait", "1.5", "ps"]);
@@ -105,7 +134,7 @@ describe("serial lines without a kernel's welcome", () => {
       expect(s.code).toBe(3);
       expect(s.stderr).toContain(`no answer from socket ${sock} within 1 s`);
     } finally {
-      fake.stop();
+      line.stop();
     }
   });
 
@@ -113,13 +142,13 @@ describe("serial lines without a kernel's welcome", () => {
     const sock = join(dir, "late.sock");
     const pending = aaosctl(["--serial", sock, "--wait", "10", "ping"]);
     await Bun.sleep(800);
-    const fake = new FakeKernel({ socket: sock, serial: true }).start();
+    const line = new SerialLine({ socket: sock, kernel: k.socket }).start();
     try {
       const r = await pending;
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/^pong in/);
     } finally {
-      fake.stop();
+      line.stop();
     }
   });
 
