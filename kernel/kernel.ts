@@ -13,7 +13,7 @@ import { CapabilityTable, grantFromManifest, normalizePath, type ResourceKind, t
 import { PrivateAreas } from "./caps/private.ts";
 import type { KernelConfig } from "./config.ts";
 import { cut } from "./cut.ts";
-import { capabilityDenied, ErrorCode, invalidParams, KernelError } from "./errors.ts";
+import { capabilityDenied, ErrorCode, invalidParams, KernelError, noSuchAgent } from "./errors.ts";
 import { describeZodIssues } from "./zod.ts";
 import { route } from "./ipc/index.ts";
 import type { AgentRuntime, Inference } from "./llm/index.ts";
@@ -314,7 +314,8 @@ export class Kernel implements AgentServices {
    * in flight aborted. Concurrent stops of one agent share one stop.
    */
   stop(agentId: string): Promise<{ agent_id: string; state: "stopped" }> {
-    const agent = this.procs.get(agentId);
+    const agent = this.procs.find(agentId);
+    if (!agent) return Promise.reject(noSuchAgent(agentId));
     if (agent.state === "stopped") return Promise.resolve({ agent_id: agentId, state: "stopped" });
     let p = this.stopping.get(agentId);
     if (!p) {

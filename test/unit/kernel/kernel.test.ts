@@ -109,7 +109,7 @@ test("stop is idempotent: a stopped agent answers its state again, with one agen
 
 test("stop of an unknown agent is -32002", async () => {
   const { kernel } = await kernelWith();
-  expect(await code(() => kernel.stop("ag-0000000000000000"))).toBe(ErrorCode.NoSuchAgent);
+  await expect(kernel.stop("ag-0000000000000000")).rejects.toMatchObject({ code: ErrorCode.NoSuchAgent }); // a rejection, never a synchronous throw
 });
 
 test("stopping a parent stops its children first, each with its own agent.stop", async () => {
