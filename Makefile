@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 AAOS_CACHE ?= $(HOME)/.cache/aaos
 export AAOS_CACHE
 
-.PHONY: help deps apt-deps npm-deps test test-host test-e2e bench typecheck clean
+.PHONY: help deps apt-deps npm-deps test test-host test-e2e bench typecheck format clean
 
 help:
 	@echo "make run    boot the appliance in QEMU (TCG) with the default manifests"
@@ -37,8 +37,13 @@ node_modules/.installed: package.json package-lock.json
 
 deps: apt-deps npm-deps
 
+# strict types, and every .ts file as prettier lays it out (120 columns; `make format` rewrites)
 typecheck: npm-deps
 	node_modules/.bin/tsc -p .
+	node_modules/.bin/prettier --check --log-level warn "**/*.ts"
+
+format: npm-deps
+	node_modules/.bin/prettier --write --log-level warn "**/*.ts"
 
 # Unit and host-integration tests: seconds, no VM.
 test-host: npm-deps
