@@ -29,7 +29,10 @@ function event(i: number) {
   };
 }
 
-async function appendRate(dir: string, durability: "fsync" | "none"): Promise<{ rate: number; syncs: number; log: AuditLog }> {
+async function appendRate(
+  dir: string,
+  durability: "fsync" | "none",
+): Promise<{ rate: number; syncs: number; log: AuditLog }> {
   let syncs = 0;
   const io: Partial<AuditIO> = {
     fdatasync: (fd) =>
@@ -80,7 +83,10 @@ function bareAppendFsync(dir: string): number {
 function bareReadParse(dir: string): number {
   const t0 = performance.now();
   let n = 0;
-  for (const name of fs.readdirSync(dir).filter((f) => f.endsWith(".jsonl")).sort()) {
+  for (const name of fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".jsonl"))
+    .sort()) {
     for (const line of fs.readFileSync(join(dir, name), "utf8").split("\n")) {
       if (!line) continue;
       JSON.parse(line);
@@ -109,10 +115,30 @@ export async function benchAudit(): Promise<Figure[]> {
 
     const groupName = `audit.append, fsync group commit, ${APPENDERS} appenders`;
     return [
-      { name: groupName, value: Math.round(grouped.rate), unit: "records/s", baseline: { name: "appendFileSync+fdatasync per record", value: Math.round(bare) } },
-      { name: groupName, value: Math.round(grouped.rate), unit: "records/s", baseline: { name: `audit.append, durability none, ${APPENDERS} appenders`, value: Math.round(none.rate) } },
-      { name: "records per fdatasync (group size)", value: grouped.syncs ? TOTAL / grouped.syncs : TOTAL, unit: "records", baseline: { name: "per-record loop", value: 1 } },
-      { name: "audit.verify, streaming from disk", value: Math.round(verifyRate), unit: "records/s", baseline: { name: "readFileSync+split+JSON.parse of the same segments", value: Math.round(parseRate) } },
+      {
+        name: groupName,
+        value: Math.round(grouped.rate),
+        unit: "records/s",
+        baseline: { name: "appendFileSync+fdatasync per record", value: Math.round(bare) },
+      },
+      {
+        name: groupName,
+        value: Math.round(grouped.rate),
+        unit: "records/s",
+        baseline: { name: `audit.append, durability none, ${APPENDERS} appenders`, value: Math.round(none.rate) },
+      },
+      {
+        name: "records per fdatasync (group size)",
+        value: grouped.syncs ? TOTAL / grouped.syncs : TOTAL,
+        unit: "records",
+        baseline: { name: "per-record loop", value: 1 },
+      },
+      {
+        name: "audit.verify, streaming from disk",
+        value: Math.round(verifyRate),
+        unit: "records/s",
+        baseline: { name: "readFileSync+split+JSON.parse of the same segments", value: Math.round(parseRate) },
+      },
     ];
   } finally {
     rmSync(root, { recursive: true, force: true });

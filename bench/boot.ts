@@ -50,7 +50,8 @@ async function bootTrivial(kernel: string, disk: string, initrd: string): Promis
   try {
     const deadline = Date.now() + 120_000;
     while (!vm.consoleLog().includes(TRIVIAL_LINE)) {
-      if (Date.now() > deadline) throw new Error(`trivial init never printed; console:\n${vm.consoleLog().slice(-2000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`trivial init never printed; console:\n${vm.consoleLog().slice(-2000)}`);
       await Bun.sleep(10);
     }
     const ms = Date.now() - vm.startedAt;
@@ -78,7 +79,8 @@ export async function benchBoot(): Promise<Figure[]> {
   const stage0 = join(OUT, "stage0");
   const sys = join(OUT, "sys.erofs");
   const img = join(OUT, "aaos.img");
-  for (const f of [bz, bin, stage0, sys, img]) if (!existsSync(f)) throw new Error(`${f} missing: run make image first`);
+  for (const f of [bz, bin, stage0, sys, img])
+    if (!existsSync(f)) throw new Error(`${f} missing: run make image first`);
   const work = mkdtempSync(join(tmpdir(), "aaos-bench-boot-"));
 
   // the trivial init, as an initramfs for the same kernel
@@ -101,7 +103,12 @@ export async function benchBoot(): Promise<Figure[]> {
   const figs: Figure[] = [];
   const o = median(ours);
   const t = median(trivial);
-  figs.push({ name: `boot to system.ready (erofs AAOS-SYS, TCG, median of ${ROUNDS})`, value: o, unit: "ms", baseline: { name: "same kernel, trivial static init prints a line", value: t } });
+  figs.push({
+    name: `boot to system.ready (erofs AAOS-SYS, TCG, median of ${ROUNDS})`,
+    value: o,
+    unit: "ms",
+    baseline: { name: "same kernel, trivial static init prints a line", value: t },
+  });
 
   // alternatives for carrying the binary, one boot each (AAOS_BENCH_BOOT_ALTERNATIVES=0 skips)
   if (process.env.AAOS_BENCH_BOOT_ALTERNATIVES !== "0") {
@@ -110,32 +117,82 @@ export async function benchBoot(): Promise<Figure[]> {
     mkdirSync(cfgNone, { recursive: true });
     writeFileSync(join(cfgNone, "kernel.yaml"), "network:\n  mode: none\n");
     const lz = join(work, "sys-lz4hc.erofs");
-    const r = Bun.spawnSync([join(import.meta.dir, "../image/mkrootfs.sh"), bin, stage0, lz], { env: { ...process.env, AAOS_EROFS_COMPRESS: "lz4hc" }, stderr: "pipe" });
+    const r = Bun.spawnSync([join(import.meta.dir, "../image/mkrootfs.sh"), bin, stage0, lz], {
+      env: { ...process.env, AAOS_EROFS_COMPRESS: "lz4hc" },
+      stderr: "pipe",
+    });
     if (r.exitCode !== 0) throw new Error(`mkrootfs lz4hc: ${r.stderr}`);
     const lzDisk = join(work, "aaos-lz4hc.img");
-    const m = Bun.spawnSync([join(import.meta.dir, "../image/mkdisk.sh"), "--bzimage", bz, "--sys", lz, "--config", cfgNone, "--out", lzDisk, "--data-mb", "64"], { stderr: "pipe" });
+    const m = Bun.spawnSync(
+      [
+        join(import.meta.dir, "../image/mkdisk.sh"),
+        "--bzimage",
+        bz,
+        "--sys",
+        lz,
+        "--config",
+        cfgNone,
+        "--out",
+        lzDisk,
+        "--data-mb",
+        "64",
+      ],
+      { stderr: "pipe" },
+    );
     if (m.exitCode !== 0) throw new Error(`mkdisk lz4hc: ${m.stderr}`);
-    figs.push({ name: "alternative: lz4hc-compressed erofs AAOS-SYS", value: await bootOurs(bz, lzDisk), unit: "ms", baseline: { name: "uncompressed erofs (chosen)", value: o } });
+    figs.push({
+      name: "alternative: lz4hc-compressed erofs AAOS-SYS",
+      value: await bootOurs(bz, lzDisk),
+      unit: "ms",
+      baseline: { name: "uncompressed erofs (chosen)", value: o },
+    });
 
     // the whole system in a zstd initramfs (-initrd is unpacked exactly like an embedded one)
     const rd = join(work, "rootfs");
-    for (const d of ["usr/bin", "lib64", "lib/x86_64-linux-gnu", "proc", "dev", "sys", "run", "tmp", "config", "data", "etc"]) mkdirSync(join(rd, d), { recursive: true });
+    for (const d of [
+      "usr/bin",
+      "lib64",
+      "lib/x86_64-linux-gnu",
+      "proc",
+      "dev",
+      "sys",
+      "run",
+      "tmp",
+      "config",
+      "data",
+      "etc",
+    ])
+      mkdirSync(join(rd, d), { recursive: true });
     copyFileSync(stage0, join(rd, "init"));
     copyFileSync(bin, join(rd, "usr/bin/aaos-kernel"));
     run(["chmod", "755", join(rd, "init"), join(rd, "usr/bin/aaos-kernel")]);
-    for (const l of ["libc.so.6", "libpthread.so.0", "libdl.so.2", "libm.so.6", "ld-linux-x86-64.so.2"]) copyFileSync(join("/lib/x86_64-linux-gnu", l), join(rd, "lib/x86_64-linux-gnu", l));
+    for (const l of ["libc.so.6", "libpthread.so.0", "libdl.so.2", "libm.so.6", "ld-linux-x86-64.so.2"])
+      copyFileSync(join("/lib/x86_64-linux-gnu", l), join(rd, "lib/x86_64-linux-gnu", l));
     run(["ln", "-s", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", join(rd, "lib64/ld-linux-x86-64.so.2")]);
     const zst = join(work, "rootfs.cpio.zst");
     cpio(rd, zst, ["zstd", "-19", "-T0", "-c"]);
-    figs.push({ name: "alternative: everything in a zstd initramfs", value: await bootOurs(bz, disk, zst), unit: "ms", baseline: { name: "uncompressed erofs (chosen)", value: o } });
+    figs.push({
+      name: "alternative: everything in a zstd initramfs",
+      value: await bootOurs(bz, disk, zst),
+      unit: "ms",
+      baseline: { name: "uncompressed erofs (chosen)", value: o },
+    });
     figs.push({ name: "size: that zstd initramfs", value: statSync(zst).size, unit: "bytes" });
     figs.push({ name: "size: lz4hc erofs AAOS-SYS", value: statSync(lz).size, unit: "bytes" });
   }
 
   const allocated = (p: string) => Number(run(["du", "-B1", p]).toString().split("\t")[0]);
   figs.push({ name: "size: kernel binary (bun build --compile)", value: statSync(bin).size, unit: "bytes" });
-  figs.push({ name: "size: Linux bzImage (EFI stub, built-in command line; its embedded initramfs is the kernel default /dev/console list: the system is on AAOS-SYS)", value: statSync(bz).size, unit: "bytes" });
-  figs.push({ name: "size: AAOS-SYS erofs (stage0 + binary + 5 glibc files)", value: statSync(sys).size, unit: "bytes" });
+  figs.push({
+    name: "size: Linux bzImage (EFI stub, built-in command line; its embedded initramfs is the kernel default /dev/console list: the system is on AAOS-SYS)",
+    value: statSync(bz).size,
+    unit: "bytes",
+  });
+  figs.push({
+    name: "size: AAOS-SYS erofs (stage0 + binary + 5 glibc files)",
+    value: statSync(sys).size,
+    unit: "bytes",
+  });
   figs.push({ name: "size: disk image out/aaos.img", value: statSync(img).size, unit: "bytes" });
   figs.push({ name: "size: disk image, allocated (sparse)", value: allocated(img), unit: "bytes" });
   cleanupDisks();

@@ -25,7 +25,13 @@ function setup() {
   const paths: string[] = [];
   for (let i = 0; i < 64; i++) {
     const t = i % 4 === 0 ? TOKENS - 1 : i % 4 === 1 ? 1 : (i * 7) % TOKENS;
-    paths.push(i % 8 === 7 ? `/data/agents/team${t}/project${t}/../../../etc/passwd` : i % 8 === 6 ? `/data/agents/team${t}/project${t}-x/f` : `/data/agents/team${t}/project${t}/sub/dir/file${i}.txt`);
+    paths.push(
+      i % 8 === 7
+        ? `/data/agents/team${t}/project${t}/../../../etc/passwd`
+        : i % 8 === 6
+          ? `/data/agents/team${t}/project${t}-x/f`
+          : `/data/agents/team${t}/project${t}/sub/dir/file${i}.txt`,
+    );
   }
   return { table, prefixes, paths };
 }
@@ -102,6 +108,11 @@ export async function benchCaps(): Promise<Figure[]> {
 
 if (import.meta.main) {
   for (const f of await benchCaps()) {
-    console.log(`${f.name}: ${f.value.toLocaleString("en")} ${f.unit}` + (f.baseline ? `  | baseline ${f.baseline.name}: ${f.baseline.value.toLocaleString("en")} ${f.unit}  | ratio ${f.ratio!.toFixed(3)}` : ""));
+    console.log(
+      `${f.name}: ${f.value.toLocaleString("en")} ${f.unit}` +
+        (f.baseline
+          ? `  | baseline ${f.baseline.name}: ${f.baseline.value.toLocaleString("en")} ${f.unit}  | ratio ${f.ratio!.toFixed(3)}`
+          : ""),
+    );
   }
 }

@@ -60,18 +60,25 @@ export async function benchRpc(): Promise<Figure[]> {
   const bare = bareEchoServer(join(dir, "bare.sock"));
   try {
     const { agent_id } = await k.client.call("agent.spawn", { name: "echoer" });
-    const kernelRate = await roundTrips(() => k.client.call("tool.invoke", { agent_id, tool: "echo", input: { message: "ping" } }));
+    const kernelRate = await roundTrips(() =>
+      k.client.call("tool.invoke", { agent_id, tool: "echo", input: { message: "ping" } }),
+    );
     const bareClient = await RpcClient.unix(join(dir, "bare.sock"));
-    const bareRate = await roundTrips(() => bareClient.call("tool.invoke", { agent_id, tool: "echo", input: { message: "ping" } }));
+    const bareRate = await roundTrips(() =>
+      bareClient.call("tool.invoke", { agent_id, tool: "echo", input: { message: "ping" } }),
+    );
     bareClient.close();
 
     // memory: the same kernel process, before and after 1,000 idle agents
-    const k2 = await startKernel({ manifests: { idle: "name: idle\nmodel: m\ncapabilities: [echo, \"file_read: /srv/*\"]\n" } });
+    const k2 = await startKernel({
+      manifests: { idle: 'name: idle\nmodel: m\ncapabilities: [echo, "file_read: /srv/*"]\n' },
+    });
     await k2.client.call("system.ping");
     Bun.gc?.(true);
     await Bun.sleep(500);
     const rss0 = rssKiB(k2.proc.pid);
-    for (let i = 0; i < 1000; i += 50) await Promise.all(Array.from({ length: 50 }, () => k2.client.call("agent.spawn", { name: "idle" })));
+    for (let i = 0; i < 1000; i += 50)
+      await Promise.all(Array.from({ length: 50 }, () => k2.client.call("agent.spawn", { name: "idle" })));
     await Bun.sleep(500);
     const rss1000 = rssKiB(k2.proc.pid);
     await k2.stop();
@@ -90,7 +97,7 @@ export async function benchRpc(): Promise<Figure[]> {
         unit: "MiB",
         baseline: { name: "same kernel, no agents", value: Math.round(rss0 / 1024) },
       },
-      { name: "RSS per idle agent", value: Math.round((rss1000 - rss0) / 1000 * 10) / 10, unit: "KiB" },
+      { name: "RSS per idle agent", value: Math.round(((rss1000 - rss0) / 1000) * 10) / 10, unit: "KiB" },
     ];
   } finally {
     bare.stop(true);

@@ -39,7 +39,11 @@ export function jain(xs: number[]): number {
 
 /** the admission interface the simulations drive: the scheduler, or a plain FIFO */
 interface Admission {
-  acquire(agentId: string, input: number, max: number): Promise<{ maxTokens: number; settle(u: { input_tokens: number; output_tokens: number }): void }>;
+  acquire(
+    agentId: string,
+    input: number,
+    max: number,
+  ): Promise<{ maxTokens: number; settle(u: { input_tokens: number; output_tokens: number }): void }>;
 }
 
 class Fifo implements Admission {
@@ -83,7 +87,11 @@ interface SimAgent {
   outstanding: number;
 }
 
-async function simulate(agents: SimAgent[], mode: "sched" | "fifo", opts: { concurrency: number; seconds: number; warmup: number }) {
+async function simulate(
+  agents: SimAgent[],
+  mode: "sched" | "fifo",
+  opts: { concurrency: number; seconds: number; warmup: number },
+) {
   const clock = new VirtualClock();
   const t0 = clock.now();
   let adm: Admission;
@@ -126,7 +134,14 @@ async function fairness(): Promise<Figure[]> {
   const fifo = await simulate(agents, "fifo", opts);
   const jv = jain([...vtc.values()]);
   const jf = jain([...fifo.values()]);
-  return [{ name: "Jain's fairness index, 8 equal-priority agents under contention (1 h simulated)", value: jv, unit: "", baseline: { name: "plain FIFO", value: jf } }];
+  return [
+    {
+      name: "Jain's fairness index, 8 equal-priority agents under contention (1 h simulated)",
+      value: jv,
+      unit: "",
+      baseline: { name: "plain FIFO", value: jf },
+    },
+  ];
 }
 
 async function priorityShare(): Promise<Figure[]> {
@@ -138,7 +153,14 @@ async function priorityShare(): Promise<Figure[]> {
   const share = (m: Map<string, number>) => m.get("hi")! / [...m.values()].reduce((a, b) => a + b, 0);
   const hi = share(await simulate(mk(90), "sched", opts));
   const eq = share(await simulate(mk(50), "sched", opts));
-  return [{ name: "token share of one priority-90 agent among 5 backlogged agents (4 at priority 50, 4 slots)", value: hi, unit: "", baseline: { name: "the same agent at priority 50", value: eq } }];
+  return [
+    {
+      name: "token share of one priority-90 agent among 5 backlogged agents (4 at priority 50, 4 slots)",
+      value: hi,
+      unit: "",
+      baseline: { name: "the same agent at priority 50", value: eq },
+    },
+  ];
 }
 
 async function overhead(): Promise<Figure[]> {
@@ -148,9 +170,17 @@ async function overhead(): Promise<Figure[]> {
   s.register({ id: "root", parentId: null, priority: 50, weight: 1, budget: { max_tokens: 1e12, period: "1h" } });
   s.register({ id: "a", parentId: "root", priority: 50, weight: 1, budget: { max_tokens: 1e11, period: "1h" } });
   const direct = async (_x: number) => ({ maxTokens: 100, settle(_u: unknown) {} });
-  for (let i = 0; i < 2000; i++) (await s.acquire({ agentId: "a", provider: "p", inputTokens: 100, maxTokens: 100 })).settle({ input_tokens: 50, output_tokens: 50 });
+  for (let i = 0; i < 2000; i++)
+    (await s.acquire({ agentId: "a", provider: "p", inputTokens: 100, maxTokens: 100 })).settle({
+      input_tokens: 50,
+      output_tokens: 50,
+    });
   let t = performance.now();
-  for (let i = 0; i < N; i++) (await s.acquire({ agentId: "a", provider: "p", inputTokens: 100, maxTokens: 100 })).settle({ input_tokens: 50, output_tokens: 50 });
+  for (let i = 0; i < N; i++)
+    (await s.acquire({ agentId: "a", provider: "p", inputTokens: 100, maxTokens: 100 })).settle({
+      input_tokens: 50,
+      output_tokens: 50,
+    });
   const sched1 = ((performance.now() - t) * 1000) / N;
   t = performance.now();
   for (let i = 0; i < N; i++) (await direct(i)).settle({ input_tokens: 50, output_tokens: 50 });
@@ -158,14 +188,26 @@ async function overhead(): Promise<Figure[]> {
 
   // contended: 100 agents, 64 callers, 8 slots, rpm/tpm limits on
   const s2 = new Scheduler({ max_concurrency: 8, providers: { p: { rpm: 1e9, tpm: 1e12 } } });
-  for (let i = 0; i < 100; i++) s2.register({ id: `c${i}`, parentId: null, priority: 40 + (i % 3) * 10, weight: 1 + (i % 4), budget: { max_tokens: 1e12, period: "lifetime" } });
+  for (let i = 0; i < 100; i++)
+    s2.register({
+      id: `c${i}`,
+      parentId: null,
+      priority: 40 + (i % 3) * 10,
+      weight: 1 + (i % 4),
+      budget: { max_tokens: 1e12, period: "lifetime" },
+    });
   let done = 0;
   const M = 20_000;
   t = performance.now();
   await new Promise<void>((resolve) => {
     const worker = async (w: number) => {
       while (done < M) {
-        const g = await s2.acquire({ agentId: `c${(w * 7 + done) % 100}`, provider: "p", inputTokens: 100, maxTokens: 100 });
+        const g = await s2.acquire({
+          agentId: `c${(w * 7 + done) % 100}`,
+          provider: "p",
+          inputTokens: 100,
+          maxTokens: 100,
+        });
         await Promise.resolve();
         g.settle({ input_tokens: 60, output_tokens: 40 });
         if (++done === M) resolve();
@@ -175,13 +217,27 @@ async function overhead(): Promise<Figure[]> {
   });
   const sched2 = ((performance.now() - t) * 1000) / M;
   return [
-    { name: "scheduling overhead per request, uncontended (acquire + settle, 2-level budget)", value: sched1, unit: "µs", baseline: { name: "direct call, no scheduler", value: direct1 } },
-    { name: "scheduling overhead per request, 64 callers / 8 slots / 100 agents", value: sched2, unit: "µs", baseline: { name: "direct call, no scheduler", value: direct1 } },
+    {
+      name: "scheduling overhead per request, uncontended (acquire + settle, 2-level budget)",
+      value: sched1,
+      unit: "µs",
+      baseline: { name: "direct call, no scheduler", value: direct1 },
+    },
+    {
+      name: "scheduling overhead per request, 64 callers / 8 slots / 100 agents",
+      value: sched2,
+      unit: "µs",
+      baseline: { name: "direct call, no scheduler", value: direct1 },
+    },
   ];
 }
 
 /** 10,000 randomized runs; an independent ledger checks every budget window */
-export async function overspend(runs = 10_000, seed = 42, overrun = 0): Promise<{ overspend: number; maxOverspend: number; calls: number; exhausted: number; tokens: number }> {
+export async function overspend(
+  runs = 10_000,
+  seed = 42,
+  overrun = 0,
+): Promise<{ overspend: number; maxOverspend: number; calls: number; exhausted: number; tokens: number }> {
   const rnd = rng(seed);
   const ri = (a: number, b: number) => a + Math.floor(rnd() * (b - a + 1));
   let total = 0;
@@ -191,9 +247,13 @@ export async function overspend(runs = 10_000, seed = 42, overrun = 0): Promise<
   let tokens = 0;
   for (let run = 0; run < runs; run++) {
     const clock = new VirtualClock();
-    const s = new Scheduler({ max_concurrency: ri(1, 8), aging_ms: ri(0, 1) ? 5_000 : 0, min_output_tokens: ri(1, 32) }, clock);
+    const s = new Scheduler(
+      { max_concurrency: ri(1, 8), aging_ms: ri(0, 1) ? 5_000 : 0, min_output_tokens: ri(1, 32) },
+      clock,
+    );
     const n = ri(1, 6);
-    const agents: Array<{ id: string; parent: string | null; limit: number | null; period: string; regAt: number }> = [];
+    const agents: Array<{ id: string; parent: string | null; limit: number | null; period: string; regAt: number }> =
+      [];
     for (let i = 0; i < n; i++) {
       const parent = agents.length === 0 || rnd() < 0.3 ? null : agents[ri(0, agents.length - 1)]!.id;
       const budgeted = rnd() < 0.8;
@@ -201,7 +261,13 @@ export async function overspend(runs = 10_000, seed = 42, overrun = 0): Promise<
       const limit = budgeted ? ri(500, 20_000) : null;
       const id = `r${run}a${i}`;
       try {
-        s.register({ id, parentId: parent, priority: ri(0, 2) * 25, weight: ri(1, 3), budget: limit ? { max_tokens: limit, period } : undefined });
+        s.register({
+          id,
+          parentId: parent,
+          priority: ri(0, 2) * 25,
+          weight: ri(1, 3),
+          budget: limit ? { max_tokens: limit, period } : undefined,
+        });
         agents.push({ id, parent, limit, period, regAt: clock.now() });
       } catch (e) {
         if (!(e instanceof KernelError)) throw e; // parent could not cover: refused, fine
@@ -213,7 +279,12 @@ export async function overspend(runs = 10_000, seed = 42, overrun = 0): Promise<
         const input = ri(10, 3000);
         let g: Grant;
         try {
-          g = await s.acquire({ agentId: id, provider: ["a", "b"][ri(0, 1)]!, inputTokens: input, maxTokens: ri(16, 4096) });
+          g = await s.acquire({
+            agentId: id,
+            provider: ["a", "b"][ri(0, 1)]!,
+            inputTokens: input,
+            maxTokens: ri(16, 4096),
+          });
         } catch (e) {
           if (e instanceof KernelError || e instanceof SchedCancelled) {
             exhausted++;

@@ -100,7 +100,8 @@ export async function benchSoak(): Promise<Figure[]> {
 
     spawnMs.sort();
     stopMs.sort();
-    const how = n === 1 ? "1 client, sequential" : `${n} clients in parallel, each sequential (after the first ${k_(CALIBRATE)})`;
+    const how =
+      n === 1 ? "1 client, sequential" : `${n} clients in parallel, each sequential (after the first ${k_(CALIBRATE)})`;
     return [
       {
         name: `${k_(CALIBRATE)} spawn/stop cycles, 1 client, sequential (audited + fdatasync)`,
@@ -111,10 +112,18 @@ export async function benchSoak(): Promise<Figure[]> {
         name: `${k_(TOTAL)} spawn/stop cycles, ${how}`,
         value: Math.round(soakS * 10) / 10,
         unit: "s",
-        baseline: { name: `${k_(CALIBRATE)} sequential × ${TOTAL / CALIBRATE}`, value: Math.round(projectedS * 10) / 10 },
+        baseline: {
+          name: `${k_(CALIBRATE)} sequential × ${TOTAL / CALIBRATE}`,
+          value: Math.round(projectedS * 10) / 10,
+        },
       },
       { name: "kernel RSS at start (ready, no agents)", value: mib(rss0), unit: "MiB" },
-      { name: `kernel RSS after ${k_(FIRST)} cycles`, value: mib(rss8k), unit: "MiB", baseline: { name: "at start", value: mib(rss0) } },
+      {
+        name: `kernel RSS after ${k_(FIRST)} cycles`,
+        value: mib(rss8k),
+        unit: "MiB",
+        baseline: { name: "at start", value: mib(rss0) },
+      },
       {
         name: `kernel RSS after ${k_(TOTAL)} cycles (goal: ratio ≤ 1.10)`,
         value: mib(rss64k),
@@ -122,16 +131,35 @@ export async function benchSoak(): Promise<Figure[]> {
         baseline: { name: `after ${k_(FIRST)} cycles`, value: mib(rss8k) },
         ratio: rss64k / rss8k,
       },
-      { name: `RSS growth per cycle, ${FIRST / 1000}k → ${TOTAL / 1000}k (goal: ~0)`, value: Math.round(((rss64k - rss8k) / (TOTAL - FIRST)) * 1000) / 1000, unit: "KiB" },
+      {
+        name: `RSS growth per cycle, ${FIRST / 1000}k → ${TOTAL / 1000}k (goal: ~0)`,
+        value: Math.round(((rss64k - rss8k) / (TOTAL - FIRST)) * 1000) / 1000,
+        unit: "KiB",
+      },
       {
         name: `agent.spawn p50 (inline manifest, ${n === 1 ? "sequential" : `${n} clients`})`,
         value: ms(pct(spawnMs, 50)),
         unit: "ms",
         baseline: { name: "system.ping p50", value: ms(pct(pingMs, 50)) },
       },
-      { name: "agent.spawn p99", value: ms(pct(spawnMs, 99)), unit: "ms", baseline: { name: "system.ping p99", value: ms(pct(pingMs, 99)) } },
-      { name: "agent.stop p50", value: ms(pct(stopMs, 50)), unit: "ms", baseline: { name: "system.ping p50", value: ms(pct(pingMs, 50)) } },
-      { name: "agent.stop p99", value: ms(pct(stopMs, 99)), unit: "ms", baseline: { name: "system.ping p99", value: ms(pct(pingMs, 99)) } },
+      {
+        name: "agent.spawn p99",
+        value: ms(pct(spawnMs, 99)),
+        unit: "ms",
+        baseline: { name: "system.ping p99", value: ms(pct(pingMs, 99)) },
+      },
+      {
+        name: "agent.stop p50",
+        value: ms(pct(stopMs, 50)),
+        unit: "ms",
+        baseline: { name: "system.ping p50", value: ms(pct(pingMs, 50)) },
+      },
+      {
+        name: "agent.stop p99",
+        value: ms(pct(stopMs, 99)),
+        unit: "ms",
+        baseline: { name: "system.ping p99", value: ms(pct(pingMs, 99)) },
+      },
     ];
   } finally {
     for (const c of extra) c.close();

@@ -36,10 +36,18 @@ export interface Params {
 
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   socket: { type: "string", value: "PATH", help: "host-mode kernel's unix socket (env AAOS_SOCKET)" },
-  serial: { type: "string", value: "PATH", help: "QEMU's serial chardev socket, as `make run` starts it (env AAOS_SERIAL)" },
+  serial: {
+    type: "string",
+    value: "PATH",
+    help: "QEMU's serial chardev socket, as `make run` starts it (env AAOS_SERIAL)",
+  },
   tty: { type: "string", value: "DEVICE", help: "real serial device, e.g. /dev/ttyUSB0 (env AAOS_TTY)" },
   baud: { type: "string", value: "N", help: "line speed for --tty (default 115200)" },
-  wait: { type: "string", value: "SECONDS", help: "how long to wait for the kernel to answer (default 10 for --socket, 60 for --serial/--tty; env AAOS_WAIT)" },
+  wait: {
+    type: "string",
+    value: "SECONDS",
+    help: "how long to wait for the kernel to answer (default 10 for --socket, 60 for --serial/--tty; env AAOS_WAIT)",
+  },
   json: { type: "boolean", help: "print results as JSON, for programs" },
   "no-color": { type: "boolean", help: "no colour even on a terminal (also NO_COLOR=1)" },
   help: { type: "boolean", short: "h", help: "show help (for a verb: aaosctl VERB --help)" },
@@ -66,7 +74,8 @@ export function findVerb(argv: string[]): number {
 
 export function toParseArgsOptions(specs: Record<string, OptionSpec>) {
   const out: Record<string, { type: "string" | "boolean"; short?: string }> = {};
-  for (const [name, s] of Object.entries(specs)) out[name] = s.short ? { type: s.type, short: s.short } : { type: s.type };
+  for (const [name, s] of Object.entries(specs))
+    out[name] = s.short ? { type: s.type, short: s.short } : { type: s.type };
   return out;
 }
 
@@ -106,7 +115,8 @@ export function bindArgs(verb: string, specs: ArgSpec[], args: string[]): Record
     if (s.rest) {
       const words = args.slice(i);
       i = args.length;
-      if (!words.length && !s.optional) throw usageError(`${verb}: missing ${s.name}`, `usage: aaosctl ${usageLine(verb, specs)}`);
+      if (!words.length && !s.optional)
+        throw usageError(`${verb}: missing ${s.name}`, `usage: aaosctl ${usageLine(verb, specs)}`);
       bound[s.name] = words.length ? words.join(" ") : undefined;
       continue;
     }
@@ -115,11 +125,16 @@ export function bindArgs(verb: string, specs: ArgSpec[], args: string[]): Record
       if (!s.optional) throw usageError(`${verb}: missing ${s.name}`, `usage: aaosctl ${usageLine(verb, specs)}`);
       continue;
     }
-    if (s.choices && !s.choices.includes(v)) throw usageError(`${verb}: ${s.name} is one of ${s.choices.join(", ")}, not ${JSON.stringify(v)}`);
+    if (s.choices && !s.choices.includes(v))
+      throw usageError(`${verb}: ${s.name} is one of ${s.choices.join(", ")}, not ${JSON.stringify(v)}`);
     bound[s.name] = v;
     i++;
   }
-  if (i < args.length) throw usageError(`${verb}: unexpected argument ${JSON.stringify(args[i])}`, `usage: aaosctl ${usageLine(verb, specs)}`);
+  if (i < args.length)
+    throw usageError(
+      `${verb}: unexpected argument ${JSON.stringify(args[i])}`,
+      `usage: aaosctl ${usageLine(verb, specs)}`,
+    );
   return bound;
 }
 
@@ -149,7 +164,10 @@ export function parseJsonArg(what: string, text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw usageError(`${what} is not valid JSON: ${(e as Error).message}`, `give one JSON object, e.g. {"path": "/data/x"} (in a shell, inside single quotes)`);
+    throw usageError(
+      `${what} is not valid JSON: ${(e as Error).message}`,
+      `give one JSON object, e.g. {"path": "/data/x"} (in a shell, inside single quotes)`,
+    );
   }
 }
 

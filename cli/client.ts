@@ -180,7 +180,10 @@ export class RpcClient {
         reject: (e) => (done(), reject(e)),
       });
       if (opts.timeoutMs !== undefined)
-        timer = setTimeout(() => forget(new Error(`no answer to ${method} within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+        timer = setTimeout(
+          () => forget(new Error(`no answer to ${method} within ${opts.timeoutMs} ms`)),
+          opts.timeoutMs,
+        );
       opts.signal?.addEventListener("abort", onAbort, { once: true });
       this.stream.write(JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n");
     });

@@ -11,9 +11,7 @@ import { RpcClient, connectUnix, type ByteStream } from "./client.ts";
 import { unreachable, usageError } from "./exit.ts";
 
 export type Target =
-  | { kind: "socket"; path: string }
-  | { kind: "serial"; path: string }
-  | { kind: "tty"; path: string; baud: number };
+  { kind: "socket"; path: string } | { kind: "serial"; path: string } | { kind: "tty"; path: string; baud: number };
 
 export interface TargetOptions {
   socket?: string;
@@ -27,7 +25,8 @@ export const DEFAULT_BAUD = 115200;
 /** from the command line, else from AAOS_SOCKET / AAOS_SERIAL / AAOS_TTY */
 export function targetFrom(opts: TargetOptions, env: Record<string, string | undefined> = process.env): Target {
   const given = (["socket", "serial", "tty"] as const).filter((k) => opts[k] !== undefined);
-  if (given.length > 1) throw usageError(`give only one of --socket, --serial, --tty (got ${given.map((g) => "--" + g).join(", ")})`);
+  if (given.length > 1)
+    throw usageError(`give only one of --socket, --serial, --tty (got ${given.map((g) => "--" + g).join(", ")})`);
   const baud = parseBaud(opts.baud ?? env.AAOS_BAUD);
   if (opts.socket !== undefined) return { kind: "socket", path: opts.socket };
   if (opts.serial !== undefined) return { kind: "serial", path: opts.serial };
@@ -44,7 +43,8 @@ export function targetFrom(opts: TargetOptions, env: Record<string, string | und
 function parseBaud(text: string | undefined): number {
   if (text === undefined) return DEFAULT_BAUD;
   const n = Number(text);
-  if (!Number.isInteger(n) || n <= 0) throw usageError(`--baud wants a positive whole number, not ${JSON.stringify(text)}`);
+  if (!Number.isInteger(n) || n <= 0)
+    throw usageError(`--baud wants a positive whole number, not ${JSON.stringify(text)}`);
   return n;
 }
 
@@ -123,12 +123,20 @@ function waitReady(client: RpcClient, target: Target, deadline: number, opts: Co
     };
     cleanups.push(
       client.onNotification((n) => {
-        if (n.method === "system.ready") settle(() => resolve({ version: n.params?.version, boot_id: n.params?.boot_id }));
+        if (n.method === "system.ready")
+          settle(() => resolve({ version: n.params?.version, boot_id: n.params?.boot_id }));
       }),
     );
     cleanups.push(
       client.onClosed((err) =>
-        settle(() => reject(unreachable(`${describeTarget(target)} closed the connection${err ? `: ${err.message}` : ""} before the kernel answered`, hintFor(target)))),
+        settle(() =>
+          reject(
+            unreachable(
+              `${describeTarget(target)} closed the connection${err ? `: ${err.message}` : ""} before the kernel answered`,
+              hintFor(target),
+            ),
+          ),
+        ),
       ),
     );
     const ping = () => {
@@ -148,11 +156,16 @@ function waitReady(client: RpcClient, target: Target, deadline: number, opts: Co
       const timer = setInterval(ping, pingEvery);
       cleanups.push(() => clearInterval(timer));
     }
-    const timer = setTimeout(() => {
-      const secs = Math.round((opts.waitMs / 1000) * 10) / 10;
-      const noise = client.noise.length ? ` (saw ${client.noise.length} line(s) that were not JSON-RPC)` : "";
-      settle(() => reject(unreachable(`no answer from ${describeTarget(target)} within ${secs} s${noise}`, hintFor(target))));
-    }, Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(
+      () => {
+        const secs = Math.round((opts.waitMs / 1000) * 10) / 10;
+        const noise = client.noise.length ? ` (saw ${client.noise.length} line(s) that were not JSON-RPC)` : "";
+        settle(() =>
+          reject(unreachable(`no answer from ${describeTarget(target)} within ${secs} s${noise}`, hintFor(target))),
+        );
+      },
+      Math.max(0, deadline - Date.now()),
+    );
     cleanups.push(() => clearTimeout(timer));
   });
 }

@@ -87,7 +87,10 @@ export async function runConsole(ctx: Ctx): Promise<number> {
       announce((terminal ? "\x07" : "") + formatApprovalRequest(n.params as ApprovalInfo, paint, width()));
     } else if (n.method === "system.ready") {
       expectClose = false; // a reboot on a serial line: the kernel is back
-      announce(paint("green", `kernel ready`) + paint("dim", ` version ${n.params?.version ?? "?"}, boot ${n.params?.boot_id ?? "?"}`));
+      announce(
+        paint("green", `kernel ready`) +
+          paint("dim", ` version ${n.params?.version ?? "?"}, boot ${n.params?.boot_id ?? "?"}`),
+      );
     }
   });
   const offClose = client.onClosed((err) => {
@@ -97,7 +100,9 @@ export async function runConsole(ctx: Ctx): Promise<number> {
       announce(paint("dim", "the kernel closed the connection (leaving the console)"));
     } else {
       running?.abort();
-      announce(paint("red", "connection closed") + (err ? `: ${err.message}` : "") + paint("dim", " (leaving the console)"));
+      announce(
+        paint("red", "connection closed") + (err ? `: ${err.message}` : "") + paint("dim", " (leaving the console)"),
+      );
       exitCode = ExitCode.unreachable;
     }
     rl.close();
@@ -178,7 +183,14 @@ export async function runConsole(ctx: Ctx): Promise<number> {
   return exitCode;
 }
 
-async function greet(client: RpcClient, ctx: Ctx, paint: Paint, announce: (t: string) => void, width: number, gone: () => boolean) {
+async function greet(
+  client: RpcClient,
+  ctx: Ctx,
+  paint: Paint,
+  announce: (t: string) => void,
+  width: number,
+  gone: () => boolean,
+) {
   try {
     const info = await client.call<Record<string, unknown>>("system.info", {}, { timeoutMs: 5000 });
     const where = ctx.targetName ? ` on ${ctx.targetName}` : "";
@@ -207,12 +219,17 @@ export async function complete(client: RpcClient, line: string): Promise<[string
   const { words, trailingSpace } = splitWords(line);
   const word = trailingSpace || words.length === 0 ? "" : words[words.length - 1]!;
   const index = trailingSpace ? words.length : Math.max(0, words.length - 1);
-  const pick = (cands: string[]) => [[...new Set(cands)].filter((c) => c.startsWith(word)).sort(), word] as [string[], string];
+  const pick = (cands: string[]) =>
+    [[...new Set(cands)].filter((c) => c.startsWith(word)).sort(), word] as [string[], string];
 
   if (index === 0) return pick([...Object.keys(VERBS).filter((v) => v !== "console"), ...LEAVE]);
   const verb = VERBS[words[0]!];
   if (!verb) return [[], word];
-  const options: Record<string, OptionSpec> = { ...(verb.params.options ?? {}), json: GLOBAL_OPTIONS.json!, help: GLOBAL_OPTIONS.help! };
+  const options: Record<string, OptionSpec> = {
+    ...(verb.params.options ?? {}),
+    json: GLOBAL_OPTIONS.json!,
+    help: GLOBAL_OPTIONS.help!,
+  };
   if (word.startsWith("-")) return pick(Object.keys(options).map((o) => `--${o}`));
 
   // the value of an option: `audit --agent <Tab>`

@@ -43,7 +43,10 @@ export async function dispatch(argv: string[], env: DispatchEnv): Promise<number
     const v = VERBS[verb];
     if (!v) {
       const near = nearest(verb, Object.keys(VERBS));
-      throw usageError(`unknown verb ${JSON.stringify(verb)}${near ? `; did you mean ${near}?` : ""}`, "aaosctl --help lists the verbs");
+      throw usageError(
+        `unknown verb ${JSON.stringify(verb)}${near ? `; did you mean ${near}?` : ""}`,
+        "aaosctl --help lists the verbs",
+      );
     }
     if (options.help) {
       out.print(verbHelp(verb));
@@ -54,7 +57,9 @@ export async function dispatch(argv: string[], env: DispatchEnv): Promise<number
       out,
       rpc: async () => {
         // shows only if connecting takes a moment (a VM still booting)
-        const stop = env.interactive ? () => {} : out.progress(`waiting for the kernel on ${safeTargetName(env, options)}`);
+        const stop = env.interactive
+          ? () => {}
+          : out.progress(`waiting for the kernel on ${safeTargetName(env, options)}`);
         try {
           return await env.rpc(options);
         } finally {
@@ -91,7 +96,12 @@ function fail(out: Output, e: unknown): number {
   const code = exitCodeFor(e);
   if (out.json) out.print(JSON.stringify(errorJson(e)));
   else out.note(formatError(e, out.paint));
-  if (code === ExitCode.failed && !(e instanceof CliError) && !(e instanceof Error && e.name === "RpcError") && process.env.AAOSCTL_DEBUG)
+  if (
+    code === ExitCode.failed &&
+    !(e instanceof CliError) &&
+    !(e instanceof Error && e.name === "RpcError") &&
+    process.env.AAOSCTL_DEBUG
+  )
     out.note(String((e as Error).stack));
   return code;
 }

@@ -42,7 +42,12 @@ export function truncate(text: string, max: number): string {
   if (max <= 0) return "";
   const chars = [...text];
   if (chars.length <= max) return text;
-  return chars.slice(0, Math.max(0, max - 1)).join("").trimEnd() + "…";
+  return (
+    chars
+      .slice(0, Math.max(0, max - 1))
+      .join("")
+      .trimEnd() + "…"
+  );
 }
 
 /** compact one-line JSON, cut to max characters */
@@ -88,7 +93,12 @@ export function table<Row>(rows: Row[], columns: Column<Row>[], paint: Paint, wi
       })
       .join("  ")
       .trimEnd();
-  const out = [line(columns.map((c) => c.header), () => "bold")];
+  const out = [
+    line(
+      columns.map((c) => c.header),
+      () => "bold",
+    ),
+  ];
   rows.forEach((r, ri) => out.push(line(cells[ri]!, (i) => columns[i]!.style?.(r))));
   return out.join("\n");
 }
@@ -158,11 +168,14 @@ export function formatOutputEvent(ev: AgentOutputEvent, paint: Paint, width = 10
     case "tool_use":
       return paint("cyan", `  ▸ ${ev.tool} `) + paint("dim", shortJson(ev.input, room - ev.tool.length));
     case "tool_result":
-      if (ev.ok) return paint("green", `  ✓ ${ev.tool} `) + paint("dim", shortJson(ev.output ?? "", room - ev.tool.length));
+      if (ev.ok)
+        return paint("green", `  ✓ ${ev.tool} `) + paint("dim", shortJson(ev.output ?? "", room - ev.tool.length));
       return paint("red", `  ✗ ${ev.tool}: ${ev.error?.message ?? "failed"}${ev.error ? ` (${ev.error.code})` : ""}`);
     case "approval_pending":
-      return paint("yellow", `  ⏸ ${ev.tool} waits for approval ${ev.approval_id}`) +
-        paint("dim", ` (aaosctl approve ${ev.approval_id} | deny ${ev.approval_id})`);
+      return (
+        paint("yellow", `  ⏸ ${ev.tool} waits for approval ${ev.approval_id}`) +
+        paint("dim", ` (aaosctl approve ${ev.approval_id} | deny ${ev.approval_id})`)
+      );
     case "turn":
       return paint("dim", `  · turn ${ev.turn}: ${ev.usage.input_tokens} in / ${ev.usage.output_tokens} out`);
     default:
@@ -180,7 +193,9 @@ export interface ApprovalLike {
 
 /** the banner the console and `approvals --follow` print when a request arrives */
 export function formatApprovalRequest(a: ApprovalLike, paint: Paint, width = 100): string {
-  const head = paint("yellow", paint("bold", `approval requested ${a.id}`)) + `: agent ${a.agent_id} wants ${paint("bold", a.tool)}`;
+  const head =
+    paint("yellow", paint("bold", `approval requested ${a.id}`)) +
+    `: agent ${a.agent_id} wants ${paint("bold", a.tool)}`;
   const input = paint("dim", "  input " + shortJson(a.input, Math.max(20, width - 8)));
   const how = paint("dim", `  approve ${a.id}  |  deny ${a.id} --reason "..."`);
   return [head, input, how].join("\n");

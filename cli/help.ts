@@ -14,7 +14,10 @@ export function cliVersion(): string {
 
 export const EXIT_CODES: [number, string][] = [
   [0, "ok"],
-  [1, "failed: the kernel refused for another reason (no such agent, invalid manifest, budget...), or audit verify found a broken chain"],
+  [
+    1,
+    "failed: the kernel refused for another reason (no such agent, invalid manifest, budget...), or audit verify found a broken chain",
+  ],
   [2, "usage: the command line was wrong"],
   [3, "unreachable: nothing answered at the socket, serial line or device, or the connection was lost"],
   [4, "denied: a capability check (-32001) or a person (-32003) said no"],
@@ -22,8 +25,25 @@ export const EXIT_CODES: [number, string][] = [
 ];
 
 const ORDER = [
-  "info", "ping", "ps", "spawn", "run", "stop", "status", "tools", "invoke",
-  "approvals", "approve", "deny", "audit", "shutdown", "reboot", "call", "console", "help", "version",
+  "info",
+  "ping",
+  "ps",
+  "spawn",
+  "run",
+  "stop",
+  "status",
+  "tools",
+  "invoke",
+  "approvals",
+  "approve",
+  "deny",
+  "audit",
+  "shutdown",
+  "reboot",
+  "call",
+  "console",
+  "help",
+  "version",
 ];
 
 export function verbOrder(): string[] {
@@ -66,10 +86,16 @@ export function globalHelp(interactive = false): string {
 
 export function verbHelp(name: string): string {
   const v = VERBS[name]!;
-  const lines = [`usage: aaosctl ${usageLine(name, v.params.args, v.params.options)}`, "", v.summary[0]!.toUpperCase() + v.summary.slice(1) + ".", ""];
+  const lines = [
+    `usage: aaosctl ${usageLine(name, v.params.args, v.params.options)}`,
+    "",
+    v.summary[0]!.toUpperCase() + v.summary.slice(1) + ".",
+    "",
+  ];
   for (const para of v.help.split("\n\n")) lines.push(...wrap(para, 78), "");
   if (v.methods.length) lines.push(`calls: ${v.methods.join(", ")}`, "");
-  if (v.params.options && Object.keys(v.params.options).length) lines.push("options:", ...optionLines(v.params.options), "");
+  if (v.params.options && Object.keys(v.params.options).length)
+    lines.push("options:", ...optionLines(v.params.options), "");
   lines.push("global options (--socket, --serial, --tty, --json, ...): aaosctl --help");
   return lines.join("\n");
 }

@@ -15,7 +15,11 @@ import { processOutput } from "./output.ts";
 /** a host kernel answers at once; a serial line may be a VM still booting under TCG */
 const DEFAULT_WAIT_S: Record<Target["kind"], number> = { socket: 10, serial: 60, tty: 60 };
 
-export function waitMs(option: string | boolean | undefined, env: Record<string, string | undefined> = process.env, kind: Target["kind"] = "socket"): number {
+export function waitMs(
+  option: string | boolean | undefined,
+  env: Record<string, string | undefined> = process.env,
+  kind: Target["kind"] = "socket",
+): number {
   const text = typeof option === "string" ? option : env.AAOS_WAIT;
   if (text === undefined) return DEFAULT_WAIT_S[kind] * 1000;
   const s = Number(text);
@@ -64,6 +68,8 @@ if (import.meta.main) {
   const code = await main(process.argv.slice(2));
   // flush stdout before leaving: a pipe may still hold our output
   process.exitCode = code;
-  await new Promise<void>((resolve) => (process.stdout.write("") ? resolve() : process.stdout.once("drain", () => resolve())));
+  await new Promise<void>((resolve) =>
+    process.stdout.write("") ? resolve() : process.stdout.once("drain", () => resolve()),
+  );
   process.exit(code);
 }

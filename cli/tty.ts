@@ -40,7 +40,10 @@ export async function openTty(path: string, baud: number): Promise<ByteStream> {
     fd = openSync(path, constants.O_RDWR | constants.O_NOCTTY);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw unreachable(`cannot open ${path}: ${err.code ?? err.message}`, "is the device plugged in, and may you read and write it (group dialout)?");
+    throw unreachable(
+      `cannot open ${path}: ${err.code ?? err.message}`,
+      "is the device plugged in, and may you read and write it (group dialout)?",
+    );
   }
   try {
     rawMode(fd, baud);
@@ -64,7 +67,7 @@ export async function openTty(path: string, baud: number): Promise<ByteStream> {
     write: (data) => {
       if (closed) return;
       const buf = Buffer.from(data, "utf8");
-      for (let off = 0; off < buf.length; ) {
+      for (let off = 0; off < buf.length;) {
         try {
           off += writeSync(fd, buf, off);
         } catch (e) {

@@ -3,7 +3,14 @@
 // lookup; usage lines, --help, the console's completion and docs/aaosctl.md
 // all read this table, so a verb is described in exactly one place.
 import { readFileSync, existsSync } from "node:fs";
-import type { AgentInfo, AgentOutputEvent, AgentStatus, ApprovalInfo, RunResult, ToolDescription } from "../kernel/services.ts";
+import type {
+  AgentInfo,
+  AgentOutputEvent,
+  AgentStatus,
+  ApprovalInfo,
+  RunResult,
+  ToolDescription,
+} from "../kernel/services.ts";
 import { METHOD_NAMES } from "../kernel/rpc/names.ts";
 import { ConnectionLost, type RpcClient } from "./client.ts";
 import type { Params } from "./args.ts";
@@ -79,11 +86,17 @@ export async function resolveAgentId(ctx: Ctx, given: string): Promise<string> {
   const byPrefix = agents.filter((a) => a.agent_id.startsWith(given));
   if (byPrefix.length === 1) return byPrefix[0]!.agent_id;
   if (byPrefix.length > 1)
-    throw usageError(`agent id prefix ${JSON.stringify(given)} is ambiguous: ${byPrefix.map((a) => a.agent_id).join(", ")}`, "give more of the id");
+    throw usageError(
+      `agent id prefix ${JSON.stringify(given)} is ambiguous: ${byPrefix.map((a) => a.agent_id).join(", ")}`,
+      "give more of the id",
+    );
   const byName = agents.filter((a) => a.name === given && a.state !== "stopped");
   if (byName.length === 1) return byName[0]!.agent_id;
   if (byName.length > 1)
-    throw usageError(`${byName.length} live agents are named ${JSON.stringify(given)}: ${byName.map((a) => a.agent_id).join(", ")}`, "name one by id");
+    throw usageError(
+      `${byName.length} live agents are named ${JSON.stringify(given)}: ${byName.map((a) => a.agent_id).join(", ")}`,
+      "name one by id",
+    );
   return given;
 }
 
@@ -93,7 +106,10 @@ export async function resolveApprovalId(ctx: Ctx, given: string): Promise<string
   const byPrefix = approvals.filter((a) => a.id.startsWith(given));
   if (byPrefix.length === 1) return byPrefix[0]!.id;
   if (byPrefix.length > 1)
-    throw usageError(`approval id prefix ${JSON.stringify(given)} is ambiguous: ${byPrefix.map((a) => a.id).join(", ")}`, "give more of the id");
+    throw usageError(
+      `approval id prefix ${JSON.stringify(given)} is ambiguous: ${byPrefix.map((a) => a.id).join(", ")}`,
+      "give more of the id",
+    );
   return given;
 }
 
@@ -117,7 +133,12 @@ function numberOpt(name: string, v: string | boolean | undefined): number | unde
  * agent.run / agent.spawn_and_run with the agent's words and tool activity
  * printed as the agent.output notifications arrive.
  */
-async function streamRun(ctx: Ctx, method: string, params: Record<string, unknown>, agentId?: string): Promise<RunResult> {
+async function streamRun(
+  ctx: Ctx,
+  method: string,
+  params: Record<string, unknown>,
+  agentId?: string,
+): Promise<RunResult> {
   const client = await ctx.rpc();
   const out = ctx.out;
   let streamed = false;
@@ -158,7 +179,12 @@ async function streamRun(ctx: Ctx, method: string, params: Record<string, unknow
   out.endLine();
   const calls = result.tool_calls?.length ?? 0;
   const usage = result.usage ? `${result.usage.input_tokens} in / ${result.usage.output_tokens} out tokens` : "";
-  const parts = [result.stop_reason, usage, `${calls} tool call${calls === 1 ? "" : "s"}`, formatDuration(Date.now() - started)].filter(Boolean);
+  const parts = [
+    result.stop_reason,
+    usage,
+    `${calls} tool call${calls === 1 ? "" : "s"}`,
+    formatDuration(Date.now() - started),
+  ].filter(Boolean);
   out.note(out.paint("dim", `── ${parts.join(" · ")}`));
   return result;
 }
@@ -199,7 +225,9 @@ export const VERBS: Record<string, Verb> = {
       const r = await call<{ pong: unknown; uptime_ms?: number }>(ctx, "system.ping");
       const ms = performance.now() - t0;
       if (ctx.out.json) return ctx.out.printJson({ ...r, rtt_ms: Math.round(ms * 100) / 100 });
-      ctx.out.print(`pong in ${ms.toFixed(1)} ms${r.uptime_ms !== undefined ? ` (up ${formatDuration(r.uptime_ms)})` : ""}`);
+      ctx.out.print(
+        `pong in ${ms.toFixed(1)} ms${r.uptime_ms !== undefined ? ` (up ${formatDuration(r.uptime_ms)})` : ""}`,
+      );
     },
   },
 
@@ -238,7 +266,9 @@ export const VERBS: Record<string, Verb> = {
     methods: ["agent.spawn", "agent.spawn_and_run"],
     params: {
       args: [{ name: "MANIFEST", kind: "file" }],
-      options: { run: { type: "string", value: "MESSAGE", help: "spawn and run MESSAGE at once, streaming the output" } },
+      options: {
+        run: { type: "string", value: "MESSAGE", help: "spawn and run MESSAGE at once, streaming the output" },
+      },
     },
     async run(ctx, { MANIFEST }, opts) {
       const given = MANIFEST!;
@@ -248,14 +278,22 @@ export const VERBS: Record<string, Verb> = {
         try {
           params = { manifest: readFileSync(given, "utf8") };
         } catch (e) {
-          throw new CliError(ExitCode.failed, `cannot read ${given}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+          throw new CliError(
+            ExitCode.failed,
+            `cannot read ${given}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+          );
         }
       } else params = { name: given };
       if (typeof opts.run === "string") {
         await streamRun(ctx, "agent.spawn_and_run", { ...params, message: opts.run });
         return;
       }
-      const r = await callWaiting<{ agent_id: string; name: string; capabilities: string[] }>(ctx, "spawning", "agent.spawn", params);
+      const r = await callWaiting<{ agent_id: string; name: string; capabilities: string[] }>(
+        ctx,
+        "spawning",
+        "agent.spawn",
+        params,
+      );
       if (ctx.out.json) return ctx.out.printJson(r);
       printSpawned(ctx, r);
     },
@@ -290,7 +328,9 @@ export const VERBS: Record<string, Verb> = {
     params: { args: [{ name: "AGENT", kind: "agent" }] },
     async run(ctx, { AGENT }) {
       const agentId = await resolveAgentId(ctx, AGENT!);
-      const r = await callWaiting<{ agent_id: string; state: string }>(ctx, "stopping", "agent.stop", { agent_id: agentId });
+      const r = await callWaiting<{ agent_id: string; state: string }>(ctx, "stopping", "agent.stop", {
+        agent_id: agentId,
+      });
       if (ctx.out.json) return ctx.out.printJson(r);
       ctx.out.print(`${r.agent_id} ${ctx.out.paint(stateStyle(r.state) ?? "bold", r.state)}`);
     },
@@ -317,14 +357,17 @@ export const VERBS: Record<string, Verb> = {
         ["usage", s.usage ? `${s.usage.input_tokens} input / ${s.usage.output_tokens} output tokens` : "-"],
         ["children", s.children?.length ? s.children.join("\n") : "-"],
       ];
-      for (const [k, v] of Object.entries(s)) if (!known.has(k)) pairs.push([k, typeof v === "string" ? v : shortJson(v, 200)]);
+      for (const [k, v] of Object.entries(s))
+        if (!known.has(k)) pairs.push([k, typeof v === "string" ? v : shortJson(v, 200)]);
       ctx.out.print(keyValues(pairs, p));
     },
   },
 
   tools: {
     summary: "list tools (all, or those AGENT may call)",
-    help: "List the kernel's tools (tool.list); with AGENT, only the ones its capabilities allow. --schema prints each tool's input schema.\n\n" + AGENT_ARG_HELP,
+    help:
+      "List the kernel's tools (tool.list); with AGENT, only the ones its capabilities allow. --schema prints each tool's input schema.\n\n" +
+      AGENT_ARG_HELP,
     methods: ["tool.list"],
     params: {
       args: [{ name: "AGENT", kind: "agent", optional: true }],
@@ -382,7 +425,10 @@ export const VERBS: Record<string, Verb> = {
         : client.onNotification((n) => {
             if (n.method !== "approval.requested" || n.params?.agent_id !== agentId || n.params?.tool !== TOOL) return;
             stop();
-            ctx.out.note(ctx.out.paint("yellow", `⏸ waiting for approval ${n.params.id}`) + ctx.out.paint("dim", ` (aaosctl approve ${n.params.id} | deny ${n.params.id})`));
+            ctx.out.note(
+              ctx.out.paint("yellow", `⏸ waiting for approval ${n.params.id}`) +
+                ctx.out.paint("dim", ` (aaosctl approve ${n.params.id} | deny ${n.params.id})`),
+            );
             stop = ctx.out.progress(`waiting for approval ${n.params.id}`);
           });
       let r: { output: unknown };
@@ -477,7 +523,14 @@ export const VERBS: Record<string, Verb> = {
     methods: ["approval.respond"],
     params: {
       args: [{ name: "APPROVAL", kind: "approval" }],
-      options: { reason: { type: "string", short: "r", value: "TEXT", help: "why, recorded in the audit log and told to the agent" } },
+      options: {
+        reason: {
+          type: "string",
+          short: "r",
+          value: "TEXT",
+          help: "why, recorded in the audit log and told to the agent",
+        },
+      },
     },
     async run(ctx, { APPROVAL }, opts) {
       const id = await resolveApprovalId(ctx, APPROVAL!);
@@ -485,7 +538,9 @@ export const VERBS: Record<string, Verb> = {
       if (typeof opts.reason === "string") params.reason = opts.reason;
       const r = await call<{ id: string; decision: string }>(ctx, "approval.respond", params);
       if (ctx.out.json) return ctx.out.printJson(r);
-      ctx.out.print(`${ctx.out.paint("yellow", "denied")} ${r.id}${typeof opts.reason === "string" ? ctx.out.paint("dim", ` (${opts.reason})`) : ""}`);
+      ctx.out.print(
+        `${ctx.out.paint("yellow", "denied")} ${r.id}${typeof opts.reason === "string" ? ctx.out.paint("dim", ` (${opts.reason})`) : ""}`,
+      );
     },
   },
 
@@ -500,8 +555,19 @@ export const VERBS: Record<string, Verb> = {
     params: {
       args: [{ name: "verify", kind: "word", optional: true, choices: ["verify"] }],
       options: {
-        agent: { type: "string", short: "a", value: "AGENT", kind: "agent", help: "only events of this agent (id, prefix or name)" },
-        kind: { type: "string", short: "k", value: "KIND", help: "only events of this kind, e.g. tool.call, or tool.* for every tool record" },
+        agent: {
+          type: "string",
+          short: "a",
+          value: "AGENT",
+          kind: "agent",
+          help: "only events of this agent (id, prefix or name)",
+        },
+        kind: {
+          type: "string",
+          short: "k",
+          value: "KIND",
+          help: "only events of this kind, e.g. tool.call, or tool.* for every tool record",
+        },
         since: { type: "string", value: "SEQ", help: "only events with seq ≥ SEQ" },
         limit: { type: "string", short: "n", value: "N", help: "at most N events per query" },
         follow: { type: "boolean", short: "f", help: "keep printing new events as they are logged" },
@@ -639,17 +705,30 @@ export const VERBS: Record<string, Verb> = {
 };
 
 async function verifyAudit(ctx: Ctx): Promise<number | void> {
-  const r = await callWaiting<{ ok: boolean; events: number; head?: string; [k: string]: unknown }>(ctx, "verifying audit chain", "audit.verify");
+  const r = await callWaiting<{ ok: boolean; events: number; head?: string; [k: string]: unknown }>(
+    ctx,
+    "verifying audit chain",
+    "audit.verify",
+  );
   if (ctx.out.json) ctx.out.printJson(r);
   else {
     const p = ctx.out.paint;
     // what is worth a person's eye: the reason it broke, and every non-empty finding
     const broken = r.broken as { seq?: number; reason?: string } | undefined;
     const extra = Object.entries(r)
-      .filter(([k, v]) => !["ok", "events", "head", "anchor", "broken"].includes(k) && !(Array.isArray(v) && v.length === 0) && v !== null && v !== undefined)
+      .filter(
+        ([k, v]) =>
+          !["ok", "events", "head", "anchor", "broken"].includes(k) &&
+          !(Array.isArray(v) && v.length === 0) &&
+          v !== null &&
+          v !== undefined,
+      )
       .map(([k, v]) => `${k}=${shortJson(v, 120)}`)
       .join(" ");
-    if (r.ok) ctx.out.print(`${p("green", "audit chain intact")}: ${r.events} events, head ${r.head ?? "-"}${extra ? " " + extra : ""}`);
+    if (r.ok)
+      ctx.out.print(
+        `${p("green", "audit chain intact")}: ${r.events} events, head ${r.head ?? "-"}${extra ? " " + extra : ""}`,
+      );
     else {
       const why = broken ? `: seq ${broken.seq}: ${broken.reason}` : "";
       ctx.out.print(`${p("red", "audit chain BROKEN")}${why} (${r.events} events checked)${extra ? " " + extra : ""}`);
@@ -677,4 +756,3 @@ function untilClosedOrAborted(ctx: Ctx, client: RpcClient): Promise<void> {
     ctx.signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
-

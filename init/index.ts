@@ -10,10 +10,30 @@
 // Invariant: nothing here throws out. Every step logs what went wrong and
 // the boot goes on; a kernel with a missing disk or no network still answers
 // on its console, where the operator can see why.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, constants as fsc } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+  constants as fsc,
+} from "node:fs";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
-import { mount, MNT_DETACH, MS_NOATIME, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, sync, umount } from "../kernel/sys/mount.ts";
+import {
+  mount,
+  MNT_DETACH,
+  MS_NOATIME,
+  MS_NODEV,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_RDONLY,
+  sync,
+  umount,
+} from "../kernel/sys/mount.ts";
 import { reboot, setConsoleLogLevel, setCtrlAltDel } from "../kernel/sys/reboot.ts";
 import { setRawMode } from "../kernel/sys/termios.ts";
 import { readCmdline, rpcLine } from "./cmdline.ts";
@@ -96,7 +116,10 @@ function mountQuiet(log: Logger, src: string, target: string, type: string, flag
   }
 }
 
-export async function enterInitMode(consoleLog: Logger, opts: { configDir?: string; dataDir?: string } = {}): Promise<InitEnvironment> {
+export async function enterInitMode(
+  consoleLog: Logger,
+  opts: { configDir?: string; dataDir?: string } = {},
+): Promise<InitEnvironment> {
   // until /data is mounted, problems go to the console (the operator must see
   // them); after that to /data/logs/init.log, keeping the RPC line for JSON-RPC
   let log = consoleLog;
@@ -115,42 +138,67 @@ export async function enterInitMode(consoleLog: Logger, opts: { configDir?: stri
   // signals first: a SIGTERM during boot is remembered, not lost
   const shutdownCtl = shutdownController(() => log, configDir, dataDir);
 
-  step(log, "console", times, () => {
-    setConsoleLogLevel(1); // only emergencies reach the console: it is the RPC line
-    setCtrlAltDel(false); // ctrl-alt-del → SIGINT to us → clean reboot
-  }, undefined);
+  step(
+    log,
+    "console",
+    times,
+    () => {
+      setConsoleLogLevel(1); // only emergencies reach the console: it is the RPC line
+      setCtrlAltDel(false); // ctrl-alt-del → SIGINT to us → clean reboot
+    },
+    undefined,
+  );
 
-  step(log, "pseudo-fs", times, () => {
-    mountQuiet(log, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC);
-    mountQuiet(log, "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
-    mountQuiet(log, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-  }, undefined);
+  step(
+    log,
+    "pseudo-fs",
+    times,
+    () => {
+      mountQuiet(log, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+      mountQuiet(log, "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+      mountQuiet(log, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+    },
+    undefined,
+  );
 
   // the RPC line raw and at its speed before anything is said on it; a
   // virtual console can appear a moment after we start, and a line that
   // never appears falls back to the first UART so the machine stays reachable
   const tRpc = performance.now();
-  for (const deadline = Date.now() + 3000; !existsSync(rpc.device) && Date.now() < deadline; ) await Bun.sleep(20);
+  for (const deadline = Date.now() + 3000; !existsSync(rpc.device) && Date.now() < deadline;) await Bun.sleep(20);
   if (!existsSync(rpc.device) && rpc.device !== "/dev/ttyS0") {
     log.error({ wanted: rpc.device }, "init: RPC device missing; using /dev/ttyS0");
     rpc.device = "/dev/ttyS0";
     rpc.baud = 115200;
   }
-  step(log, "rpc-tty", times, () => {
-    const fd = openSync(rpc.device, fsc.O_RDWR | fsc.O_NOCTTY | fsc.O_NONBLOCK);
-    try {
-      setRawMode(fd, rpc.baud);
-    } finally {
-      closeSync(fd);
-    }
-  }, undefined);
+  step(
+    log,
+    "rpc-tty",
+    times,
+    () => {
+      const fd = openSync(rpc.device, fsc.O_RDWR | fsc.O_NOCTTY | fsc.O_NONBLOCK);
+      try {
+        setRawMode(fd, rpc.baud);
+      } finally {
+        closeSync(fd);
+      }
+    },
+    undefined,
+  );
   times["rpc-tty"] = Math.round(performance.now() - tRpc);
 
   const t0 = performance.now();
   const cfgDev = await waitForLabel(CONFIG_LABEL, 10_000).catch(() => null);
   report.config.device = cfgDev;
   if (cfgDev) {
-    report.config.mounted = mountQuiet(log, cfgDev, configDir, "vfat", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "utf8=1,shortname=mixed,fmask=0177,dmask=0077");
+    report.config.mounted = mountQuiet(
+      log,
+      cfgDev,
+      configDir,
+      "vfat",
+      MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+      "utf8=1,shortname=mixed,fmask=0177,dmask=0077",
+    );
   } else {
     report.config.error = `no partition labelled ${CONFIG_LABEL}`;
     log.error(report.config.error + "; booting with an empty configuration");
@@ -167,7 +215,17 @@ export async function enterInitMode(consoleLog: Logger, opts: { configDir?: stri
   times.disks = Math.round(performance.now() - t0);
 
   report.data.first_boot = step(log, "data-layout", times, () => ensureDataLayout(dataDir), false);
-  log = step(log, "init-log", times, () => pino({ level: consoleLog.level, base: { pid: process.pid, init: true } }, pino.destination({ dest: join(dataDir, "logs", "init.log"), mkdir: true, sync: true })), log);
+  log = step(
+    log,
+    "init-log",
+    times,
+    () =>
+      pino(
+        { level: consoleLog.level, base: { pid: process.pid, init: true } },
+        pino.destination({ dest: join(dataDir, "logs", "init.log"), mkdir: true, sync: true }),
+      ),
+    log,
+  );
 
   const finishBoot = async (netCfg: NetworkConfig | undefined): Promise<void> => {
     const t0 = performance.now();
@@ -208,7 +266,8 @@ export function ensureDataLayout(dataDir: string): boolean {
   const marker = join(dataDir, ".aaos-layout.json");
   const first = !existsSync(marker);
   for (const d of DATA_LAYOUT) mkdirSync(join(dataDir, d), { recursive: true });
-  if (first) writeFileSync(marker, JSON.stringify({ version: LAYOUT_VERSION, created_at: new Date().toISOString() }) + "\n");
+  if (first)
+    writeFileSync(marker, JSON.stringify({ version: LAYOUT_VERSION, created_at: new Date().toISOString() }) + "\n");
   return first;
 }
 

@@ -8,7 +8,14 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { Logger } from "pino";
 import type { NetworkConfig } from "../kernel/config.ts";
-import { addDefaultRoute, formatIPv4, parseIPv4, setInterfaceAddress, setInterfaceUp, UdpSocket } from "../kernel/sys/net.ts";
+import {
+  addDefaultRoute,
+  formatIPv4,
+  parseIPv4,
+  setInterfaceAddress,
+  setInterfaceUp,
+  UdpSocket,
+} from "../kernel/sys/net.ts";
 
 export interface NetworkState {
   interface: string | null;
@@ -23,17 +30,26 @@ export interface NetworkState {
 export const RESOLV_CONF = "/run/resolv.conf";
 
 /** First non-loopback interface under /sys/class/net, waiting up to waitMs for one to appear. */
-export async function findInterface(wanted: string | undefined, waitMs = 5000, sysNet = "/sys/class/net"): Promise<string | null> {
+export async function findInterface(
+  wanted: string | undefined,
+  waitMs = 5000,
+  sysNet = "/sys/class/net",
+): Promise<string | null> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     const names = existsSync(sysNet) ? readdirSync(sysNet).sort() : [];
-    if (wanted ? names.includes(wanted) : names.some((n) => n !== "lo")) return wanted ?? names.find((n) => n !== "lo")!;
+    if (wanted ? names.includes(wanted) : names.some((n) => n !== "lo"))
+      return wanted ?? names.find((n) => n !== "lo")!;
     if (Date.now() >= deadline) return null;
     await Bun.sleep(50);
   }
 }
 
-export async function configureNetwork(cfg: NetworkConfig, log: Logger, opts: { resolvConf?: string } = {}): Promise<NetworkState> {
+export async function configureNetwork(
+  cfg: NetworkConfig,
+  log: Logger,
+  opts: { resolvConf?: string } = {},
+): Promise<NetworkState> {
   const state: NetworkState = { interface: null, address: null, prefix: null, gateway: null, dns: [], mode: cfg.mode };
   try {
     setInterfaceUp("lo");
@@ -68,7 +84,8 @@ export async function configureNetwork(cfg: NetworkConfig, log: Logger, opts: { 
   }
   setInterfaceAddress(ifname, state.address!, state.prefix!);
   if (state.gateway) addDefaultRoute(state.gateway, ifname);
-  if (state.dns.length) writeFileSync(opts.resolvConf ?? RESOLV_CONF, state.dns.map((d) => `nameserver ${d}\n`).join(""));
+  if (state.dns.length)
+    writeFileSync(opts.resolvConf ?? RESOLV_CONF, state.dns.map((d) => `nameserver ${d}\n`).join(""));
   log.info(state, "network up");
   return state;
 }
@@ -82,7 +99,12 @@ export const DHCPREQUEST = 3;
 export const DHCPACK = 5;
 export const DHCPNAK = 6;
 
-export function buildDhcp(type: number, xid: number, mac: Uint8Array, extra: { requested?: string; server?: string } = {}): Uint8Array {
+export function buildDhcp(
+  type: number,
+  xid: number,
+  mac: Uint8Array,
+  extra: { requested?: string; server?: string } = {},
+): Uint8Array {
   const opts: number[] = [53, 1, type];
   if (extra.requested) opts.push(50, 4, ...parseIPv4(extra.requested));
   if (extra.server) opts.push(54, 4, ...parseIPv4(extra.server));
@@ -128,7 +150,12 @@ export function parseDhcp(p: Uint8Array): DhcpReply | null {
   }
   const type = options.get(53)?.[0];
   if (type === undefined) return null;
-  return { type, xid: new DataView(p.buffer, p.byteOffset).getUint32(4), yiaddr: formatIPv4(p.subarray(16, 20)), options };
+  return {
+    type,
+    xid: new DataView(p.buffer, p.byteOffset).getUint32(4),
+    yiaddr: formatIPv4(p.subarray(16, 20)),
+    options,
+  };
 }
 
 export function maskToPrefix(mask: Uint8Array): number {

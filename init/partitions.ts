@@ -19,7 +19,12 @@ export function listBlockDevices(sysBlock = "/sys/class/block", devDir = "/dev")
     } catch {
       continue;
     }
-    const kv = Object.fromEntries(uevent.split("\n").filter(Boolean).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+    const kv = Object.fromEntries(
+      uevent
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+    );
     out.push({ name, devPath: `${devDir}/${kv.DEVNAME ?? name}`, partName: kv.PARTNAME });
   }
   return out;

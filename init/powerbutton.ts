@@ -13,7 +13,12 @@ export function powerPresses(buf: Uint8Array): number {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let n = 0;
   for (let off = 0; off + EVENT_SIZE <= buf.byteLength; off += EVENT_SIZE) {
-    if (dv.getUint16(off + 16, true) === EV_KEY && dv.getUint16(off + 18, true) === KEY_POWER && dv.getInt32(off + 20, true) === 1) n++;
+    if (
+      dv.getUint16(off + 16, true) === EV_KEY &&
+      dv.getUint16(off + 18, true) === KEY_POWER &&
+      dv.getInt32(off + 20, true) === 1
+    )
+      n++;
   }
   return n;
 }
@@ -41,7 +46,8 @@ export function watchPowerButton(log: Logger, onPress: () => void, sysInput = "/
           try {
             n = readSync(fd, buf, 0, buf.length, null);
           } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== "EAGAIN") log.warn({ err, dev }, "init: power button read failed");
+            if ((err as NodeJS.ErrnoException).code !== "EAGAIN")
+              log.warn({ err, dev }, "init: power button read failed");
             return;
           }
           if (n <= 0) return;

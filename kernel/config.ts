@@ -13,7 +13,9 @@ import { describe, PositionedYaml, type PositionedError } from "./manifest/yaml.
 import { KernelError, ErrorCode } from "./errors.ts";
 import { InferenceConfigSchema } from "./llm/config.ts";
 
-const Duration = z.string().refine((s) => parseDuration(s) !== null, { message: 'expected a duration like "30s" or "10m"' });
+const Duration = z
+  .string()
+  .refine((s) => parseDuration(s) !== null, { message: 'expected a duration like "30s" or "10m"' });
 
 const IPv4 = z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}$/, { message: "expected an IPv4 address like 10.0.2.15" });
 
@@ -24,14 +26,18 @@ export const NetworkConfigSchema = z
     /** default: the first interface that is not loopback */
     interface: z.string().min(1).max(15).optional(),
     /** static: "10.0.2.15/24" (no prefix: /24) */
-    address: z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}(\/\d{1,2})?$/, { message: "expected ADDRESS or ADDRESS/PREFIX" }).optional(),
+    address: z
+      .string()
+      .regex(/^(\d{1,3})(\.\d{1,3}){3}(\/\d{1,2})?$/, { message: "expected ADDRESS or ADDRESS/PREFIX" })
+      .optional(),
     gateway: IPv4.optional(),
     dns: z.union([IPv4, z.array(IPv4)]).optional(),
     /** DHCP: give up after this many milliseconds (the kernel serves its console anyway) */
     dhcp_timeout_ms: z.number().int().min(100).max(120_000).default(10_000),
   })
   .superRefine((v, ctx) => {
-    if (v.mode === "static" && !v.address) ctx.addIssue({ code: "custom", path: ["address"], message: "static mode needs an address" });
+    if (v.mode === "static" && !v.address)
+      ctx.addIssue({ code: "custom", path: ["address"], message: "static mode needs an address" });
   });
 
 export type NetworkConfig = z.infer<typeof NetworkConfigSchema>;
@@ -39,10 +45,20 @@ export type NetworkConfig = z.infer<typeof NetworkConfigSchema>;
 export const KernelConfigSchema = z.strictObject({
   rpc: z
     .strictObject({
-      max_line_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+      max_line_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
       // per connection: replies queued for a peer that is not reading them; past it the
       // kernel stops reading that peer, past 4× it drops the peer (kernel/rpc/server.ts)
-      max_pending_output_bytes: z.number().int().min(64 * 1024).max(1024 * 1024 * 1024).default(8 * 1024 * 1024),
+      max_pending_output_bytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .max(1024 * 1024 * 1024)
+        .default(8 * 1024 * 1024),
       // per connection: request lines being handled at once; past it the peer is not read
       max_in_flight: z.number().int().min(1).max(100_000).default(256),
     })
@@ -57,8 +73,16 @@ export const KernelConfigSchema = z.strictObject({
   approval: z.strictObject({ timeout: Duration.default("10m") }).prefault({}),
   tools: z
     .strictObject({
-      file_read_max_bytes: z.number().int().positive().default(1024 * 1024),
-      web_fetch_max_bytes: z.number().int().positive().default(1024 * 1024),
+      file_read_max_bytes: z
+        .number()
+        .int()
+        .positive()
+        .default(1024 * 1024),
+      web_fetch_max_bytes: z
+        .number()
+        .int()
+        .positive()
+        .default(1024 * 1024),
       web_fetch_timeout: Duration.default("20s"),
       web_fetch_max_redirects: z.number().int().min(0).max(20).default(5),
     })
@@ -100,7 +124,10 @@ export interface LoadedConfig {
  * section is valid on its own (so the appliance stays reachable), and the
  * refusal is reported, never silent: ConfigReport.
  */
-export function loadKernelConfig(configDir: string, opts: { onInvalid: "throw" | "defaults" } = { onInvalid: "throw" }): LoadedConfig {
+export function loadKernelConfig(
+  configDir: string,
+  opts: { onInvalid: "throw" | "defaults" } = { onInvalid: "throw" },
+): LoadedConfig {
   const file = join(configDir, "kernel.yaml");
   if (!existsSync(file)) return { config: KernelConfigSchema.parse({}), report: { source: "defaults", valid: true } };
   let value: unknown;
@@ -133,5 +160,10 @@ function validate(parsed: { yaml: PositionedYaml; value: unknown }, source: stri
 }
 
 function configError(source: string, e: PositionedError) {
-  return new KernelError(ErrorCode.InvalidParams, describe(source, e), { source, path: e.path, line: e.line, column: e.column });
+  return new KernelError(ErrorCode.InvalidParams, describe(source, e), {
+    source,
+    path: e.path,
+    line: e.line,
+    column: e.column,
+  });
 }

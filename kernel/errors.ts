@@ -63,7 +63,11 @@ export function invalidRequest(why: string): KernelError {
 
 /** a line over rpc.max_line_bytes: discarded unread, so there is no id to answer */
 export function lineTooLong(bytes: number, limit: number): KernelError {
-  return new KernelError(ErrorCode.InvalidRequest, `line of ${bytes} bytes exceeds the limit of ${limit} bytes; discarded`, { limit });
+  return new KernelError(
+    ErrorCode.InvalidRequest,
+    `line of ${bytes} bytes exceeds the limit of ${limit} bytes; discarded`,
+    { limit },
+  );
 }
 
 export function methodNotFound(name: string): KernelError {
@@ -85,5 +89,7 @@ export interface WireError {
 /** The wire form of anything thrown: a KernelError as it is, anything else as an internal error. */
 export function toWire(e: unknown): WireError {
   const err = e instanceof KernelError ? e : internalError(e);
-  return err.data === undefined ? { code: err.code, message: err.message } : { code: err.code, message: err.message, data: err.data };
+  return err.data === undefined
+    ? { code: err.code, message: err.message }
+    : { code: err.code, message: err.message, data: err.data };
 }

@@ -17,7 +17,15 @@ import { capabilityDenied, ErrorCode, invalidParams, KernelError, noSuchAgent } 
 import { describeZodIssues } from "./zod.ts";
 import { route } from "./ipc/index.ts";
 import type { AgentRuntime, Inference } from "./llm/index.ts";
-import { hasOneSource, loadManifest, MANIFEST_NAME, manifestNames, ONE_SOURCE_MESSAGE, parseDuration, type Manifest } from "./manifest/index.ts";
+import {
+  hasOneSource,
+  loadManifest,
+  MANIFEST_NAME,
+  manifestNames,
+  ONE_SOURCE_MESSAGE,
+  parseDuration,
+  type Manifest,
+} from "./manifest/index.ts";
 import { newAgentId, ProcessTable, type Agent } from "./proc/index.ts";
 import type {
   AgentInfo,
@@ -70,13 +78,19 @@ export class Kernel implements AgentServices {
   constructor(private readonly opts: KernelOptions) {
     // every per-agent structure is bounded by the process table's bound
     this.procs = new ProcessTable(1000, (id) => this.caps.forget(id));
-    this.privateAreas = new PrivateAreas({ dataDir: opts.dataDir, configDir: opts.configDir, keyFiles: opts.keyFiles, logFiles: opts.logFiles });
+    this.privateAreas = new PrivateAreas({
+      dataDir: opts.dataDir,
+      configDir: opts.configDir,
+      keyFiles: opts.keyFiles,
+      logFiles: opts.logFiles,
+    });
     this.approvals = new ApprovalQueue({
       dataDir: opts.dataDir,
       timeoutMs: parseDuration(opts.config.approval.timeout)!,
       audit: (e) => this.audit(e),
       onRequested: (info) => this.publish({ method: "approval.requested", params: info }),
-      onPersistError: (err) => opts.log.error({ err }, "could not write approvals/pending.json (retried at the next change)"),
+      onPersistError: (err) =>
+        opts.log.error({ err }, "could not write approvals/pending.json (retried at the next change)"),
     });
     const t = opts.config.tools;
     this.limits = {
@@ -151,7 +165,11 @@ export class Kernel implements AgentServices {
   }
 
   systemCounts(): SystemCounts {
-    return { agents: this.procs.liveCount(), pending_approvals: this.approvals.list().length, tools: [...this.tools.names()] };
+    return {
+      agents: this.procs.liveCount(),
+      pending_approvals: this.approvals.list().length,
+      tools: [...this.tools.names()],
+    };
   }
 
   // ---- spawn -------------------------------------------------------------
@@ -165,22 +183,41 @@ export class Kernel implements AgentServices {
    */
   async spawn(req: SpawnRequest, parentId?: string): Promise<SpawnResult> {
     const { text, source } = this.manifestText(req);
-    const manifest = loadManifest(text, { knownTools: this.tools.names(), knownAgents: manifestNames(join(this.opts.configDir, "manifests")), source });
+    const manifest = loadManifest(text, {
+      knownTools: this.tools.names(),
+      knownAgents: manifestNames(join(this.opts.configDir, "manifests")),
+      source,
+    });
     const parent = parentId === undefined ? null : this.procs.get(parentId);
     const specs = grantFromManifest(manifest, Date.now());
     const max = this.opts.config.limits;
 
     // ---- check and reserve: synchronous from here to the reservation ----
     if (this.procs.liveCount() + this.reservedAgents >= max.max_agents) {
-      await this.auditDenial({ kind: "spawn.denied", agent_id: parentId ?? null, name: manifest.name, reason: "max_agents reached" });
-      throw new KernelError(ErrorCode.AgentNotRunnable, `agent limit reached: ${max.max_agents} agents are running (limits.max_agents)`, {
-        limit: max.max_agents,
+      await this.auditDenial({
+        kind: "spawn.denied",
+        agent_id: parentId ?? null,
+        name: manifest.name,
+        reason: "max_agents reached",
       });
+      throw new KernelError(
+        ErrorCode.AgentNotRunnable,
+        `agent limit reached: ${max.max_agents} agents are running (limits.max_agents)`,
+        {
+          limit: max.max_agents,
+        },
+      );
     }
     if (parent) {
       const refusal = this.childRefusal(parent, manifest, specs);
       if (refusal) {
-        await this.auditDenial({ kind: "spawn.denied", agent_id: parent.id, name: manifest.name, capability: refusal.capability, reason: refusal.reason });
+        await this.auditDenial({
+          kind: "spawn.denied",
+          agent_id: parent.id,
+          name: manifest.name,
+          capability: refusal.capability,
+          reason: refusal.reason,
+        });
         throw capabilityDenied("spawn_agent", refusal.capability, refusal.reason);
       }
     }
@@ -202,7 +239,12 @@ export class Kernel implements AgentServices {
       try {
         this.inference.onSpawn(this.runtime(agent));
       } catch (e) {
-        await this.auditDenial({ kind: "spawn.denied", agent_id: parent?.id ?? null, name: manifest.name, reason: (e as Error).message });
+        await this.auditDenial({
+          kind: "spawn.denied",
+          agent_id: parent?.id ?? null,
+          name: manifest.name,
+          reason: (e as Error).message,
+        });
         throw e;
       }
     }
@@ -222,7 +264,12 @@ export class Kernel implements AgentServices {
         this.audit({
           kind: "capability.grant",
           agent_id: id,
-          tokens: tokens.map((t) => ({ id: t.id, capability: t.text, max_invocations: t.maxInvocations, expires_at: t.expiresAt })),
+          tokens: tokens.map((t) => ({
+            id: t.id,
+            capability: t.text,
+            max_invocations: t.maxInvocations,
+            expires_at: t.expiresAt,
+          })),
         }),
       ]);
     } catch (e) {
@@ -258,28 +305,46 @@ export class Kernel implements AgentServices {
     if (!hasOneSource(req)) throw invalidParams(ONE_SOURCE_MESSAGE);
     if (req.manifest !== undefined) return { text: req.manifest, source: "manifest" };
     const name = req.name!;
-    if (!MANIFEST_NAME.test(name)) throw invalidParams(`name: "${name}" is not a manifest name (lower-case letters, digits, '-', '_')`);
+    if (!MANIFEST_NAME.test(name))
+      throw invalidParams(`name: "${name}" is not a manifest name (lower-case letters, digits, '-', '_')`);
     for (const ext of [".yaml", ".yml"]) {
       const file = join(this.opts.configDir, "manifests", name + ext);
       if (existsSync(file)) return { text: readFileSync(file, "utf8"), source: `manifests/${name}${ext}` };
     }
-    throw new KernelError(ErrorCode.InvalidManifest, `no manifest named "${name}" in ${join(this.opts.configDir, "manifests")}`, {
-      path: "name",
-      line: 0,
-      column: 0,
-    });
+    throw new KernelError(
+      ErrorCode.InvalidManifest,
+      `no manifest named "${name}" in ${join(this.opts.configDir, "manifests")}`,
+      {
+        path: "name",
+        line: 0,
+        column: 0,
+      },
+    );
   }
 
   /** a child may never hold more than its parent: synchronous, so the caller can reserve in the same step */
   private childRefusal(parent: Agent, m: Manifest, specs: TokenSpec[]): { capability: string; reason: string } | null {
-    if (parent.state === "stopped") throw new KernelError(ErrorCode.AgentNotRunnable, `agent ${parent.id} is stopped`, { agent_id: parent.id });
-    if (!parent.manifest.spawn_child.includes(m.name)) return { capability: `spawn_child: ${m.name}`, reason: `"${m.name}" is not in the parent's spawn_child list` };
+    if (parent.state === "stopped")
+      throw new KernelError(ErrorCode.AgentNotRunnable, `agent ${parent.id} is stopped`, { agent_id: parent.id });
+    if (!parent.manifest.spawn_child.includes(m.name))
+      return { capability: `spawn_child: ${m.name}`, reason: `"${m.name}" is not in the parent's spawn_child list` };
     const max = this.opts.config.limits;
-    if (parent.depth + 1 > max.max_spawn_depth) return { capability: "limits.max_spawn_depth", reason: `spawn depth would exceed ${max.max_spawn_depth}` };
-    const liveChildren = [...parent.children].filter((c) => this.procs.find(c)?.state !== "stopped").length + (this.reservedChildren.get(parent.id) ?? 0);
-    if (liveChildren >= max.max_children) return { capability: "limits.max_children", reason: `parent already has ${liveChildren} children (limits.max_children)` };
-    for (const n of m.spawn_child) if (!parent.manifest.spawn_child.includes(n)) return { capability: `spawn_child: ${n}`, reason: `the parent may not spawn "${n}" itself` };
-    for (const n of m.message_send) if (!parent.manifest.message_send.includes(n)) return { capability: `message_send: ${n}`, reason: `the parent may not message "${n}" itself` };
+    if (parent.depth + 1 > max.max_spawn_depth)
+      return { capability: "limits.max_spawn_depth", reason: `spawn depth would exceed ${max.max_spawn_depth}` };
+    const liveChildren =
+      [...parent.children].filter((c) => this.procs.find(c)?.state !== "stopped").length +
+      (this.reservedChildren.get(parent.id) ?? 0);
+    if (liveChildren >= max.max_children)
+      return {
+        capability: "limits.max_children",
+        reason: `parent already has ${liveChildren} children (limits.max_children)`,
+      };
+    for (const n of m.spawn_child)
+      if (!parent.manifest.spawn_child.includes(n))
+        return { capability: `spawn_child: ${n}`, reason: `the parent may not spawn "${n}" itself` };
+    for (const n of m.message_send)
+      if (!parent.manifest.message_send.includes(n))
+        return { capability: `message_send: ${n}`, reason: `the parent may not message "${n}" itself` };
     const covered = this.caps.covers(parent.id, specs);
     if (!covered.ok) return { capability: covered.capability, reason: covered.reason };
     return null;
@@ -295,8 +360,13 @@ export class Kernel implements AgentServices {
       .map((file) => {
         const name = file.replace(/\.ya?ml$/, "");
         try {
-          const m = loadManifest(readFileSync(join(dir, file), "utf8"), { knownTools: this.tools.names(), knownAgents: manifestNames(dir), source: `manifests/${file}` });
-          if (m.name !== name) return { name, file, valid: false, error: `name "${m.name}" differs from the file name` };
+          const m = loadManifest(readFileSync(join(dir, file), "utf8"), {
+            knownTools: this.tools.names(),
+            knownAgents: manifestNames(dir),
+            source: `manifests/${file}`,
+          });
+          if (m.name !== name)
+            return { name, file, valid: false, error: `name "${m.name}" differs from the file name` };
           return { name, file, valid: true };
         } catch (e) {
           return { name, file, valid: false, error: (e as Error).message };
@@ -332,7 +402,12 @@ export class Kernel implements AgentServices {
       if (this.procs.find(child)?.state !== "stopped") await this.stop(child);
     }
     try {
-      await this.audit({ kind: "agent.stop", agent_id: agent.id, name: agent.name, revoked_tokens: this.caps.unrevokedCount(agent.id) });
+      await this.audit({
+        kind: "agent.stop",
+        agent_id: agent.id,
+        name: agent.name,
+        revoked_tokens: this.caps.unrevokedCount(agent.id),
+      });
     } catch (e) {
       throw notRecorded("agent.stop", `agent ${agent.id} is still running`, e);
     }
@@ -416,7 +491,15 @@ export class Kernel implements AgentServices {
     const agent = this.procs.get(agentId);
     if (agent.state === "stopped") throw notRunnable(agent, "is stopped");
     const deny = async (capability: string, reason: string, resource?: string): Promise<never> => {
-      await this.auditDenial({ kind: "capability.denied", agent_id: agentId, tool: toolName, capability, reason, ...(resource === undefined ? {} : { resource }), via: opts.via });
+      await this.auditDenial({
+        kind: "capability.denied",
+        agent_id: agentId,
+        tool: toolName,
+        capability,
+        reason,
+        ...(resource === undefined ? {} : { resource }),
+        via: opts.via,
+      });
       throw capabilityDenied(toolName, capability, reason);
     };
     const tool = this.tools.get(toolName);
@@ -447,7 +530,17 @@ export class Kernel implements AgentServices {
       privateAreas: this.privateAreas,
       authorize: (kind: ResourceKind, resource: string) => {
         const denied = (capability: string, reason: string): never => {
-          pending.push(this.auditDenial({ kind: "capability.denied", agent_id: agentId, tool: toolName, capability, reason, resource, via: opts.via }));
+          pending.push(
+            this.auditDenial({
+              kind: "capability.denied",
+              agent_id: agentId,
+              tool: toolName,
+              capability,
+              reason,
+              resource,
+              via: opts.via,
+            }),
+          );
           throw capabilityDenied(toolName, capability, reason);
         };
         if (kind !== "web_fetch") {
@@ -461,17 +554,41 @@ export class Kernel implements AgentServices {
         return denied(r.capability, r.reason);
       },
     };
-    const { seq } = await this.audit({ kind: "tool.call", agent_id: agentId, tool: toolName, input: clip(parsed.data), token: check.token.id, via: opts.via });
+    const { seq } = await this.audit({
+      kind: "tool.call",
+      agent_id: agentId,
+      tool: toolName,
+      input: clip(parsed.data),
+      token: check.token.id,
+      via: opts.via,
+    });
     try {
       if (signal.aborted) throw notRunnable(agent, "was stopped");
       const output = await tool.run(ctx, parsed.data);
       await Promise.all(pending);
-      await this.audit({ kind: "tool.result", agent_id: agentId, tool: toolName, call_seq: seq, ok: true, output: clip(output) });
+      await this.audit({
+        kind: "tool.result",
+        agent_id: agentId,
+        tool: toolName,
+        call_seq: seq,
+        ok: true,
+        output: clip(output),
+      });
       return output;
     } catch (e) {
       await Promise.allSettled(pending);
-      const err = e instanceof KernelError ? e : new KernelError(ErrorCode.InternalError, `tool ${toolName} failed: ${(e as Error)?.message ?? String(e)}`);
-      await this.audit({ kind: "tool.result", agent_id: agentId, tool: toolName, call_seq: seq, ok: false, error: { code: err.code, message: err.message } });
+      const err =
+        e instanceof KernelError
+          ? e
+          : new KernelError(ErrorCode.InternalError, `tool ${toolName} failed: ${(e as Error)?.message ?? String(e)}`);
+      await this.audit({
+        kind: "tool.result",
+        agent_id: agentId,
+        tool: toolName,
+        call_seq: seq,
+        ok: false,
+        error: { code: err.code, message: err.message },
+      });
       throw err;
     }
   }
@@ -489,7 +606,12 @@ export class Kernel implements AgentServices {
     }
     // recorded durably before the recipient can see it
     try {
-      await this.audit({ kind: "message.send", agent_id: fromAgentId, to: r.target.id, bytes: Buffer.byteLength(message) });
+      await this.audit({
+        kind: "message.send",
+        agent_id: fromAgentId,
+        to: r.target.id,
+        bytes: Buffer.byteLength(message),
+      });
     } catch (e) {
       r.release();
       throw notRecorded("message.send", "the message was not delivered", e);
@@ -516,13 +638,20 @@ export class Kernel implements AgentServices {
 /** a change whose audit record could not be written was not made */
 function notRecorded(what: string, consequence: string, cause: unknown): KernelError {
   const inner = cause instanceof KernelError ? cause : null;
-  return new KernelError(ErrorCode.InternalError, `${what} was not recorded in the audit log, so ${consequence}: ${(cause as Error)?.message ?? cause}`, {
-    ...(inner?.data ?? {}),
-  });
+  return new KernelError(
+    ErrorCode.InternalError,
+    `${what} was not recorded in the audit log, so ${consequence}: ${(cause as Error)?.message ?? cause}`,
+    {
+      ...(inner?.data ?? {}),
+    },
+  );
 }
 
 function notRunnable(a: Agent, why: string): KernelError {
-  return new KernelError(ErrorCode.AgentNotRunnable, `agent ${a.id} (${a.name}) ${why}`, { agent_id: a.id, state: a.state });
+  return new KernelError(ErrorCode.AgentNotRunnable, `agent ${a.id} (${a.name}) ${why}`, {
+    agent_id: a.id,
+    state: a.state,
+  });
 }
 
 function anySignal(a: AbortSignal, b?: AbortSignal): AbortSignal {

@@ -80,14 +80,28 @@ function parseArgv(argv: string[]): Args | { exit: number; message: string } {
 }
 
 function makeLogger(level: string, file?: string): Logger {
-  const dest = file ? pino.destination({ dest: file, mkdir: true, sync: false }) : pino.destination({ dest: 2, sync: false });
+  const dest = file
+    ? pino.destination({ dest: file, mkdir: true, sync: false })
+    : pino.destination({ dest: 2, sync: false });
   // a full or failing disk must not take the kernel down through its own log
   dest.on("error", () => {});
   return pino(
     {
       level,
       base: { pid: process.pid },
-      redact: { paths: ["api_key", "apiKey", "*.api_key", "*.apiKey", "headers.authorization", 'headers["x-api-key"]', "*.headers.authorization", '*.headers["x-api-key"]'], censor: REDACTED },
+      redact: {
+        paths: [
+          "api_key",
+          "apiKey",
+          "*.api_key",
+          "*.apiKey",
+          "headers.authorization",
+          'headers["x-api-key"]',
+          "*.headers.authorization",
+          '*.headers["x-api-key"]',
+        ],
+        censor: REDACTED,
+      },
     },
     dest,
   );
@@ -103,13 +117,18 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
   const startedAt = Date.now();
 
   // init mode: signals, the RPC tty, /config and /data; until /data is there, problems go to the console
-  const init = args.mode === "init" ? await (await import("../init/index.ts")).enterInitMode(makeLogger(args.logLevel ?? "info", args.logFile)) : null;
+  const init =
+    args.mode === "init"
+      ? await (await import("../init/index.ts")).enterInitMode(makeLogger(args.logLevel ?? "info", args.logFile))
+      : null;
   const configDir = init?.configDir ?? args.configDir;
   const dataDir = init?.dataDir ?? args.dataDir;
   const listenSpecs = args.listen.length || !init ? args.listen : [{ kind: "tty" as const, device: init.rpcDevice }];
 
   // host mode refuses a bad kernel.yaml; PID 1 boots on the defaults and reports it (system.info, system.boot)
-  const { config, report: configReport } = loadKernelConfig(configDir, { onInvalid: args.mode === "init" ? "defaults" : "throw" });
+  const { config, report: configReport } = loadKernelConfig(configDir, {
+    onInvalid: args.mode === "init" ? "defaults" : "throw",
+  });
   const logFile = kernelLogFile(args, config, dataDir);
   const log = makeLogger(args.logLevel ?? config.log.level, logFile);
   if (!configReport.valid) log.error({ error: configReport.error }, "kernel.yaml is invalid; booting with defaults");
@@ -147,9 +166,22 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
 
   // a full data disk boots degraded: reads answer, changes get a clear error
   // (the audit log says why), and the leftovers are recovered at a later boot
-  await kernel.recover().catch((err) => log.error({ err }, "could not record the approvals a previous run left pending; kept for the next boot"));
   await kernel
-    .audit({ kind: "system.boot", agent_id: null, version: VERSION, boot_id: bootId, mode: args.mode, pid: process.pid, config: configReport, boot: init?.bootReport })
+    .recover()
+    .catch((err) =>
+      log.error({ err }, "could not record the approvals a previous run left pending; kept for the next boot"),
+    );
+  await kernel
+    .audit({
+      kind: "system.boot",
+      agent_id: null,
+      version: VERSION,
+      boot_id: bootId,
+      mode: args.mode,
+      pid: process.pid,
+      config: configReport,
+      boot: init?.bootReport,
+    })
     .catch((err) => log.error({ err }, "could not record system.boot: running degraded"));
 
   const listeners: Listener[] = [];
@@ -171,7 +203,15 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     })();
   };
 
-  const facts = { version: VERSION, bootId, mode: args.mode, startedAt, config: configReport, boot: init?.bootReport, shutdown };
+  const facts = {
+    version: VERSION,
+    bootId,
+    mode: args.mode,
+    startedAt,
+    config: configReport,
+    boot: init?.bootReport,
+    shutdown,
+  };
   const server = new RpcServer(methodTable(kernel, facts), {
     maxLineBytes: config.rpc.max_line_bytes,
     maxPendingOutputBytes: config.rpc.max_pending_output_bytes,
@@ -185,7 +225,10 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
   if (init) init.onShutdownRequest(shutdown);
   else for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => shutdown("poweroff"));
 
-  log.info({ version: VERSION, boot_id: bootId, mode: args.mode, listen: listeners.map((l) => l.describe) }, "aaos kernel ready");
+  log.info(
+    { version: VERSION, boot_id: bootId, mode: args.mode, listen: listeners.map((l) => l.describe) },
+    "aaos kernel ready",
+  );
   return { kernel, listeners, stop };
 }
 
@@ -211,7 +254,9 @@ function configuredKeyFiles(config: KernelConfig, configDir: string): string[] {
 function guardProcess(services: AgentServices, log: Logger) {
   const report = (kind: string) => (err: unknown) => {
     log.error({ err }, kind);
-    services.audit({ kind: "kernel.error", agent_id: null, error: String((err as Error)?.stack ?? err).slice(0, 2000) }).catch(() => {});
+    services
+      .audit({ kind: "kernel.error", agent_id: null, error: String((err as Error)?.stack ?? err).slice(0, 2000) })
+      .catch(() => {});
   };
   process.on("uncaughtException", report("uncaught exception"));
   process.on("unhandledRejection", report("unhandled rejection"));

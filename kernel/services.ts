@@ -53,7 +53,15 @@ export interface RunResult {
 export type AgentOutputEvent =
   | { agent_id: string; type: "text"; text: string }
   | { agent_id: string; type: "tool_use"; tool: string; input: unknown; id: string }
-  | { agent_id: string; type: "tool_result"; tool: string; id: string; ok: boolean; output?: unknown; error?: { code: number; message: string } }
+  | {
+      agent_id: string;
+      type: "tool_result";
+      tool: string;
+      id: string;
+      ok: boolean;
+      output?: unknown;
+      error?: { code: number; message: string };
+    }
   | { agent_id: string; type: "approval_pending"; approval_id: string; tool: string }
   | { agent_id: string; type: "turn"; turn: number; usage: Usage };
 

@@ -9,7 +9,9 @@ type Issue = z.core.$ZodIssue;
 
 /** the issues in the order a person should see them: unknown fields first (usually a typo), then the rest */
 export function orderedIssues(err: z.ZodError): Issue[] {
-  return [...err.issues].sort((a, b) => Number(b.code === "unrecognized_keys") - Number(a.code === "unrecognized_keys"));
+  return [...err.issues].sort(
+    (a, b) => Number(b.code === "unrecognized_keys") - Number(a.code === "unrecognized_keys"),
+  );
 }
 
 /** where the issue is (symbols, which no input can hold, are dropped) */
@@ -39,7 +41,8 @@ export function describeZodIssues(err: z.ZodError, prefix?: string): string {
     .slice(0, 2)
     .map((issue) => {
       const path = formatPath(prefix === undefined ? issuePath(issue) : [prefix, ...issuePath(issue)]);
-      if (issue.code === "unrecognized_keys") return `${path ? path + "." : ""}${issue.keys.join(", ")}: ${issueMessage(issue)}`;
+      if (issue.code === "unrecognized_keys")
+        return `${path ? path + "." : ""}${issue.keys.join(", ")}: ${issueMessage(issue)}`;
       return `${path || "(params)"}: ${issueMessage(issue)}`;
     })
     .join("; ");

@@ -38,7 +38,22 @@ export function makeDisk(configFiles: Record<string, string>, outFile?: string):
   }
   mkdirSync(cfg, { recursive: true });
   const out = outFile ?? join(dir, "aaos.img");
-  const r = Bun.spawnSync([join(ROOT, "image/mkdisk.sh"), "--bzimage", a.bzImage, "--sys", a.sys, "--config", cfg, "--out", out, "--data-mb", "64"], { stderr: "pipe" });
+  const r = Bun.spawnSync(
+    [
+      join(ROOT, "image/mkdisk.sh"),
+      "--bzimage",
+      a.bzImage,
+      "--sys",
+      a.sys,
+      "--config",
+      cfg,
+      "--out",
+      out,
+      "--data-mb",
+      "64",
+    ],
+    { stderr: "pipe" },
+  );
   if (r.exitCode !== 0) throw new Error(`mkdisk failed: ${r.stderr.toString()}`);
   return out;
 }
@@ -80,7 +95,16 @@ export function gptPartitions(image: string): GptPartition[] {
 export function extractPartition(image: string, name: string, out: string): string {
   const p = gptPartitions(image).find((x) => x.name === name);
   if (!p) throw new Error(`${image}: no partition ${name}`);
-  const r = Bun.spawnSync(["dd", `if=${image}`, `of=${out}`, "bs=512", `skip=${p.firstLba}`, `count=${p.lastLba - p.firstLba + 1}`, "status=none", "conv=sparse"]);
+  const r = Bun.spawnSync([
+    "dd",
+    `if=${image}`,
+    `of=${out}`,
+    "bs=512",
+    `skip=${p.firstLba}`,
+    `count=${p.lastLba - p.firstLba + 1}`,
+    "status=none",
+    "conv=sparse",
+  ]);
   if (r.exitCode !== 0) throw new Error(`dd failed: ${r.stderr.toString()}`);
   return out;
 }
@@ -95,7 +119,12 @@ export function readDataFile(image: string, path: string): string | null {
 }
 
 /** After a poweroff: was AAOS-DATA unmounted cleanly, and does e2fsck find nothing? */
-export function checkDataFs(image: string): { clean: boolean; needsRecovery: boolean; fsckOk: boolean; report: string } {
+export function checkDataFs(image: string): {
+  clean: boolean;
+  needsRecovery: boolean;
+  fsckOk: boolean;
+  report: string;
+} {
   const part = extractPartition(image, "AAOS-DATA", join(tempDir("aaos-fsck-"), "data.ext4"));
   const hdr = Bun.spawnSync(["dumpe2fs", "-h", part], { stderr: "pipe" }).stdout.toString();
   const fsck = Bun.spawnSync(["e2fsck", "-fn", part], { stdout: "pipe", stderr: "pipe" });

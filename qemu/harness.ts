@@ -89,7 +89,10 @@ export interface VM {
   exited: boolean;
 }
 
-export function qemuArgs(o: BootOptions, paths: { rpcSock: string; consoleFile: string; varsFile: string; qmpSock?: string }): string[] {
+export function qemuArgs(
+  o: BootOptions,
+  paths: { rpcSock: string; consoleFile: string; varsFile: string; qmpSock?: string },
+): string[] {
   const accel = o.accel ?? ((process.env.AAOS_ACCEL as "kvm" | "tcg" | undefined) || "tcg");
   // One TCG thread for all vCPUs by default: with one thread per vCPU we saw
   // the guest kernel die on a stale int3 while patching its own code at boot
@@ -117,7 +120,9 @@ export function qemuArgs(o: BootOptions, paths: { rpcSock: string; consoleFile: 
   if (o.kernel && append) a.push("-append", append);
   if (o.image) a.push("-drive", `file=${o.image},if=virtio,format=raw,cache=unsafe${o.snapshot ? ",snapshot=on" : ""}`);
   if (!o.noNetwork) {
-    const fwd = (o.guestfwd ?? []).map((f) => `,guestfwd=tcp:${f.guestAddr}:${f.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${f.hostPort}`).join("");
+    const fwd = (o.guestfwd ?? [])
+      .map((f) => `,guestfwd=tcp:${f.guestAddr}:${f.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${f.hostPort}`)
+      .join("");
     a.push("-netdev", `user,id=n0${fwd}`, "-device", "virtio-net-pci,netdev=n0");
   }
   a.push("-device", "virtio-rng-pci");
@@ -141,7 +146,8 @@ export async function bootVM(o: BootOptions): Promise<VM> {
   let stderrText = "";
   if (!o.inheritStderr)
     void (async () => {
-      for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) stderrText += new TextDecoder().decode(chunk);
+      for await (const chunk of proc.stderr as ReadableStream<Uint8Array>)
+        stderrText += new TextDecoder().decode(chunk);
     })();
 
   // connect as soon as QEMU has made the socket; the guest waits for us
@@ -208,7 +214,11 @@ export async function bootVM(o: BootOptions): Promise<VM> {
           if (i < 0) return;
           readyWaiters.splice(i, 1);
           clearTimeout(timer);
-          reject(new Error(`qemu exited (${exitCode}) before system.ready: ${stderrText}\nconsole:\n${vm.consoleLog().slice(-3000)}`));
+          reject(
+            new Error(
+              `qemu exited (${exitCode}) before system.ready: ${stderrText}\nconsole:\n${vm.consoleLog().slice(-3000)}`,
+            ),
+          );
         });
       });
     },

@@ -48,7 +48,9 @@ const argv = qemuArgs(
   { rpcSock: v.socket!, consoleFile, varsFile },
 );
 const accel = argv[argv.indexOf("-accel") + 1];
-console.error(`aaos: booting ${v.image} (${v.uefi ? "UEFI/OVMF" : "-kernel"}, ${accel}${accel!.startsWith("tcg") ? "; AAOS_ACCEL=kvm to use KVM" : ""})`);
+console.error(
+  `aaos: booting ${v.image} (${v.uefi ? "UEFI/OVMF" : "-kernel"}, ${accel}${accel!.startsWith("tcg") ? "; AAOS_ACCEL=kvm to use KVM" : ""})`,
+);
 console.error(`aaos: JSON-RPC on ${v.socket} (guest ${v.rpc}); console log ${consoleFile}`);
 const qemu = Bun.spawn(argv, { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
 
@@ -56,7 +58,9 @@ const cliMain = join(ROOT, "cli/main.ts");
 const interactive = !v["no-console"] && process.stdin.isTTY && existsSync(cliMain);
 if (!interactive) {
   console.error(`aaos: talk to it with:  bun cli/main.ts --serial ${v.socket} console`);
-  console.error(`aaos:               or:  socat - UNIX-CONNECT:${v.socket}   then e.g. {"jsonrpc":"2.0","id":1,"method":"system.info"}`);
+  console.error(
+    `aaos:               or:  socat - UNIX-CONNECT:${v.socket}   then e.g. {"jsonrpc":"2.0","id":1,"method":"system.info"}`,
+  );
   console.error(`aaos: power off with system.shutdown {"action":"poweroff"} (or Ctrl-C here to kill QEMU)`);
   process.exit(await qemu.exited);
 }
@@ -65,7 +69,11 @@ while (!existsSync(v.socket!)) {
   if (qemu.exitCode !== null) process.exit(qemu.exitCode);
   await Bun.sleep(50);
 }
-const con = Bun.spawn([process.execPath, cliMain, "--serial", v.socket!, "console"], { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+const con = Bun.spawn([process.execPath, cliMain, "--serial", v.socket!, "console"], {
+  stdin: "inherit",
+  stdout: "inherit",
+  stderr: "inherit",
+});
 await con.exited;
 if (qemu.exitCode === null) {
   console.error("aaos: console closed; powering the machine off");

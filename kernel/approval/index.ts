@@ -79,7 +79,13 @@ export class ApprovalQueue {
     }
     await Promise.all(
       stale.map((info) =>
-        this.opts.audit({ kind: "approval.cancelled", agent_id: info.agent_id, approval_id: info.id, tool: info.tool, reason: "kernel restarted" }),
+        this.opts.audit({
+          kind: "approval.cancelled",
+          agent_id: info.agent_id,
+          approval_id: info.id,
+          tool: info.tool,
+          reason: "kernel restarted",
+        }),
       ),
     );
     this.persist();
@@ -94,14 +100,29 @@ export class ApprovalQueue {
    * Resolves when approved; throws -32003 when denied, timed out or cancelled.
    * The request is audited (durably) and mirrored before anyone can see it.
    */
-  async request(agentId: string, tool: string, input: unknown, signal?: AbortSignal, onPending?: (id: string) => void): Promise<void> {
-    if (signal?.aborted) throw signal.reason ?? new KernelError(ErrorCode.AgentNotRunnable, `agent ${agentId} was stopped`);
+  async request(
+    agentId: string,
+    tool: string,
+    input: unknown,
+    signal?: AbortSignal,
+    onPending?: (id: string) => void,
+  ): Promise<void> {
+    if (signal?.aborted)
+      throw signal.reason ?? new KernelError(ErrorCode.AgentNotRunnable, `agent ${agentId} was stopped`);
     const id = "apr-" + randomBytes(8).toString("hex");
     const info: ApprovalInfo = { id, agent_id: agentId, tool, input, requested_at: new Date().toISOString() };
     await this.opts.audit({ kind: "approval.requested", agent_id: agentId, approval_id: id, tool, input });
 
     const outcome = await new Promise<Outcome>((resolve) => {
-      const timer = setTimeout(() => void this.conclude(id, { decision: "deny", reason: `no decision within ${Math.round(this.opts.timeoutMs / 1000)} s`, by: "timeout" }), this.opts.timeoutMs);
+      const timer = setTimeout(
+        () =>
+          void this.conclude(id, {
+            decision: "deny",
+            reason: `no decision within ${Math.round(this.opts.timeoutMs / 1000)} s`,
+            by: "timeout",
+          }),
+        this.opts.timeoutMs,
+      );
       const onAbort = () => void this.conclude(id, { decision: "deny", reason: "the agent was stopped", by: "stop" });
       const entry: Pending = {
         info,
@@ -131,7 +152,10 @@ export class ApprovalQueue {
   /** The operator's answer: returns once approval.decided is durable. */
   async respond(id: string, decision: Decision, reason?: string): Promise<{ id: string; decision: Decision }> {
     const p = this.pending.get(id);
-    if (!p || p.deciding) throw new KernelError(ErrorCode.NoSuchApproval, `no pending approval ${id} (unknown, or already decided)`, { id });
+    if (!p || p.deciding)
+      throw new KernelError(ErrorCode.NoSuchApproval, `no pending approval ${id} (unknown, or already decided)`, {
+        id,
+      });
     const why = reason ?? (decision === "approve" ? "approved by operator" : "denied by operator");
     await this.conclude(id, { decision, reason: why, by: "operator" }, true);
     return { id, decision };
@@ -148,15 +172,31 @@ export class ApprovalQueue {
     const p = this.pending.get(id);
     if (!p || p.deciding) return;
     p.deciding = true;
-    const kind = outcome.by === "operator" ? "approval.decided" : outcome.by === "timeout" ? "approval.timeout" : "approval.cancelled";
+    const kind =
+      outcome.by === "operator"
+        ? "approval.decided"
+        : outcome.by === "timeout"
+          ? "approval.timeout"
+          : "approval.cancelled";
     try {
-      await this.opts.audit({ kind, agent_id: p.info.agent_id, approval_id: id, tool: p.info.tool, decision: outcome.decision, reason: outcome.reason });
+      await this.opts.audit({
+        kind,
+        agent_id: p.info.agent_id,
+        approval_id: id,
+        tool: p.info.tool,
+        decision: outcome.decision,
+        reason: outcome.reason,
+      });
     } catch (e) {
       if (strict) {
         p.deciding = false;
-        throw new KernelError(ErrorCode.InternalError, `the decision on ${id} was not recorded, so it was not applied (the approval is still pending): ${(e as Error)?.message ?? e}`, {
-          id,
-        });
+        throw new KernelError(
+          ErrorCode.InternalError,
+          `the decision on ${id} was not recorded, so it was not applied (the approval is still pending): ${(e as Error)?.message ?? e}`,
+          {
+            id,
+          },
+        );
       }
       this.unrecorded.set(id, p.info);
     }

@@ -48,7 +48,8 @@ export function canonicalJSON(v: unknown): string {
   return out + "}";
 }
 
-const BunHasher = (globalThis as { Bun?: { CryptoHasher?: { hash(alg: string, data: string, enc: "hex"): string } } }).Bun?.CryptoHasher;
+const BunHasher = (globalThis as { Bun?: { CryptoHasher?: { hash(alg: string, data: string, enc: "hex"): string } } })
+  .Bun?.CryptoHasher;
 
 /** sha256 of the UTF-8 bytes of `s`, lower-case hex (Bun's one-shot hasher is ~6x node:crypto's). */
 export function sha256hex(s: string): string {
@@ -77,8 +78,26 @@ export function recordHash(rec: Record<string, unknown>): string {
 
 // Key names whose values are credentials, compared after lower-casing and
 // removing '-', '_', '.', and spaces: "X-Api-Key" → "xapikey".
-const SENSITIVE_PARTS = ["apikey", "password", "passwd", "passphrase", "secret", "authorization", "privatekey", "cookie", "credential"];
-const SENSITIVE_SUFFIXES = ["accesstoken", "refreshtoken", "authtoken", "bearertoken", "sessiontoken", "idtoken", "apitoken"];
+const SENSITIVE_PARTS = [
+  "apikey",
+  "password",
+  "passwd",
+  "passphrase",
+  "secret",
+  "authorization",
+  "privatekey",
+  "cookie",
+  "credential",
+];
+const SENSITIVE_SUFFIXES = [
+  "accesstoken",
+  "refreshtoken",
+  "authtoken",
+  "bearertoken",
+  "sessiontoken",
+  "idtoken",
+  "apitoken",
+];
 
 export function isSensitiveKey(key: string): boolean {
   const k = key.toLowerCase().replace(/[-_.\s]/g, "");
@@ -151,7 +170,8 @@ export function sanitize(v: unknown, ctx: SanitizeContext, depth = 0, ancestors:
       const b = Buffer.from(obj.buffer, obj.byteOffset, obj.byteLength);
       return { type: "bytes", length: b.length, base64: redactString(b.toString("base64"), ctx) };
     }
-    if (obj instanceof ArrayBuffer) return { type: "bytes", length: obj.byteLength, base64: redactString(Buffer.from(obj).toString("base64"), ctx) };
+    if (obj instanceof ArrayBuffer)
+      return { type: "bytes", length: obj.byteLength, base64: redactString(Buffer.from(obj).toString("base64"), ctx) };
     if (obj instanceof Map) {
       const out: Record<string, unknown> = Object.create(null);
       for (const [k, val] of obj) putField(out, String(k), val, ctx, depth, ancestors);
@@ -197,7 +217,14 @@ export function sanitize(v: unknown, ctx: SanitizeContext, depth = 0, ancestors:
   }
 }
 
-function putField(out: Record<string, unknown>, k: string, val: unknown, ctx: SanitizeContext, depth: number, ancestors: Set<object>) {
+function putField(
+  out: Record<string, unknown>,
+  k: string,
+  val: unknown,
+  ctx: SanitizeContext,
+  depth: number,
+  ancestors: Set<object>,
+) {
   const key = redactKey(k, ctx);
   if (isSensitiveKey(k)) {
     if (val !== undefined && val !== null && typeof val !== "function" && typeof val !== "symbol") out[key] = REDACTED;

@@ -5,9 +5,29 @@ import * as fs from "node:fs";
 import { dirname, join } from "node:path";
 import { ErrorCode, KernelError, invalidParams } from "../errors.ts";
 import { ANCHOR_BYTES, anchorPath, formatAnchor, readAnchor, type Anchor, type AnchorRead } from "./anchor.ts";
-import { GENESIS, canonicalJSON, lineHashMatches, recordHash, sanitize, sha256hex, type SanitizeContext } from "./canonical.ts";
+import {
+  GENESIS,
+  canonicalJSON,
+  lineHashMatches,
+  recordHash,
+  sanitize,
+  sha256hex,
+  type SanitizeContext,
+} from "./canonical.ts";
 import type { AuditLogKind } from "./kinds.ts";
-import { fsyncDir, listSegments, nodeIO, parseRecord, readLines, scanTail, segmentName, segmentPath, writeAll, type AuditIO, type TailScan } from "./segments.ts";
+import {
+  fsyncDir,
+  listSegments,
+  nodeIO,
+  parseRecord,
+  readLines,
+  scanTail,
+  segmentName,
+  segmentPath,
+  writeAll,
+  type AuditIO,
+  type TailScan,
+} from "./segments.ts";
 
 /**
  * What append() takes. The log is storage: it takes any non-empty kind but
@@ -191,8 +211,10 @@ function seqRange(bytes: Buffer): [number, number] | undefined {
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
-const isRange = (v: unknown): v is [number, number] => Array.isArray(v) && v.length === 2 && v.every((x) => Number.isSafeInteger(x));
-const ref = (v: unknown): AuditHeadRef => (isObj(v) ? { seq: Number(v.seq), hash: String(v.hash) } : { seq: 0, hash: "" });
+const isRange = (v: unknown): v is [number, number] =>
+  Array.isArray(v) && v.length === 2 && v.every((x) => Number.isSafeInteger(x));
+const ref = (v: unknown): AuditHeadRef =>
+  isObj(v) ? { seq: Number(v.seq), hash: String(v.hash) } : { seq: 0, hash: "" };
 
 export class AuditLog {
   readonly dir: string;
@@ -274,7 +296,8 @@ export class AuditLog {
       this.degrade(e);
     }
     if (this.envSecrets) {
-      for (const [k, v] of Object.entries(process.env)) if (v && v.length >= 8 && ENV_SECRET_NAME.test(k)) this.registerSecret(v);
+      for (const [k, v] of Object.entries(process.env))
+        if (v && v.length >= 8 && ENV_SECRET_NAME.test(k)) this.registerSecret(v);
     }
 
     // Read-only first: the anchor, then the newest segments backwards to
@@ -352,7 +375,9 @@ export class AuditLog {
           kind: "audit.unanchored",
           found,
           reason:
-            (anchor.state === "invalid" ? "the head anchor (HEAD) is unreadable" : "the head anchor (HEAD) is missing") +
+            (anchor.state === "invalid"
+              ? "the head anchor (HEAD) is unreadable"
+              : "the head anchor (HEAD) is missing") +
             `, beside a log of ${found.seq} records: it was removed or damaged, or the log was written by a kernel without anchors; records cut from the end of the log before this point cannot be detected`,
           ...(anchor.state === "invalid" ? { head_file: anchor.raw } : {}),
         }),
@@ -447,7 +472,8 @@ export class AuditLog {
 
   /** One recovery step: keep the dropped bytes, then cut them (or remove the segment). */
   private async carryOut(d: Drop): Promise<void> {
-    if (d.record && d.record.quarantine === null) d.record.quarantine = await this.quarantine(d.first, d.offset, d.bytes);
+    if (d.record && d.record.quarantine === null)
+      d.record.quarantine = await this.quarantine(d.first, d.offset, d.bytes);
     const path = segmentPath(this.dir, d.first);
     if (d.remove) {
       await this.io.unlink(path).catch((e) => {
@@ -480,7 +506,10 @@ export class AuditLog {
   }
 
   private degrade(e: unknown): void {
-    this.degradedState = { reason: cannotWrite(e).message, since: this.degradedState?.since ?? new Date().toISOString() };
+    this.degradedState = {
+      reason: cannotWrite(e).message,
+      since: this.degradedState?.since ?? new Date().toISOString(),
+    };
   }
 
   /** Any string field containing `value` is written as "[redacted]" from now on. */
@@ -497,7 +526,8 @@ export class AuditLog {
   async append(event: AuditAppendEvent): Promise<{ seq: number; hash: string }> {
     if (this.closed) throw new KernelError(ErrorCode.InternalError, "audit log is closed");
     const fields = this.prepare(event);
-    if (typeof event.kind === "string" && event.kind.startsWith("audit.")) throw invalidParams(`kind ${event.kind}: audit.* records are written by the audit log itself`);
+    if (typeof event.kind === "string" && event.kind.startsWith("audit."))
+      throw invalidParams(`kind ${event.kind}: audit.* records are written by the audit log itself`);
     return new Promise((resolve, reject) => {
       this.queue.push({ fields, resolve, reject });
       this.kick();
@@ -509,10 +539,13 @@ export class AuditLog {
   }
 
   private prepare(event: AuditAppendEvent): Record<string, unknown> {
-    if (!event || typeof event !== "object" || Array.isArray(event)) throw invalidParams("an audit event must be an object");
-    if (typeof event.kind !== "string" || event.kind.length === 0) throw invalidParams("an audit event needs a non-empty string kind");
+    if (!event || typeof event !== "object" || Array.isArray(event))
+      throw invalidParams("an audit event must be an object");
+    if (typeof event.kind !== "string" || event.kind.length === 0)
+      throw invalidParams("an audit event needs a non-empty string kind");
     const s = sanitize(event, this.ctx);
-    const fields: Record<string, unknown> = s && typeof s === "object" && !Array.isArray(s) ? (s as Record<string, unknown>) : Object.create(null);
+    const fields: Record<string, unknown> =
+      s && typeof s === "object" && !Array.isArray(s) ? (s as Record<string, unknown>) : Object.create(null);
     delete fields.seq;
     delete fields.prev;
     delete fields.hash;
@@ -795,7 +828,8 @@ export class AuditLog {
     if (kind !== undefined && typeof kind !== "string") throw invalidParams("kind must be a string");
     let since = 1;
     if (q.since_seq !== undefined) {
-      if (!Number.isSafeInteger(q.since_seq) || q.since_seq < 0) throw invalidParams("since_seq must be a non-negative integer");
+      if (!Number.isSafeInteger(q.since_seq) || q.since_seq < 0)
+        throw invalidParams("since_seq must be a non-negative integer");
       since = Math.max(1, q.since_seq);
     }
     let limit = DEFAULT_LIMIT;
@@ -881,7 +915,10 @@ export class AuditLog {
         if (expected > upto) break;
         if (first !== expected) {
           if (!(first > expected && (await this.isReportedGap(first, expected, prev)))) {
-            chain = { seq: expected, reason: `segment ${segmentName(first)} starts at seq ${first}, expected ${expected}` };
+            chain = {
+              seq: expected,
+              reason: `segment ${segmentName(first)} starts at seq ${first}, expected ${expected}`,
+            };
             break;
           }
           expected = first;
@@ -899,12 +936,14 @@ export class AuditLog {
           if (!isObj(rec)) bad = "record is not a JSON object";
           else if (rec.seq !== expected) bad = `found seq ${JSON.stringify(rec.seq)} where ${expected} was expected`;
           else if (rec.prev !== prev) bad = "prev does not match the hash of the previous record";
-          else if (typeof rec.hash !== "string" || (!lineHashMatches(line, rec.hash) && recordHash(rec) !== rec.hash)) bad = "hash does not match the record's content";
+          else if (typeof rec.hash !== "string" || (!lineHashMatches(line, rec.hash) && recordHash(rec) !== rec.hash))
+            bad = "hash does not match the record's content";
           if (bad) {
             chain = { seq: expected, reason: bad };
             break outer;
           }
-          if (typeof rec.kind === "string" && rec.kind.startsWith("audit.")) collect(rec, expected, quarantined, tampered, unanchored);
+          if (typeof rec.kind === "string" && rec.kind.startsWith("audit."))
+            collect(rec, expected, quarantined, tampered, unanchored);
           prev = rec.hash as string;
           expected++;
           events++;
@@ -913,17 +952,37 @@ export class AuditLog {
     } catch (e) {
       throw internal("cannot read the audit log", e);
     }
-    if (!chain && expected <= upto) chain = { seq: expected, reason: `record missing: the log ends at seq ${expected - 1} but the head is ${upto}` };
-    else if (!chain && prev !== uptoHash) chain = { seq: upto, reason: "the last record differs from the head the kernel acknowledged" };
+    if (!chain && expected <= upto)
+      chain = { seq: expected, reason: `record missing: the log ends at seq ${expected - 1} but the head is ${upto}` };
+    else if (!chain && prev !== uptoHash)
+      chain = { seq: upto, reason: "the last record differs from the head the kernel acknowledged" };
     for (const f of pending) collect(f, null, quarantined, tampered, unanchored);
 
     let broken = chain;
     const t = tampered[0];
     const q = quarantined.find((x) => x.acknowledged);
-    const where = (record: number | null, kind: string) => (record === null ? `not yet recorded: the log cannot be written` : `${kind} at seq ${record}`);
-    if (!broken && t) broken = { seq: t.missing ? t.missing[0] : t.anchor.seq, reason: `tampered: ${t.reason} (${where(t.record, "audit.tampered")})` };
-    if (!broken && q) broken = { seq: q.seqs ? q.seqs[0] : upto, reason: `tampered: ${q.reason} (${where(q.record, "audit.recovered")})` };
-    return { ok: !broken, events, head: prev, ...(broken ? { broken } : {}), anchor, quarantined, tampered, unanchored };
+    const where = (record: number | null, kind: string) =>
+      record === null ? `not yet recorded: the log cannot be written` : `${kind} at seq ${record}`;
+    if (!broken && t)
+      broken = {
+        seq: t.missing ? t.missing[0] : t.anchor.seq,
+        reason: `tampered: ${t.reason} (${where(t.record, "audit.tampered")})`,
+      };
+    if (!broken && q)
+      broken = {
+        seq: q.seqs ? q.seqs[0] : upto,
+        reason: `tampered: ${q.reason} (${where(q.record, "audit.recovered")})`,
+      };
+    return {
+      ok: !broken,
+      events,
+      head: prev,
+      ...(broken ? { broken } : {}),
+      anchor,
+      quarantined,
+      tampered,
+      unanchored,
+    };
   }
 
   /** `first` opens with an audit.tampered record that documents the seq jump from expected - 1 */
@@ -936,7 +995,14 @@ export class AuditLog {
         return false;
       }
       if (!isObj(r) || !isObj(r.found) || !isObj(r.anchor)) return false;
-      return r.kind === "audit.tampered" && r.seq === first && r.prev === prev && r.found.seq === expected - 1 && r.found.hash === prev && r.anchor.seq === first - 1;
+      return (
+        r.kind === "audit.tampered" &&
+        r.seq === first &&
+        r.prev === prev &&
+        r.found.seq === expected - 1 &&
+        r.found.hash === prev &&
+        r.anchor.seq === first - 1
+      );
     }
     return false;
   }
@@ -961,12 +1027,24 @@ export class AuditLog {
 
   /** Sizes of everything the log holds in memory (for tests and status). */
   memoryState(): { queued: number; secrets: number; flushing: boolean; segment: string; segment_records: number } {
-    return { queued: this.queue.length, secrets: this.ctx.secrets.size, flushing: this.flushing !== null, segment: segmentName(this.segFirst), segment_records: this.segCount };
+    return {
+      queued: this.queue.length,
+      secrets: this.ctx.secrets.size,
+      flushing: this.flushing !== null,
+      segment: segmentName(this.segFirst),
+      segment_records: this.segCount,
+    };
   }
 }
 
 /** A report of the log's own (an audit.* record, written or pending) into verify()'s lists. */
-function collect(rec: Record<string, unknown>, record: number | null, quarantined: AuditQuarantined[], tampered: AuditTampered[], unanchored: AuditUnanchored[]): void {
+function collect(
+  rec: Record<string, unknown>,
+  record: number | null,
+  quarantined: AuditQuarantined[],
+  tampered: AuditTampered[],
+  unanchored: AuditUnanchored[],
+): void {
   const reason = String(rec.reason ?? "");
   if (rec.kind === "audit.recovered") {
     const file = typeof rec.quarantine === "string" ? rec.quarantine : null;
@@ -983,7 +1061,13 @@ function collect(rec: Record<string, unknown>, record: number | null, quarantine
       record,
     });
   } else if (rec.kind === "audit.tampered") {
-    tampered.push({ record, anchor: ref(rec.anchor), found: ref(rec.found), ...(isRange(rec.missing) ? { missing: [rec.missing[0], rec.missing[1]] as [number, number] } : {}), reason });
+    tampered.push({
+      record,
+      anchor: ref(rec.anchor),
+      found: ref(rec.found),
+      ...(isRange(rec.missing) ? { missing: [rec.missing[0], rec.missing[1]] as [number, number] } : {}),
+      reason,
+    });
   } else if (rec.kind === "audit.unanchored") {
     unanchored.push({ record, found: ref(rec.found), reason });
   }
@@ -1000,4 +1084,3 @@ function present(rec: Record<string, unknown>): AuditRecord {
   out.hash = rec.hash;
   return out as AuditRecord;
 }
-

@@ -68,10 +68,12 @@ export function parseCapability(text: string): Capability {
   };
   if (text.includes("\0")) fail("contains a NUL byte");
   const t = text.trim();
-  if (t === "") fail('empty capability; write a tool name (e.g. "echo") or "KIND: VALUE" (e.g. "file_read: /data/files/*")');
+  if (t === "")
+    fail('empty capability; write a tool name (e.g. "echo") or "KIND: VALUE" (e.g. "file_read: /data/files/*")');
   const colon = t.indexOf(":");
   if (colon < 0) {
-    if (!TOOL_NAME.test(t)) fail(`"${t}" is not a tool name (letters, digits, '_', '-', '.', starting with a letter) nor "KIND: VALUE"`);
+    if (!TOOL_NAME.test(t))
+      fail(`"${t}" is not a tool name (letters, digits, '_', '-', '.', starting with a letter) nor "KIND: VALUE"`);
     return { kind: "tool", tool: t };
   }
   const kind = t.slice(0, colon).trim();
@@ -82,7 +84,8 @@ export function parseCapability(text: string): Capability {
   if (value === "") fail(`"${kind}:" needs a value, e.g. ${example(kind)}`);
   switch (kind) {
     case "tool":
-      if (!TOOL_NAME.test(value)) fail(`"${value}" is not a tool name (letters, digits, '_', '-', '.', starting with a letter)`);
+      if (!TOOL_NAME.test(value))
+        fail(`"${value}" is not a tool name (letters, digits, '_', '-', '.', starting with a letter)`);
       return { kind: "tool", tool: value };
     case "file_read":
     case "file_write":
@@ -112,7 +115,9 @@ function parsePathGlob(value: string, kind: string, fail: (m: string) => never):
     body = body.slice(0, -2);
   }
   if (body.includes("*")) {
-    fail(`${kind} path "${value}": "*" is only allowed as a final "/*" (meaning the directory and everything beneath it)`);
+    fail(
+      `${kind} path "${value}": "*" is only allowed as a final "/*" (meaning the directory and everything beneath it)`,
+    );
   }
   const parts: string[] = [];
   for (const seg of body.split("/")) {
@@ -127,15 +132,20 @@ function parsePathGlob(value: string, kind: string, fail: (m: string) => never):
 
 function parseUrlPattern(value: string, fail: (m: string) => never): UrlPattern {
   if (/\s/.test(value)) fail(`web_fetch pattern "${value}" contains white space`);
-  const m = /^(?:([A-Za-z][A-Za-z0-9+.-]*):\/\/)?(\[[0-9A-Fa-f:.]+\]|[^/:?#[\]@]+)(?::([^/]*))?(\/[^?#]*)?$/.exec(value);
+  const m = /^(?:([A-Za-z][A-Za-z0-9+.-]*):\/\/)?(\[[0-9A-Fa-f:.]+\]|[^/:?#[\]@]+)(?::([^/]*))?(\/[^?#]*)?$/.exec(
+    value,
+  );
   if (!m) {
-    fail(`web_fetch pattern "${value}" is not [http:// or https://]HOST[:PORT][/PATH], e.g. "https://api.example.com/*" or "*.example.org"`);
+    fail(
+      `web_fetch pattern "${value}" is not [http:// or https://]HOST[:PORT][/PATH], e.g. "https://api.example.com/*" or "*.example.org"`,
+    );
   }
   const [, schemeRaw, hostRaw, portRaw, pathRaw] = m!;
   let scheme: "http" | "https" | undefined;
   if (schemeRaw !== undefined) {
     const s = schemeRaw.toLowerCase();
-    if (s !== "http" && s !== "https") fail(`web_fetch pattern "${value}": scheme "${schemeRaw}" is not allowed (only http and https)`);
+    if (s !== "http" && s !== "https")
+      fail(`web_fetch pattern "${value}": scheme "${schemeRaw}" is not allowed (only http and https)`);
     scheme = s as "http" | "https";
   }
   let host = hostRaw!.toLowerCase();
@@ -156,7 +166,9 @@ function parseUrlPattern(value: string, fail: (m: string) => never): UrlPattern 
   } else {
     const labels = host.split(".");
     if (host === "" || labels.some((l) => !/^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/.test(l))) {
-      fail(`web_fetch pattern "${value}": "${hostRaw}" is not a host name (letters, digits, '-', dots; optionally a leading "*.")`);
+      fail(
+        `web_fetch pattern "${value}": "${hostRaw}" is not a host name (letters, digits, '-', dots; optionally a leading "*.")`,
+      );
     }
   }
   let port: number | undefined;
@@ -206,8 +218,10 @@ export type Normalised = { ok: true; path: string; dotdot: boolean } | { ok: fal
 export function normalizePath(path: string): Normalised {
   if (typeof path !== "string" || path === "") return { ok: false, reason: "the path is empty" };
   if (path.includes("\0")) return { ok: false, reason: "the path contains a NUL byte" };
-  if (!path.startsWith("/")) return { ok: false, reason: `the path "${path}" is not absolute (it must start with "/")` };
-  if (path.length * 3 > MAX_PATH_BYTES && Buffer.byteLength(path) > MAX_PATH_BYTES) return { ok: false, reason: `the path is longer than ${MAX_PATH_BYTES} bytes` };
+  if (!path.startsWith("/"))
+    return { ok: false, reason: `the path "${path}" is not absolute (it must start with "/")` };
+  if (path.length * 3 > MAX_PATH_BYTES && Buffer.byteLength(path) > MAX_PATH_BYTES)
+    return { ok: false, reason: `the path is longer than ${MAX_PATH_BYTES} bytes` };
   // already normal: no empty, "." or ".." segment and no trailing "/"
   if (!/\/(\.{0,2})(\/|$)/.test(path)) return { ok: true, path, dotdot: false };
   const parts: string[] = [];
@@ -238,7 +252,7 @@ export function globMatches(glob: string, path: string): boolean {
   if (!tree) return path === root;
   if (root === "/") return path.startsWith("/");
   // on a `/` boundary: /data/* grants /data and /data/x, never /data-x
-  return path === root || (path.startsWith(root) && path.charCodeAt(root.length) === 47 /* / */);
+  return path === root || (path.startsWith(root) && path.charCodeAt(root.length) === 47); /* / */
 }
 
 /** is every path the child glob grants also granted by the parent glob? */
@@ -253,7 +267,13 @@ export function globCovers(parent: string, child: string): boolean {
 
 const DEFAULT_PORT = { http: 80, https: 443 } as const;
 
-export type UrlParts = { scheme: "http" | "https"; host: string; port: number; path: string; encodedPathTricks: boolean };
+export type UrlParts = {
+  scheme: "http" | "https";
+  host: string;
+  port: number;
+  path: string;
+  encodedPathTricks: boolean;
+};
 
 export function parseResourceUrl(url: string): { ok: true; url: UrlParts } | { ok: false; reason: string } {
   if (typeof url !== "string" || url === "") return { ok: false, reason: "the URL is empty" };
@@ -265,12 +285,16 @@ export function parseResourceUrl(url: string): { ok: true; url: UrlParts } | { o
     return { ok: false, reason: `"${url}" is not an absolute URL` };
   }
   const scheme = u.protocol.slice(0, -1);
-  if (scheme !== "http" && scheme !== "https") return { ok: false, reason: `scheme "${scheme}" is not allowed (only http and https)` };
+  if (scheme !== "http" && scheme !== "https")
+    return { ok: false, reason: `scheme "${scheme}" is not allowed (only http and https)` };
   let host = u.hostname.toLowerCase();
   if (host.endsWith(".")) host = host.slice(0, -1);
   if (host === "") return { ok: false, reason: `"${url}" has no host` };
   const port = u.port === "" ? DEFAULT_PORT[scheme] : Number(u.port);
-  return { ok: true, url: { scheme, host, port, path: u.pathname || "/", encodedPathTricks: /%(2e|2f|5c)/i.test(u.pathname) } };
+  return {
+    ok: true,
+    url: { scheme, host, port, path: u.pathname || "/", encodedPathTricks: /%(2e|2f|5c)/i.test(u.pathname) },
+  };
 }
 
 function schemes(p: UrlPattern): ("http" | "https")[] {

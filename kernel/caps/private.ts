@@ -68,8 +68,10 @@ export class PrivateAreas {
     this.filesDir = this.data[0]!.files;
     this.secrets = spellings(opts.configDir).map((d) => join(d, "secrets"));
     this.exact = new Map();
-    for (const f of opts.keyFiles ?? []) for (const s of spellings(f)) this.exact.set(s, "a key file named in kernel.yaml");
-    for (const f of opts.logFiles ?? []) for (const s of spellings(f)) if (!this.exact.has(s)) this.exact.set(s, "the kernel's log file");
+    for (const f of opts.keyFiles ?? [])
+      for (const s of spellings(f)) this.exact.set(s, "a key file named in kernel.yaml");
+    for (const f of opts.logFiles ?? [])
+      for (const s of spellings(f)) if (!this.exact.has(s)) this.exact.set(s, "the kernel's log file");
   }
 
   /**

@@ -82,7 +82,11 @@ function pathMatcher(glob: string): (path: string) => boolean {
   if (!m) {
     const { root, tree } = globRoot(glob);
     const slash = root + "/";
-    m = !tree ? (p) => p === root : root === "/" ? (p) => p.charCodeAt(0) === 47 : (p) => p === root || p.startsWith(slash);
+    m = !tree
+      ? (p) => p === root
+      : root === "/"
+        ? (p) => p.charCodeAt(0) === 47
+        : (p) => p === root || p.startsWith(slash);
     if (matchers.size > 10_000) matchers.clear();
     matchers.set(glob, m);
   }
@@ -99,10 +103,16 @@ function validateSpec(spec: TokenSpec): Capability {
   }
   const cap = parseCapability(spec.capability);
   if (spec.max_invocations !== undefined && !(Number.isSafeInteger(spec.max_invocations) && spec.max_invocations > 0)) {
-    throw new CapabilityParseError(`max_invocations of "${spec.capability}" must be a positive integer`, spec.capability);
+    throw new CapabilityParseError(
+      `max_invocations of "${spec.capability}" must be a positive integer`,
+      spec.capability,
+    );
   }
   if (spec.expires_at !== undefined && !Number.isFinite(spec.expires_at)) {
-    throw new CapabilityParseError(`expires_at of "${spec.capability}" must be a time in ms since the epoch`, spec.capability);
+    throw new CapabilityParseError(
+      `expires_at of "${spec.capability}" must be a time in ms since the epoch`,
+      spec.capability,
+    );
   }
   return cap;
 }
@@ -179,7 +189,8 @@ export class CapabilityTable {
    */
   stillValid(t: Token): { ok: true } | { ok: false; reason: string } {
     if (t.revoked) return { ok: false, reason: describeDead(t, "revoked") };
-    if (t.expiresAt !== undefined && this.now() >= t.expiresAt) return { ok: false, reason: describeDead(t, "expired") };
+    if (t.expiresAt !== undefined && this.now() >= t.expiresAt)
+      return { ok: false, reason: describeDead(t, "expired") };
     return { ok: true };
   }
 
@@ -245,7 +256,11 @@ export class CapabilityTable {
       return { ok: true, token: bestTool };
     }
     if (bestImplied) return { ok: true, token: bestImplied };
-    return { ok: false, capability: `tool: ${tool}`, reason: dead ?? `the agent holds no capability for tool "${tool}"` };
+    return {
+      ok: false,
+      capability: `tool: ${tool}`,
+      reason: dead ?? `the agent holds no capability for tool "${tool}"`,
+    };
   }
 
   /**
@@ -264,14 +279,16 @@ export class CapabilityTable {
       if (!u.ok) return { ok: false, capability: wanted(), reason: u.reason };
       matches = (c) => c.kind === "web_fetch" && urlMatches(c.pattern, u.url);
       shown = printable(resource);
-      if (u.url.encodedPathTricks) note = " (an encoded '/', '\\' or '.' in the path is refused under a path-prefix grant)";
+      if (u.url.encodedPathTricks)
+        note = " (an encoded '/', '\\' or '.' in the path is refused under a path-prefix grant)";
     } else {
       const n = normalizePath(resource);
       if (!n.ok) return { ok: false, capability: wanted(), reason: n.reason };
       const path = n.path;
       matches = (c) => c.kind === kind && pathMatcher(c.glob)(path);
       shown = path;
-      if (n.dotdot) note = ` ("${printable(resource)}" resolves to ${path}; ".." is resolved, never followed out of a grant)`;
+      if (n.dotdot)
+        note = ` ("${printable(resource)}" resolves to ${path}; ".." is resolved, never followed out of a grant)`;
     }
     const now = this.now();
     let best: Token | undefined;

@@ -13,21 +13,31 @@ const incoming = new WeakMap<Agent, number>();
  * the send durably, then calls deliver() or, when the record failed,
  * release(): the message is visible to the recipient only once recorded.
  */
-export function route(procs: ProcessTable, from: Agent, to: string): { target: Agent; deliver(message: string): void; release(): void } {
+export function route(
+  procs: ProcessTable,
+  from: Agent,
+  to: string,
+): { target: Agent; deliver(message: string): void; release(): void } {
   const target = procs.find(to) ?? procs.byName(to)[0];
   if (!target || target.state === "stopped") {
     throw new KernelError(ErrorCode.NoSuchAgent, `no running agent "${to}"`, { to });
   }
   if (!from.manifest.message_send.includes(target.name)) {
-    throw new KernelError(ErrorCode.CapabilityDenied, `capability denied: ${from.name} may not message ${target.name}`, {
-      tool: "message_send",
-      capability: `message_send: ${target.name}`,
-      reason: `"${target.name}" is not in this agent's message_send list`,
-    });
+    throw new KernelError(
+      ErrorCode.CapabilityDenied,
+      `capability denied: ${from.name} may not message ${target.name}`,
+      {
+        tool: "message_send",
+        capability: `message_send: ${target.name}`,
+        reason: `"${target.name}" is not in this agent's message_send list`,
+      },
+    );
   }
   const held = incoming.get(target) ?? 0;
   if (target.mailbox.length + held >= MAILBOX_LIMIT) {
-    throw new KernelError(ErrorCode.AgentNotRunnable, `mailbox of ${target.id} is full (${MAILBOX_LIMIT} messages)`, { to: target.id });
+    throw new KernelError(ErrorCode.AgentNotRunnable, `mailbox of ${target.id} is full (${MAILBOX_LIMIT} messages)`, {
+      to: target.id,
+    });
   }
   incoming.set(target, held + 1);
   let done = false;

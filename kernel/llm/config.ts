@@ -65,7 +65,9 @@ const AnthropicSchema = z.strictObject({
 });
 
 const EndpointSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { message: "endpoint names are letters, digits, '.', '_' and '-'" }),
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { message: "endpoint names are letters, digits, '.', '_' and '-'" }),
   base_url: Url,
   api_key_file: z.string().min(1).optional(),
   models: z.array(z.string().min(1)).default([]),
@@ -97,7 +99,9 @@ export const InferenceConfigSchema: z.ZodType<InferenceConfig> = z
         openai_compatible: z
           .array(EndpointSchema)
           .default([])
-          .refine((eps) => new Set(eps.map((e) => e.name)).size === eps.length, { message: "endpoint names must be unique" }),
+          .refine((eps) => new Set(eps.map((e) => e.name)).size === eps.length, {
+            message: "endpoint names must be unique",
+          }),
       })
       .prefault({}),
   })

@@ -30,7 +30,10 @@ export function bytesEstimate(system: string, messages: ConversationMessage[], t
   );
 }
 
-export function incrementalEstimate(last: { input_tokens: number; output_tokens: number }, added: ConversationMessage[]): number {
+export function incrementalEstimate(
+  last: { input_tokens: number; output_tokens: number },
+  added: ConversationMessage[],
+): number {
   const addedBytes = added.reduce((n, m) => n + bytes(JSON.stringify(m.content)), 0);
   return (
     last.input_tokens +

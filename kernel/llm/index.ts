@@ -115,7 +115,15 @@ export function createInference(cfgIn: InferenceConfig, deps: InferenceDeps): In
       if (!sched.has(agent.id) && !sched.usage(agent.id)) sched.register(toSched(agent));
       const route = router.resolve(agent.model);
       return runLoop(
-        { cfg, sched, services: deps.services, audit: deps.audit, log, scrub, ...(deps.random ? { random: deps.random } : {}) },
+        {
+          cfg,
+          sched,
+          services: deps.services,
+          audit: deps.audit,
+          log,
+          scrub,
+          ...(deps.random ? { random: deps.random } : {}),
+        },
         agent,
         route,
         message,

@@ -10,10 +10,23 @@ import type { Logger } from "pino";
 import { cut } from "../cut.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
 import { SchedCancelled, type Grant, type Scheduler, type Usage } from "../sched/index.ts";
-import type { AgentOutputEvent, AgentServices, AuditEventInput, RunResult, ToolCallRecord, ToolDescription } from "../services.ts";
+import type {
+  AgentOutputEvent,
+  AgentServices,
+  AuditEventInput,
+  RunResult,
+  ToolCallRecord,
+  ToolDescription,
+} from "../services.ts";
 import type { InferenceConfig } from "./config.ts";
 import { bytesEstimate, incrementalEstimate } from "./estimate.ts";
-import { ProviderError, type AssistantBlock, type ChatResponse, type ConversationMessage, type ToolResultBlock } from "./providers/types.ts";
+import {
+  ProviderError,
+  type AssistantBlock,
+  type ChatResponse,
+  type ConversationMessage,
+  type ToolResultBlock,
+} from "./providers/types.ts";
 import type { Route } from "./router.ts";
 import { retryAfterMs } from "../sched/ratelimit.ts";
 
@@ -59,7 +72,13 @@ export function backoffMs(attempt: number, base: number, max: number, random: ()
   return Math.round(exp / 2 + (random() * exp) / 2);
 }
 
-export async function runLoop(deps: LoopDeps, agent: LoopAgent, route: Route, message: string, onOutput?: (e: AgentOutputEvent) => void): Promise<RunResult> {
+export async function runLoop(
+  deps: LoopDeps,
+  agent: LoopAgent,
+  route: Route,
+  message: string,
+  onOutput?: (e: AgentOutputEvent) => void,
+): Promise<RunResult> {
   const { cfg, sched, services, log } = deps;
   const audit = async (e: AuditEventInput) => {
     try {
@@ -84,14 +103,33 @@ export async function runLoop(deps: LoopDeps, agent: LoopAgent, route: Route, me
   let stopReason = "error";
   const started = Date.now();
 
-  await audit({ kind: "run.start", agent_id: agent.id, model: agent.model, provider: provider.name, message_bytes: new TextEncoder().encode(message).length });
+  await audit({
+    kind: "run.start",
+    agent_id: agent.id,
+    model: agent.model,
+    provider: provider.name,
+    message_bytes: new TextEncoder().encode(message).length,
+  });
   try {
     try {
       provider.ready();
     } catch (e) {
       const pe = e as ProviderError;
-      await audit({ kind: "inference.error", agent_id: agent.id, model: agent.model, provider: provider.name, error_kind: pe.kind, message: pe.message, attempt: 0 });
-      throw new KernelError(ErrorCode.InferenceFailed, pe.message, { agent_id: agent.id, model: agent.model, provider: provider.name, kind: pe.kind });
+      await audit({
+        kind: "inference.error",
+        agent_id: agent.id,
+        model: agent.model,
+        provider: provider.name,
+        error_kind: pe.kind,
+        message: pe.message,
+        attempt: 0,
+      });
+      throw new KernelError(ErrorCode.InferenceFailed, pe.message, {
+        agent_id: agent.id,
+        model: agent.model,
+        provider: provider.name,
+        kind: pe.kind,
+      });
     }
     const tools: ToolDescription[] = services.listTools(agent.id);
     const messages: ConversationMessage[] = [{ role: "user", content: message }];
@@ -111,7 +149,9 @@ export async function runLoop(deps: LoopDeps, agent: LoopAgent, route: Route, me
       const inputEstimate = last ? Math.min(fromBytes, incrementalEstimate(last, added)) : fromBytes;
       let call: { resp: ChatResponse; grant: Grant };
       try {
-        call = await callModel(deps, audit, agent, route, tools, messages, inputEstimate, (t) => emit({ agent_id: agent.id, type: "text", text: t }));
+        call = await callModel(deps, audit, agent, route, tools, messages, inputEstimate, (t) =>
+          emit({ agent_id: agent.id, type: "text", text: t }),
+        );
       } catch (e) {
         if (e instanceof KernelError && e.code === ErrorCode.BudgetExhausted) {
           if (turns === 0) throw e;
@@ -130,12 +170,20 @@ export async function runLoop(deps: LoopDeps, agent: LoopAgent, route: Route, me
       usage.output_tokens += resp.usage.output_tokens;
       last = resp.usage;
       emit({ agent_id: agent.id, type: "turn", turn: turns, usage: { ...resp.usage } });
-      const text = resp.content.filter((b) => b.type === "text").map((b) => (b as { text: string }).text).join("");
+      const text = resp.content
+        .filter((b) => b.type === "text")
+        .map((b) => (b as { text: string }).text)
+        .join("");
       if (text) response = text;
       messages.push({ role: "assistant", content: resp.content });
-      const uses = resp.content.filter((b): b is Extract<AssistantBlock, { type: "tool_use" }> => b.type === "tool_use");
+      const uses = resp.content.filter(
+        (b): b is Extract<AssistantBlock, { type: "tool_use" }> => b.type === "tool_use",
+      );
       if (resp.stop_reason !== "tool_use" || uses.length === 0) {
-        stopReason = resp.stop_reason === "max_tokens" && grant.maxTokens < cfg.default_max_tokens ? "budget_exhausted" : resp.stop_reason;
+        stopReason =
+          resp.stop_reason === "max_tokens" && grant.maxTokens < cfg.default_max_tokens
+            ? "budget_exhausted"
+            : resp.stop_reason;
         break;
       }
       const results: ToolResultBlock[] = [];
@@ -145,7 +193,12 @@ export async function runLoop(deps: LoopDeps, agent: LoopAgent, route: Route, me
         if (u.input_error) {
           const error = { code: ErrorCode.InvalidParams, message: u.input_error };
           toolCalls.push({ tool: u.name, input: u.input, ok: false, error });
-          results.push({ type: "tool_result", tool_use_id: u.id, content: `error ${error.code}: ${error.message}`, is_error: true });
+          results.push({
+            type: "tool_result",
+            tool_use_id: u.id,
+            content: `error ${error.code}: ${error.message}`,
+            is_error: true,
+          });
           emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: false, error });
           continue;
         }
@@ -153,7 +206,8 @@ export async function runLoop(deps: LoopDeps, agent: LoopAgent, route: Route, me
           const output = await services.invokeTool(agent.id, u.name, u.input, {
             via: "model",
             signal: agent.signal,
-            onApprovalPending: (approvalId) => emit({ agent_id: agent.id, type: "approval_pending", approval_id: approvalId, tool: u.name }),
+            onApprovalPending: (approvalId) =>
+              emit({ agent_id: agent.id, type: "approval_pending", approval_id: approvalId, tool: u.name }),
           });
           const full = typeof output === "string" ? output : JSON.stringify(output ?? null);
           const content = cut(full, cfg.max_tool_result_bytes);
@@ -168,7 +222,12 @@ export async function runLoop(deps: LoopDeps, agent: LoopAgent, route: Route, me
             message: deps.scrub(e instanceof Error ? e.message : String(e)),
           };
           toolCalls.push({ tool: u.name, input: u.input, ok: false, error });
-          results.push({ type: "tool_result", tool_use_id: u.id, content: `error ${error.code}: ${error.message}`, is_error: true });
+          results.push({
+            type: "tool_result",
+            tool_use_id: u.id,
+            content: `error ${error.code}: ${error.message}`,
+            is_error: true,
+          });
           emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: false, error });
         }
       }
@@ -248,7 +307,8 @@ async function callModel(
       grant.settle(resp.usage);
       sched.observe(provider.name, 200, resp.headers);
       const spent = resp.usage.input_tokens + resp.usage.output_tokens;
-      if (spent > grant.reserved) log.warn({ agent_id: agent.id, reserved: grant.reserved, spent }, "a call used more tokens than it reserved");
+      if (spent > grant.reserved)
+        log.warn({ agent_id: agent.id, reserved: grant.reserved, spent }, "a call used more tokens than it reserved");
       await audit({
         kind: "inference.usage",
         agent_id: agent.id,
@@ -264,7 +324,9 @@ async function callModel(
       return { resp, grant };
     } catch (e) {
       const pe =
-        e instanceof ProviderError ? e : new ProviderError("other", deps.scrub(e instanceof Error ? e.message : String(e)), { retryable: false });
+        e instanceof ProviderError
+          ? e
+          : new ProviderError("other", deps.scrub(e instanceof Error ? e.message : String(e)), { retryable: false });
       grant.settle(pe.extra.partialUsage ?? null);
       if (pe.extra.partialUsage) {
         await audit({
@@ -285,20 +347,34 @@ async function callModel(
       const elapsed = Date.now() - firstAt;
       const ra = retryAfterMs(pe.headers);
       const delay = Math.max(ra ?? 0, backoffMs(attempt, cfg.retry.base_delay_ms, cfg.retry.max_delay_ms, random));
-      const failure = { agent_id: agent.id, model: agent.model, provider: provider.name, attempt, status: pe.status ?? null, error_kind: pe.kind };
+      const failure = {
+        agent_id: agent.id,
+        model: agent.model,
+        provider: provider.name,
+        attempt,
+        status: pe.status ?? null,
+        error_kind: pe.kind,
+      };
       const giveUp = !pe.retryable || attempt > route.maxRetries || elapsed + delay > cfg.retry.max_elapsed_ms;
       if (giveUp) {
         await audit({ kind: "inference.error", ...failure, message: pe.message });
-        log.warn({ agent_id: agent.id, model: agent.model, attempt, status: pe.status, kind: pe.kind }, "inference failed");
+        log.warn(
+          { agent_id: agent.id, model: agent.model, attempt, status: pe.status, kind: pe.kind },
+          "inference failed",
+        );
         const why = pe.retryable ? ` (gave up after ${attempt} attempt${attempt > 1 ? "s" : ""})` : "";
-        throw new KernelError(ErrorCode.InferenceFailed, pe.kind === "auth" ? pe.message : `inference failed: ${pe.message}${why}`, {
-          agent_id: agent.id,
-          model: agent.model,
-          provider: provider.name,
-          status: pe.status ?? null,
-          kind: pe.kind,
-          attempts: attempt,
-        });
+        throw new KernelError(
+          ErrorCode.InferenceFailed,
+          pe.kind === "auth" ? pe.message : `inference failed: ${pe.message}${why}`,
+          {
+            agent_id: agent.id,
+            model: agent.model,
+            provider: provider.name,
+            status: pe.status ?? null,
+            kind: pe.kind,
+            attempts: attempt,
+          },
+        );
       }
       await audit({ kind: "inference.retry", ...failure, delay_ms: delay, retry_after_ms: ra ?? null });
       log.info({ agent_id: agent.id, attempt, status: pe.status, kind: pe.kind, delay_ms: delay }, "inference retry");

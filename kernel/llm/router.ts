@@ -60,7 +60,10 @@ export class Router {
       this.deps.registerSecret(k);
       return k;
     } catch (e) {
-      this.deps.log.warn({ provider: what, key_file: path, code: (e as NodeJS.ErrnoException).code }, "API key file not readable");
+      this.deps.log.warn(
+        { provider: what, key_file: path, code: (e as NodeJS.ErrnoException).code },
+        "API key file not readable",
+      );
       return null;
     }
   }
@@ -93,7 +96,10 @@ export class Router {
       ...(this.deps.fetch ? { fetch: this.deps.fetch } : {}),
     });
     this.hasAnthropicKey = key !== null;
-    this.deps.log.info({ provider: "anthropic", key_source: source, base_url: this.anthropic.baseURL }, "inference provider configured");
+    this.deps.log.info(
+      { provider: "anthropic", key_source: source, base_url: this.anthropic.baseURL },
+      "inference provider configured",
+    );
     return this.anthropic;
   }
   private hasAnthropicKey = false;
@@ -129,10 +135,19 @@ export class Router {
       const wire = slash < 0 ? "" : rest.slice(slash + 1);
       const ep = eps.find((e) => e.name === name);
       if (!ep)
-        throw new KernelError(ErrorCode.InferenceFailed, `no OpenAI-compatible endpoint named "${name}": add it under inference.providers.openai_compatible in kernel.yaml`, {
-          model,
-        });
-      if (!wire) throw new KernelError(ErrorCode.InferenceFailed, `model "${model}" names no model: use openai:${name}/<model>`, { model });
+        throw new KernelError(
+          ErrorCode.InferenceFailed,
+          `no OpenAI-compatible endpoint named "${name}": add it under inference.providers.openai_compatible in kernel.yaml`,
+          {
+            model,
+          },
+        );
+      if (!wire)
+        throw new KernelError(
+          ErrorCode.InferenceFailed,
+          `model "${model}" names no model: use openai:${name}/<model>`,
+          { model },
+        );
       return viaEndpoint(ep, wire);
     }
     const listed = eps.find((e) => e.models.includes(model));

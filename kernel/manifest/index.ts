@@ -1,3 +1,10 @@
-export { ManifestSchema, CapabilityEntrySchema, MANIFEST_NAME, parseDuration, type Manifest, type CapabilityEntry } from "./schema.ts";
+export {
+  ManifestSchema,
+  CapabilityEntrySchema,
+  MANIFEST_NAME,
+  parseDuration,
+  type Manifest,
+  type CapabilityEntry,
+} from "./schema.ts";
 export { loadManifest, manifestNames, MAX_MANIFEST_BYTES, type LoadOptions } from "./load.ts";
 export { hasOneSource, manifestSource, manifestSourceFields, ONE_SOURCE_MESSAGE } from "./source.ts";

@@ -66,7 +66,10 @@ export function loadManifest(text: string, opts: LoadOptions = {}): Manifest {
         throw invalid(source, yaml.at([field, i], `"${name}" is not an agent name (${MANIFEST_NAME_RULE})`));
       }
       if (known && !known.has(name)) {
-        throw invalid(source, yaml.at([field, i], unknown("agent", name, known, `: there is no manifests/${name}.yaml`)));
+        throw invalid(
+          source,
+          yaml.at([field, i], unknown("agent", name, known, `: there is no manifests/${name}.yaml`)),
+        );
       }
     });
   }
@@ -95,7 +98,10 @@ export function manifestNames(dir: string): Set<string> {
 
 function unknown(what: "tool" | "agent", name: string, known: ReadonlySet<string>, why = ""): string {
   const all = [...known].sort();
-  const listed = all.length === 0 ? "none" : all.slice(0, MAX_LISTED).join(", ") + (all.length > MAX_LISTED ? `, … ${all.length - MAX_LISTED} more` : "");
+  const listed =
+    all.length === 0
+      ? "none"
+      : all.slice(0, MAX_LISTED).join(", ") + (all.length > MAX_LISTED ? `, … ${all.length - MAX_LISTED} more` : "");
   return `unknown ${what} "${name}"${why} (known: ${listed})`;
 }
 

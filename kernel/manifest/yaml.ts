@@ -70,7 +70,8 @@ export class PositionedYaml {
         if (open.has(target)) fail(node, `alias *${node.source} refers to a node that contains it`);
         const size = sizes.get(target)!;
         added += size;
-        if (added > MAX_ALIAS_EXPANSION) fail(node, `aliases expand to more than ${MAX_ALIAS_EXPANSION} nodes (an alias bomb?) at *${node.source}`);
+        if (added > MAX_ALIAS_EXPANSION)
+          fail(node, `aliases expand to more than ${MAX_ALIAS_EXPANSION} nodes (an alias bomb?) at *${node.source}`);
         return size;
       }
       const anchor = (node as { anchor?: string }).anchor;
@@ -118,7 +119,8 @@ export class PositionedYaml {
     const parent = path.length ? this.doc.getIn(path, true) : this.doc.contents;
     if (isMap(parent)) {
       for (const pair of parent.items) {
-        if (isScalar(pair.key) && pair.key.value === key && pair.key.range) return this.error([...path, key], message, pair.key.range[0]);
+        if (isScalar(pair.key) && pair.key.value === key && pair.key.range)
+          return this.error([...path, key], message, pair.key.range[0]);
       }
     }
     return this.at([...path, key], message);

@@ -49,17 +49,36 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
       const spawned = await services.spawn({ manifest: p.manifest, name: p.name });
       return services.run(spawned.agent_id, p.message, { onOutput: streamTo(ctx) });
     }),
-    "tool.list": method(z.strictObject({ agent_id: AgentId.optional() }), (p) => ({ tools: services.listTools(p.agent_id) })),
-    "tool.invoke": method(z.strictObject({ agent_id: AgentId, tool: z.string().min(1), input: z.record(z.string(), z.unknown()).default({}) }), async (p, ctx) => {
-      const output = await services.invokeTool(p.agent_id, p.tool, p.input, {
-        via: "rpc",
-        onApprovalPending: (id) => ctx.conn.notify("agent.output", { agent_id: p.agent_id, type: "approval_pending", approval_id: id, tool: p.tool }),
-      });
-      return { output };
-    }),
+    "tool.list": method(z.strictObject({ agent_id: AgentId.optional() }), (p) => ({
+      tools: services.listTools(p.agent_id),
+    })),
+    "tool.invoke": method(
+      z.strictObject({
+        agent_id: AgentId,
+        tool: z.string().min(1),
+        input: z.record(z.string(), z.unknown()).default({}),
+      }),
+      async (p, ctx) => {
+        const output = await services.invokeTool(p.agent_id, p.tool, p.input, {
+          via: "rpc",
+          onApprovalPending: (id) =>
+            ctx.conn.notify("agent.output", {
+              agent_id: p.agent_id,
+              type: "approval_pending",
+              approval_id: id,
+              tool: p.tool,
+            }),
+        });
+        return { output };
+      },
+    ),
     "approval.list": method(Empty, () => ({ approvals: services.listApprovals() })),
     "approval.respond": method(
-      z.strictObject({ id: z.string().min(1), decision: z.enum(["approve", "deny"]), reason: z.string().max(4096).optional() }),
+      z.strictObject({
+        id: z.string().min(1),
+        decision: z.enum(["approve", "deny"]),
+        reason: z.string().max(4096).optional(),
+      }),
       (p) => services.respondApproval(p.id, p.decision, p.reason),
     ),
     "audit.query": method(
@@ -92,11 +111,14 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
         ...(sys.boot === undefined ? {} : { boot: sys.boot }),
       };
     }),
-    "system.shutdown": method(z.strictObject({ action: z.enum(["poweroff", "reboot"]).default("poweroff") }), async (p, ctx) => {
-      await services.audit({ kind: "system.shutdown", agent_id: null, action: p.action });
-      // the caller gets its answer before the listeners close
-      ctx.afterReply(() => sys.shutdown(p.action));
-      return { ok: true };
-    }),
+    "system.shutdown": method(
+      z.strictObject({ action: z.enum(["poweroff", "reboot"]).default("poweroff") }),
+      async (p, ctx) => {
+        await services.audit({ kind: "system.shutdown", agent_id: null, action: p.action });
+        // the caller gets its answer before the listeners close
+        ctx.afterReply(() => sys.shutdown(p.action));
+        return { ok: true };
+      },
+    ),
   } satisfies Record<MethodName, Method>;
 }

@@ -8,7 +8,16 @@
 // (transports.ts) own the bytes; nothing here knows Bun.
 import type { Logger } from "pino";
 import { z } from "zod";
-import { internalError, invalidParams, invalidRequest, KernelError, lineTooLong, methodNotFound, parseError, toWire } from "../errors.ts";
+import {
+  internalError,
+  invalidParams,
+  invalidRequest,
+  KernelError,
+  lineTooLong,
+  methodNotFound,
+  parseError,
+  toWire,
+} from "../errors.ts";
 import { describeZodIssues } from "../zod.ts";
 import { LineSplitter, type Frame } from "./framing.ts";
 
@@ -153,16 +162,28 @@ export class RpcServer {
     const id = req.id;
     const validId = id === null || typeof id === "string" || (typeof id === "number" && Number.isFinite(id));
     if (req.jsonrpc !== "2.0" || typeof req.method !== "string" || (hasId && !validId)) {
-      const why = req.jsonrpc !== "2.0" ? 'jsonrpc must be "2.0"' : typeof req.method !== "string" ? "method must be a string" : "id must be a string, a number or null";
+      const why =
+        req.jsonrpc !== "2.0"
+          ? 'jsonrpc must be "2.0"'
+          : typeof req.method !== "string"
+            ? "method must be a string"
+            : "id must be a string, a number or null";
       return errorResponse(validId ? (id as JsonRpcId) : null, invalidRequest(why));
     }
     const isNotification = !hasId;
     const reply = await this.dispatch(req.method, req.params, conn, after);
     if (isNotification) return null;
-    return "error" in reply ? errorResponse(id as JsonRpcId, reply.error) : { jsonrpc: "2.0", id, result: reply.result };
+    return "error" in reply
+      ? errorResponse(id as JsonRpcId, reply.error)
+      : { jsonrpc: "2.0", id, result: reply.result };
   }
 
-  private async dispatch(name: string, rawParams: unknown, conn: Connection, after: (() => void)[]): Promise<{ result: unknown } | { error: KernelError }> {
+  private async dispatch(
+    name: string,
+    rawParams: unknown,
+    conn: Connection,
+    after: (() => void)[],
+  ): Promise<{ result: unknown } | { error: KernelError }> {
     const method = Object.hasOwn(this.methods, name) ? this.methods[name] : undefined;
     if (!method) return { error: methodNotFound(name) };
     if (rawParams !== undefined && (rawParams === null || typeof rawParams !== "object" || Array.isArray(rawParams))) {
@@ -211,7 +232,13 @@ class PeerState implements Peer {
     transport: string,
     private readonly io: PeerIO,
     private readonly server: RpcServer,
-    private readonly limits: { maxLineBytes: number; softCap: number; maxInFlight: number; log: Logger; onClose: (conn: Connection) => void },
+    private readonly limits: {
+      maxLineBytes: number;
+      softCap: number;
+      maxInFlight: number;
+      log: Logger;
+      onClose: (conn: Connection) => void;
+    },
   ) {
     this.splitter = new LineSplitter(limits.maxLineBytes);
     const self = this;
@@ -351,7 +378,10 @@ class PeerState implements Peer {
     const after = this.unsent();
     const hardCap = HARD_OUTPUT_FACTOR * this.limits.softCap;
     if (after > hardCap && before > this.limits.softCap) {
-      this.limits.log.warn({ conn: this.conn.id, transport: this.conn.transport, unsent_bytes: after, limit: hardCap }, "peer does not read its replies; dropping it");
+      this.limits.log.warn(
+        { conn: this.conn.id, transport: this.conn.transport, unsent_bytes: after, limit: hardCap },
+        "peer does not read its replies; dropping it",
+      );
       this.io.destroy?.();
       this.close();
       return;

@@ -1,6 +1,16 @@
 // Transports: each turns a byte stream into RpcServer.attach() calls.
 // unix:PATH (many clients), stdio (one), tty:/dev/X (the serial console).
-import { closeSync, createReadStream, createWriteStream, openSync, constants as fsc, rmSync, chmodSync, existsSync, lstatSync } from "node:fs";
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  openSync,
+  constants as fsc,
+  rmSync,
+  chmodSync,
+  existsSync,
+  lstatSync,
+} from "node:fs";
 import type { Logger } from "pino";
 import type { Peer, PeerIO, RpcServer } from "./server.ts";
 
@@ -9,7 +19,8 @@ export interface Listener {
   close(): void;
 }
 
-export type ListenSpec = { kind: "unix"; path: string } | { kind: "stdio" } | { kind: "tty"; device: string; baud?: number };
+export type ListenSpec =
+  { kind: "unix"; path: string } | { kind: "stdio" } | { kind: "tty"; device: string; baud?: number };
 
 export function parseListen(text: string): ListenSpec {
   if (text === "stdio") return { kind: "stdio" };
@@ -96,7 +107,7 @@ function listenUnix(path: string, server: RpcServer, log: Logger): Listener {
   if (existsSync(path) && lstatSync(path).isSocket()) rmSync(path);
   const flush = (socket: Bun.Socket<SocketState>) => {
     const st = socket.data;
-    for (let chunk; (chunk = st.out.shift()); ) {
+    for (let chunk; (chunk = st.out.shift());) {
       const n = Math.max(socket.write(chunk), 0);
       if (n < chunk.length) return st.out.unshift(chunk.subarray(n));
     }
@@ -165,7 +176,11 @@ function listenUnix(path: string, server: RpcServer, log: Logger): Listener {
  * stdout keeps what the pipe would not take without showing it in
  * writableLength, so the chunk counts as unsent until its write callback.
  */
-function streamIO(out: NodeJS.WritableStream, input: NodeJS.ReadableStream, hooks: { peer: () => Peer | null; onEnd: () => void; onDestroy: () => void }): PeerIO {
+function streamIO(
+  out: NodeJS.WritableStream,
+  input: NodeJS.ReadableStream,
+  hooks: { peer: () => Peer | null; onEnd: () => void; onDestroy: () => void },
+): PeerIO {
   const queue = new OutputQueue();
   let writing = 0;
   let ending = false;

@@ -148,11 +148,25 @@ export class ProviderLimiter {
       return v !== undefined && v !== "" && Number.isFinite(Number(v)) ? Number(v) : undefined;
     };
     const reqLimit = num("anthropic-ratelimit-requests-limit") ?? num("x-ratelimit-limit-requests");
-    const tokLimit = num("anthropic-ratelimit-tokens-limit") ?? num("anthropic-ratelimit-input-tokens-limit") ?? num("x-ratelimit-limit-tokens");
+    const tokLimit =
+      num("anthropic-ratelimit-tokens-limit") ??
+      num("anthropic-ratelimit-input-tokens-limit") ??
+      num("x-ratelimit-limit-tokens");
     const reqRemaining = num("anthropic-ratelimit-requests-remaining") ?? num("x-ratelimit-remaining-requests");
-    const tokRemaining = num("anthropic-ratelimit-tokens-remaining") ?? num("anthropic-ratelimit-input-tokens-remaining") ?? num("x-ratelimit-remaining-tokens");
-    const reqReset = resetAt(header(h, "anthropic-ratelimit-requests-reset") ?? header(h, "x-ratelimit-reset-requests"), now);
-    const tokReset = resetAt(header(h, "anthropic-ratelimit-tokens-reset") ?? header(h, "anthropic-ratelimit-input-tokens-reset") ?? header(h, "x-ratelimit-reset-tokens"), now);
+    const tokRemaining =
+      num("anthropic-ratelimit-tokens-remaining") ??
+      num("anthropic-ratelimit-input-tokens-remaining") ??
+      num("x-ratelimit-remaining-tokens");
+    const reqReset = resetAt(
+      header(h, "anthropic-ratelimit-requests-reset") ?? header(h, "x-ratelimit-reset-requests"),
+      now,
+    );
+    const tokReset = resetAt(
+      header(h, "anthropic-ratelimit-tokens-reset") ??
+        header(h, "anthropic-ratelimit-input-tokens-reset") ??
+        header(h, "x-ratelimit-reset-tokens"),
+      now,
+    );
 
     if (reqLimit !== undefined && reqLimit > 0 && (this.req === null || reqLimit < this.req.capacity)) {
       if (this.req) this.req.setCapacity(reqLimit, now);
@@ -164,8 +178,10 @@ export class ProviderLimiter {
       else this.tok = new Bucket(tokLimit, now);
       this.tightenings++;
     }
-    if (reqRemaining !== undefined && this.req && reqRemaining < this.req.level) this.req.level = Math.max(0, reqRemaining);
-    if (tokRemaining !== undefined && this.tok && tokRemaining < this.tok.level) this.tok.level = Math.max(0, tokRemaining);
+    if (reqRemaining !== undefined && this.req && reqRemaining < this.req.level)
+      this.req.level = Math.max(0, reqRemaining);
+    if (tokRemaining !== undefined && this.tok && tokRemaining < this.tok.level)
+      this.tok.level = Math.max(0, tokRemaining);
     if (reqRemaining === 0 && reqReset !== undefined) this.pause(reqReset);
     if (tokRemaining === 0 && tokReset !== undefined) this.pause(tokReset);
 

@@ -343,7 +343,12 @@ export class Scheduler {
       if (h.limitedBy) {
         const ceilingOut = h.ceiling - req.inputTokens;
         if (ceilingOut < Math.min(this.cfg.min_output_tokens, req.maxTokens)) {
-          this.rejectBudget(w, h.limitedBy, req.inputTokens + Math.min(this.cfg.min_output_tokens, req.maxTokens), h.ceiling);
+          this.rejectBudget(
+            w,
+            h.limitedBy,
+            req.inputTokens + Math.min(this.cfg.min_output_tokens, req.maxTokens),
+            h.ceiling,
+          );
           continue;
         }
         maxTokens = Math.min(req.maxTokens, ceilingOut);
@@ -406,7 +411,15 @@ export class Scheduler {
     // VTC: charge the input now, the output when it is known
     a.vtc += w.req.inputTokens / a.spec.weight;
     const id = ++this.grantSeq;
-    const flight: Flight = { id, agent: a, provider: p, reserved, inputEstimate: w.req.inputTokens, startedAt: now, maxTokens };
+    const flight: Flight = {
+      id,
+      agent: a,
+      provider: p,
+      reserved,
+      inputEstimate: w.req.inputTokens,
+      startedAt: now,
+      maxTokens,
+    };
     this.flights.set(id, flight);
     this.stats.granted++;
     let settled = false;

@@ -12,7 +12,11 @@ export const MNT_DETACH = 2;
 
 export function mount(source: string, target: string, fstype: string, flags = 0, data?: string): void {
   const c = libc();
-  check("mount", c.mount(cstr(source), cstr(target), cstr(fstype), BigInt(flags), data === undefined ? null : cstr(data)), `${fstype} ${source} on ${target}`);
+  check(
+    "mount",
+    c.mount(cstr(source), cstr(target), cstr(fstype), BigInt(flags), data === undefined ? null : cstr(data)),
+    `${fstype} ${source} on ${target}`,
+  );
 }
 
 export function umount(target: string, flags = 0): void {

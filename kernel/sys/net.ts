@@ -26,7 +26,8 @@ const EEXIST = 17;
 
 export function parseIPv4(text: string): Uint8Array {
   const parts = text.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`not an IPv4 address: "${text}"`);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255))
+    throw new Error(`not an IPv4 address: "${text}"`);
   return Uint8Array.from(parts);
 }
 
@@ -130,7 +131,11 @@ export class UdpSocket {
   }
 
   send(data: Uint8Array, address: string, port: number): void {
-    check("sendto", libc().sendto(this.fd, data, BigInt(data.length), 0, sockaddrIn(parseIPv4(address), port), 16), `${address}:${port}`);
+    check(
+      "sendto",
+      libc().sendto(this.fd, data, BigInt(data.length), 0, sockaddrIn(parseIPv4(address), port), 16),
+      `${address}:${port}`,
+    );
   }
 
   /** One datagram if one is waiting, else null (never blocks). */

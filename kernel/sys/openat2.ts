@@ -160,7 +160,11 @@ export function setOpenat2Disabled(disabled: boolean): void {
 function rawOpenat2(dirFd: number, path: string, flags: number, mode: number, resolve: number): number {
   const p = cstr(path);
   // struct open_how { u64 flags; u64 mode; u64 resolve; }
-  const how = new BigUint64Array([BigInt(flags), BigInt(flags & O_CREAT || (flags & O_TMPFILE) === O_TMPFILE ? mode : 0), BigInt(resolve)]);
+  const how = new BigUint64Array([
+    BigInt(flags),
+    BigInt(flags & O_CREAT || (flags & O_TMPFILE) === O_TMPFILE ? mode : 0),
+    BigInt(resolve),
+  ]);
   return sys("openat2", path, () => sym.syscall(SYS_openat2, dirFd, ptr(p), ptr(how), 24, 0));
 }
 
@@ -200,7 +204,8 @@ function openOneNoFollow(dirFd: number, name: string, flags: number, mode: numbe
     fd = sys("openat", rel, () => sym.openat(dirFd, cstr(name), flags | O_NOFOLLOW | O_CLOEXEC, mode));
   } catch (e) {
     // O_DIRECTORY|O_NOFOLLOW on a symlink reports ENOTDIR: call it what it is
-    if (e instanceof SysError && e.errno === Errno.ENOTDIR && isSymlinkAt(dirFd, name)) throw new SysError(Errno.ELOOP, "openat", rel);
+    if (e instanceof SysError && e.errno === Errno.ENOTDIR && isSymlinkAt(dirFd, name))
+      throw new SysError(Errno.ELOOP, "openat", rel);
     throw e;
   }
   // O_PATH|O_NOFOLLOW hands back the symlink itself rather than failing
@@ -226,7 +231,13 @@ function isSymlinkAt(dirFd: number, name: string): boolean {
 export function openAtBeneath(dirFd: number, rel: string, flags: number, mode = 0): number {
   if (!openat2Missing) {
     try {
-      return rawOpenat2(dirFd, rel === "" ? "." : rel, flags | O_CLOEXEC, mode, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+      return rawOpenat2(
+        dirFd,
+        rel === "" ? "." : rel,
+        flags | O_CLOEXEC,
+        mode,
+        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+      );
     } catch (e) {
       if (!(e instanceof SysError) || e.errno !== Errno.ENOSYS) throw e;
       openat2Missing = true;
@@ -280,7 +291,8 @@ export function toKernelError(e: unknown, ctx: ErrorContext = {}): unknown {
 }
 
 /** why a regular file with more than one hard link is refused (docs/manifests.md) */
-export const HARD_LINK_REASON = "a file with more than one hard link is refused, because the other name may lie outside the grant";
+export const HARD_LINK_REASON =
+  "a file with more than one hard link is refused, because the other name may lie outside the grant";
 
 /**
  * the error for a regular file with st_nlink > 1: -32001, naming the path and
@@ -371,7 +383,8 @@ export function fchmod(fd: number, mode: number): void {
 
 /** a single name inside a directory fd: no `/`, not "", "." or ".." (so *at calls resolve nothing) */
 function oneName(name: string, op: string): Buffer {
-  if (name === "" || name === "." || name === ".." || name.includes("/")) throw invalidParams(`${op}: "${name}" is not a single file name`);
+  if (name === "" || name === "." || name === ".." || name.includes("/"))
+    throw invalidParams(`${op}: "${name}" is not a single file name`);
   return cstr(name);
 }
 
@@ -441,7 +454,17 @@ function typeOf(mode: number): FileType {
 function statx(dirFd: number, name: string, flags: number): StatInfo {
   const p = cstr(name);
   const buf = new Uint8Array(256); // struct statx
-  sys("statx", name || `fd ${dirFd}`, () => sym.syscall(SYS_statx, dirFd, ptr(p), flags, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_INO | STATX_SIZE, ptr(buf), 0));
+  sys("statx", name || `fd ${dirFd}`, () =>
+    sym.syscall(
+      SYS_statx,
+      dirFd,
+      ptr(p),
+      flags,
+      STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_INO | STATX_SIZE,
+      ptr(buf),
+      0,
+    ),
+  );
   const v = new DataView(buf.buffer);
   const nlink = v.getUint32(16, true); // stx_nlink
   const mode = v.getUint16(28, true); // stx_mode
@@ -463,7 +486,10 @@ export function statAt(dirFd: number, name: string): StatInfo {
 const DT: Record<number, FileType> = { 4: "dir", 8: "file", 10: "symlink" };
 
 /** the names in a directory opened with O_RDONLY|O_DIRECTORY (getdents64), without . and .. */
-export function readDirFd(fd: number, maxEntries = Infinity): { entries: { name: string; type: FileType | "unknown" }[]; truncated: boolean } {
+export function readDirFd(
+  fd: number,
+  maxEntries = Infinity,
+): { entries: { name: string; type: FileType | "unknown" }[]; truncated: boolean } {
   const buf = new Uint8Array(64 * 1024);
   const v = new DataView(buf.buffer);
   const dec = new TextDecoder();
@@ -472,7 +498,7 @@ export function readDirFd(fd: number, maxEntries = Infinity): { entries: { name:
     const n = sys("getdents64", `fd ${fd}`, () => sym.syscall(SYS_getdents64, fd, ptr(buf), buf.length, 0, 0, 0));
     if (n === 0) return { entries, truncated: false };
     // struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
-    for (let off = 0; off < n; ) {
+    for (let off = 0; off < n;) {
       const reclen = v.getUint16(off + 16, true);
       const dtype = buf[off + 18]!;
       let end = off + 19;

@@ -11,7 +11,12 @@ export const LINUX_REBOOT_CMD_CAD_OFF = 0;
 
 /** Power off or restart now. Call sync() and unmount first. Returns only on failure. */
 export function reboot(action: "poweroff" | "reboot" | "halt"): void {
-  const cmd = action === "poweroff" ? LINUX_REBOOT_CMD_POWER_OFF : action === "reboot" ? LINUX_REBOOT_CMD_RESTART : LINUX_REBOOT_CMD_HALT;
+  const cmd =
+    action === "poweroff"
+      ? LINUX_REBOOT_CMD_POWER_OFF
+      : action === "reboot"
+        ? LINUX_REBOOT_CMD_RESTART
+        : LINUX_REBOOT_CMD_HALT;
   check("reboot", libc().reboot(cmd), action);
 }
 

@@ -22,11 +22,37 @@ const CRTSCTS = 0o20000000000;
 
 /** Linux speed_t codes (asm-generic/termbits.h) */
 const BAUD: Record<number, number> = {
-  0: 0o0, 50: 0o1, 75: 0o2, 110: 0o3, 134: 0o4, 150: 0o5, 200: 0o6, 300: 0o7, 600: 0o10,
-  1200: 0o11, 1800: 0o12, 2400: 0o13, 4800: 0o14, 9600: 0o15, 19200: 0o16, 38400: 0o17,
-  57600: 0o10001, 115200: 0o10002, 230400: 0o10003, 460800: 0o10004, 500000: 0o10005,
-  576000: 0o10006, 921600: 0o10007, 1000000: 0o10010, 1152000: 0o10011, 1500000: 0o10012,
-  2000000: 0o10013, 2500000: 0o10014, 3000000: 0o10015, 3500000: 0o10016, 4000000: 0o10017,
+  0: 0o0,
+  50: 0o1,
+  75: 0o2,
+  110: 0o3,
+  134: 0o4,
+  150: 0o5,
+  200: 0o6,
+  300: 0o7,
+  600: 0o10,
+  1200: 0o11,
+  1800: 0o12,
+  2400: 0o13,
+  4800: 0o14,
+  9600: 0o15,
+  19200: 0o16,
+  38400: 0o17,
+  57600: 0o10001,
+  115200: 0o10002,
+  230400: 0o10003,
+  460800: 0o10004,
+  500000: 0o10005,
+  576000: 0o10006,
+  921600: 0o10007,
+  1000000: 0o10010,
+  1152000: 0o10011,
+  1500000: 0o10012,
+  2000000: 0o10013,
+  2500000: 0o10014,
+  3000000: 0o10015,
+  3500000: 0o10016,
+  4000000: 0o10017,
 };
 
 export function baudCode(baud: number): number {
@@ -47,7 +73,7 @@ export function setRawMode(fd: number, baud?: number): void {
   c.cfmakeraw(t);
   const dv = new DataView(t.buffer);
   // keep the line open without modem control, receiver on, no flow control
-  dv.setUint32(C_CFLAG, (dv.getUint32(C_CFLAG, true) | CLOCAL | CREAD) & ~CRTSCTS >>> 0, true);
+  dv.setUint32(C_CFLAG, (dv.getUint32(C_CFLAG, true) | CLOCAL | CREAD) & (~CRTSCTS >>> 0), true);
   dv.setUint32(C_IFLAG, dv.getUint32(C_IFLAG, true) & ~(IXON | IXOFF), true);
   t[C_CC + VMIN] = 1;
   t[C_CC + VTIME] = 0;

@@ -33,7 +33,8 @@ export function authorizePath(ctx: ToolContext, kind: "file_read" | "file_write"
   const why = ctx.privateAreas.reason(path);
   if (why !== null) throw capabilityDenied(kind, `${kind}: ${path}`, why);
   const cap = token.capability;
-  if (cap.kind !== kind || (cap.kind !== "file_read" && cap.kind !== "file_write")) throw new Error(`authorize(${kind}) returned a ${cap.kind} token`); // cannot happen
+  if (cap.kind !== kind || (cap.kind !== "file_read" && cap.kind !== "file_write"))
+    throw new Error(`authorize(${kind}) returned a ${cap.kind} token`); // cannot happen
   const { root, tree } = globRoot(cap.glob);
   return { path, glob: cap.glob, root, tree };
 }

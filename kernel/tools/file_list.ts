@@ -7,7 +7,16 @@
 // listing the data directory shows only `files`.
 import { z } from "zod";
 import { authorizePath, basename, dirname, relativeTo } from "./beneath.ts";
-import { close, O_DIRECTORY, O_RDONLY, openBeneath, readDirFd, statAt, toKernelError, type FileType } from "../sys/openat2.ts";
+import {
+  close,
+  O_DIRECTORY,
+  O_RDONLY,
+  openBeneath,
+  readDirFd,
+  statAt,
+  toKernelError,
+  type FileType,
+} from "../sys/openat2.ts";
 import { defineTool } from "./tool.ts";
 
 export const MAX_LIST_ENTRIES = 10_000;
@@ -15,7 +24,8 @@ export const MAX_LIST_ENTRIES = 10_000;
 export default defineTool({
   name: "file_list",
   description:
-    "List a directory the agent holds a file_read capability on (absolute path). Returns entries with name, type (file, dir, symlink, other) and size in bytes, sorted by name.",
+    "List a directory the agent holds a file_read capability on (absolute path). Returns entries with " +
+    "name, type (file, dir, symlink, other) and size in bytes, sorted by name.",
   input: z.strictObject({
     path: z.string().min(1).max(4096).describe("absolute path of the directory"),
   }),

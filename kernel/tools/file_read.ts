@@ -9,7 +9,17 @@
 import { z } from "zod";
 import { authorizePath, basename, dirname, relativeTo } from "./beneath.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
-import { close, fstat, hardLinkRefused, O_NOCTTY, O_NONBLOCK, O_RDONLY, openBeneath, readUpTo, toKernelError } from "../sys/openat2.ts";
+import {
+  close,
+  fstat,
+  hardLinkRefused,
+  O_NOCTTY,
+  O_NONBLOCK,
+  O_RDONLY,
+  openBeneath,
+  readUpTo,
+  toKernelError,
+} from "../sys/openat2.ts";
 import { defineTool } from "./tool.ts";
 
 /** UTF-8 text of bytes cut at a cap: drop a trailing partial character */
@@ -35,10 +45,17 @@ export function utf8Prefix(data: Uint8Array, truncated: boolean): { text: string
 export default defineTool({
   name: "file_read",
   description:
-    "Read a text file (UTF-8) the agent holds a file_read capability on. The path must be absolute. Symlinks, files with more than one hard link, and the kernel's own state are refused. Returns the content, its size in bytes, and whether it was cut at max_bytes.",
+    "Read a text file (UTF-8) the agent holds a file_read capability on. The path must be absolute. " +
+    "Symlinks, files with more than one hard link, and the kernel's own state are refused. Returns the " +
+    "content, its size in bytes, and whether it was cut at max_bytes.",
   input: z.strictObject({
     path: z.string().min(1).max(4096).describe("absolute path of the file"),
-    max_bytes: z.number().int().positive().optional().describe("read at most this many bytes (capped by the kernel's limit)"),
+    max_bytes: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("read at most this many bytes (capped by the kernel's limit)"),
   }),
   async run(ctx, input) {
     const g = authorizePath(ctx, "file_read", input.path);
@@ -49,8 +66,10 @@ export default defineTool({
     const fd = openBeneath(base, rel, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0, errCtx);
     try {
       const st = fstat(fd);
-      if (st.type === "dir") throw new KernelError(ErrorCode.InvalidParams, `${g.path} is a directory (use file_list)`, { path: g.path });
-      if (st.type !== "file") throw new KernelError(ErrorCode.InvalidParams, `${g.path} is not a regular file`, { path: g.path });
+      if (st.type === "dir")
+        throw new KernelError(ErrorCode.InvalidParams, `${g.path} is a directory (use file_list)`, { path: g.path });
+      if (st.type !== "file")
+        throw new KernelError(ErrorCode.InvalidParams, `${g.path} is not a regular file`, { path: g.path });
       if (st.nlink > 1) throw hardLinkRefused(st.nlink, errCtx);
       const { data, truncated } = readUpTo(fd, max);
       const { text, bytes } = utf8Prefix(data, truncated);

@@ -87,7 +87,8 @@ function append(parentFd: number, name: string, data: Uint8Array, errCtx: ErrorC
   const fd = openAtBeneath(parentFd, name, O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY | O_NONBLOCK, 0o644);
   try {
     const st = fstat(fd);
-    if (st.type !== "file") throw new KernelError(ErrorCode.InvalidParams, `${errCtx.path} is not a regular file`, { path: errCtx.path });
+    if (st.type !== "file")
+      throw new KernelError(ErrorCode.InvalidParams, `${errCtx.path} is not a regular file`, { path: errCtx.path });
     if (st.nlink > 1) throw hardLinkRefused(st.nlink, errCtx);
     writeAll(fd, data);
     fsync(fd);
@@ -97,7 +98,13 @@ function append(parentFd: number, name: string, data: Uint8Array, errCtx: ErrorC
   if (existed === null) fsyncDir(parentFd);
 }
 
-function replace(parentFd: number, name: string, data: Uint8Array, errCtx: ErrorContext & { path: string }, tmpRefused: string | null): void {
+function replace(
+  parentFd: number,
+  name: string,
+  data: Uint8Array,
+  errCtx: ErrorContext & { path: string },
+  tmpRefused: string | null,
+): void {
   const old = lstatOrNull(parentFd, name);
   checkTarget(old, errCtx.path);
   if (tmpRefused !== null) throw capabilityDenied("file_write", errCtx.capability ?? "", tmpRefused);
@@ -130,7 +137,9 @@ function replace(parentFd: number, name: string, data: Uint8Array, errCtx: Error
 export default defineTool({
   name: "file_write",
   description:
-    "Write a UTF-8 text file the agent holds a file_write capability on (absolute path). Creates missing parent directories inside the grant, replaces the file (or appends with append: true). Symlinks are refused.",
+    "Write a UTF-8 text file the agent holds a file_write capability on (absolute path). Creates missing " +
+    "parent directories inside the grant, replaces the file (or appends with append: true). Symlinks are " +
+    "refused.",
   input: z.strictObject({
     path: z.string().min(1).max(4096).describe("absolute path of the file"),
     content: z.string().max(MAX_WRITE_BYTES).describe("text to write"),
@@ -151,7 +160,8 @@ export default defineTool({
     // kernel-private state (a target of <dataDir>/files itself would put it in <dataDir>)
     const dir = dirname(g.path);
     const tmpWhy = ctx.privateAreas.reason(`${dir === "/" ? "" : dir}/${TEMP_PREFIX}`);
-    const tmpRefused = tmpWhy === null ? null : `a replacing write builds its new file beside ${g.path}, in ${dir}, and ${tmpWhy}`;
+    const tmpRefused =
+      tmpWhy === null ? null : `a replacing write builds its new file beside ${g.path}, in ${dir}, and ${tmpWhy}`;
 
     let anchorFd = -1;
     let parentFd = -1;

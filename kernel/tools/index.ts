@@ -13,7 +13,16 @@ import messageRead from "./message_read.ts";
 
 export type { Tool, ToolContext, ToolLimits } from "./tool.ts";
 
-export const builtinTools: readonly Tool[] = [echo, fileRead, fileWrite, fileList, webFetch, spawnAgent, messageSend, messageRead];
+export const builtinTools: readonly Tool[] = [
+  echo,
+  fileRead,
+  fileWrite,
+  fileList,
+  webFetch,
+  spawnAgent,
+  messageSend,
+  messageRead,
+];
 
 export class ToolRegistry {
   private tools = new Map<string, Tool>();

@@ -8,7 +8,9 @@ import { defineTool } from "./tool.ts";
 export default defineTool({
   name: "spawn_agent",
   description:
-    "Start a child agent from a manifest (YAML text) or a manifest name from the config partition. The child's name must be listed in this agent's spawn_child, and every capability it asks for must be covered by this agent's own. Optionally run it once with a message and return its answer.",
+    "Start a child agent from a manifest (YAML text) or a manifest name from the config partition. The " +
+    "child's name must be listed in this agent's spawn_child, and every capability it asks for must be " +
+    "covered by this agent's own. Optionally run it once with a message and return its answer.",
   input: manifestSource({
     manifest: manifestSourceFields.manifest.describe("child manifest as YAML text"),
     name: manifestSourceFields.name.describe("name of a manifest under /config/manifests"),

@@ -13,11 +13,18 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 export default defineTool({
   name: "web_fetch",
   description:
-    "Fetch an http or https URL the agent holds a web_fetch capability on (GET or HEAD). Redirects are followed only to URLs the agent may also fetch. Returns the final URL, status, content-type/content-length headers, the body as text (cut at max_bytes), and whether it was cut.",
+    "Fetch an http or https URL the agent holds a web_fetch capability on (GET or HEAD). Redirects are " +
+    "followed only to URLs the agent may also fetch. Returns the final URL, status, content-type/content-" +
+    "length headers, the body as text (cut at max_bytes), and whether it was cut.",
   input: z.strictObject({
     url: z.string().min(1).max(8192).describe("absolute http:// or https:// URL"),
     method: z.enum(["GET", "HEAD"]).optional().describe("GET (default) or HEAD"),
-    max_bytes: z.number().int().positive().optional().describe("keep at most this many body bytes (capped by the kernel's limit)"),
+    max_bytes: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("keep at most this many body bytes (capped by the kernel's limit)"),
   }),
   async run(ctx, input) {
     let url: string;
@@ -34,10 +41,18 @@ export default defineTool({
     const signal = AbortSignal.any([ctx.signal, timeout]);
 
     const failed = (e: unknown): never => {
-      if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new KernelError(ErrorCode.InternalError, "web_fetch: cancelled");
-      if (timeout.aborted) throw new KernelError(ErrorCode.InternalError, `web_fetch: ${url}: no complete answer within ${timeoutMs} ms`, { url });
+      if (ctx.signal.aborted)
+        throw ctx.signal.reason instanceof Error
+          ? ctx.signal.reason
+          : new KernelError(ErrorCode.InternalError, "web_fetch: cancelled");
+      if (timeout.aborted)
+        throw new KernelError(ErrorCode.InternalError, `web_fetch: ${url}: no complete answer within ${timeoutMs} ms`, {
+          url,
+        });
       if (e instanceof KernelError) throw e;
-      throw new KernelError(ErrorCode.InternalError, `web_fetch: ${url}: ${(e as Error)?.message ?? String(e)}`, { url });
+      throw new KernelError(ErrorCode.InternalError, `web_fetch: ${url}: ${(e as Error)?.message ?? String(e)}`, {
+        url,
+      });
     };
 
     for (let hop = 0; ; hop++) {
@@ -45,7 +60,12 @@ export default defineTool({
       ctx.authorize("web_fetch", url);
       let res: Response;
       try {
-        res = await fetch(url, { method, redirect: "manual", signal, headers: { "user-agent": "aaos-web_fetch/1", "accept-encoding": "identity" } });
+        res = await fetch(url, {
+          method,
+          redirect: "manual",
+          signal,
+          headers: { "user-agent": "aaos-web_fetch/1", "accept-encoding": "identity" },
+        });
       } catch (e) {
         return failed(e);
       }
@@ -53,13 +73,21 @@ export default defineTool({
       if (REDIRECTS.has(res.status) && location !== null) {
         await res.body?.cancel().catch(() => {});
         if (hop >= ctx.limits.webFetchMaxRedirects) {
-          throw new KernelError(ErrorCode.InternalError, `web_fetch: more than ${ctx.limits.webFetchMaxRedirects} redirects (last to ${location})`, { url });
+          throw new KernelError(
+            ErrorCode.InternalError,
+            `web_fetch: more than ${ctx.limits.webFetchMaxRedirects} redirects (last to ${location})`,
+            { url },
+          );
         }
         let next: string;
         try {
           next = new URL(location, url).href;
         } catch {
-          throw new KernelError(ErrorCode.InternalError, `web_fetch: ${url} redirected to an invalid URL "${location}"`, { url });
+          throw new KernelError(
+            ErrorCode.InternalError,
+            `web_fetch: ${url} redirected to an invalid URL "${location}"`,
+            { url },
+          );
         }
         if (res.status === 303 && method !== "HEAD") method = "GET";
         url = next;

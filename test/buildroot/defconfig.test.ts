@@ -10,16 +10,33 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { DEFCONFIG, DEFCONFIG_NAME, EXTERNAL, compare, parseConfig, readDefconfig, symbols, unquote, type Symbols } from "./defconfig.ts";
+import {
+  DEFCONFIG,
+  DEFCONFIG_NAME,
+  EXTERNAL,
+  compare,
+  parseConfig,
+  readDefconfig,
+  symbols,
+  unquote,
+  type Symbols,
+} from "./defconfig.ts";
 
 const tree = process.env.BUILDROOT_DIR ? resolve(process.env.BUILDROOT_DIR) : "";
-const isTree = !!tree && existsSync(join(tree, "Makefile")) && existsSync(join(tree, "Config.in")) && existsSync(join(tree, "package/Makefile.in"));
+const isTree =
+  !!tree &&
+  existsSync(join(tree, "Makefile")) &&
+  existsSync(join(tree, "Config.in")) &&
+  existsSync(join(tree, "package/Makefile.in"));
 const skipReason = !tree
   ? "BUILDROOT_DIR is not set: no Buildroot tree to load the defconfig into"
   : !isTree
     ? `BUILDROOT_DIR=${tree} is not a Buildroot tree (no Makefile, Config.in, package/Makefile.in)`
     : "";
-if (skipReason) console.log(`test/buildroot/defconfig.test.ts: SKIPPED — ${skipReason}. Set BUILDROOT_DIR=/path/to/buildroot (a checkout of a Buildroot release) to run it.`);
+if (skipReason)
+  console.log(
+    `test/buildroot/defconfig.test.ts: SKIPPED — ${skipReason}. Set BUILDROOT_DIR=/path/to/buildroot (a checkout of a Buildroot release) to run it.`,
+  );
 
 function brVersion(): string {
   const m = /^export BR2_VERSION := (\S+)/m.exec(readFileSync(join(tree, "Makefile"), "utf8"));
@@ -109,19 +126,25 @@ describe.skipIf(!!skipReason)(`${DEFCONFIG_NAME} in a Buildroot tree (BUILDROOT_
     const bad = compare(wanted, again);
     expect(bad).toEqual([]);
     // and the whole configuration is the same
-    const diff = [...loaded].filter(([k, v]) => k !== "BR2_DEFCONFIG" && again.get(k) !== v).map(([k, v]) => `${k}: ${v} -> ${again.get(k)}`);
+    const diff = [...loaded]
+      .filter(([k, v]) => k !== "BR2_DEFCONFIG" && again.get(k) !== v)
+      .map(([k, v]) => `${k}: ${v} -> ${again.get(k)}`);
     expect(diff).toEqual([]);
     // informational: lines of ours that merely restate Buildroot's default
     const minimal = new Set(parseConfig(readFileSync(saved, "utf8")).map((l) => l.text));
     const restated = wanted.filter((l) => !minimal.has(l.text)).map((l) => l.text);
-    if (restated.length) console.log(`test/buildroot: defconfig lines equal to Buildroot's defaults (kept on purpose, checked all the same):\n  ${restated.join("\n  ")}`);
+    if (restated.length)
+      console.log(
+        `test/buildroot: defconfig lines equal to Buildroot's defaults (kept on purpose, checked all the same):\n  ${restated.join("\n  ")}`,
+      );
   }, 120_000);
 
   test("the pinned kernel's hash in board/aaos/patches is Buildroot's own", () => {
     const version = unquote(loaded.get("BR2_LINUX_KERNEL_VERSION") ?? '""');
     const tarball = `linux-${version}.tar.xz`;
     const ours = readFileSync(join(EXTERNAL, "board/aaos/patches/linux/linux.hash"), "utf8")
-      .split("\n").find((l) => l.trim().endsWith(`  ${tarball}`));
+      .split("\n")
+      .find((l) => l.trim().endsWith(`  ${tarball}`));
     expect(ours).toBeDefined();
     const theirs = readdirSync(join(tree, "linux"), { withFileTypes: true })
       .filter((d) => d.isDirectory())
@@ -131,7 +154,9 @@ describe.skipIf(!!skipReason)(`${DEFCONFIG_NAME} in a Buildroot tree (BUILDROOT_
       })
       .find((l) => l.trim().endsWith(`  ${tarball}`));
     if (!theirs) {
-      console.log(`test/buildroot: Buildroot ${brVersion()} has no hash for ${tarball}; ours cannot be cross-checked (verify it against kernel.org's sha256sums.asc)`);
+      console.log(
+        `test/buildroot: Buildroot ${brVersion()} has no hash for ${tarball}; ours cannot be cross-checked (verify it against kernel.org's sha256sums.asc)`,
+      );
       return;
     }
     expect(ours!.trim().split(/\s+/)).toEqual(theirs.trim().split(/\s+/));
@@ -143,14 +168,23 @@ describe.skipIf(!!skipReason)(`${DEFCONFIG_NAME} in a Buildroot tree (BUILDROOT_
     const copy = join(work, "external");
     cpSync(EXTERNAL, copy, { recursive: true });
     const broken = join(copy, "configs", DEFCONFIG_NAME);
-    const text = readFileSync(broken, "utf8").replace('BR2_LINUX_KERNEL_ZSTD=y', 'BR2_LINUX_KERNEL_ZSTD=y\nBR2_LINUX_KERNEL_UIMAGE=y') +
-      "BR2_AAOS_NO_SUCH_SYMBOL=y\nBR2_TARGET_ROOTFS_EROFS_LZ4HC_LEVEL=99\n";
+    const text =
+      readFileSync(broken, "utf8").replace(
+        "BR2_LINUX_KERNEL_ZSTD=y",
+        "BR2_LINUX_KERNEL_ZSTD=y\nBR2_LINUX_KERNEL_UIMAGE=y",
+      ) + "BR2_AAOS_NO_SUCH_SYMBOL=y\nBR2_TARGET_ROOTFS_EROFS_LZ4HC_LEVEL=99\n";
     writeFileSync(broken, text);
     const out = join(work, "c");
-    const r = Bun.spawnSync(["make", "-s", "-C", tree, `O=${out}`, `BR2_EXTERNAL=${copy}`, DEFCONFIG_NAME], { env: { ...process.env, MAKEFLAGS: "", MAKELEVEL: "" } });
+    const r = Bun.spawnSync(["make", "-s", "-C", tree, `O=${out}`, `BR2_EXTERNAL=${copy}`, DEFCONFIG_NAME], {
+      env: { ...process.env, MAKEFLAGS: "", MAKELEVEL: "" },
+    });
     expect(r.exitCode).toBe(0);
     const bad = compare(parseConfig(text), symbols(readFileSync(join(out, ".config"), "utf8")));
-    expect(bad.map((b) => b.split(":")[0])).toEqual(["BR2_LINUX_KERNEL_UIMAGE", "BR2_AAOS_NO_SUCH_SYMBOL", "BR2_TARGET_ROOTFS_EROFS_LZ4HC_LEVEL"]);
+    expect(bad.map((b) => b.split(":")[0])).toEqual([
+      "BR2_LINUX_KERNEL_UIMAGE",
+      "BR2_AAOS_NO_SUCH_SYMBOL",
+      "BR2_TARGET_ROOTFS_EROFS_LZ4HC_LEVEL",
+    ]);
   }, 120_000);
 
   test("loading did not touch configs/ (savedefconfig went elsewhere)", () => {

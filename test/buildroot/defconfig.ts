@@ -60,11 +60,16 @@ export function compare(wanted: Line[], got: Symbols): string[] {
   for (const w of wanted) {
     const g = got.get(w.symbol);
     if (w.value === "n") {
-      if (g !== undefined && g !== "n") bad.push(`${w.symbol}: defconfig line ${w.line} wants it unset, .config has ${w.symbol}=${g}`);
+      if (g !== undefined && g !== "n")
+        bad.push(`${w.symbol}: defconfig line ${w.line} wants it unset, .config has ${w.symbol}=${g}`);
     } else if (g === undefined) {
-      bad.push(`${w.symbol}: defconfig line ${w.line} sets ${w.text}, .config does not have the symbol (dropped: unknown or unmet dependency)`);
+      bad.push(
+        `${w.symbol}: defconfig line ${w.line} sets ${w.text}, .config does not have the symbol (dropped: unknown or unmet dependency)`,
+      );
     } else if (g !== w.value) {
-      bad.push(`${w.symbol}: defconfig line ${w.line} sets ${w.value}, .config has ${g === "n" ? "it unset" : g} (changed)`);
+      bad.push(
+        `${w.symbol}: defconfig line ${w.line} sets ${w.value}, .config has ${g === "n" ? "it unset" : g} (changed)`,
+      );
     }
   }
   return bad;

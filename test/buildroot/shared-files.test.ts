@@ -2,7 +2,17 @@
 // path (image/) must use the very same kernel config fragment and genimage
 // layout — referenced by path from buildroot/, never copied into it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, relative } from "node:path";
 import { EXTERNAL, REPO, expandExternal, readDefconfig, unquote } from "./defconfig.ts";
@@ -43,7 +53,8 @@ describe("buildroot/ shares image/'s files by reference", () => {
     const args = value("BR2_ROOTFS_POST_IMAGE_SCRIPT_ARGS").split(/\s+/).filter(Boolean);
     expect(args).toEqual(["-c", "$(BR2_EXTERNAL_AAOS_PATH)/../image/genimage.cfg"]);
     const path = expandExternal(args[1]!);
-    if (!existsSync(path)) throw new Error(`${relative(REPO, path)} does not exist: the Buildroot post-image step has no layout to run`);
+    if (!existsSync(path))
+      throw new Error(`${relative(REPO, path)} does not exist: the Buildroot post-image step has no layout to run`);
     expect(sameFile(path, GENIMAGE)).toBe(true);
   });
 
@@ -53,7 +64,8 @@ describe("buildroot/ shares image/'s files by reference", () => {
     const text = readFileSync(expandExternal(script), "utf8");
     expect(text).toContain("$repo/image/mkdisk.sh");
     // any genimage layout the script names is image/genimage.cfg
-    for (const m of text.match(/[\w./$-]*genimage[\w.-]*\.cfg/g) ?? []) expect(m).toMatch(/(^|\/)image\/genimage\.cfg$/);
+    for (const m of text.match(/[\w./$-]*genimage[\w.-]*\.cfg/g) ?? [])
+      expect(m).toMatch(/(^|\/)image\/genimage\.cfg$/);
   });
 
   test("buildroot/ holds no copy of the fragment or the layout", () => {
@@ -63,7 +75,8 @@ describe("buildroot/ shares image/'s files by reference", () => {
       const name = basename(f);
       if (/\.fragment$|^genimage.*\.cfg$|^linux.*\.config$/.test(name)) copies.push(`${relative(REPO, f)} (name)`);
       const text = readFileSync(f, "utf8");
-      for (const s of shared) if (text === s.text) copies.push(`${relative(REPO, f)} (same content as ${relative(REPO, s.p)})`);
+      for (const s of shared)
+        if (text === s.text) copies.push(`${relative(REPO, f)} (same content as ${relative(REPO, s.p)})`);
     }
     expect(copies).toEqual([]);
   });
@@ -71,7 +84,10 @@ describe("buildroot/ shares image/'s files by reference", () => {
   test("post-build writes /etc exactly as image/mkrootfs.sh does", () => {
     const offline = readFileSync(join(REPO, "image/mkrootfs.sh"), "utf8");
     const ours = readFileSync(join(EXTERNAL, "board/aaos/post-build.sh"), "utf8");
-    const etcLines = offline.split("\n").map((l) => l.trim()).filter((l) => /^(printf|ln) .*"\$root\/etc\//.test(l));
+    const etcLines = offline
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => /^(printf|ln) .*"\$root\/etc\//.test(l));
     expect(etcLines.length).toBeGreaterThan(0);
     const missing = etcLines.filter((l) => !ours.split("\n").some((o) => o.trim() === l));
     expect(missing).toEqual([]);
@@ -92,7 +108,8 @@ describe("buildroot/ shares image/'s files by reference", () => {
 // image/genimage.cfg, and refuse a layout that is a copy.
 const TOOLS = ["genimage", "mkfs.vfat", "mmd", "mcopy", "mkfs.ext4", "mkfs.erofs"];
 const missingTools = TOOLS.filter((t) => !Bun.which(t, { PATH: `${process.env.PATH}:/usr/sbin:/sbin` }));
-if (missingTools.length) console.log(`test/buildroot: skipping the post-image run: ${missingTools.join(", ")} not installed (make apt-deps)`);
+if (missingTools.length)
+  console.log(`test/buildroot: skipping the post-image run: ${missingTools.join(", ")} not installed (make apt-deps)`);
 
 function gptNames(img: string): string[] {
   const fd = readFileSync(img, { flag: "r" }).subarray(0, 34 * 512);
@@ -119,7 +136,10 @@ describe.skipIf(missingTools.length > 0)("board/aaos/post-image.sh", () => {
     mkdirSync(join(dir, "root/sbin"), { recursive: true });
     writeFileSync(join(dir, "root/sbin/init"), "stand-in");
     writeFileSync(join(dir, "images/bzImage"), Buffer.alloc(1 << 20, 0x5a));
-    const r = Bun.spawnSync(["mkfs.erofs", "--quiet", "--all-root", "-T0", join(dir, "images/rootfs.erofs"), join(dir, "root")], { env });
+    const r = Bun.spawnSync(
+      ["mkfs.erofs", "--quiet", "--all-root", "-T0", join(dir, "images/rootfs.erofs"), join(dir, "root")],
+      { env },
+    );
     if (r.exitCode !== 0) throw new Error(`mkfs.erofs: ${r.stderr}`);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -150,8 +170,12 @@ describe("the defconfig agrees with image/'s choices", () => {
   const br = () => new Map(readDefconfig().map((l) => [l.symbol, l.value]));
 
   test("kernel compression: the fragment's CONFIG_KERNEL_<X> is BR2_LINUX_KERNEL_<X> (Buildroot forces its own)", () => {
-    const set = [...fragment().matchAll(/^CONFIG_KERNEL_(GZIP|LZ4|LZMA|LZO|XZ|ZSTD|BZIP2|UNCOMPRESSED)=y$/gm)].map((m) => m[1]!);
-    const chosen = [...br()].filter(([k, v]) => /^BR2_LINUX_KERNEL_(GZIP|LZ4|LZMA|LZO|XZ|ZSTD|UNCOMPRESSED)$/.test(k) && v === "y").map(([k]) => k.replace("BR2_LINUX_KERNEL_", ""));
+    const set = [...fragment().matchAll(/^CONFIG_KERNEL_(GZIP|LZ4|LZMA|LZO|XZ|ZSTD|BZIP2|UNCOMPRESSED)=y$/gm)].map(
+      (m) => m[1]!,
+    );
+    const chosen = [...br()]
+      .filter(([k, v]) => /^BR2_LINUX_KERNEL_(GZIP|LZ4|LZMA|LZO|XZ|ZSTD|UNCOMPRESSED)$/.test(k) && v === "y")
+      .map(([k]) => k.replace("BR2_LINUX_KERNEL_", ""));
     // Buildroot's default is gzip when the defconfig names none
     expect(chosen.length ? chosen : ["GZIP"]).toEqual(set.length ? set : ["GZIP"]);
   });
@@ -179,7 +203,9 @@ describe("the defconfig agrees with image/'s choices", () => {
 
   test("erofs compression: the defconfig's is image/mkrootfs.sh's default (uncompressed)", () => {
     const mkrootfs = readFileSync(join(REPO, "image/mkrootfs.sh"), "utf8");
-    const offlineDefault = /AAOS_EROFS_COMPRESS: "" \(default, uncompressed/.test(mkrootfs) && /\[ -n "\$\{AAOS_EROFS_COMPRESS:-\}" \]/.test(mkrootfs);
+    const offlineDefault =
+      /AAOS_EROFS_COMPRESS: "" \(default, uncompressed/.test(mkrootfs) &&
+      /\[ -n "\$\{AAOS_EROFS_COMPRESS:-\}" \]/.test(mkrootfs);
     expect(offlineDefault).toBe(true);
     expect(br().get("BR2_TARGET_ROOTFS_EROFS_NONE")).toBe("y");
   });

@@ -30,7 +30,9 @@ beforeAll(async () => {
       careful: `name: careful\nmodel: ${MODEL}\ncapabilities: [echo]\napproval_required: [echo]\n`,
     },
   });
-  term = new Terminal([process.execPath, MAIN, "--socket", k.socket, "console"], { env: { AAOSCTL_HISTORY: join(home, "history") } });
+  term = new Terminal([process.execPath, MAIN, "--socket", k.socket, "console"], {
+    env: { AAOSCTL_HISTORY: join(home, "history") },
+  });
   await term.waitFor("aaos>");
 });
 afterAll(async () => {
@@ -83,7 +85,9 @@ describe("aaosctl console", () => {
     term.type("call agent.s" + Keys.tab);
     await Bun.sleep(200);
     term.type(Keys.tab);
-    await term.waitFor(/agent\.spawn\s+agent\.spawn_and_run\s+agent\.status|agent\.spawn\s+agent\.spawn_and_run\n?\s*agent\.status/);
+    await term.waitFor(
+      /agent\.spawn\s+agent\.spawn_and_run\s+agent\.status|agent\.spawn\s+agent\.spawn_and_run\n?\s*agent\.status/,
+    );
     term.type(Keys.ctrlC);
     await prompt();
   });
@@ -112,7 +116,12 @@ describe("aaosctl console", () => {
   test("run streams the agent's words and tool calls", async () => {
     const { agent_id } = await k.client.call("agent.spawn", { name: "echoer" });
     llm.script([
-      { content: [{ type: "text", text: "Let me check." }, { type: "tool_use", name: "echo", input: { message: "hi" } }] },
+      {
+        content: [
+          { type: "text", text: "Let me check." },
+          { type: "tool_use", name: "echo", input: { message: "hi" } },
+        ],
+      },
       { text: "Checked.", match: { contains: "tool_result" } },
     ]);
     term.line(`run ${agent_id} check please`);
@@ -164,7 +173,9 @@ describe("aaosctl console", () => {
 describe("aaosctl console, the line lost", () => {
   test("when the kernel dies under it, the console says so and exits 3", async () => {
     const k2 = await startKernel({});
-    const t = new Terminal([process.execPath, MAIN, "--socket", k2.socket, "console"], { env: { AAOSCTL_HISTORY: join(home, "history2") } });
+    const t = new Terminal([process.execPath, MAIN, "--socket", k2.socket, "console"], {
+      env: { AAOSCTL_HISTORY: join(home, "history2") },
+    });
     try {
       await t.waitFor("aaos>");
       k2.proc.kill("SIGKILL");
@@ -181,7 +192,9 @@ describe("aaosctl console, the line lost", () => {
 
   test("Ctrl-D leaves with status 0", async () => {
     const k3 = await startKernel({});
-    const t = new Terminal([process.execPath, MAIN, "--socket", k3.socket, "console"], { env: { AAOSCTL_HISTORY: join(home, "history3") } });
+    const t = new Terminal([process.execPath, MAIN, "--socket", k3.socket, "console"], {
+      env: { AAOSCTL_HISTORY: join(home, "history3") },
+    });
     try {
       await t.waitFor("aaos>");
       t.type(Keys.ctrlD);

@@ -189,7 +189,13 @@ describe("run", () => {
   test("streams the model's words and its tool calls, then a summary", async () => {
     const id = await spawnId("echoer");
     llm.script([
-      { content: [{ type: "text", text: "Checking." }, { type: "tool_use", name: "echo", input: { message: "ping" } }], usage: { input_tokens: 30, output_tokens: 6 } },
+      {
+        content: [
+          { type: "text", text: "Checking." },
+          { type: "tool_use", name: "echo", input: { message: "ping" } },
+        ],
+        usage: { input_tokens: 30, output_tokens: 6 },
+      },
       { text: "All good.", usage: { input_tokens: 40, output_tokens: 3 }, match: { contains: "tool_result" } },
     ]);
     const r = await cli("run", id.slice(0, 10), "please", "check");

@@ -19,7 +19,16 @@ export interface CliOptions {
 
 function cliEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
   const env: Record<string, string> = {};
-  const base = { ...process.env, AAOS_SOCKET: undefined, AAOS_SERIAL: undefined, AAOS_TTY: undefined, AAOS_WAIT: undefined, NO_COLOR: undefined, FORCE_COLOR: undefined, ...extra };
+  const base = {
+    ...process.env,
+    AAOS_SOCKET: undefined,
+    AAOS_SERIAL: undefined,
+    AAOS_TTY: undefined,
+    AAOS_WAIT: undefined,
+    NO_COLOR: undefined,
+    FORCE_COLOR: undefined,
+    ...extra,
+  };
   for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
   return env;
 }
@@ -33,7 +42,11 @@ export async function aaosctl(args: string[], opts: CliOptions = {}): Promise<Cl
     cwd: ROOT,
   });
   const timer = setTimeout(() => proc.kill("SIGKILL"), opts.timeoutMs ?? 20_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   clearTimeout(timer);
   return { code, stdout, stderr };
 }
@@ -47,7 +60,13 @@ export class CliProcess {
   private waiters = new Set<() => void>();
 
   constructor(args: string[], opts: CliOptions = {}) {
-    this.proc = Bun.spawn([process.execPath, MAIN, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: cliEnv(opts.env), cwd: ROOT });
+    this.proc = Bun.spawn([process.execPath, MAIN, ...args], {
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: cliEnv(opts.env),
+      cwd: ROOT,
+    });
     void this.pump(this.proc.stdout as ReadableStream<Uint8Array>, "stdout");
     void this.pump(this.proc.stderr as ReadableStream<Uint8Array>, "stderr");
     this.exited = this.proc.exited;

@@ -71,7 +71,10 @@ export class Screen {
     while (j < text.length && !/[@-~]/.test(text[j]!)) j++;
     const params = text.slice(i + 2, j);
     const final = text[j];
-    const nums = params.replace(/^\?/, "").split(";").map((n) => (n === "" ? NaN : Number(n)));
+    const nums = params
+      .replace(/^\?/, "")
+      .split(";")
+      .map((n) => (n === "" ? NaN : Number(n)));
     const n = (k: number, d: number) => (Number.isNaN(nums[k]!) || nums[k] === undefined ? d : nums[k]!);
     const line = this.grid[this.row]!;
     switch (final) {
@@ -154,15 +157,24 @@ export class Terminal {
     const rows = opts.rows ?? 30;
     this.screen = new Screen(cols, rows);
     const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries({ ...process.env, TERM: "xterm-256color", NO_COLOR: undefined, FORCE_COLOR: undefined, ...opts.env }))
+    for (const [k, v] of Object.entries({
+      ...process.env,
+      TERM: "xterm-256color",
+      NO_COLOR: undefined,
+      FORCE_COLOR: undefined,
+      ...opts.env,
+    }))
       if (v !== undefined) env[k] = v;
-    this.proc = Bun.spawn(["python3", join(import.meta.dir, "pty-relay.py"), String(cols), String(rows), "--", ...argv], {
-      stdin: "pipe",
-      stdout: "pipe",
-      stderr: "inherit",
-      env,
-      cwd: opts.cwd,
-    });
+    this.proc = Bun.spawn(
+      ["python3", join(import.meta.dir, "pty-relay.py"), String(cols), String(rows), "--", ...argv],
+      {
+        stdin: "pipe",
+        stdout: "pipe",
+        stderr: "inherit",
+        env,
+        cwd: opts.cwd,
+      },
+    );
     this.stdin = this.proc.stdin as import("bun").FileSink;
     void this.pump();
     this.exited = this.proc.exited;
@@ -190,7 +202,8 @@ export class Terminal {
 
   /** until the screen shows it (a string anywhere, or a regexp over the whole text) */
   async waitFor(what: string | RegExp | ((text: string) => boolean), timeoutMs = 10_000): Promise<string> {
-    const test = (t: string) => (typeof what === "string" ? t.includes(what) : what instanceof RegExp ? what.test(t) : what(t));
+    const test = (t: string) =>
+      typeof what === "string" ? t.includes(what) : what instanceof RegExp ? what.test(t) : what(t);
     const now = this.screen.text();
     if (test(now)) return now;
     return new Promise((resolve, reject) => {

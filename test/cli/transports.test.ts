@@ -43,7 +43,9 @@ describe.skipIf(!hasSocat)("a real kernel on a serial line", () => {
 
   beforeAll(async () => {
     // a null-modem cable: two ptys joined back to back
-    ptys = Bun.spawn(["socat", `PTY,link=${kernelEnd()},raw,echo=0`, `PTY,link=${operatorEnd()},raw,echo=0`], { stderr: "ignore" });
+    ptys = Bun.spawn(["socat", `PTY,link=${kernelEnd()},raw,echo=0`, `PTY,link=${operatorEnd()},raw,echo=0`], {
+      stderr: "ignore",
+    });
     await until(() => existsSync(kernelEnd()) && existsSync(operatorEnd()), "socat's ptys");
     k = await startKernel({
       command: [process.execPath, join(ROOT, "kernel/main.ts"), "--listen", `tty:${kernelEnd()}`],
@@ -70,7 +72,9 @@ describe.skipIf(!hasSocat)("a real kernel on a serial line", () => {
 
   test("--serial: QEMU's chardev socket in front of the line", async () => {
     // what `-chardev socket,path=serial.sock,server=on,wait=off` does, for one client at a time
-    qemu = Bun.spawn(["socat", `UNIX-LISTEN:${serialSock()},fork`, `${operatorEnd()},raw,echo=0`], { stderr: "ignore" });
+    qemu = Bun.spawn(["socat", `UNIX-LISTEN:${serialSock()},fork`, `${operatorEnd()},raw,echo=0`], {
+      stderr: "ignore",
+    });
     await until(() => existsSync(serialSock()), "the serial socket");
     const r = await aaosctl(["--serial", serialSock(), "--wait", "5", "tools", "--json"]);
     expect(r.code).toBe(0);

@@ -65,12 +65,28 @@ describe("command line", () => {
   });
 
   test("console words split like a shell's", () => {
-    expect(splitWords(`run ag-1 "say \\"hi\\"" 'it''s' a\\ b`).words).toEqual(["run", "ag-1", 'say "hi"', "its", "a b"]);
+    expect(splitWords(`run ag-1 "say \\"hi\\"" 'it''s' a\\ b`).words).toEqual([
+      "run",
+      "ag-1",
+      'say "hi"',
+      "its",
+      "a b",
+    ]);
     expect(splitWords(`call x '{"a": 1}'`).words).toEqual(["call", "x", '{"a": 1}']);
     expect(splitWords(`run "open`).open).toBe(true);
     // the console is not a shell: bare JSON is one word, brackets inside strings included
-    expect(splitWords(`invoke a file_read {"path":"/data/a b"}`).words).toEqual(["invoke", "a", "file_read", '{"path":"/data/a b"}']);
-    expect(splitWords(`call m {"x":"} \\" ]","y":[1,{"z":2}]} --json`).words).toEqual(["call", "m", '{"x":"} \\" ]","y":[1,{"z":2}]}', "--json"]);
+    expect(splitWords(`invoke a file_read {"path":"/data/a b"}`).words).toEqual([
+      "invoke",
+      "a",
+      "file_read",
+      '{"path":"/data/a b"}',
+    ]);
+    expect(splitWords(`call m {"x":"} \\" ]","y":[1,{"z":2}]} --json`).words).toEqual([
+      "call",
+      "m",
+      '{"x":"} \\" ]","y":[1,{"z":2}]}',
+      "--json",
+    ]);
     expect(splitWords(`call m [1, 2]`).words).toEqual(["call", "m", "[1, 2]"]);
     expect(splitWords(`call m {"open": 1`).open).toBe(true);
     expect(splitWords("status ").trailingSpace).toBe(true);
@@ -85,7 +101,11 @@ describe("command line", () => {
 
   test("the kernel: one of --socket, --serial, --tty, else the environment", () => {
     expect(targetFrom({ socket: "/a" }, {})).toEqual({ kind: "socket", path: "/a" });
-    expect(targetFrom({ tty: "/dev/ttyUSB0", baud: "9600" }, {})).toEqual({ kind: "tty", path: "/dev/ttyUSB0", baud: 9600 });
+    expect(targetFrom({ tty: "/dev/ttyUSB0", baud: "9600" }, {})).toEqual({
+      kind: "tty",
+      path: "/dev/ttyUSB0",
+      baud: 9600,
+    });
     expect(targetFrom({ tty: "/dev/ttyS0" }, {})).toEqual({ kind: "tty", path: "/dev/ttyS0", baud: 115200 });
     expect(targetFrom({}, { AAOS_SERIAL: "/run/s" })).toEqual({ kind: "serial", path: "/run/s" });
     expect(targetFrom({ socket: "/x" }, { AAOS_SERIAL: "/run/s" })).toEqual({ kind: "socket", path: "/x" });
@@ -158,10 +178,20 @@ describe("exit codes", () => {
   test("a kernel error is an RpcError with the kernel's code, not a lost connection", async () => {
     let feed: (chunk: Buffer) => void = () => {};
     const written: string[] = [];
-    const client = new RpcClient({ write: (d) => void written.push(d), onData: (cb) => void (feed = cb), onClose: () => {}, close: () => {} });
+    const client = new RpcClient({
+      write: (d) => void written.push(d),
+      onData: (cb) => void (feed = cb),
+      onClose: () => {},
+      close: () => {},
+    });
     const pending = client.call("agent.stop", { agent_id: "x" }).catch((e) => e);
     const { id } = JSON.parse(written[0]!);
-    feed(Buffer.from(JSON.stringify({ jsonrpc: "2.0", id, error: { code: ErrorCode.NoSuchAgent, message: "no such agent: x" } }) + "\n"));
+    feed(
+      Buffer.from(
+        JSON.stringify({ jsonrpc: "2.0", id, error: { code: ErrorCode.NoSuchAgent, message: "no such agent: x" } }) +
+          "\n",
+      ),
+    );
     const e = await pending;
     expect(e).toBeInstanceOf(RpcError);
     expect(e).not.toBeInstanceOf(ConnectionLost);
@@ -187,12 +217,24 @@ describe("formatting", () => {
       { header: "ID", value: (r: (typeof rows)[0]) => r.id },
       { header: "DESCRIPTION", value: (r: (typeof rows)[0]) => r.desc, flexible: true },
     ];
-    expect(table(rows, cols, plain, 30).split("\n")).toEqual(["ID        DESCRIPTION", "ag-1      short", "ag-22222  a description that…"]);
+    expect(table(rows, cols, plain, 30).split("\n")).toEqual([
+      "ID        DESCRIPTION",
+      "ag-1      short",
+      "ag-22222  a description that…",
+    ]);
     expect(table(rows, cols, painter(true))).toContain("\x1b[1mID");
   });
 
   test("key/value blocks indent continuation lines under the value", () => {
-    expect(keyValues([["name", "x"], ["capabilities", "a\nb"]], plain)).toBe("name:         x\ncapabilities: a\n              b");
+    expect(
+      keyValues(
+        [
+          ["name", "x"],
+          ["capabilities", "a\nb"],
+        ],
+        plain,
+      ),
+    ).toBe("name:         x\ncapabilities: a\n              b");
   });
 
   test("durations", () => {
@@ -205,30 +247,58 @@ describe("formatting", () => {
   test("agent output events: text verbatim, tool activity one line each", () => {
     const id = "ag-1";
     expect(formatOutputEvent({ agent_id: id, type: "text", text: "hello" }, plain)).toBe("hello");
-    expect(formatOutputEvent({ agent_id: id, type: "tool_use", tool: "file_write", input: { path: "/d/x" }, id: "t1" }, plain)).toBe('  ▸ file_write {"path":"/d/x"}');
-    expect(formatOutputEvent({ agent_id: id, type: "tool_result", tool: "echo", id: "t1", ok: true, output: "hi" }, plain)).toBe("  ✓ echo hi");
-    expect(formatOutputEvent({ agent_id: id, type: "tool_result", tool: "echo", id: "t1", ok: false, error: { code: -32001, message: "capability denied" } }, plain)).toBe(
-      "  ✗ echo: capability denied (-32001)",
-    );
-    expect(formatOutputEvent({ agent_id: id, type: "approval_pending", approval_id: "ap-1", tool: "file_write" }, plain)).toContain("⏸ file_write waits for approval ap-1");
+    expect(
+      formatOutputEvent(
+        { agent_id: id, type: "tool_use", tool: "file_write", input: { path: "/d/x" }, id: "t1" },
+        plain,
+      ),
+    ).toBe('  ▸ file_write {"path":"/d/x"}');
+    expect(
+      formatOutputEvent({ agent_id: id, type: "tool_result", tool: "echo", id: "t1", ok: true, output: "hi" }, plain),
+    ).toBe("  ✓ echo hi");
+    expect(
+      formatOutputEvent(
+        {
+          agent_id: id,
+          type: "tool_result",
+          tool: "echo",
+          id: "t1",
+          ok: false,
+          error: { code: -32001, message: "capability denied" },
+        },
+        plain,
+      ),
+    ).toBe("  ✗ echo: capability denied (-32001)");
+    expect(
+      formatOutputEvent({ agent_id: id, type: "approval_pending", approval_id: "ap-1", tool: "file_write" }, plain),
+    ).toContain("⏸ file_write waits for approval ap-1");
   });
 
   test("approval banner names the request, the agent, the tool, the input and what to type", () => {
-    const text = formatApprovalRequest({ id: "ap-9", agent_id: "ag-1", tool: "file_write", input: { path: "/data/x" } }, plain);
+    const text = formatApprovalRequest(
+      { id: "ap-9", agent_id: "ag-1", tool: "file_write", input: { path: "/data/x" } },
+      plain,
+    );
     expect(text).toContain("approval requested ap-9: agent ag-1 wants file_write");
     expect(text).toContain('input {"path":"/data/x"}');
     expect(text).toContain("approve ap-9");
   });
 
   test("audit lines: seq, time, kind, agent, then the event's own fields", () => {
-    const line = formatAuditEvent({ seq: 7, ts: "2026-01-02T03:04:05.678Z", kind: "tool.call", agent_id: "ag-1", tool: "echo", note: "two words" }, plain);
+    const line = formatAuditEvent(
+      { seq: 7, ts: "2026-01-02T03:04:05.678Z", kind: "tool.call", agent_id: "ag-1", tool: "echo", note: "two words" },
+      plain,
+    );
     expect(line).toBe('    7  2026-01-02 03:04:05  tool.call           ag-1  tool=echo note="two words"');
   });
 
   test("audit lines: a refusal is red, an approval yellow, whatever the kind says of the decision", () => {
     const styleOf = (ev: Record<string, unknown>) => {
       let style = "";
-      formatAuditEvent({ seq: 1, ts: "2026-01-02T03:04:05.678Z", agent_id: "ag-1", ...ev }, (s, t) => ((t.trim() === ev.kind ? (style = s) : ""), t));
+      formatAuditEvent(
+        { seq: 1, ts: "2026-01-02T03:04:05.678Z", agent_id: "ag-1", ...ev },
+        (s, t) => (t.trim() === ev.kind ? (style = s) : "", t),
+      );
       return style;
     };
     expect(styleOf({ kind: "capability.denied" })).toBe("red");
@@ -238,9 +308,20 @@ describe("formatting", () => {
   });
 
   test("errors say what the kernel said, its name, code and data", () => {
-    const denied = formatError(new RpcError(-32001, "capability denied: no file_write on /etc", { tool: "file_write", capability: "file_write: /data/*" }), plain);
-    expect(denied).toBe("error: capability denied: no file_write on /etc (-32001)\n  tool: file_write, capability: file_write: /data/*");
-    const manifest = formatError(new RpcError(-32005, "unknown key", { path: "aproval_required", line: 3, column: 1 }), plain);
+    const denied = formatError(
+      new RpcError(-32001, "capability denied: no file_write on /etc", {
+        tool: "file_write",
+        capability: "file_write: /data/*",
+      }),
+      plain,
+    );
+    expect(denied).toBe(
+      "error: capability denied: no file_write on /etc (-32001)\n  tool: file_write, capability: file_write: /data/*",
+    );
+    const manifest = formatError(
+      new RpcError(-32005, "unknown key", { path: "aproval_required", line: 3, column: 1 }),
+      plain,
+    );
     expect(manifest).toBe("error: invalid manifest: unknown key (-32005)\n  at aproval_required:3:1");
     expect(formatError(new CliError(3, "no answer", "try --wait"), plain)).toBe("error: no answer\n  try --wait");
   });
@@ -250,7 +331,14 @@ describe("output", () => {
   function capture(progress = false) {
     let out = "";
     let err = "";
-    const o = new Output({ stdout: { write: (t) => void (out += t) }, stderr: { write: (t) => void (err += t) }, color: false, json: false, progress, width: 80 });
+    const o = new Output({
+      stdout: { write: (t) => void (out += t) },
+      stderr: { write: (t) => void (err += t) },
+      color: false,
+      json: false,
+      progress,
+      width: 80,
+    });
     return { o, out: () => out, err: () => err };
   }
 
@@ -291,7 +379,24 @@ describe("help", () => {
   });
 
   test("the issue's verbs are all there", () => {
-    for (const v of ["info", "ps", "spawn", "run", "stop", "status", "tools", "invoke", "approvals", "approve", "deny", "audit", "shutdown", "reboot", "call", "console"])
+    for (const v of [
+      "info",
+      "ps",
+      "spawn",
+      "run",
+      "stop",
+      "status",
+      "tools",
+      "invoke",
+      "approvals",
+      "approve",
+      "deny",
+      "audit",
+      "shutdown",
+      "reboot",
+      "call",
+      "console",
+    ])
       expect(VERBS[v]).toBeDefined();
   });
 

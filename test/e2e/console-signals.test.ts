@@ -18,13 +18,11 @@ afterAll(async () => {
   cleanupDisks();
 });
 
-test(
-  "hvc0 + static network; ctrl-alt-del reboots cleanly; the power button powers off",
-  async () => {
-    const a = imageArtifacts();
-    if (a.missing.length) throw new Error(`missing ${a.missing.join(", ")}: run make image`);
-    const disk = makeDisk({
-      "kernel.yaml": `network:
+test("hvc0 + static network; ctrl-alt-del reboots cleanly; the power button powers off", async () => {
+  const a = imageArtifacts();
+  if (a.missing.length) throw new Error(`missing ${a.missing.join(", ")}: run make image`);
+  const disk = makeDisk({
+    "kernel.yaml": `network:
   mode: static
   address: 10.0.2.15/24
   gateway: 10.0.2.2
@@ -35,47 +33,52 @@ inference:
       base_url: http://10.0.2.100:8080
       api_key_file: secrets/key
 `,
-      "secrets/key": "k\n",
-      "manifests/talker.yaml": "name: talker\nmodel: claude-haiku-4-5-20251001\n",
-    });
-    vm = await bootVM({ image: disk, kernel: a.bzImage, rpc: "hvc0", guestfwd: [{ guestAddr: "10.0.2.100", guestPort: 8080, hostPort: server.port }] });
-    const first = await vm.waitForReady();
+    "secrets/key": "k\n",
+    "manifests/talker.yaml": "name: talker\nmodel: claude-haiku-4-5-20251001\n",
+  });
+  vm = await bootVM({
+    image: disk,
+    kernel: a.bzImage,
+    rpc: "hvc0",
+    guestfwd: [{ guestAddr: "10.0.2.100", guestPort: 8080, hostPort: server.port }],
+  });
+  const first = await vm.waitForReady();
 
-    // static addressing reaches the host's Messages API through guestfwd
-    server.script([{ text: "hello from the fixture" }]);
-    const { agent_id } = await vm.call("agent.spawn", { name: "talker" });
-    const run = await vm.call("agent.run", { agent_id, message: "hi" });
-    expect(run.response).toBe("hello from the fixture");
+  // static addressing reaches the host's Messages API through guestfwd
+  server.script([{ text: "hello from the fixture" }]);
+  const { agent_id } = await vm.call("agent.spawn", { name: "talker" });
+  const run = await vm.call("agent.run", { agent_id, message: "hi" });
+  expect(run.response).toBe("hello from the fixture");
 
-    // ctrl-alt-del: a clean reboot (the first boot's system.stop is in the audit log)
-    await vm.qmp("send-key", { keys: [{ type: "qcode", data: "ctrl" }, { type: "qcode", data: "alt" }, { type: "qcode", data: "delete" }] });
-    const second = await vm.waitForReady();
-    expect(second.params.boot_id).not.toBe(first.params.boot_id);
-    const stops = await vm.call("audit.query", { kind: "system.stop", limit: 10 });
-    expect(stops.events.map((e: any) => e.boot_id)).toContain(first.params.boot_id);
-    expect((await vm.call("audit.verify")).ok).toBe(true);
+  // ctrl-alt-del: a clean reboot (the first boot's system.stop is in the audit log)
+  await vm.qmp("send-key", {
+    keys: [
+      { type: "qcode", data: "ctrl" },
+      { type: "qcode", data: "alt" },
+      { type: "qcode", data: "delete" },
+    ],
+  });
+  const second = await vm.waitForReady();
+  expect(second.params.boot_id).not.toBe(first.params.boot_id);
+  const stops = await vm.call("audit.query", { kind: "system.stop", limit: 10 });
+  expect(stops.events.map((e: any) => e.boot_id)).toContain(first.params.boot_id);
+  expect((await vm.call("audit.verify")).ok).toBe(true);
 
-    // the ACPI power button: a clean poweroff, QEMU exits by itself
-    await vm.qmp("system_powerdown");
-    expect(await vm.waitExit(120_000)).toBe(0);
-    vm = null;
-  },
-  600_000,
-);
+  // the ACPI power button: a clean poweroff, QEMU exits by itself
+  await vm.qmp("system_powerdown");
+  expect(await vm.waitExit(120_000)).toBe(0);
+  vm = null;
+}, 600_000);
 
-test(
-  "aaos.rpc names a device the machine lacks: PID 1 falls back to ttyS0 and stays reachable",
-  async () => {
-    const a = imageArtifacts();
-    const disk = makeDisk({ "kernel.yaml": "network:\n  mode: none\n" });
-    const v = await bootVM({ image: disk, kernel: a.bzImage, append: "aaos.rpc=hvc0", noNetwork: true });
-    try {
-      await v.waitForReady();
-      expect((await v.call("system.ping")).pong).toBe(true);
-      expect(await v.powerOff(120_000)).toBe(0);
-    } finally {
-      v.kill();
-    }
-  },
-  600_000,
-);
+test("aaos.rpc names a device the machine lacks: PID 1 falls back to ttyS0 and stays reachable", async () => {
+  const a = imageArtifacts();
+  const disk = makeDisk({ "kernel.yaml": "network:\n  mode: none\n" });
+  const v = await bootVM({ image: disk, kernel: a.bzImage, append: "aaos.rpc=hvc0", noNetwork: true });
+  try {
+    await v.waitForReady();
+    expect((await v.call("system.ping")).pong).toBe(true);
+    expect(await v.powerOff(120_000)).toBe(0);
+  } finally {
+    v.kill();
+  }
+}, 600_000);

@@ -15,21 +15,17 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test(
-  "out/aaos.img boots under OVMF to system.ready and powers off",
-  async () => {
-    const a = imageArtifacts();
-    if (a.missing.length) throw new Error(`missing ${a.missing.join(", ")}: run make image`);
-    // a copy: the image we ship stays pristine (its data partition unformatted by a boot)
-    dir = mkdtempSync(join(tmpdir(), "aaos-uefi-"));
-    const disk = join(dir, "aaos.img");
-    copyFileSync(a.image, disk);
-    vm = await bootVM({ image: disk, uefi: true, noNetwork: true });
-    const ready = await vm.waitForReady(300_000);
-    expect(ready.params.version).toBeString();
-    expect((await vm.call("system.ping")).pong).toBe(true);
-    expect(await vm.powerOff(120_000)).toBe(0);
-    vm = null;
-  },
-  600_000,
-);
+test("out/aaos.img boots under OVMF to system.ready and powers off", async () => {
+  const a = imageArtifacts();
+  if (a.missing.length) throw new Error(`missing ${a.missing.join(", ")}: run make image`);
+  // a copy: the image we ship stays pristine (its data partition unformatted by a boot)
+  dir = mkdtempSync(join(tmpdir(), "aaos-uefi-"));
+  const disk = join(dir, "aaos.img");
+  copyFileSync(a.image, disk);
+  vm = await bootVM({ image: disk, uefi: true, noNetwork: true });
+  const ready = await vm.waitForReady(300_000);
+  expect(ready.params.version).toBeString();
+  expect((await vm.call("system.ping")).pong).toBe(true);
+  expect(await vm.powerOff(120_000)).toBe(0);
+  vm = null;
+}, 600_000);

@@ -17,7 +17,9 @@ beforeAll(async () => {
       "short-lived": `name: short-lived\nmodel: ${MODEL}\ncapabilities:\n  - capability: echo\n    expires_in: 1s\n`,
       careful: `name: careful\nmodel: ${MODEL}\ncapabilities:\n  - echo\napproval_required:\n  - echo\n`,
       // the names the spawn_child and message_send lists below refer to must be agents the kernel knows
-      ...Object.fromEntries(["child", "grandchild", "d1", "d2", "d3", "bob"].map((n) => [n, `name: ${n}\nmodel: ${MODEL}\n`])),
+      ...Object.fromEntries(
+        ["child", "grandchild", "d1", "d2", "d3", "bob"].map((n) => [n, `name: ${n}\nmodel: ${MODEL}\n`]),
+      ),
     },
   });
 });
@@ -38,31 +40,61 @@ async function auditKinds(agent_id: string): Promise<string[]> {
 describe("spawn", () => {
   test("by name from the config directory", async () => {
     const s = await spawn("echoer");
-    expect(s).toEqual({ agent_id: expect.stringMatching(/^ag-[0-9a-f]{16}$/), name: "echoer", capabilities: ["tool: echo"] });
+    expect(s).toEqual({
+      agent_id: expect.stringMatching(/^ag-[0-9a-f]{16}$/),
+      name: "echoer",
+      capabilities: ["tool: echo"],
+    });
     const st = await call("agent.status", { agent_id: s.agent_id });
-    expect(st).toMatchObject({ agent_id: s.agent_id, name: "echoer", state: "ready", parent_id: null, model: MODEL, capabilities: ["tool: echo"], usage: { input_tokens: 0, output_tokens: 0 }, children: [] });
+    expect(st).toMatchObject({
+      agent_id: s.agent_id,
+      name: "echoer",
+      state: "ready",
+      parent_id: null,
+      model: MODEL,
+      capabilities: ["tool: echo"],
+      usage: { input_tokens: 0, output_tokens: 0 },
+      children: [],
+    });
     const list = await call("agent.list");
-    expect(list.agents).toContainEqual({ agent_id: s.agent_id, name: "echoer", state: "ready", parent_id: null, model: MODEL });
+    expect(list.agents).toContainEqual({
+      agent_id: s.agent_id,
+      name: "echoer",
+      state: "ready",
+      parent_id: null,
+      model: MODEL,
+    });
     expect(await auditKinds(s.agent_id)).toEqual(["agent.spawn", "capability.grant"]);
   });
 
   test("from YAML text", async () => {
-    const s = await call("agent.spawn", { manifest: `name: inline\nmodel: ${MODEL}\ncapabilities: ["file_read: /srv/x/*"]\n` });
+    const s = await call("agent.spawn", {
+      manifest: `name: inline\nmodel: ${MODEL}\ncapabilities: ["file_read: /srv/x/*"]\n`,
+    });
     expect(s.capabilities).toEqual(["file_read: /srv/x/*"]);
   });
 
   test("unknown key → -32005 with path, line and column", async () => {
-    const e = await rpcError(call("agent.spawn", { manifest: `name: a\nmodel: ${MODEL}\naproval_required: [echo]\n` }), -32005);
+    const e = await rpcError(
+      call("agent.spawn", { manifest: `name: a\nmodel: ${MODEL}\naproval_required: [echo]\n` }),
+      -32005,
+    );
     expect(e.data).toMatchObject({ path: "aproval_required", line: 3, column: 1 });
   });
 
   test("wrong type → -32005 pointing at the value", async () => {
-    const e = await rpcError(call("agent.spawn", { manifest: `name: a\nmodel: ${MODEL}\nmax_turns: "many"\n` }), -32005);
+    const e = await rpcError(
+      call("agent.spawn", { manifest: `name: a\nmodel: ${MODEL}\nmax_turns: "many"\n` }),
+      -32005,
+    );
     expect(e.data).toMatchObject({ path: "max_turns", line: 3, column: 12 });
   });
 
   test("malformed capability string → -32005 at its list item", async () => {
-    const e = await rpcError(call("agent.spawn", { manifest: `name: a\nmodel: ${MODEL}\ncapabilities:\n  - echo\n  - "fs_read: /x"\n` }), -32005);
+    const e = await rpcError(
+      call("agent.spawn", { manifest: `name: a\nmodel: ${MODEL}\ncapabilities:\n  - echo\n  - "fs_read: /x"\n` }),
+      -32005,
+    );
     expect(e.data).toMatchObject({ path: "capabilities[1]", line: 5, column: 5 });
     expect(e.message).toContain("fs_read");
   });
@@ -78,7 +110,10 @@ describe("spawn", () => {
   });
 
   test("approval_required naming an unknown tool is refused", async () => {
-    const e = await rpcError(call("agent.spawn", { manifest: `name: a\nmodel: m\napproval_required: [file_wrte]\n` }), -32005);
+    const e = await rpcError(
+      call("agent.spawn", { manifest: `name: a\nmodel: m\napproval_required: [file_wrte]\n` }),
+      -32005,
+    );
     expect(e.data.path).toBe("approval_required[0]");
   });
 
@@ -97,7 +132,19 @@ describe("manifest.list", () => {
   test("lists the config directory's manifests, flagging a broken one with its position", async () => {
     writeFileSync(join(k.configDir, "manifests", "broken.yaml"), `name: broken\nmodel: ${MODEL}\nlifecycle: forever\n`);
     const { manifests } = await call("manifest.list");
-    expect(manifests.map((m: any) => m.name)).toEqual(["bob", "broken", "careful", "child", "d1", "d2", "d3", "echoer", "grandchild", "limited-echo", "short-lived"]);
+    expect(manifests.map((m: any) => m.name)).toEqual([
+      "bob",
+      "broken",
+      "careful",
+      "child",
+      "d1",
+      "d2",
+      "d3",
+      "echoer",
+      "grandchild",
+      "limited-echo",
+      "short-lived",
+    ]);
     const broken = manifests[1];
     expect(broken.valid).toBe(false);
     expect(broken.error).toContain("lifecycle");
@@ -116,7 +163,10 @@ describe("capabilities through tool.invoke", () => {
 
   test("a tool not granted → -32001 with data, audited", async () => {
     const { agent_id } = await spawn("echoer");
-    const e = await rpcError(call("tool.invoke", { agent_id, tool: "file_read", input: { path: "/etc/passwd" } }), -32001);
+    const e = await rpcError(
+      call("tool.invoke", { agent_id, tool: "file_read", input: { path: "/etc/passwd" } }),
+      -32001,
+    );
     expect(e.data).toMatchObject({ tool: "file_read", capability: expect.any(String), reason: expect.any(String) });
     expect(await auditKinds(agent_id)).toContain("capability.denied");
   });
@@ -124,7 +174,9 @@ describe("capabilities through tool.invoke", () => {
   test("tool.list with agent_id shows only what it may call", async () => {
     const { agent_id } = await spawn("echoer");
     const all = await call("tool.list");
-    expect(all.tools.map((t: any) => t.name)).toEqual(expect.arrayContaining(["echo", "file_read", "file_write", "file_list", "web_fetch", "spawn_agent"]));
+    expect(all.tools.map((t: any) => t.name)).toEqual(
+      expect.arrayContaining(["echo", "file_read", "file_write", "file_list", "web_fetch", "spawn_agent"]),
+    );
     const mine = await call("tool.list", { agent_id });
     expect(mine.tools.map((t: any) => t.name)).toEqual(["echo"]);
     expect(mine.tools[0].input_schema).toMatchObject({ type: "object", properties: { message: { type: "string" } } });
@@ -183,11 +235,22 @@ describe("approvals", () => {
     const pending = echo(agent_id, "needs a human");
     const note = await requested;
     const list = await call("approval.list");
-    expect(list.approvals).toContainEqual({ id: note.id, agent_id, tool: "echo", input: { message: "needs a human" }, requested_at: expect.any(String) });
-    expect(await call("approval.respond", { id: note.id, decision: "approve" })).toEqual({ id: note.id, decision: "approve" });
+    expect(list.approvals).toContainEqual({
+      id: note.id,
+      agent_id,
+      tool: "echo",
+      input: { message: "needs a human" },
+      requested_at: expect.any(String),
+    });
+    expect(await call("approval.respond", { id: note.id, decision: "approve" })).toEqual({
+      id: note.id,
+      decision: "approve",
+    });
     expect((await pending).output).toEqual({ message: "needs a human" });
     const kinds = await auditKinds(agent_id);
-    expect(kinds).toEqual(expect.arrayContaining(["approval.requested", "approval.decided", "tool.call", "tool.result"]));
+    expect(kinds).toEqual(
+      expect.arrayContaining(["approval.requested", "approval.decided", "tool.call", "tool.result"]),
+    );
     expect(kinds.indexOf("approval.decided")).toBeLessThan(kinds.indexOf("tool.call"));
     await rpcError(call("approval.respond", { id: note.id, decision: "deny" }), -32007);
     watcher.client.close();
@@ -233,37 +296,84 @@ describe("children", () => {
 
   test("a child within its parent's grant is spawned, with parent_id; more is refused and audited", async () => {
     const p = await call("agent.spawn", { manifest: parent('  - "file_read: /srv/data/*"\n  - echo') });
-    const ok = await call("tool.invoke", { agent_id: p.agent_id, tool: "spawn_agent", input: { manifest: child('  - "file_read: /srv/data/reports/*"') } });
+    const ok = await call("tool.invoke", {
+      agent_id: p.agent_id,
+      tool: "spawn_agent",
+      input: { manifest: child('  - "file_read: /srv/data/reports/*"') },
+    });
     expect(ok.output.capabilities).toEqual(["file_read: /srv/data/reports/*"]);
     const st = await call("agent.status", { agent_id: ok.output.agent_id });
     expect(st.parent_id).toBe(p.agent_id);
     expect((await call("agent.status", { agent_id: p.agent_id })).children).toEqual([ok.output.agent_id]);
 
-    const e = await rpcError(call("tool.invoke", { agent_id: p.agent_id, tool: "spawn_agent", input: { manifest: child('  - "file_read: /srv/*"') } }), -32001);
+    const e = await rpcError(
+      call("tool.invoke", {
+        agent_id: p.agent_id,
+        tool: "spawn_agent",
+        input: { manifest: child('  - "file_read: /srv/*"') },
+      }),
+      -32001,
+    );
     expect(e.data.capability).toContain("/srv/*");
-    const e2 = await rpcError(call("tool.invoke", { agent_id: p.agent_id, tool: "spawn_agent", input: { manifest: child('  - "file_write: /srv/data/*"') } }), -32001);
+    const e2 = await rpcError(
+      call("tool.invoke", {
+        agent_id: p.agent_id,
+        tool: "spawn_agent",
+        input: { manifest: child('  - "file_write: /srv/data/*"') },
+      }),
+      -32001,
+    );
     expect(e2.data.capability).toContain("file_write");
     expect(await auditKinds(p.agent_id)).toContain("spawn.denied");
   });
 
   test("a child not on spawn_child is refused", async () => {
     const p = await call("agent.spawn", { manifest: parent("  - echo") });
-    const e = await rpcError(call("tool.invoke", { agent_id: p.agent_id, tool: "spawn_agent", input: { manifest: `name: other\nmodel: ${MODEL}\n` } }), -32001);
+    const e = await rpcError(
+      call("tool.invoke", {
+        agent_id: p.agent_id,
+        tool: "spawn_agent",
+        input: { manifest: `name: other\nmodel: ${MODEL}\n` },
+      }),
+      -32001,
+    );
     expect(e.data.reason).toContain("spawn_child");
   });
 
   test("depth limit holds", async () => {
-    const chain = (name: string, next: string) => `name: ${name}\nmodel: ${MODEL}\nspawn_child: [${next}]\ncapabilities: [echo]\n`;
-    const a = await call("agent.spawn", { manifest: `name: d0\nmodel: ${MODEL}\nspawn_child: [d1, d2, d3]\ncapabilities: [echo]\n` });
-    const b = await call("tool.invoke", { agent_id: a.agent_id, tool: "spawn_agent", input: { manifest: `name: d1\nmodel: ${MODEL}\nspawn_child: [d2, d3]\ncapabilities: [echo]\n` } });
-    const c = await call("tool.invoke", { agent_id: b.output.agent_id, tool: "spawn_agent", input: { manifest: `name: d2\nmodel: ${MODEL}\nspawn_child: [d3]\ncapabilities: [echo]\n` } });
-    const e = await rpcError(call("tool.invoke", { agent_id: c.output.agent_id, tool: "spawn_agent", input: { manifest: chain("d3", "d3").replace("spawn_child: [d3]\n", "") } }), -32001);
+    const chain = (name: string, next: string) =>
+      `name: ${name}\nmodel: ${MODEL}\nspawn_child: [${next}]\ncapabilities: [echo]\n`;
+    const a = await call("agent.spawn", {
+      manifest: `name: d0\nmodel: ${MODEL}\nspawn_child: [d1, d2, d3]\ncapabilities: [echo]\n`,
+    });
+    const b = await call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "spawn_agent",
+      input: { manifest: `name: d1\nmodel: ${MODEL}\nspawn_child: [d2, d3]\ncapabilities: [echo]\n` },
+    });
+    const c = await call("tool.invoke", {
+      agent_id: b.output.agent_id,
+      tool: "spawn_agent",
+      input: { manifest: `name: d2\nmodel: ${MODEL}\nspawn_child: [d3]\ncapabilities: [echo]\n` },
+    });
+    const e = await rpcError(
+      call("tool.invoke", {
+        agent_id: c.output.agent_id,
+        tool: "spawn_agent",
+        input: { manifest: chain("d3", "d3").replace("spawn_child: [d3]\n", "") },
+      }),
+      -32001,
+    );
     expect(e.data.reason).toContain("depth");
   });
 
   test("a child inherits its parent's approval requirements", async () => {
     const p = await call("agent.spawn", { manifest: parent("  - echo", "approval_required: [echo]\n") });
-    const c = await call("tool.invoke", { agent_id: p.agent_id, tool: "spawn_agent", input: { manifest: child("  - echo") } });
+    const c = await call("tool.invoke", {
+      agent_id: p.agent_id,
+      tool: "spawn_agent",
+      input: { manifest: child("  - echo") },
+    });
     const requested = k.client.waitFor("approval.requested", 3000, (x) => x.agent_id === c.output.agent_id);
     const pending = echo(c.output.agent_id);
     const note = await requested;
@@ -273,7 +383,11 @@ describe("children", () => {
 
   test("stopping a parent stops its children", async () => {
     const p = await call("agent.spawn", { manifest: parent("  - echo") });
-    const c = await call("tool.invoke", { agent_id: p.agent_id, tool: "spawn_agent", input: { manifest: child("  - echo") } });
+    const c = await call("tool.invoke", {
+      agent_id: p.agent_id,
+      tool: "spawn_agent",
+      input: { manifest: child("  - echo") },
+    });
     await call("agent.stop", { agent_id: p.agent_id });
     expect((await call("agent.status", { agent_id: c.output.agent_id })).state).toBe("stopped");
   });
@@ -281,17 +395,31 @@ describe("children", () => {
 
 describe("messages between agents", () => {
   test("send is allowed only to names on message_send; the recipient reads its mailbox", async () => {
-    const b = await call("agent.spawn", { manifest: `name: bob\nmodel: ${MODEL}\ncapabilities: ["tool: message_read"]\n` });
+    const b = await call("agent.spawn", {
+      manifest: `name: bob\nmodel: ${MODEL}\ncapabilities: ["tool: message_read"]\n`,
+    });
     const a = await call("agent.spawn", { manifest: `name: alice\nmodel: ${MODEL}\nmessage_send: [bob]\n` });
     expect(a.capabilities).toEqual(expect.arrayContaining(["tool: message_send"]));
-    const sent = await call("tool.invoke", { agent_id: a.agent_id, tool: "message_send", input: { to: "bob", message: "hello bob" } });
+    const sent = await call("tool.invoke", {
+      agent_id: a.agent_id,
+      tool: "message_send",
+      input: { to: "bob", message: "hello bob" },
+    });
     expect(sent.output).toEqual({ delivered: true, to: b.agent_id });
     const read = await call("tool.invoke", { agent_id: b.agent_id, tool: "message_read", input: {} });
-    expect(read.output.messages).toEqual([{ from: a.agent_id, from_name: "alice", message: "hello bob", sent_at: expect.any(String) }]);
+    expect(read.output.messages).toEqual([
+      { from: a.agent_id, from_name: "alice", message: "hello bob", sent_at: expect.any(String) },
+    ]);
     await spawn("echoer");
-    const e = await rpcError(call("tool.invoke", { agent_id: a.agent_id, tool: "message_send", input: { to: "echoer", message: "x" } }), -32001);
+    const e = await rpcError(
+      call("tool.invoke", { agent_id: a.agent_id, tool: "message_send", input: { to: "echoer", message: "x" } }),
+      -32001,
+    );
     expect(e.data.reason).toContain("message_send");
-    await rpcError(call("tool.invoke", { agent_id: a.agent_id, tool: "message_send", input: { to: "nobody-here", message: "x" } }), -32002);
+    await rpcError(
+      call("tool.invoke", { agent_id: a.agent_id, tool: "message_send", input: { to: "nobody-here", message: "x" } }),
+      -32002,
+    );
   });
 });
 

@@ -15,11 +15,13 @@ const OUT = "/tmp/aaos-api-doc";
 const KEY = "sk-ant-api-doc-test-key";
 
 type Block = { tag: "request" | "response" | "notification"; background: boolean; msg: any };
-const blocks: Block[] = [...DOC.matchAll(/```json (request|response|notification)( background)?\n([\s\S]*?)```/g)].map((m) => ({
-  tag: m[1] as Block["tag"],
-  background: !!m[2],
-  msg: JSON.parse(m[3]!),
-}));
+const blocks: Block[] = [...DOC.matchAll(/```json (request|response|notification)( background)?\n([\s\S]*?)```/g)].map(
+  (m) => ({
+    tag: m[1] as Block["tag"],
+    background: !!m[2],
+    msg: JSON.parse(m[3]!),
+  }),
+);
 
 let k: RunningKernel;
 let llm: MessagesServer;
@@ -42,7 +44,32 @@ afterAll(async () => {
 });
 
 const ids = new Map<string, string>();
-const RUN_SPECIFIC = new Set(["boot_id", "uptime_ms", "pid", "ts", "requested_at", "hash", "prev", "head", "token", "seq", "next_seq", "call_seq", "events", "id", "version", "agents", "virtual_tokens", "granted", "served", "entitled", "total_tokens", "requests", "input_tokens", "output_tokens"]);
+const RUN_SPECIFIC = new Set([
+  "boot_id",
+  "uptime_ms",
+  "pid",
+  "ts",
+  "requested_at",
+  "hash",
+  "prev",
+  "head",
+  "token",
+  "seq",
+  "next_seq",
+  "call_seq",
+  "events",
+  "id",
+  "version",
+  "agents",
+  "virtual_tokens",
+  "granted",
+  "served",
+  "entitled",
+  "total_tokens",
+  "requests",
+  "input_tokens",
+  "output_tokens",
+]);
 
 /** doc value vs real value: same shape; equal values where they are not run-specific */
 function compare(doc: any, real: any, path: string, key = ""): void {
@@ -51,7 +78,9 @@ function compare(doc: any, real: any, path: string, key = ""): void {
     expect(real, path).toBe(ids.get(doc)!);
     return;
   }
-  expect(Array.isArray(real) ? "array" : real === null ? "null" : typeof real, path).toBe(Array.isArray(doc) ? "array" : doc === null ? "null" : typeof doc);
+  expect(Array.isArray(real) ? "array" : real === null ? "null" : typeof real, path).toBe(
+    Array.isArray(doc) ? "array" : doc === null ? "null" : typeof doc,
+  );
   if (Array.isArray(doc)) {
     if (doc.length) expect(real.length, `${path} is empty`).toBeGreaterThan(0);
     doc.forEach((d, i) => i < real.length && compare(d, real[i], `${path}[${i}]`, key));
@@ -93,14 +122,29 @@ test("every example of docs/api.md holds against a running kernel", async () => 
   const send = (msg: any) =>
     k.client.call(msg.method, msg.params).then(
       (result) => ({ jsonrpc: "2.0", id: msg.id, result }),
-      (e) => ({ jsonrpc: "2.0", id: msg.id, error: e.data === undefined ? { code: e.code, message: e.message } : { code: e.code, message: e.message, data: e.data } }),
+      (e) => ({
+        jsonrpc: "2.0",
+        id: msg.id,
+        error:
+          e.data === undefined
+            ? { code: e.code, message: e.message }
+            : { code: e.code, message: e.message, data: e.data },
+      }),
     );
 
   for (const b of blocks) {
     if (b.tag === "request") {
       const msg = realize(b.msg);
-      if (msg.method === "agent.run") llm.script([{ content: [{ type: "tool_use", name: "echo", input: { message: "hi" } }], usage: { input_tokens: 50, output_tokens: 20 } }, { text: "Done: echoed hi.", usage: { input_tokens: 80, output_tokens: 10 } }]);
-      if (msg.method === "agent.spawn_and_run") llm.script([{ text: "Hello, operator.", usage: { input_tokens: 12, output_tokens: 5 } }]);
+      if (msg.method === "agent.run")
+        llm.script([
+          {
+            content: [{ type: "tool_use", name: "echo", input: { message: "hi" } }],
+            usage: { input_tokens: 50, output_tokens: 20 },
+          },
+          { text: "Done: echoed hi.", usage: { input_tokens: 80, output_tokens: 10 } },
+        ]);
+      if (msg.method === "agent.spawn_and_run")
+        llm.script([{ text: "Hello, operator.", usage: { input_tokens: 12, output_tokens: 5 } }]);
       const p = send(msg);
       replies.set(b.msg.id, p);
       if (b.background) await Bun.sleep(200);
@@ -111,7 +155,9 @@ test("every example of docs/api.md holds against a running kernel", async () => 
       compare(b.msg, real, `response ${b.msg.id}`);
     } else {
       const want = b.msg;
-      const match = notes.find((n) => n.method === want.method && (want.params.type === undefined || n.params.type === want.params.type));
+      const match = notes.find(
+        (n) => n.method === want.method && (want.params.type === undefined || n.params.type === want.params.type),
+      );
       expect(match, `no ${want.method} ${want.params.type ?? ""} notification arrived`).toBeDefined();
       compare(want, match, `notification ${want.method}`);
     }

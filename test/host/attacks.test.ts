@@ -2,7 +2,17 @@
 // running kernel against real files: every one must be refused, and a
 // refused write must leave nothing behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { cleanup, rpcError, startKernel, type RunningKernel } from "./harness.ts";
 
@@ -37,7 +47,8 @@ afterAll(async () => {
   cleanup(k);
 });
 
-const invoke = (tool: string, input: object, agent_id = agent) => k.client.call("tool.invoke", { agent_id, tool, input });
+const invoke = (tool: string, input: object, agent_id = agent) =>
+  k.client.call("tool.invoke", { agent_id, tool, input });
 
 describe("granted paths work", () => {
   test("read inside the grant", async () => {
@@ -117,7 +128,13 @@ describe("refused", () => {
   });
 
   test("NUL bytes in a path", async () => {
-    const e = await k.client.call("tool.invoke", { agent_id: agent, tool: "file_read", input: { path: `${root}/project/notes.txt\u0000.png` } }).catch((e) => e);
+    const e = await k.client
+      .call("tool.invoke", {
+        agent_id: agent,
+        tool: "file_read",
+        input: { path: `${root}/project/notes.txt\u0000.png` },
+      })
+      .catch((e) => e);
     expect([-32001, -32602]).toContain(e.code);
   });
 
@@ -126,10 +143,14 @@ describe("refused", () => {
   });
 
   test("a revoked token", async () => {
-    const s = await k.client.call("agent.spawn", { manifest: `name: temp\nmodel: m\ncapabilities:\n  - "file_read: ${root}/*"\n` });
+    const s = await k.client.call("agent.spawn", {
+      manifest: `name: temp\nmodel: m\ncapabilities:\n  - "file_read: ${root}/*"\n`,
+    });
     await invoke("file_read", { path: `${root}/project/notes.txt` }, s.agent_id);
     await k.client.call("agent.stop", { agent_id: s.agent_id });
-    const e = await k.client.call("tool.invoke", { agent_id: s.agent_id, tool: "file_read", input: { path: `${root}/project/notes.txt` } }).catch((e) => e);
+    const e = await k.client
+      .call("tool.invoke", { agent_id: s.agent_id, tool: "file_read", input: { path: `${root}/project/notes.txt` } })
+      .catch((e) => e);
     expect([-32001, -32008]).toContain(e.code);
   });
 
@@ -142,16 +163,27 @@ describe("refused", () => {
   });
 
   test("a denied write leaves no file and no directory", async () => {
-    const s = await k.client.call("agent.spawn", { manifest: `name: ro\nmodel: m\ncapabilities:\n  - "tool: file_write"\n  - "file_write: ${root}/output/allowed/*"\n` });
-    await rpcError(invoke("file_write", { path: `${root}/output/denied/deep/dir/file.txt`, content: "x" }, s.agent_id), -32001);
+    const s = await k.client.call("agent.spawn", {
+      manifest: `name: ro\nmodel: m\ncapabilities:\n  - "tool: file_write"\n  - "file_write: ${root}/output/allowed/*"\n`,
+    });
+    await rpcError(
+      invoke("file_write", { path: `${root}/output/denied/deep/dir/file.txt`, content: "x" }, s.agent_id),
+      -32001,
+    );
     expect(existsSync(join(root, "output", "denied"))).toBe(false);
   });
 
   test("a redirect to a host not granted", async () => {
     const target = Bun.serve({ hostname: "127.0.0.2", port: 0, fetch: () => new Response("internal secret") });
-    const hop = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => Response.redirect(`http://127.0.0.2:${target.port}/`, 302) });
+    const hop = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => Response.redirect(`http://127.0.0.2:${target.port}/`, 302),
+    });
     try {
-      const s = await k.client.call("agent.spawn", { manifest: `name: fetcher\nmodel: m\ncapabilities:\n  - "web_fetch: http://127.0.0.1:${hop.port}/*"\n` });
+      const s = await k.client.call("agent.spawn", {
+        manifest: `name: fetcher\nmodel: m\ncapabilities:\n  - "web_fetch: http://127.0.0.1:${hop.port}/*"\n`,
+      });
       const e = await rpcError(invoke("web_fetch", { url: `http://127.0.0.1:${hop.port}/start` }, s.agent_id), -32001);
       expect(JSON.stringify(e)).not.toContain("internal secret");
       const hits = await k.client.call("audit.query", { agent_id: s.agent_id, kind: "capability.denied" });

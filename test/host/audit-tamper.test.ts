@@ -13,7 +13,10 @@ const manifests = { echoer: ECHOER };
 let k: RunningKernel;
 let dir: string;
 const auditDir = () => join(dir, "data", "audit");
-const segs = () => readdirSync(auditDir()).filter((f) => f.endsWith(".jsonl")).sort();
+const segs = () =>
+  readdirSync(auditDir())
+    .filter((f) => f.endsWith(".jsonl"))
+    .sort();
 const call = (m: string, p: object = {}) => k.client.call(m, p);
 const all = async () => (await call("audit.query", { limit: 1000 })).events as any[];
 /** the head the last run left, as its HEAD file says */
@@ -59,10 +62,28 @@ describe("audit tampering between two kernel runs", () => {
     const v = await call("audit.verify");
     expect(v.ok).toBe(false);
     expect(v.broken.seq).toBe(before.seq);
-    expect(v.broken.reason).toMatch(/^tampered: the log ends at seq \d+ but its head anchor \(HEAD\) names seq \d+: acknowledged record \d+ was cut, edited or deleted/);
-    expect(v.tampered).toEqual([{ record: before.seq + 1, anchor: before, found: { seq: before.seq - 1, hash: last.prev }, missing: [before.seq, before.seq], reason: expect.any(String) }]);
+    expect(v.broken.reason).toMatch(
+      /^tampered: the log ends at seq \d+ but its head anchor \(HEAD\) names seq \d+: acknowledged record \d+ was cut, edited or deleted/,
+    );
+    expect(v.tampered).toEqual([
+      {
+        record: before.seq + 1,
+        anchor: before,
+        found: { seq: before.seq - 1, hash: last.prev },
+        missing: [before.seq, before.seq],
+        reason: expect.any(String),
+      },
+    ]);
     const file = v.quarantined[0]?.file; // (read before toMatchObject: bun writes its matchers into arrays it matched)
-    expect(v.quarantined).toMatchObject([{ segment: segs()[0], seqs: [before.seq, before.seq], acknowledged: true, record: before.seq + 2, file: expect.stringMatching(/^quarantine\//) }]);
+    expect(v.quarantined).toMatchObject([
+      {
+        segment: segs()[0],
+        seqs: [before.seq, before.seq],
+        acknowledged: true,
+        record: before.seq + 2,
+        file: expect.stringMatching(/^quarantine\//),
+      },
+    ]);
     // what was at the tail is kept for an investigator
     expect(readFileSync(join(auditDir(), file), "utf8")).toContain('"kind":"system.stip"');
     const evs = await all();

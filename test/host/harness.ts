@@ -36,18 +36,40 @@ export async function startKernel(opts: KernelOptions = {}): Promise<RunningKern
   const dataDir = join(dir, "data");
   mkdirSync(join(configDir, "manifests"), { recursive: true });
   mkdirSync(dataDir, { recursive: true });
-  for (const [name, text] of Object.entries(opts.manifests ?? {})) writeFileSync(join(configDir, "manifests", `${name}.yaml`), text);
+  for (const [name, text] of Object.entries(opts.manifests ?? {}))
+    writeFileSync(join(configDir, "manifests", `${name}.yaml`), text);
   if (opts.kernelYaml !== undefined) writeFileSync(join(configDir, "kernel.yaml"), opts.kernelYaml);
   const socket = join(dir, "kernel.sock");
   const logFile = join(dir, "kernel.log");
   const cmd = opts.command ?? [process.execPath, join(ROOT, "kernel/main.ts")];
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ANTHROPIC_API_KEY: undefined, ANTHROPIC_BASE_URL: undefined, ...opts.env })) if (v !== undefined) env[k] = v;
-  const proc = Bun.spawn([...cmd, "--config", configDir, "--data", dataDir, "--listen", `unix:${socket}`, "--log-file", logFile, "--log-level", "debug"], {
-    env,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+  for (const [k, v] of Object.entries({
+    ...process.env,
+    ANTHROPIC_API_KEY: undefined,
+    ANTHROPIC_BASE_URL: undefined,
+    ...opts.env,
+  }))
+    if (v !== undefined) env[k] = v;
+  const proc = Bun.spawn(
+    [
+      ...cmd,
+      "--config",
+      configDir,
+      "--data",
+      dataDir,
+      "--listen",
+      `unix:${socket}`,
+      "--log-file",
+      logFile,
+      "--log-level",
+      "debug",
+    ],
+    {
+      env,
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  );
   const deadline = Date.now() + 20_000;
   while (!existsSync(socket)) {
     if (proc.exitCode !== null) {
@@ -101,7 +123,10 @@ export function cleanup(k: RunningKernel) {
 }
 
 /** assert a promise rejects with a JSON-RPC error of this code; returns the error */
-export async function rpcError(p: Promise<unknown>, code: number): Promise<{ code: number; message: string; data?: any }> {
+export async function rpcError(
+  p: Promise<unknown>,
+  code: number,
+): Promise<{ code: number; message: string; data?: any }> {
   try {
     const v = await p;
     throw new Error(`expected error ${code}, got result ${JSON.stringify(v)}`);

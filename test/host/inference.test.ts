@@ -58,18 +58,47 @@ describe("agent.run through the socket", () => {
     const out = join(k.dataDir, "files", "out");
     const id = await spawn("writer", `capabilities:\n  - "file_write: ${out}/*"\n`);
     srv.script([
-      { content: [{ type: "text", text: "Writing it." }, { type: "tool_use", name: "file_write", input: { path: `${out}/hello.txt`, content: "hello from the model" } }], usage: { input_tokens: 300, output_tokens: 60 } },
-      { text: "The file is written.", usage: { input_tokens: 420, output_tokens: 8 }, match: { contains: "tool_result" } },
+      {
+        content: [
+          { type: "text", text: "Writing it." },
+          {
+            type: "tool_use",
+            name: "file_write",
+            input: { path: `${out}/hello.txt`, content: "hello from the model" },
+          },
+        ],
+        usage: { input_tokens: 300, output_tokens: 60 },
+      },
+      {
+        text: "The file is written.",
+        usage: { input_tokens: 420, output_tokens: 8 },
+        match: { contains: "tool_result" },
+      },
     ]);
     const o = collectOutput(id);
     const r = await call("agent.run", { agent_id: id, message: "write hello.txt" });
     o.off();
-    expect(r).toMatchObject({ agent_id: id, response: "The file is written.", stop_reason: "end_turn", usage: { input_tokens: 720, output_tokens: 68 } });
+    expect(r).toMatchObject({
+      agent_id: id,
+      response: "The file is written.",
+      stop_reason: "end_turn",
+      usage: { input_tokens: 720, output_tokens: 68 },
+    });
     expect(r.tool_calls.length).toBe(1);
     expect(r.tool_calls[0]).toMatchObject({ tool: "file_write", ok: true });
     expect(readFileSync(join(out, "hello.txt"), "utf8")).toBe("hello from the model");
-    expect(o.events.filter((e) => e.type === "text").map((e) => e.text).join("")).toBe("Writing it.The file is written.");
-    expect(o.events.map((e) => e.type).filter((t) => t !== "text")).toEqual(["turn", "tool_use", "tool_result", "turn"]);
+    expect(
+      o.events
+        .filter((e) => e.type === "text")
+        .map((e) => e.text)
+        .join(""),
+    ).toBe("Writing it.The file is written.");
+    expect(o.events.map((e) => e.type).filter((t) => t !== "text")).toEqual([
+      "turn",
+      "tool_use",
+      "tool_result",
+      "turn",
+    ]);
     const kinds = (await auditOf(id)).map((e) => e.kind);
     for (const kind of ["run.start", "inference.request", "inference.usage", "run.end"]) expect(kinds).toContain(kind);
     expect(kinds.filter((x) => x === "inference.usage").length).toBe(2);
@@ -96,7 +125,10 @@ describe("agent.run through the socket", () => {
 
   test("approval in the middle of a run", async () => {
     const out = join(k.dataDir, "files", "approved");
-    const id = await spawn("careful-writer", `capabilities:\n  - "file_write: ${out}/*"\napproval_required:\n  - file_write\n`);
+    const id = await spawn(
+      "careful-writer",
+      `capabilities:\n  - "file_write: ${out}/*"\napproval_required:\n  - file_write\n`,
+    );
     srv.script([
       { content: [{ type: "tool_use", name: "file_write", input: { path: `${out}/ok.txt`, content: "approved" } }] },
       { text: "Written after approval.", match: { contains: "tool_result" } },
@@ -131,7 +163,10 @@ describe("agent.run through the socket", () => {
   test("a budget that runs out mid-run ends it with budget_exhausted; the next run is -32004", async () => {
     const id = await spawn("frugal", `capabilities:\n  - echo\nbudget:\n  max_tokens: 3000\n  period: lifetime\n`);
     srv.script([
-      { content: [{ type: "tool_use", name: "echo", input: { message: "x" } }], usage: { input_tokens: 1500, output_tokens: 1400 } },
+      {
+        content: [{ type: "tool_use", name: "echo", input: { message: "x" } }],
+        usage: { input_tokens: 1500, output_tokens: 1400 },
+      },
       { text: "never" },
     ]);
     const r = await call("agent.run", { agent_id: id, message: "spend" });
@@ -178,7 +213,7 @@ describe("agent.run through the socket", () => {
 
   test("the key is in no log line, audit record or file under the data directory", async () => {
     const all: any[] = [];
-    for (let since = 0; ; ) {
+    for (let since = 0; ;) {
       const page = await call("audit.query", { since_seq: since, limit: 1000 });
       all.push(...page.events);
       if (!page.events.length || page.next_seq === since) break;
@@ -206,7 +241,9 @@ describe("without a key", () => {
     try {
       const id = (await k2.client.call("agent.spawn", { manifest: manifest("keyless") })).agent_id;
       const e = await rpcError(k2.client.call("agent.run", { agent_id: id, message: "hi" }), -32006);
-      expect(e.message).toBe("no inference provider configured: set ANTHROPIC_API_KEY or inference.providers.anthropic.api_key_file");
+      expect(e.message).toBe(
+        "no inference provider configured: set ANTHROPIC_API_KEY or inference.providers.anthropic.api_key_file",
+      );
       const ev = (await k2.client.call("audit.query", { agent_id: id })).events;
       expect(ev.some((x: any) => x.kind === "inference.error")).toBe(true);
       expect(srv.requests.length).toBe(0);

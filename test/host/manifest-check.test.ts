@@ -10,9 +10,17 @@ import { cleanup, rpcError, startKernel, type RunningKernel } from "./harness.ts
 
 const MODEL = "claude-haiku-4-5-20251001";
 const head = `name: checked\nmodel: ${MODEL}\n`;
-const laughs = ["a: &a [x, x, x, x, x, x, x, x, x]"]
-  .concat("bcdefghi".split("").map((k, i) => `${k}: &${k} [${Array(9).fill("*" + "abcdefghi"[i]).join(", ")}]`))
-  .join("\n") + "\n";
+const laughs =
+  ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    .concat(
+      "bcdefghi".split("").map(
+        (k, i) =>
+          `${k}: &${k} [${Array(9)
+            .fill("*" + "abcdefghi"[i])
+            .join(", ")}]`,
+      ),
+    )
+    .join("\n") + "\n";
 
 let k: RunningKernel;
 beforeAll(async () => {
@@ -34,7 +42,9 @@ describe("agent.spawn refuses names nothing defines", () => {
   test("tool: frobnicate", async () => {
     const e = await rpcError(spawn(`${head}capabilities:\n  - echo\n  - "tool: frobnicate"\n`), -32005);
     expect(e.data).toEqual({ source: "manifest", path: "capabilities[1]", line: 5, column: 5 });
-    expect(e.message).toContain('unknown tool "frobnicate" (known: echo, file_list, file_read, file_write, message_read, message_send, spawn_agent, web_fetch)');
+    expect(e.message).toContain(
+      'unknown tool "frobnicate" (known: echo, file_list, file_read, file_write, message_read, message_send, spawn_agent, web_fetch)',
+    );
   });
 
   test("a bare unknown tool name", async () => {
@@ -45,7 +55,9 @@ describe("agent.spawn refuses names nothing defines", () => {
   test("spawn_child: [nonexistent]", async () => {
     const e = await rpcError(spawn(`${head}spawn_child: [nonexistent]\n`), -32005);
     expect(e.data).toEqual({ source: "manifest", path: "spawn_child[0]", line: 3, column: 15 });
-    expect(e.message).toContain('unknown agent "nonexistent": there is no manifests/nonexistent.yaml (known: helper, lost)');
+    expect(e.message).toContain(
+      'unknown agent "nonexistent": there is no manifests/nonexistent.yaml (known: helper, lost)',
+    );
   });
 
   test("message_send: [nobody]", async () => {
@@ -82,7 +94,9 @@ describe("agent.spawn refuses names nothing defines", () => {
 test("an alias bomb in kernel.yaml stops the kernel at boot with its position", async () => {
   const dir = mkdtempSync(join(tmpdir(), "aaos-"));
   try {
-    await expect(startKernel({ dir, kernelYaml: laughs })).rejects.toThrow(/kernel\.yaml: e\[0\]: YAML: aliases expand to more than 10000 nodes .*\(line 5, column 8\)/);
+    await expect(startKernel({ dir, kernelYaml: laughs })).rejects.toThrow(
+      /kernel\.yaml: e\[0\]: YAML: aliases expand to more than 10000 nodes .*\(line 5, column 8\)/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

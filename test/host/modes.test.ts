@@ -21,7 +21,11 @@ function dirs(name: string) {
 
 async function runStdio(cmd: string[], input: string): Promise<{ stdout: string; stderr: string; code: number }> {
   const { config, data } = dirs(`stdio-${Math.random().toString(16).slice(2)}`);
-  const p = Bun.spawn([...cmd, "--config", config, "--data", data, "--listen", "stdio", "--log-level", "debug"], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  const p = Bun.spawn([...cmd, "--config", config, "--data", data, "--listen", "stdio", "--log-level", "debug"], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   p.stdin.write(input);
   await p.stdin.flush();
   await Bun.sleep(400);
@@ -32,8 +36,14 @@ async function runStdio(cmd: string[], input: string): Promise<{ stdout: string;
 
 describe("stdio transport", () => {
   test("only JSON-RPC on stdout; logs on stderr", async () => {
-    const r = await runStdio([process.execPath, join(ROOT, "kernel/main.ts")], '{"jsonrpc":"2.0","id":1,"method":"system.ping"}\n');
-    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const r = await runStdio(
+      [process.execPath, join(ROOT, "kernel/main.ts")],
+      '{"jsonrpc":"2.0","id":1,"method":"system.ping"}\n',
+    );
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(lines[0]).toMatchObject({ method: "system.ready" });
     expect(lines[1]).toMatchObject({ id: 1, result: { pong: true } });
     expect(lines).toHaveLength(2);
@@ -45,14 +55,20 @@ describe("stdio transport", () => {
 describe("the compiled binary", () => {
   test("bun build --compile, then the same flags work", async () => {
     const bin = join(tmp, "aaos-kernel");
-    const build = Bun.spawnSync([process.execPath, "build", "--compile", join(ROOT, "kernel/main.ts"), "--outfile", bin], { stdout: "pipe", stderr: "pipe" });
+    const build = Bun.spawnSync(
+      [process.execPath, "build", "--compile", join(ROOT, "kernel/main.ts"), "--outfile", bin],
+      { stdout: "pipe", stderr: "pipe" },
+    );
     expect(build.exitCode, build.stderr.toString()).toBe(0);
     const v = Bun.spawnSync([bin, "--version"]);
     expect(v.stdout.toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
     const k = await startKernel({ command: [bin], manifests: { e: "name: e\nmodel: m\ncapabilities: [echo]\n" } });
     try {
       const s = await k.client.call("agent.spawn", { name: "e" });
-      expect((await k.client.call("tool.invoke", { agent_id: s.agent_id, tool: "echo", input: { message: "compiled" } })).output.message).toBe("compiled");
+      expect(
+        (await k.client.call("tool.invoke", { agent_id: s.agent_id, tool: "echo", input: { message: "compiled" } }))
+          .output.message,
+      ).toBe("compiled");
     } finally {
       await k.stop();
       cleanup(k);
@@ -92,12 +108,19 @@ describe("kernel.yaml log.file", () => {
     writeFileSync(join(shared, "notes.txt"), "notes");
     const run = async (file: string) => {
       writeFileSync(join(config, "kernel.yaml"), `log:\n  file: ${file}\n`);
-      writeFileSync(join(config, "manifests", "reader.yaml"), `name: reader\nmodel: m\ncapabilities:\n  - "file_read: ${shared}/*"\n`);
+      writeFileSync(
+        join(config, "manifests", "reader.yaml"),
+        `name: reader\nmodel: m\ncapabilities:\n  - "file_read: ${shared}/*"\n`,
+      );
       const sock = join(tmp, `logfile-${Math.random().toString(16).slice(2)}.sock`);
-      const p = Bun.spawn([...main, "--config", config, "--data", data, "--listen", `unix:${sock}`], { stdout: "pipe", stderr: "pipe" });
-      for (const deadline = Date.now() + 20_000; !existsSync(sock) && Date.now() < deadline; ) await Bun.sleep(20);
+      const p = Bun.spawn([...main, "--config", config, "--data", data, "--listen", `unix:${sock}`], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      for (const deadline = Date.now() + 20_000; !existsSync(sock) && Date.now() < deadline;) await Bun.sleep(20);
       let client: RpcClient | null = null;
-      for (let i = 0; !client && i < 100; i++) client = await RpcClient.unix(sock).catch(() => Bun.sleep(20).then(() => null));
+      for (let i = 0; !client && i < 100; i++)
+        client = await RpcClient.unix(sock).catch(() => Bun.sleep(20).then(() => null));
       // served: the kernel is past its boot and handles SIGTERM
       await client!.waitFor("system.ready", 5000);
       return { p, client: client!, stderr: () => new Response(p.stderr).text() };
@@ -107,7 +130,9 @@ describe("kernel.yaml log.file", () => {
     const k = await run(join(shared, "kernel.log"));
     try {
       const { agent_id } = await k.client.call("agent.spawn", { name: "reader" });
-      const denied = await k.client.call("tool.invoke", { agent_id, tool: "file_read", input: { path: join(shared, "kernel.log") } }).catch((e) => e);
+      const denied = await k.client
+        .call("tool.invoke", { agent_id, tool: "file_read", input: { path: join(shared, "kernel.log") } })
+        .catch((e) => e);
       expect(denied.code).toBe(-32001);
       expect(denied.message).toContain("the kernel's log file");
       const listed = await k.client.call("tool.invoke", { agent_id, tool: "file_list", input: { path: shared } });
@@ -144,7 +169,9 @@ describe("bad invocations", () => {
   test("an invalid kernel.yaml names the field, line and column", () => {
     const { config, data } = dirs("badcfg");
     writeFileSync(join(config, "kernel.yaml"), "limits:\n  max_agnets: 3\n");
-    const r = Bun.spawnSync([...main, "--config", config, "--data", data, "--listen", `unix:${join(tmp, "x.sock")}`], { stderr: "pipe" });
+    const r = Bun.spawnSync([...main, "--config", config, "--data", data, "--listen", `unix:${join(tmp, "x.sock")}`], {
+      stderr: "pipe",
+    });
     expect(r.exitCode).toBe(1);
     expect(r.stderr.toString()).toContain("limits.max_agnets: unknown field (line 2, column 3)");
     expect(existsSync(join(tmp, "x.sock"))).toBe(false);

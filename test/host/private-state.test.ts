@@ -5,7 +5,16 @@
 // Every refusal is -32001 with a capability.denied record, and the audit
 // chain stays intact.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanup, rpcError, startKernel, type RunningKernel } from "./harness.ts";
@@ -72,7 +81,9 @@ async function deniedAndAudited(p: Promise<unknown>, capability: string) {
 }
 
 test("the audit log cannot be overwritten or appended to", async () => {
-  const segs = readdirSync(join(k.dataDir, "audit")).filter((f) => f.endsWith(".jsonl")).sort();
+  const segs = readdirSync(join(k.dataDir, "audit"))
+    .filter((f) => f.endsWith(".jsonl"))
+    .sort();
   expect(segs.length).toBeGreaterThan(0);
   const seg = join(k.dataDir, "audit", segs[0]!);
   const before = readFileSync(seg);
@@ -81,13 +92,20 @@ test("the audit log cannot be overwritten or appended to", async () => {
   // through `..` from the agents' area: the same path
   await rpcError(invoke("file_write", { path: `${k.dataDir}/files/../audit/${segs[0]}`, content: "forged\n" }), -32001);
   expect(readFileSync(seg).subarray(0, before.length).equals(before)).toBe(true);
-  expect(readdirSync(join(k.dataDir, "audit")).filter((f) => f.endsWith(".jsonl")).sort()).toEqual(segs);
+  expect(
+    readdirSync(join(k.dataDir, "audit"))
+      .filter((f) => f.endsWith(".jsonl"))
+      .sort(),
+  ).toEqual(segs);
 });
 
 test("the API key in secrets/ cannot be read", async () => {
   const path = join(k.configDir, "secrets", "anthropic_api_key");
   await deniedAndAudited(invoke("file_read", { path }), `file_read: ${path}`);
-  await deniedAndAudited(invoke("file_list", { path: join(k.configDir, "secrets") }), `file_read: ${join(k.configDir, "secrets")}`);
+  await deniedAndAudited(
+    invoke("file_list", { path: join(k.configDir, "secrets") }),
+    `file_read: ${join(k.configDir, "secrets")}`,
+  );
 });
 
 test("a key file kernel.yaml names cannot be read", async () => {

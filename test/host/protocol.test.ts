@@ -6,7 +6,9 @@ import { cleanup, rpcError, startKernel, type RunningKernel } from "./harness.ts
 
 let k: RunningKernel;
 beforeAll(async () => {
-  k = await startKernel({ manifests: { echoer: "name: echoer\nmodel: claude-haiku-4-5-20251001\ncapabilities:\n  - echo\n" } });
+  k = await startKernel({
+    manifests: { echoer: "name: echoer\nmodel: claude-haiku-4-5-20251001\ncapabilities:\n  - echo\n" },
+  });
 });
 afterAll(async () => {
   await k.stop();
@@ -62,7 +64,16 @@ describe("framing and spec errors", () => {
   });
 
   test("invalid request objects: -32600", async () => {
-    const lines = await raw(['{"jsonrpc":"1.0","id":1,"method":"system.ping"}', '{"jsonrpc":"2.0","id":2}', '"hello"', '{"jsonrpc":"2.0","id":{"x":1},"method":"system.ping"}', "[]"].join("\n") + "\n", 5);
+    const lines = await raw(
+      [
+        '{"jsonrpc":"1.0","id":1,"method":"system.ping"}',
+        '{"jsonrpc":"2.0","id":2}',
+        '"hello"',
+        '{"jsonrpc":"2.0","id":{"x":1},"method":"system.ping"}',
+        "[]",
+      ].join("\n") + "\n",
+      5,
+    );
     for (const l of lines) expect(l.error.code).toBe(-32600);
     // replies are concurrent, so match by id: only the first request had a usable id
     expect(lines.map((l) => l.id).sort()).toEqual([1, 2, null, null, null].sort());
@@ -87,7 +98,10 @@ describe("framing and spec errors", () => {
   });
 
   test("notifications get no reply, even when they fail", async () => {
-    const lines = await raw('{"jsonrpc":"2.0","method":"system.ping"}\n{"jsonrpc":"2.0","method":"nope"}\n{"jsonrpc":"2.0","id":"last","method":"system.ping"}\n', 1);
+    const lines = await raw(
+      '{"jsonrpc":"2.0","method":"system.ping"}\n{"jsonrpc":"2.0","method":"nope"}\n{"jsonrpc":"2.0","id":"last","method":"system.ping"}\n',
+      1,
+    );
     expect(lines).toHaveLength(1);
     expect(lines[0].id).toBe("last");
   });
@@ -109,12 +123,17 @@ describe("framing and spec errors", () => {
   });
 
   test("a batch of notifications only gets no reply at all", async () => {
-    const lines = await raw(JSON.stringify([{ jsonrpc: "2.0", method: "system.ping" }]) + '\n{"jsonrpc":"2.0","id":7,"method":"system.ping"}\n', 1);
+    const lines = await raw(
+      JSON.stringify([{ jsonrpc: "2.0", method: "system.ping" }]) +
+        '\n{"jsonrpc":"2.0","id":7,"method":"system.ping"}\n',
+      1,
+    );
     expect(lines[0].id).toBe(7);
   });
 
   test("a line over the 1 MiB cap is answered with an error and discarded; the connection goes on", async () => {
-    const big = '{"jsonrpc":"2.0","id":1,"method":"system.ping","params":{"x":"' + "a".repeat(2 * 1024 * 1024) + '"}}\n';
+    const big =
+      '{"jsonrpc":"2.0","id":1,"method":"system.ping","params":{"x":"' + "a".repeat(2 * 1024 * 1024) + '"}}\n';
     const [a, b] = await raw(big + '{"jsonrpc":"2.0","id":2,"method":"system.ping"}\n', 2, 15000);
     expect(a.id).toBe(null);
     expect(a.error.code).toBe(-32600);
@@ -162,7 +181,11 @@ describe("framing and spec errors", () => {
       clients.flatMap(({ client }, ci) =>
         Array.from({ length: 25 }, (_, j) =>
           client.call("agent.spawn", { name: "echoer" }).then(async (s) => {
-            const out = await client.call("tool.invoke", { agent_id: s.agent_id, tool: "echo", input: { message: `c${ci}-${j}` } });
+            const out = await client.call("tool.invoke", {
+              agent_id: s.agent_id,
+              tool: "echo",
+              input: { message: `c${ci}-${j}` },
+            });
             return out.output.message === `c${ci}-${j}`;
           }),
         ),

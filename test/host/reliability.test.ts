@@ -56,14 +56,23 @@ describe("the capability check comes first", () => {
     const a = await call("agent.spawn", { name: "once" });
     await rpcError(call("tool.invoke", { agent_id: a.agent_id, tool: "echo", input: { wrong: 1 } }), -32602);
     await rpcError(call("tool.invoke", { agent_id: a.agent_id, tool: "echo", input: {} }), -32602);
-    expect(await call("tool.invoke", { agent_id: a.agent_id, tool: "echo", input: { message: "hi" } })).toEqual({ output: { message: "hi" } });
-    const e = await rpcError(call("tool.invoke", { agent_id: a.agent_id, tool: "echo", input: { message: "again" } }), -32001);
+    expect(await call("tool.invoke", { agent_id: a.agent_id, tool: "echo", input: { message: "hi" } })).toEqual({
+      output: { message: "hi" },
+    });
+    const e = await rpcError(
+      call("tool.invoke", { agent_id: a.agent_id, tool: "echo", input: { message: "again" } }),
+      -32001,
+    );
     expect(e.data.reason).toContain("exhausted");
   });
 
   test("a token that expires while its call waits for approval never runs the tool", async () => {
     const a = await call("agent.spawn", { name: "brief" });
-    const pending = k.client.waitFor("agent.output", 5000, (p) => p.agent_id === a.agent_id && p.type === "approval_pending");
+    const pending = k.client.waitFor(
+      "agent.output",
+      5000,
+      (p) => p.agent_id === a.agent_id && p.type === "approval_pending",
+    );
     const invoke = call("tool.invoke", { agent_id: a.agent_id, tool: "echo", input: { message: "late" } });
     const { approval_id } = await pending;
     await Bun.sleep(1200);
@@ -95,10 +104,12 @@ describe("limits hold under concurrency", () => {
 
   test("30 concurrent spawn_agent calls from one parent make max_children children", async () => {
     const p = await k.client.call("agent.spawn", { name: "parent" });
-    const calls = Array.from({ length: 30 }, () => k.client.call("tool.invoke", { agent_id: p.agent_id, tool: "spawn_agent", input: { name: "kid" } }).then(
-      () => "ok",
-      (e) => e.code,
-    ));
+    const calls = Array.from({ length: 30 }, () =>
+      k.client.call("tool.invoke", { agent_id: p.agent_id, tool: "spawn_agent", input: { name: "kid" } }).then(
+        () => "ok",
+        (e) => e.code,
+      ),
+    );
     const results = await Promise.all(calls);
     expect(results.filter((r) => r === "ok").length).toBe(3);
     expect(results.filter((r) => r !== "ok").every((c) => c === -32001)).toBe(true);
@@ -107,7 +118,14 @@ describe("limits hold under concurrency", () => {
   });
 
   test("30 concurrent agent.spawn calls never pass max_agents", async () => {
-    const results = await Promise.all(Array.from({ length: 30 }, () => k.client.call("agent.spawn", { name: "kid" }).then(() => "ok", (e) => e.code)));
+    const results = await Promise.all(
+      Array.from({ length: 30 }, () =>
+        k.client.call("agent.spawn", { name: "kid" }).then(
+          () => "ok",
+          (e) => e.code,
+        ),
+      ),
+    );
     const live = (await k.client.call("agent.list")).agents.filter((a: any) => a.state !== "stopped");
     expect(live.length).toBe(8);
     expect(results.filter((r) => r === "ok").length).toBe(8 - 4); // parent and its 3 children were live already
@@ -123,8 +141,14 @@ describe("an acknowledged approval decision survives kill -9", () => {
     try {
       for (let i = 0; i < 10; i++) {
         const a = await k.client.call("agent.spawn", { name: "careful" });
-        const pending = k.client.waitFor("agent.output", 5000, (p) => p.agent_id === a.agent_id && p.type === "approval_pending");
-        k.client.call("tool.invoke", { agent_id: a.agent_id, tool: "echo", input: { message: `try ${i}` } }).catch(() => {});
+        const pending = k.client.waitFor(
+          "agent.output",
+          5000,
+          (p) => p.agent_id === a.agent_id && p.type === "approval_pending",
+        );
+        k.client
+          .call("tool.invoke", { agent_id: a.agent_id, tool: "echo", input: { message: `try ${i}` } })
+          .catch(() => {});
         const { approval_id } = await pending;
         await k.client.call("approval.respond", { id: approval_id, decision: i % 2 ? "deny" : "approve" });
         k.proc.kill("SIGKILL");
@@ -147,7 +171,11 @@ describe.skipIf(!canMount())("a full data disk", () => {
   let k: RunningKernel;
   beforeAll(async () => {
     disk = smallDisk();
-    k = await startKernel({ dir: disk.dir, kernelYaml: "approval:\n  timeout: 3s\n", manifests: { echoer: ECHOER, careful: CAREFUL, sender: SENDER, inbox: INBOX } });
+    k = await startKernel({
+      dir: disk.dir,
+      kernelYaml: "approval:\n  timeout: 3s\n",
+      manifests: { echoer: ECHOER, careful: CAREFUL, sender: SENDER, inbox: INBOX },
+    });
   });
   afterAll(async () => {
     await k.stop();
@@ -181,14 +209,19 @@ describe.skipIf(!canMount())("a full data disk", () => {
     const before = (await call("agent.list")).agents;
     const live = (await call("system.info")).agents;
     const e = await rpcError(call("agent.spawn", { name: "echoer" }), -32603);
-    expect(e.message).toMatch(/agent\.spawn was not recorded in the audit log, so no agent was started: .*(no space left|ENOSPC)/i);
+    expect(e.message).toMatch(
+      /agent\.spawn was not recorded in the audit log, so no agent was started: .*(no space left|ENOSPC)/i,
+    );
     expect((await call("agent.list")).agents).toEqual(before);
     expect((await call("system.info")).agents).toBe(live);
     disk.free();
     const s = await call("agent.spawn", { name: "echoer" });
-    expect(await call("tool.invoke", { agent_id: s.agent_id, tool: "echo", input: { message: "x" } })).toEqual({ output: { message: "x" } });
+    expect(await call("tool.invoke", { agent_id: s.agent_id, tool: "echo", input: { message: "x" } })).toEqual({
+      output: { message: "x" },
+    });
     // every agent that exists has its spawn and grant on record
-    for (const a of (await call("agent.list")).agents) expect((await kinds(k, { agent_id: a.agent_id })).slice(0, 2)).toEqual(["agent.spawn", "capability.grant"]);
+    for (const a of (await call("agent.list")).agents)
+      expect((await kinds(k, { agent_id: a.agent_id })).slice(0, 2)).toEqual(["agent.spawn", "capability.grant"]);
     expect((await call("audit.verify")).ok).toBe(true);
   });
 
@@ -199,7 +232,10 @@ describe.skipIf(!canMount())("a full data disk", () => {
     expect(e.message).toMatch(/agent\.stop was not recorded.*still running/);
     expect((await call("agent.status", { agent_id: target.agent_id })).state).toBe("ready");
     disk.free();
-    expect(await call("agent.stop", { agent_id: target.agent_id })).toEqual({ agent_id: target.agent_id, state: "stopped" });
+    expect(await call("agent.stop", { agent_id: target.agent_id })).toEqual({
+      agent_id: target.agent_id,
+      state: "stopped",
+    });
     expect(await kinds(k, { agent_id: target.agent_id, kind: "agent.stop" })).toEqual(["agent.stop"]);
   });
 
@@ -207,7 +243,14 @@ describe.skipIf(!canMount())("a full data disk", () => {
     const from = await call("agent.spawn", { name: "sender" });
     const to = await call("agent.spawn", { name: "inbox" });
     await fillUntilRefused();
-    const e = await rpcError(call("tool.invoke", { agent_id: from.agent_id, tool: "message_send", input: { to: "inbox", message: "m".repeat(300) } }), -32603);
+    const e = await rpcError(
+      call("tool.invoke", {
+        agent_id: from.agent_id,
+        tool: "message_send",
+        input: { to: "inbox", message: "m".repeat(300) },
+      }),
+      -32603,
+    );
     expect(e.message).toMatch(/not recorded|cannot be written/);
     disk.free();
     const r = await call("tool.invoke", { agent_id: to.agent_id, tool: "message_read", input: {} });
@@ -216,7 +259,11 @@ describe.skipIf(!canMount())("a full data disk", () => {
 
   test("an approval answered on a full disk stays pending, and its call completes once space is freed", async () => {
     const a = await call("agent.spawn", { name: "careful" });
-    const pending = k.client.waitFor("agent.output", 5000, (p) => p.agent_id === a.agent_id && p.type === "approval_pending");
+    const pending = k.client.waitFor(
+      "agent.output",
+      5000,
+      (p) => p.agent_id === a.agent_id && p.type === "approval_pending",
+    );
     const invoke = call("tool.invoke", { agent_id: a.agent_id, tool: "echo", input: { message: "gated" } });
     const { approval_id } = await pending;
     await fillUntilRefused();
@@ -230,7 +277,11 @@ describe.skipIf(!canMount())("a full data disk", () => {
 
   test("an approval that times out on a full disk still settles its call", async () => {
     const a = await call("agent.spawn", { name: "careful" });
-    const pending = k.client.waitFor("agent.output", 5000, (p) => p.agent_id === a.agent_id && p.type === "approval_pending");
+    const pending = k.client.waitFor(
+      "agent.output",
+      5000,
+      (p) => p.agent_id === a.agent_id && p.type === "approval_pending",
+    );
     const invoke = call("tool.invoke", { agent_id: a.agent_id, tool: "echo", input: { message: "waits" } }).then(
       () => 0,
       (e) => e.code,
@@ -245,11 +296,29 @@ describe.skipIf(!canMount())("a full data disk", () => {
   test("the kernel boots on a full disk: reads answer, changes get a clear error, service resumes when space is freed", async () => {
     await k.stop();
     // leftovers a crash would leave: a pending approval and a torn record at the tail
-    writeFileSync(join(disk.dataDir, "approvals", "pending.json"), JSON.stringify([{ id: "apr-0000000000000001", agent_id: "ag-x", tool: "echo", input: {}, requested_at: new Date().toISOString() }]));
-    const seg = readdirSync(join(disk.dataDir, "audit")).filter((f) => f.endsWith(".jsonl")).sort().at(-1)!;
+    writeFileSync(
+      join(disk.dataDir, "approvals", "pending.json"),
+      JSON.stringify([
+        {
+          id: "apr-0000000000000001",
+          agent_id: "ag-x",
+          tool: "echo",
+          input: {},
+          requested_at: new Date().toISOString(),
+        },
+      ]),
+    );
+    const seg = readdirSync(join(disk.dataDir, "audit"))
+      .filter((f) => f.endsWith(".jsonl"))
+      .sort()
+      .at(-1)!;
     appendFileSync(join(disk.dataDir, "audit", seg), '{"seq":99999,"torn');
     disk.fill();
-    k = await startKernel({ dir: disk.dir, kernelYaml: "approval:\n  timeout: 3s\n", manifests: { echoer: ECHOER, careful: CAREFUL } });
+    k = await startKernel({
+      dir: disk.dir,
+      kernelYaml: "approval:\n  timeout: 3s\n",
+      manifests: { echoer: ECHOER, careful: CAREFUL },
+    });
     expect((await call("system.ping")).pong).toBe(true);
     const info = await call("system.info");
     expect(info.degraded?.reason ?? "").toMatch(/no space left on device|ENOSPC/i);

@@ -28,7 +28,8 @@ export interface AnthropicOptions {
   fetch?: typeof fetch;
 }
 
-export const NO_KEY_MESSAGE = "no inference provider configured: set ANTHROPIC_API_KEY or inference.providers.anthropic.api_key_file";
+export const NO_KEY_MESSAGE =
+  "no inference provider configured: set ANTHROPIC_API_KEY or inference.providers.anthropic.api_key_file";
 
 export class AnthropicProvider implements Provider {
   readonly name = "anthropic";
@@ -38,8 +39,13 @@ export class AnthropicProvider implements Provider {
     if (opts.apiKey) {
       const log = opts.log;
       const scrub = opts.scrub;
-      const fwd = (level: "warn" | "error" | "info" | "debug") => (msg: string, ...rest: unknown[]) =>
-        log[level]({ sdk: "anthropic", detail: rest.length ? scrub(safeString(rest)) : undefined }, scrub(String(msg)));
+      const fwd =
+        (level: "warn" | "error" | "info" | "debug") =>
+        (msg: string, ...rest: unknown[]) =>
+          log[level](
+            { sdk: "anthropic", detail: rest.length ? scrub(safeString(rest)) : undefined },
+            scrub(String(msg)),
+          );
       this.client = new Anthropic({
         apiKey: opts.apiKey,
         authToken: null,
@@ -108,7 +114,8 @@ export class AnthropicProvider implements Provider {
             if (b.type === "text") {
               content[ev.index] = { type: "text", text: b.text ?? "" };
               if (b.text) req.onText?.(b.text);
-            } else if (b.type === "tool_use") content[ev.index] = { type: "tool_use", id: b.id, name: b.name, input: {}, json: "" };
+            } else if (b.type === "tool_use")
+              content[ev.index] = { type: "tool_use", id: b.id, name: b.name, input: {}, json: "" };
             break;
           }
           case "content_block_delta": {
@@ -136,7 +143,10 @@ export class AnthropicProvider implements Provider {
         }
       }
       if (!sawStop || !stopReason) {
-        throw new ProviderError("network", "the response stream ended before message_stop", { partialUsage: { ...usage }, headers });
+        throw new ProviderError("network", "the response stream ended before message_stop", {
+          partialUsage: { ...usage },
+          headers,
+        });
       }
       const blocks: AssistantBlock[] = [];
       for (const b of content) {
@@ -159,31 +169,59 @@ export class AnthropicProvider implements Provider {
 
   private toProviderError(
     e: unknown,
-    ctx: { timedOut: boolean; aborted: boolean; usage: { input_tokens: number; output_tokens: number }; headers?: Headers | undefined },
+    ctx: {
+      timedOut: boolean;
+      aborted: boolean;
+      usage: { input_tokens: number; output_tokens: number };
+      headers?: Headers | undefined;
+    },
   ): ProviderError {
     const partial = ctx.usage.input_tokens || ctx.usage.output_tokens ? { ...ctx.usage } : undefined;
-    if (ctx.aborted) return new ProviderError("aborted", "the agent was stopped", { partialUsage: partial, retryable: false });
-    if (ctx.timedOut) return new ProviderError("timeout", `no response within ${this.opts.timeoutMs} ms`, { partialUsage: partial });
+    if (ctx.aborted)
+      return new ProviderError("aborted", "the agent was stopped", { partialUsage: partial, retryable: false });
+    if (ctx.timedOut)
+      return new ProviderError("timeout", `no response within ${this.opts.timeoutMs} ms`, { partialUsage: partial });
     if (e instanceof ProviderError) return e;
-    if (e instanceof Anthropic.APIUserAbortError) return new ProviderError("aborted", "request aborted", { partialUsage: partial, retryable: false });
-    if (e instanceof Anthropic.APIConnectionTimeoutError) return new ProviderError("timeout", `no response within ${this.opts.timeoutMs} ms`, { partialUsage: partial });
+    if (e instanceof Anthropic.APIUserAbortError)
+      return new ProviderError("aborted", "request aborted", { partialUsage: partial, retryable: false });
+    if (e instanceof Anthropic.APIConnectionTimeoutError)
+      return new ProviderError("timeout", `no response within ${this.opts.timeoutMs} ms`, { partialUsage: partial });
     if (e instanceof Anthropic.APIConnectionError) {
       const cause = (e as { cause?: Error }).cause?.message;
-      return new ProviderError("network", this.opts.scrub(`connection error${cause ? `: ${cause}` : ""}`), { partialUsage: partial });
+      return new ProviderError("network", this.opts.scrub(`connection error${cause ? `: ${cause}` : ""}`), {
+        partialUsage: partial,
+      });
     }
     if (e instanceof Anthropic.APIError) {
       const type = e.type ?? null;
       const status = e.status;
-      const kind: ReturnType<typeof classifyStatus> = status ? classifyStatus(status, type) : type ? classifyStatus(500, type === "api_error" ? null : type) : "server";
+      const kind: ReturnType<typeof classifyStatus> = status
+        ? classifyStatus(status, type)
+        : type
+          ? classifyStatus(500, type === "api_error" ? null : type)
+          : "server";
       const apiMessage = e.apiMessage ?? type ?? "error";
       const message =
-        kind === "auth" ? "API key rejected" : this.opts.scrub(`${status ? `HTTP ${status} ` : "stream error "}${type ?? ""}: ${apiMessage}`.trim());
-      const retryable = kind === "auth" || kind === "permission" || kind === "bad_request" ? false : (shouldRetryHeader(e.headers) ?? undefined);
-      return new ProviderError(kind, message, { status, headers: e.headers ?? ctx.headers, partialUsage: partial, retryable });
+        kind === "auth"
+          ? "API key rejected"
+          : this.opts.scrub(`${status ? `HTTP ${status} ` : "stream error "}${type ?? ""}: ${apiMessage}`.trim());
+      const retryable =
+        kind === "auth" || kind === "permission" || kind === "bad_request"
+          ? false
+          : (shouldRetryHeader(e.headers) ?? undefined);
+      return new ProviderError(kind, message, {
+        status,
+        headers: e.headers ?? ctx.headers,
+        partialUsage: partial,
+        retryable,
+      });
     }
     // anything else while reading the body: a broken connection
     const msg = e instanceof Error ? e.message : String(e);
-    return new ProviderError("network", this.opts.scrub(`stream failed: ${msg}`), { partialUsage: partial, headers: ctx.headers });
+    return new ProviderError("network", this.opts.scrub(`stream failed: ${msg}`), {
+      partialUsage: partial,
+      headers: ctx.headers,
+    });
   }
 }
 

@@ -26,7 +26,11 @@ export interface OpenAIOptions {
 
 type OAMessage =
   | { role: "system" | "user"; content: string }
-  | { role: "assistant"; content: string | null; tool_calls?: Array<{ id: string; type: "function"; function: { name: string; arguments: string } }> }
+  | {
+      role: "assistant";
+      content: string | null;
+      tool_calls?: Array<{ id: string; type: "function"; function: { name: string; arguments: string } }>;
+    }
   | { role: "tool"; tool_call_id: string; content: string };
 
 export function toOpenAIMessages(system: string, messages: ConversationMessage[]): OAMessage[] {
@@ -40,18 +44,36 @@ export function toOpenAIMessages(system: string, messages: ConversationMessage[]
       }
       const texts: string[] = [];
       for (const b of m.content) {
-        if (b.type === "tool_result") out.push({ role: "tool", tool_call_id: b.tool_use_id, content: b.is_error ? `ERROR: ${b.content}` : b.content });
+        if (b.type === "tool_result")
+          out.push({
+            role: "tool",
+            tool_call_id: b.tool_use_id,
+            content: b.is_error ? `ERROR: ${b.content}` : b.content,
+          });
         else texts.push(b.text);
       }
       if (texts.length) out.push({ role: "user", content: texts.join("\n") });
     } else {
-      const text = m.content.filter((b) => b.type === "text").map((b) => (b as { text: string }).text).join("");
-      const calls = m.content.filter((b) => b.type === "tool_use") as Array<{ id: string; name: string; input: unknown }>;
+      const text = m.content
+        .filter((b) => b.type === "text")
+        .map((b) => (b as { text: string }).text)
+        .join("");
+      const calls = m.content.filter((b) => b.type === "tool_use") as Array<{
+        id: string;
+        name: string;
+        input: unknown;
+      }>;
       out.push({
         role: "assistant",
         content: text.length ? text : null,
         ...(calls.length
-          ? { tool_calls: calls.map((c) => ({ id: c.id, type: "function" as const, function: { name: c.name, arguments: JSON.stringify(c.input ?? {}) } })) }
+          ? {
+              tool_calls: calls.map((c) => ({
+                id: c.id,
+                type: "function" as const,
+                function: { name: c.name, arguments: JSON.stringify(c.input ?? {}) },
+              })),
+            }
           : {}),
       });
     }
@@ -59,7 +81,13 @@ export function toOpenAIMessages(system: string, messages: ConversationMessage[]
   return out;
 }
 
-const STOP: Record<string, string> = { stop: "end_turn", tool_calls: "tool_use", function_call: "tool_use", length: "max_tokens", content_filter: "refusal" };
+const STOP: Record<string, string> = {
+  stop: "end_turn",
+  tool_calls: "tool_use",
+  function_call: "tool_use",
+  length: "max_tokens",
+  content_filter: "refusal",
+};
 
 export class OpenAICompatibleProvider implements Provider {
   readonly name: string;
@@ -89,7 +117,10 @@ export class OpenAICompatibleProvider implements Provider {
       stream_options: { include_usage: true },
     };
     if (req.tools.length)
-      body.tools = req.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: { type: "object", ...t.input_schema } } }));
+      body.tools = req.tools.map((t) => ({
+        type: "function",
+        function: { name: t.name, description: t.description, parameters: { type: "object", ...t.input_schema } },
+      }));
     const headers: Record<string, string> = { "content-type": "application/json", accept: "text/event-stream" };
     if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
 
@@ -116,12 +147,22 @@ export class OpenAICompatibleProvider implements Provider {
           msg = String(j?.error?.message ?? j?.message ?? msg);
           type = j?.error?.type ?? null;
         } catch {}
-        const kind = classifyStatus(res.status, type === "overloaded_error" || type === "rate_limit_error" ? type : null);
-        throw new ProviderError(kind, kind === "auth" ? "API key rejected" : this.opts.scrub(`HTTP ${res.status}: ${msg}`), {
-          status: res.status,
-          headers: res.headers,
-          retryable: kind === "auth" || kind === "bad_request" || kind === "permission" ? false : shouldRetryHeader(res.headers),
-        });
+        const kind = classifyStatus(
+          res.status,
+          type === "overloaded_error" || type === "rate_limit_error" ? type : null,
+        );
+        throw new ProviderError(
+          kind,
+          kind === "auth" ? "API key rejected" : this.opts.scrub(`HTTP ${res.status}: ${msg}`),
+          {
+            status: res.status,
+            headers: res.headers,
+            retryable:
+              kind === "auth" || kind === "bad_request" || kind === "permission"
+                ? false
+                : shouldRetryHeader(res.headers),
+          },
+        );
       }
       if (!res.body) throw new ProviderError("network", "empty response body", { headers: res.headers });
       const ctype = res.headers.get("content-type") ?? "";
@@ -131,9 +172,12 @@ export class OpenAICompatibleProvider implements Provider {
         const msg = j?.choices?.[0]?.message ?? {};
         text = msg.content ?? "";
         if (text) req.onText?.(text);
-        (msg.tool_calls ?? []).forEach((c: any, i: number) => calls.set(i, { id: c.id, name: c.function?.name, args: c.function?.arguments ?? "" }));
+        (msg.tool_calls ?? []).forEach((c: any, i: number) =>
+          calls.set(i, { id: c.id, name: c.function?.name, args: c.function?.arguments ?? "" }),
+        );
         finish = j?.choices?.[0]?.finish_reason ?? "stop";
-        if (j?.usage) usage = { input_tokens: j.usage.prompt_tokens ?? 0, output_tokens: j.usage.completion_tokens ?? 0 };
+        if (j?.usage)
+          usage = { input_tokens: j.usage.prompt_tokens ?? 0, output_tokens: j.usage.completion_tokens ?? 0 };
       } else {
         const reader = res.body.getReader();
         const dec = new TextDecoder();
@@ -166,8 +210,12 @@ export class OpenAICompatibleProvider implements Provider {
               } catch {
                 continue;
               }
-              if (j.error) throw new ProviderError("server", this.opts.scrub(`stream error: ${j.error.message ?? "unknown"}`), { headers: res.headers });
-              if (j.usage) usage = { input_tokens: j.usage.prompt_tokens ?? 0, output_tokens: j.usage.completion_tokens ?? 0 };
+              if (j.error)
+                throw new ProviderError("server", this.opts.scrub(`stream error: ${j.error.message ?? "unknown"}`), {
+                  headers: res.headers,
+                });
+              if (j.usage)
+                usage = { input_tokens: j.usage.prompt_tokens ?? 0, output_tokens: j.usage.completion_tokens ?? 0 };
               const choice = j.choices?.[0];
               if (!choice) continue;
               const d = choice.delta ?? {};
@@ -188,7 +236,10 @@ export class OpenAICompatibleProvider implements Provider {
             if (done) break;
           }
         }
-        if (!finish) throw new ProviderError("network", "the response stream ended before a finish_reason", { headers: res.headers });
+        if (!finish)
+          throw new ProviderError("network", "the response stream ended before a finish_reason", {
+            headers: res.headers,
+          });
       }
       const content: AssistantBlock[] = [];
       if (text) content.push({ type: "text", text });
@@ -210,7 +261,8 @@ export class OpenAICompatibleProvider implements Provider {
     } catch (e) {
       if (e instanceof ProviderError) {
         if (req.signal.aborted) throw new ProviderError("aborted", "the agent was stopped", { retryable: false });
-        if (timedOut && e.kind === "network") throw new ProviderError("timeout", `no response within ${this.opts.timeoutMs} ms`);
+        if (timedOut && e.kind === "network")
+          throw new ProviderError("timeout", `no response within ${this.opts.timeoutMs} ms`);
         throw e;
       }
       throw this.netError(e, timedOut, req.signal.aborted);
@@ -223,6 +275,9 @@ export class OpenAICompatibleProvider implements Provider {
   private netError(e: unknown, timedOut: boolean, aborted: boolean): ProviderError {
     if (aborted) return new ProviderError("aborted", "the agent was stopped", { retryable: false });
     if (timedOut) return new ProviderError("timeout", `no response within ${this.opts.timeoutMs} ms`);
-    return new ProviderError("network", this.opts.scrub(`connection error: ${e instanceof Error ? e.message : String(e)}`));
+    return new ProviderError(
+      "network",
+      this.opts.scrub(`connection error: ${e instanceof Error ? e.message : String(e)}`),
+    );
   }
 }

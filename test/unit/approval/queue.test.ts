@@ -85,7 +85,12 @@ test("a request is audited and listed; approve resolves the waiter once approval
 
   expect(await q.respond(a.id, "approve")).toEqual({ id: a.id, decision: "approve" });
   expect(await a.settled).toEqual({ ok: true });
-  expect(audit.records.at(-1)).toMatchObject({ kind: "approval.decided", approval_id: a.id, decision: "approve", tool: "file_write" });
+  expect(audit.records.at(-1)).toMatchObject({
+    kind: "approval.decided",
+    approval_id: a.id,
+    decision: "approve",
+    tool: "file_write",
+  });
   expect(q.list()).toEqual([]);
   expect(pendingFile(file)).toEqual([]);
 });
@@ -184,8 +189,20 @@ test("recover() audits what a previous run left in pending.json as cancelled, th
   const { q, audit, file } = queue({ dir });
   expect(await q.recover()).toBe(2);
   expect(audit.records).toEqual([
-    { kind: "approval.cancelled", agent_id: "ag-a", approval_id: "apr-1", tool: "file_write", reason: "kernel restarted" },
-    { kind: "approval.cancelled", agent_id: "ag-b", approval_id: "apr-2", tool: "web_fetch", reason: "kernel restarted" },
+    {
+      kind: "approval.cancelled",
+      agent_id: "ag-a",
+      approval_id: "apr-1",
+      tool: "file_write",
+      reason: "kernel restarted",
+    },
+    {
+      kind: "approval.cancelled",
+      agent_id: "ag-b",
+      approval_id: "apr-2",
+      tool: "web_fetch",
+      reason: "kernel restarted",
+    },
   ]);
   expect(pendingFile(file)).toEqual([]);
   expect(q.list()).toEqual([]);
@@ -194,7 +211,9 @@ test("recover() audits what a previous run left in pending.json as cancelled, th
 test("recover() that cannot audit the leftovers rejects and keeps them for the next boot", async () => {
   const dir = dataDir();
   mkdirSync(join(dir, "approvals"));
-  const left: ApprovalInfo[] = [{ id: "apr-1", agent_id: "ag-a", tool: "file_write", input: {}, requested_at: "2026-01-01T00:00:00.000Z" }];
+  const left: ApprovalInfo[] = [
+    { id: "apr-1", agent_id: "ag-a", tool: "file_write", input: {}, requested_at: "2026-01-01T00:00:00.000Z" },
+  ];
   writeFileSync(join(dir, "approvals", "pending.json"), JSON.stringify(left));
   const first = queue({ dir });
   first.audit.failing = true;

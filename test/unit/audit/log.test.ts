@@ -38,7 +38,11 @@ describe("append and query", () => {
   test("a line on disk is canonical JSON with hash last; sha256 of the rest reproduces it", async () => {
     const d = dir();
     const log = await AuditLog.open(d);
-    const { hash } = await log.append({ kind: "tool.call", agent_id: "a", input: { z: 1, a: [1, { y: 2, b: 3 }], "10": "x", "9": "y" } });
+    const { hash } = await log.append({
+      kind: "tool.call",
+      agent_id: "a",
+      input: { z: 1, a: [1, { y: 2, b: 3 }], "10": "x", "9": "y" },
+    });
     await log.close();
     const line = readFileSync(join(d, "00000000000000000001.jsonl"), "utf8").trimEnd();
     const rec = JSON.parse(line);
@@ -120,7 +124,9 @@ describe("append and query", () => {
       if (r.events.length === 0) break;
       since = r.next_seq;
     }
-    const want = Array.from({ length: 137 }, (_, i) => i).filter((i) => i % 3).map((i) => i + 1);
+    const want = Array.from({ length: 137 }, (_, i) => i)
+      .filter((i) => i % 3)
+      .map((i) => i + 1);
     expect(seen).toEqual(want);
     expect((await log.query({ since_seq: since })).next_seq).toBe(138);
     await log.close();
@@ -204,8 +210,14 @@ describe("group commit and ordering", () => {
     let writes = 0; // to segments
     let headWrites = 0; // to HEAD
     const io: Partial<AuditIO> = {
-      open: (p, flags) => new Promise((res, rej) => fs.open(p, flags, 0o640, (e: Error | null, fd: number) => (e ? rej(e) : (files.set(fd, p.split("/").at(-1)!), res(fd))))),
-      fdatasync: (fd) => new Promise((res, rej) => fs.fdatasync(fd, (e: Error | null) => (syncs++, e ? rej(e) : res()))),
+      open: (p, flags) =>
+        new Promise((res, rej) =>
+          fs.open(p, flags, 0o640, (e: Error | null, fd: number) =>
+            e ? rej(e) : (files.set(fd, p.split("/").at(-1)!), res(fd)),
+          ),
+        ),
+      fdatasync: (fd) =>
+        new Promise((res, rej) => fs.fdatasync(fd, (e: Error | null) => (syncs++, e ? rej(e) : res()))),
       fsync: (fd) => new Promise((res, rej) => fs.fsync(fd, (e: Error | null) => (syncs++, e ? rej(e) : res()))),
       write: (fd, buf, off, len, pos) =>
         new Promise((res, rej) =>
@@ -320,7 +332,8 @@ describe("group commit and ordering", () => {
     const io: Partial<AuditIO> = {
       open: (p, flags) =>
         new Promise((res, rej) => {
-          if (failOpen && p.endsWith(".jsonl")) return rej(Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" }));
+          if (failOpen && p.endsWith(".jsonl"))
+            return rej(Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" }));
           fs.open(p, flags, 0o640, (e: Error | null, fd: number) => (e ? rej(e) : res(fd)));
         }),
     };
@@ -332,7 +345,11 @@ describe("group commit and ordering", () => {
     failOpen = false;
     expect((await log.append({ kind: "y" })).seq).toBe(3);
     expect((await log.verify()).ok).toBe(true);
-    expect(readdirSync(d).filter((n) => n.endsWith(".jsonl")).sort()).toEqual(["00000000000000000001.jsonl", "00000000000000000003.jsonl"]);
+    expect(
+      readdirSync(d)
+        .filter((n) => n.endsWith(".jsonl"))
+        .sort(),
+    ).toEqual(["00000000000000000001.jsonl", "00000000000000000003.jsonl"]);
     await log.close();
   });
 });

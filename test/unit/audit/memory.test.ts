@@ -33,7 +33,15 @@ test("200k records with small segments: no per-record state, bounded RSS, query 
   const payload = (i: number) => String(i).padEnd(400, "p");
   const wave = async (from: number) => {
     const ps = [];
-    for (let i = 0; i < WAVE; i++) ps.push(log.append({ kind: i % 2 ? "tool.call" : "tool.result", agent_id: `agent-${i % 16}`, i: from + i, payload: payload(from + i) }));
+    for (let i = 0; i < WAVE; i++)
+      ps.push(
+        log.append({
+          kind: i % 2 ? "tool.call" : "tool.result",
+          agent_id: `agent-${i % 16}`,
+          i: from + i,
+          payload: payload(from + i),
+        }),
+      );
     await Promise.all(ps);
   };
   for (let i = 0; i < 20_000; i += WAVE) await wave(i); // warm up

@@ -6,7 +6,10 @@ import { tempDirsPerTest } from "./temp-dirs.ts";
 
 const dir = tempDirsPerTest();
 const seg = (d: string, first: number) => join(d, String(first).padStart(20, "0") + ".jsonl");
-const segments = (d: string) => readdirSync(d).filter((n) => n.endsWith(".jsonl")).sort();
+const segments = (d: string) =>
+  readdirSync(d)
+    .filter((n) => n.endsWith(".jsonl"))
+    .sort();
 
 async function fill(log: AuditLog, n: number, kind = "test.event") {
   return Promise.all(Array.from({ length: n }, (_, i) => log.append({ kind, agent_id: "a", i })));
@@ -25,7 +28,15 @@ describe("restart", () => {
     expect(r.seq).toBe(6);
     const [e] = (await b.query({ since_seq: 6 })).events;
     expect(e!.prev).toBe(head.hash);
-    expect(await b.verify()).toEqual({ ok: true, events: 6, head: r.hash, anchor: { seq: 6, hash: r.hash }, quarantined: [], tampered: [], unanchored: [] });
+    expect(await b.verify()).toEqual({
+      ok: true,
+      events: 6,
+      head: r.hash,
+      anchor: { seq: 6, hash: r.hash },
+      quarantined: [],
+      tampered: [],
+      unanchored: [],
+    });
     await b.close();
   });
 
@@ -33,7 +44,15 @@ describe("restart", () => {
     const d = join(dir(), "deeper", "still");
     const log = await AuditLog.open(d);
     expect(log.head()).toEqual({ seq: 0, hash: GENESIS });
-    expect(await log.verify()).toEqual({ ok: true, events: 0, head: GENESIS, anchor: { seq: 0, hash: GENESIS }, quarantined: [], tampered: [], unanchored: [] });
+    expect(await log.verify()).toEqual({
+      ok: true,
+      events: 0,
+      head: GENESIS,
+      anchor: { seq: 0, hash: GENESIS },
+      quarantined: [],
+      tampered: [],
+      unanchored: [],
+    });
     expect(await log.query({})).toEqual({ events: [], next_seq: 1 });
     await log.close();
   });
@@ -47,13 +66,26 @@ describe("restart", () => {
     log = await AuditLog.open(d, { segmentRecords: 4 });
     await fill(log, 3); // 7-8 fill seg 5, 9 opens seg 9
     await log.close();
-    expect(segments(d)).toEqual(["00000000000000000001.jsonl", "00000000000000000005.jsonl", "00000000000000000009.jsonl"]);
+    expect(segments(d)).toEqual([
+      "00000000000000000001.jsonl",
+      "00000000000000000005.jsonl",
+      "00000000000000000009.jsonl",
+    ]);
     log = await AuditLog.open(d, { segmentRecords: 2 });
     await fill(log, 4); // seg 9 gets 10, then 11-12, 13
     await log.close();
     expect(segments(d)).toEqual(["1", "5", "9", "11", "13"].map((n) => n.padStart(20, "0") + ".jsonl"));
-    for (const [first, lines] of [[1, 4], [5, 4], [9, 2], [11, 2], [13, 1]] as const) {
-      const recs = readFileSync(seg(d, first), "utf8").trimEnd().split("\n").map((l) => JSON.parse(l));
+    for (const [first, lines] of [
+      [1, 4],
+      [5, 4],
+      [9, 2],
+      [11, 2],
+      [13, 1],
+    ] as const) {
+      const recs = readFileSync(seg(d, first), "utf8")
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l));
       expect(recs.map((r) => r.seq)).toEqual(Array.from({ length: lines }, (_, i) => first + i));
     }
     log = await AuditLog.open(d);
@@ -90,7 +122,14 @@ describe("crash recovery", () => {
     const { events } = await log.query({ since_seq: 6 });
     expect(events).toHaveLength(1);
     const rec = events[0]!;
-    expect(rec).toMatchObject({ seq: 6, kind: "audit.recovered", agent_id: null, prev: head.hash, bytes_dropped: torn.length, invalid_lines: 0 });
+    expect(rec).toMatchObject({
+      seq: 6,
+      kind: "audit.recovered",
+      agent_id: null,
+      prev: head.hash,
+      bytes_dropped: torn.length,
+      invalid_lines: 0,
+    });
     expect(String(rec.reason)).toContain("torn");
     expect(readFileSync(join(d, String(rec.quarantine)), "utf8")).toBe(torn);
     expect(statSync(seg(d, 1)).size).toBeGreaterThan(sizeBefore);
@@ -105,7 +144,12 @@ describe("crash recovery", () => {
     let log = await AuditLog.open(d);
     await fill(log, 4);
     await log.close();
-    const junk = Buffer.concat([Buffer.alloc(300), Buffer.from("\n"), Buffer.from('{"seq":5,"x":1}\n'), Buffer.alloc(17)]);
+    const junk = Buffer.concat([
+      Buffer.alloc(300),
+      Buffer.from("\n"),
+      Buffer.from('{"seq":5,"x":1}\n'),
+      Buffer.alloc(17),
+    ]);
     appendFileSync(seg(d, 1), junk);
     log = await AuditLog.open(d);
     expect(log.head().seq).toBe(5);
@@ -125,7 +169,13 @@ describe("crash recovery", () => {
     writeFileSync(seg(d, 4), '{"seq":4,"ts":"2'); // crashed while writing the first record of a new segment
     log = await AuditLog.open(d, { segmentRecords: 3 });
     const [rec] = (await log.query({ since_seq: 4 })).events;
-    expect(rec).toMatchObject({ seq: 4, kind: "audit.recovered", prev: head.hash, segment: "00000000000000000004.jsonl", bytes_dropped: 16 });
+    expect(rec).toMatchObject({
+      seq: 4,
+      kind: "audit.recovered",
+      prev: head.hash,
+      segment: "00000000000000000004.jsonl",
+      bytes_dropped: 16,
+    });
     expect(segments(d)).toEqual(["00000000000000000001.jsonl", "00000000000000000004.jsonl"]);
     expect(await log.verify()).toMatchObject({ ok: true, events: 4 });
     await log.close();
@@ -204,7 +254,10 @@ describe("verify", () => {
     const { renameSync } = require("node:fs");
     renameSync(seg(d, 6), seg(d, 7));
     log = await AuditLog.open(d, { segmentRecords: 5 });
-    expect((await log.verify()).broken).toEqual({ seq: 6, reason: "segment 00000000000000000007.jsonl starts at seq 7, expected 6" });
+    expect((await log.verify()).broken).toEqual({
+      seq: 6,
+      reason: "segment 00000000000000000007.jsonl starts at seq 7, expected 6",
+    });
     await log.close();
   });
 

@@ -76,9 +76,24 @@ describe("redaction", () => {
   });
 
   test("key names", () => {
-    for (const k of ["api_key", "apiKey", "API-KEY", "x-api-key", "authorization", "Proxy-Authorization", "password", "db_password", "secret", "clientSecret", "private_key", "Cookie", "refresh_token"])
+    for (const k of [
+      "api_key",
+      "apiKey",
+      "API-KEY",
+      "x-api-key",
+      "authorization",
+      "Proxy-Authorization",
+      "password",
+      "db_password",
+      "secret",
+      "clientSecret",
+      "private_key",
+      "Cookie",
+      "refresh_token",
+    ])
       expect(isSensitiveKey(k)).toBe(true);
-    for (const k of ["input_tokens", "output_tokens", "token_count", "kind", "agent_id", "tool", "path", "capability"]) expect(isSensitiveKey(k)).toBe(false);
+    for (const k of ["input_tokens", "output_tokens", "token_count", "kind", "agent_id", "tool", "path", "capability"])
+      expect(isSensitiveKey(k)).toBe(false);
   });
 
   test("Anthropic-style keys are redacted even unregistered; credential env vars are registered at open", async () => {

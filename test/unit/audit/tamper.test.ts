@@ -2,7 +2,16 @@
 // log while the kernel is down is reported by verify, for good; a crash's
 // torn tail is not.
 import { describe, expect, test } from "bun:test";
-import { appendFileSync, existsSync, readFileSync, readdirSync, rmSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { AuditLog, GENESIS, canonicalJSON } from "../../../kernel/audit/index.ts";
@@ -10,7 +19,10 @@ import { tempDirsPerTest } from "./temp-dirs.ts";
 
 const dir = tempDirsPerTest();
 const seg = (d: string, first: number) => join(d, String(first).padStart(20, "0") + ".jsonl");
-const segments = (d: string) => readdirSync(d).filter((n) => n.endsWith(".jsonl")).sort();
+const segments = (d: string) =>
+  readdirSync(d)
+    .filter((n) => n.endsWith(".jsonl"))
+    .sort();
 const lines = (path: string) => readFileSync(path, "utf8").trimEnd().split("\n");
 
 async function fill(log: AuditLog, n: number) {
@@ -55,7 +67,15 @@ describe("the anchor file", () => {
     const head = await logWith(d, 4);
     const log = await AuditLog.open(d);
     expect(log.head()).toEqual(head);
-    expect(await log.verify()).toEqual({ ok: true, events: 4, head: head.hash, anchor: head, quarantined: [], tampered: [], unanchored: [] });
+    expect(await log.verify()).toEqual({
+      ok: true,
+      events: 4,
+      head: head.hash,
+      anchor: head,
+      quarantined: [],
+      tampered: [],
+      unanchored: [],
+    });
     expect((await log.query({ kind: "audit.*" })).events).toHaveLength(0);
     await log.close();
   });
@@ -86,9 +106,24 @@ describe("tampering while the kernel is down", () => {
     expect(segments(d)).toEqual(["00000000000000000001.jsonl", "00000000000000000011.jsonl"]);
     const [t, r] = (await log.query({ since_seq: 9 })).events;
     const h8 = JSON.parse(ls[7]!).hash;
-    expect(t).toMatchObject({ seq: 11, kind: "audit.tampered", anchor: head, found: { seq: 8, hash: h8 }, missing: [9, 10], prev: h8 });
+    expect(t).toMatchObject({
+      seq: 11,
+      kind: "audit.tampered",
+      anchor: head,
+      found: { seq: 8, hash: h8 },
+      missing: [9, 10],
+      prev: h8,
+    });
     expect(String(t!.reason)).toContain("acknowledged records 9-10 were cut, edited or deleted");
-    expect(r).toMatchObject({ seq: 12, kind: "audit.recovered", segment: "00000000000000000001.jsonl", offset: cut, seqs: [9, 10], acknowledged: true, invalid_lines: 2 });
+    expect(r).toMatchObject({
+      seq: 12,
+      kind: "audit.recovered",
+      segment: "00000000000000000001.jsonl",
+      offset: cut,
+      seqs: [9, 10],
+      acknowledged: true,
+      invalid_lines: 2,
+    });
     expect(readFileSync(join(d, String(r!.quarantine)), "utf8")).toBe(edited.join("\n") + "\n");
 
     const v = await log.verify();
@@ -96,10 +131,23 @@ describe("tampering while the kernel is down", () => {
     expect(v.events).toBe(10); // 1-8, 11, 12: every record there checks out
     expect(v.head).toBe(log.head().hash);
     expect(v.broken!.seq).toBe(9);
-    expect(v.broken!.reason).toMatch(/^tampered: the log ends at seq 8 but its head anchor \(HEAD\) names seq 10: .*\(audit\.tampered at seq 11\)$/);
-    expect(v.tampered).toEqual([{ record: 11, anchor: head, found: { seq: 8, hash: h8 }, missing: [9, 10], reason: String(t!.reason) }]);
+    expect(v.broken!.reason).toMatch(
+      /^tampered: the log ends at seq 8 but its head anchor \(HEAD\) names seq 10: .*\(audit\.tampered at seq 11\)$/,
+    );
+    expect(v.tampered).toEqual([
+      { record: 11, anchor: head, found: { seq: 8, hash: h8 }, missing: [9, 10], reason: String(t!.reason) },
+    ]);
     expect(v.quarantined).toEqual([
-      { segment: "00000000000000000001.jsonl", offset: cut, bytes: Buffer.byteLength(edited.join("\n") + "\n"), file: String(r!.quarantine), seqs: [9, 10], acknowledged: true, reason: String(r!.reason), record: 12 },
+      {
+        segment: "00000000000000000001.jsonl",
+        offset: cut,
+        bytes: Buffer.byteLength(edited.join("\n") + "\n"),
+        file: String(r!.quarantine),
+        seqs: [9, 10],
+        acknowledged: true,
+        reason: String(r!.reason),
+        record: 12,
+      },
     ]);
     expect(v.anchor).toEqual(log.head());
 
@@ -161,7 +209,10 @@ describe("tampering while the kernel is down", () => {
     // a deleted segment that is not the newest is a broken chain, as before
     unlinkSync(seg(d, 1));
     log = await AuditLog.open(d, { segmentRecords: 4 });
-    expect((await log.verify()).broken).toMatchObject({ seq: 1, reason: "segment 00000000000000000007.jsonl starts at seq 7, expected 1" });
+    expect((await log.verify()).broken).toMatchObject({
+      seq: 1,
+      reason: "segment 00000000000000000007.jsonl starts at seq 7, expected 1",
+    });
     await log.close();
   });
 
@@ -171,7 +222,14 @@ describe("tampering while the kernel is down", () => {
     unlinkSync(seg(d, 1));
     const log = await AuditLog.open(d);
     const [t] = (await log.query({})).events;
-    expect(t).toMatchObject({ seq: 4, kind: "audit.tampered", prev: GENESIS, anchor: head, found: { seq: 0, hash: GENESIS }, missing: [1, 3] });
+    expect(t).toMatchObject({
+      seq: 4,
+      kind: "audit.tampered",
+      prev: GENESIS,
+      anchor: head,
+      found: { seq: 0, hash: GENESIS },
+      missing: [1, 3],
+    });
     expect(segments(d)).toEqual(["00000000000000000004.jsonl"]);
     expect(await log.verify()).toMatchObject({ ok: false, events: 1, broken: { seq: 1 } });
     await log.close();
@@ -184,7 +242,12 @@ describe("tampering while the kernel is down", () => {
     truncateSync(seg(d, 1), Buffer.byteLength(ls.slice(0, 3).join("\n")) + 1);
     const log = await AuditLog.open(d);
     const v = await log.verify();
-    expect(v).toMatchObject({ ok: false, broken: { seq: 4 }, tampered: [{ record: 6, anchor: head, missing: [4, 5] }], quarantined: [] });
+    expect(v).toMatchObject({
+      ok: false,
+      broken: { seq: 4 },
+      tampered: [{ record: 6, anchor: head, missing: [4, 5] }],
+      quarantined: [],
+    });
     await log.close();
   });
 
@@ -219,12 +282,28 @@ describe("crashes are not tampering", () => {
     appendFileSync(seg(d, 1), torn);
     const log = await AuditLog.open(d);
     const [r] = (await log.query({ since_seq: 6 })).events;
-    expect(r).toMatchObject({ seq: 6, kind: "audit.recovered", acknowledged: false, offset: size, bytes_dropped: torn.length });
+    expect(r).toMatchObject({
+      seq: 6,
+      kind: "audit.recovered",
+      acknowledged: false,
+      offset: size,
+      bytes_dropped: torn.length,
+    });
     expect("seqs" in r!).toBe(false);
     const v = await log.verify();
     expect(v).toMatchObject({ ok: true, events: 6, tampered: [], unanchored: [] });
     expect(v.broken).toBeUndefined();
-    expect(v.quarantined).toEqual([{ segment: "00000000000000000001.jsonl", offset: size, bytes: torn.length, file: String(r!.quarantine), acknowledged: false, reason: "torn write at the end of the log", record: 6 }]);
+    expect(v.quarantined).toEqual([
+      {
+        segment: "00000000000000000001.jsonl",
+        offset: size,
+        bytes: torn.length,
+        file: String(r!.quarantine),
+        acknowledged: false,
+        reason: "torn write at the end of the log",
+        record: 6,
+      },
+    ]);
     await log.close();
   });
 
@@ -244,7 +323,10 @@ describe("crashes are not tampering", () => {
     writeFileSync(join(d, "HEAD"), stale); // the anchor's last rewrites never reached the disk
     // and the last group's pages reached it in part: a record whose bytes
     // are not all there (its hash fails), then zeros
-    appendFileSync(seg(d, 1), '{"agent_id":"a","i":0,"kind":"test.event","seq":7,"hash":"' + "0".repeat(64) + '"}\n' + "\0".repeat(40));
+    appendFileSync(
+      seg(d, 1),
+      '{"agent_id":"a","i":0,"kind":"test.event","seq":7,"hash":"' + "0".repeat(64) + '"}\n' + "\0".repeat(40),
+    );
     const log = await AuditLog.open(d);
     expect(log.head().seq).toBe(7);
     const v = await log.verify();

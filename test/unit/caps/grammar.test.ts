@@ -40,8 +40,14 @@ describe("grammar: valid strings", () => {
 
   test("structure", () => {
     expect(parseCapability("file_read: /a/*")).toEqual({ kind: "file_read", glob: "/a/*" });
-    expect(parseCapability("web_fetch: *.example.org")).toEqual({ kind: "web_fetch", pattern: { host: "example.org", wildcard: true } });
-    expect(parseCapability("web_fetch: http://h:81/p/*")).toEqual({ kind: "web_fetch", pattern: { scheme: "http", host: "h", wildcard: false, port: 81, path: "/p/*" } });
+    expect(parseCapability("web_fetch: *.example.org")).toEqual({
+      kind: "web_fetch",
+      pattern: { host: "example.org", wildcard: true },
+    });
+    expect(parseCapability("web_fetch: http://h:81/p/*")).toEqual({
+      kind: "web_fetch",
+      pattern: { scheme: "http", host: "h", wildcard: false, port: 81, path: "/p/*" },
+    });
   });
 });
 

@@ -106,14 +106,19 @@ test("directories given through a symlink are private under both spellings", () 
   mkdirSync(join(real, "data"), { recursive: true });
   mkdirSync(join(real, "config"), { recursive: true });
   symlinkSync(real, join(tmp, "alias"));
-  const r = new PrivateAreas({ dataDir: join(tmp, "alias", "data"), configDir: join(tmp, "alias", "config"), keyFiles: [join(tmp, "alias", "key")] });
+  const r = new PrivateAreas({
+    dataDir: join(tmp, "alias", "data"),
+    configDir: join(tmp, "alias", "config"),
+    keyFiles: [join(tmp, "alias", "key")],
+  });
   const realData = realpathSync(join(real, "data"));
   expect(r.filesDir).toBe(join(realData, "files"));
   for (const d of [realData, join(tmp, "alias", "data")]) {
     expect(r.reason(join(d, "audit", "1.seg"))).not.toBeNull();
     expect(r.reason(join(d, "files", "ok.txt"))).toBeNull();
   }
-  for (const c of [realpathSync(join(real, "config")), join(tmp, "alias", "config")]) expect(r.reason(join(c, "secrets", "k"))).not.toBeNull();
+  for (const c of [realpathSync(join(real, "config")), join(tmp, "alias", "config")])
+    expect(r.reason(join(c, "secrets", "k"))).not.toBeNull();
   expect(r.reason(join(tmp, "alias", "key"))).not.toBeNull();
 });
 

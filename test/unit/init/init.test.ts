@@ -14,7 +14,7 @@ import { loadKernelConfig, NetworkConfigSchema } from "../../../kernel/config.ts
 
 describe("command line", () => {
   test("the last aaos.rpc= wins (bootloader words follow the built-in line)", () => {
-    const c = 'console=ttyS0,115200 quiet aaos.rpc=ttyS0 root=PARTLABEL=AAOS-SYS aaos.rpc=hvc0';
+    const c = "console=ttyS0,115200 quiet aaos.rpc=ttyS0 root=PARTLABEL=AAOS-SYS aaos.rpc=hvc0";
     expect(param(c, "aaos.rpc")).toBe("hvc0");
     expect(rpcLine(c)).toEqual({ device: "/dev/hvc0", baud: undefined });
   });
@@ -63,14 +63,60 @@ describe("DHCP", () => {
     p[0] = 2;
     p.set([10, 0, 2, 15], 16);
     // replace the options with an ACK's
-    const opts = [53, 1, DHCPACK, 1, 4, 255, 255, 255, 0, 3, 4, 10, 0, 2, 2, 6, 8, 10, 0, 2, 3, 1, 1, 1, 1, 51, 4, 0, 1, 81, 128, 54, 4, 10, 0, 2, 2, 255];
+    const opts = [
+      53,
+      1,
+      DHCPACK,
+      1,
+      4,
+      255,
+      255,
+      255,
+      0,
+      3,
+      4,
+      10,
+      0,
+      2,
+      2,
+      6,
+      8,
+      10,
+      0,
+      2,
+      3,
+      1,
+      1,
+      1,
+      1,
+      51,
+      4,
+      0,
+      1,
+      81,
+      128,
+      54,
+      4,
+      10,
+      0,
+      2,
+      2,
+      255,
+    ];
     const q = new Uint8Array(240 + opts.length);
     q.set(p.subarray(0, 240));
     q.set(opts, 240);
     const r = parseDhcp(q)!;
     expect(r.type).toBe(DHCPACK);
     expect(r.xid).toBe(42);
-    expect(leaseFrom(r)).toEqual({ address: "10.0.2.15", prefix: 24, router: "10.0.2.2", dns: ["10.0.2.3", "1.1.1.1"], server: "10.0.2.2", leaseSeconds: 86400 });
+    expect(leaseFrom(r)).toEqual({
+      address: "10.0.2.15",
+      prefix: 24,
+      router: "10.0.2.2",
+      dns: ["10.0.2.3", "1.1.1.1"],
+      server: "10.0.2.2",
+      leaseSeconds: 86400,
+    });
   });
   test("truncated or foreign packets are refused, not thrown", () => {
     expect(parseDhcp(new Uint8Array(10))).toBeNull();
@@ -87,7 +133,10 @@ describe("kernel.yaml network:", () => {
   test("defaults to DHCP; static needs an address", () => {
     expect(NetworkConfigSchema.parse({}).mode).toBe("dhcp");
     expect(NetworkConfigSchema.safeParse({ mode: "static" }).success).toBe(false);
-    expect(NetworkConfigSchema.parse({ mode: "static", address: "10.0.2.15/24", gateway: "10.0.2.2", dns: "10.0.2.3" }).address).toBe("10.0.2.15/24");
+    expect(
+      NetworkConfigSchema.parse({ mode: "static", address: "10.0.2.15/24", gateway: "10.0.2.2", dns: "10.0.2.3" })
+        .address,
+    ).toBe("10.0.2.15/24");
   });
   // init mode reads kernel.yaml once, through the kernel (onInvalid: "defaults"), and hands init config.network
   test("from the kernel's one parse of kernel.yaml; a bad file boots on defaults, reported", () => {
@@ -96,7 +145,10 @@ describe("kernel.yaml network:", () => {
     expect(load().config.network).toBeUndefined();
     expect(load().report).toEqual({ source: "defaults", valid: true });
     writeFileSync(join(dir, "kernel.yaml"), "network:\n  mode: static\n  address: 192.168.1.9/24\n");
-    expect(load()).toMatchObject({ config: { network: { mode: "static", address: "192.168.1.9/24" } }, report: { source: "kernel.yaml", valid: true } });
+    expect(load()).toMatchObject({
+      config: { network: { mode: "static", address: "192.168.1.9/24" } },
+      report: { source: "kernel.yaml", valid: true },
+    });
     // a bad network: section: defaults (DHCP), and the reason on the report
     writeFileSync(join(dir, "kernel.yaml"), "network:\n  mode: carrier-pigeon\n");
     let r = load();
@@ -108,7 +160,10 @@ describe("kernel.yaml network:", () => {
     expect(r.config.network).toBeUndefined();
     expect(r.report.valid).toBe(false);
     // a mistake elsewhere keeps a network: section that is valid on its own, so the appliance stays reachable
-    writeFileSync(join(dir, "kernel.yaml"), "limits:\n  max_agents: lots\nnetwork:\n  mode: static\n  address: 192.168.1.9/24\n");
+    writeFileSync(
+      join(dir, "kernel.yaml"),
+      "limits:\n  max_agents: lots\nnetwork:\n  mode: static\n  address: 192.168.1.9/24\n",
+    );
     r = load();
     expect(r.config.network).toMatchObject({ mode: "static", address: "192.168.1.9/24" });
     expect(r.config.limits.max_agents).toBe(4096);

@@ -20,7 +20,15 @@ test("genimage.cfg names the four partitions init and the kernel look for", () =
 
 test("the built-in command line roots on AAOS-SYS and names the RPC line", () => {
   const cmdline = fragment.match(/^CONFIG_CMDLINE="([^"]*)"/m)?.[1] ?? "";
-  expect(cmdline.split(" ")).toEqual(expect.arrayContaining(["root=PARTLABEL=AAOS-SYS", "rootfstype=erofs", "aaos.rpc=ttyS0", "quiet", "init=/sbin/init"]));
+  expect(cmdline.split(" ")).toEqual(
+    expect.arrayContaining([
+      "root=PARTLABEL=AAOS-SYS",
+      "rootfstype=erofs",
+      "aaos.rpc=ttyS0",
+      "quiet",
+      "init=/sbin/init",
+    ]),
+  );
   expect(fragment).toMatch(/^# CONFIG_MODULES is not set$/m);
   expect(fragment).toMatch(/^CONFIG_EFI_STUB=y$/m);
 });

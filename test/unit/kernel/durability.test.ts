@@ -27,8 +27,17 @@ async function kernelWithFailingDisk() {
   const configDir = join(root, "config");
   mkdirSync(join(configDir, "manifests"), { recursive: true });
   writeFileSync(join(configDir, "manifests", "sender.yaml"), `name: sender\nmodel: ${MODEL}\nmessage_send: [inbox]\n`);
-  writeFileSync(join(configDir, "manifests", "inbox.yaml"), `name: inbox\nmodel: ${MODEL}\ncapabilities: ["tool: message_read"]\n`);
-  const kernel = new Kernel({ config: KernelConfigSchema.parse({}), configDir, dataDir: join(root, "data"), audit, log: pino({ level: "silent" }) });
+  writeFileSync(
+    join(configDir, "manifests", "inbox.yaml"),
+    `name: inbox\nmodel: ${MODEL}\ncapabilities: ["tool: message_read"]\n`,
+  );
+  const kernel = new Kernel({
+    config: KernelConfigSchema.parse({}),
+    configDir,
+    dataDir: join(root, "data"),
+    audit,
+    log: pino({ level: "silent" }),
+  });
   return { kernel, audit, fail: (on: boolean) => (failing = on) };
 }
 
@@ -37,7 +46,9 @@ test("message.send that cannot be recorded is not delivered, and the slot is giv
   const from = await kernel.spawn({ name: "sender" });
   const to = await kernel.spawn({ name: "inbox" });
   fail(true);
-  await expect(kernel.sendMessage(from.agent_id, "inbox", "lost")).rejects.toThrow(/message\.send was not recorded in the audit log, so the message was not delivered/);
+  await expect(kernel.sendMessage(from.agent_id, "inbox", "lost")).rejects.toThrow(
+    /message\.send was not recorded in the audit log, so the message was not delivered/,
+  );
   fail(false);
   expect(kernel.readMessages(to.agent_id, 10)).toEqual([]);
   await kernel.sendMessage(from.agent_id, "inbox", "kept");

@@ -4,21 +4,39 @@
 import { describe, expect, test } from "bun:test";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { ErrorCode, internalError, invalidParams, invalidRequest, KernelError, lineTooLong, methodNotFound, noSuchAgent, parseError, toWire } from "../../../kernel/errors.ts";
+import {
+  ErrorCode,
+  internalError,
+  invalidParams,
+  invalidRequest,
+  KernelError,
+  lineTooLong,
+  methodNotFound,
+  noSuchAgent,
+  parseError,
+  toWire,
+} from "../../../kernel/errors.ts";
 import { PositionedYaml } from "../../../kernel/manifest/yaml.ts";
 import { RpcServer, type Connection, type MethodTable } from "../../../kernel/rpc/server.ts";
 import { describeZodIssues, formatPath } from "../../../kernel/zod.ts";
 
 describe("the wire form", () => {
   test("a KernelError goes out as it is: code, message, and data only when it has some", () => {
-    expect(toWire(noSuchAgent("ag-1"))).toEqual({ code: ErrorCode.NoSuchAgent, message: "no such agent: ag-1", data: { agent_id: "ag-1" } });
+    expect(toWire(noSuchAgent("ag-1"))).toEqual({
+      code: ErrorCode.NoSuchAgent,
+      message: "no such agent: ag-1",
+      data: { agent_id: "ag-1" },
+    });
     const plain = toWire(methodNotFound("agent.launch"));
     expect(plain).toEqual({ code: -32601, message: "Method not found: agent.launch" });
     expect("data" in plain).toBe(false);
   });
 
   test("anything else thrown is an internal error that says what it was", () => {
-    expect(toWire(new TypeError("x is undefined"))).toEqual({ code: ErrorCode.InternalError, message: "Internal error: x is undefined" });
+    expect(toWire(new TypeError("x is undefined"))).toEqual({
+      code: ErrorCode.InternalError,
+      message: "Internal error: x is undefined",
+    });
     expect(toWire("a string")).toEqual({ code: -32603, message: "Internal error: a string" });
     expect(internalError(null)).toBeInstanceOf(KernelError);
   });
@@ -26,7 +44,11 @@ describe("the wire form", () => {
   test("the protocol's own errors are KernelErrors with the texts the contract shows", () => {
     expect(toWire(parseError())).toEqual({ code: -32700, message: "Parse error: the line is not valid JSON" });
     expect(toWire(invalidRequest("empty batch"))).toEqual({ code: -32600, message: "Invalid Request: empty batch" });
-    expect(toWire(lineTooLong(10, 4))).toEqual({ code: -32600, message: "line of 10 bytes exceeds the limit of 4 bytes; discarded", data: { limit: 4 } });
+    expect(toWire(lineTooLong(10, 4))).toEqual({
+      code: -32600,
+      message: "line of 10 bytes exceeds the limit of 4 bytes; discarded",
+      data: { limit: 4 },
+    });
   });
 
   test('invalidParams says "Invalid params:" itself', () => {
@@ -39,7 +61,11 @@ describe("the wire form", () => {
 });
 
 describe("zod issues, said once", () => {
-  const S = z.strictObject({ agent_id: z.string(), limit: z.number().int().optional(), tags: z.array(z.string()).optional() });
+  const S = z.strictObject({
+    agent_id: z.string(),
+    limit: z.number().int().optional(),
+    tags: z.array(z.string()).optional(),
+  });
 
   test("unknown fields first, then the rest; a missing field is 'required'; at most two", () => {
     const r = S.safeParse({ agent: "x", limit: 1.5 });
@@ -67,7 +93,10 @@ describe("zod issues, said once", () => {
     expect(e).toEqual({ message: "unknown field", path: "agnet", line: 3, column: 1 });
     const missing = PositionedYaml.parse("limit: 2\n");
     if ("error" in missing) throw new Error("parse failed");
-    expect(missing.yaml.fromZod(S.safeParse(missing.value).error!)).toMatchObject({ path: "agent_id", message: "required" });
+    expect(missing.yaml.fromZod(S.safeParse(missing.value).error!)).toMatchObject({
+      path: "agent_id",
+      message: "required",
+    });
   });
 });
 
@@ -75,7 +104,10 @@ describe("the RPC server speaks the same vocabulary", () => {
   const log = { error: () => {}, warn: () => {}, debug: () => {}, info: () => {} } as unknown as Logger;
   const conn: Connection = { id: 1, transport: "test", notify: () => {}, closed: false };
   const methods: MethodTable = {
-    stop: { params: z.strictObject({ agent_id: z.string() }), handler: (p: { agent_id: string }) => Promise.reject(noSuchAgent(p.agent_id)) },
+    stop: {
+      params: z.strictObject({ agent_id: z.string() }),
+      handler: (p: { agent_id: string }) => Promise.reject(noSuchAgent(p.agent_id)),
+    },
     boom: { params: z.strictObject({}), handler: () => Promise.reject(new Error("kaput")) },
   };
   const server = new RpcServer(methods, { maxLineBytes: 1024, log });
@@ -84,15 +116,30 @@ describe("the RPC server speaks the same vocabulary", () => {
   test("protocol errors, params errors, kernel errors and bugs", async () => {
     expect((await call("{nope")).error).toEqual({ code: -32700, message: "Parse error: the line is not valid JSON" });
     expect((await call("[]")).error).toEqual({ code: -32600, message: "Invalid Request: empty batch" });
-    expect((await call('{"jsonrpc":"1.0","id":1,"method":"stop"}')).error).toEqual({ code: -32600, message: 'Invalid Request: jsonrpc must be "2.0"' });
-    expect((await call('{"jsonrpc":"2.0","id":1,"method":"start"}')).error).toEqual({ code: -32601, message: "Method not found: start" });
-    expect((await call('{"jsonrpc":"2.0","id":1,"method":"stop","params":[1]}')).error).toEqual({ code: -32602, message: "Invalid params: params must be an object (by-name parameters)" });
-    expect((await call('{"jsonrpc":"2.0","id":2,"method":"stop","params":{"agent":"x"}}')).error).toEqual({ code: -32602, message: "Invalid params: agent: unknown field; agent_id: required" });
+    expect((await call('{"jsonrpc":"1.0","id":1,"method":"stop"}')).error).toEqual({
+      code: -32600,
+      message: 'Invalid Request: jsonrpc must be "2.0"',
+    });
+    expect((await call('{"jsonrpc":"2.0","id":1,"method":"start"}')).error).toEqual({
+      code: -32601,
+      message: "Method not found: start",
+    });
+    expect((await call('{"jsonrpc":"2.0","id":1,"method":"stop","params":[1]}')).error).toEqual({
+      code: -32602,
+      message: "Invalid params: params must be an object (by-name parameters)",
+    });
+    expect((await call('{"jsonrpc":"2.0","id":2,"method":"stop","params":{"agent":"x"}}')).error).toEqual({
+      code: -32602,
+      message: "Invalid params: agent: unknown field; agent_id: required",
+    });
     expect(await call('{"jsonrpc":"2.0","id":3,"method":"stop","params":{"agent_id":"ag-9"}}')).toEqual({
       jsonrpc: "2.0",
       id: 3,
       error: { code: -32002, message: "no such agent: ag-9", data: { agent_id: "ag-9" } },
     });
-    expect((await call('{"jsonrpc":"2.0","id":4,"method":"boom"}')).error).toEqual({ code: -32603, message: "Internal error: kaput" });
+    expect((await call('{"jsonrpc":"2.0","id":4,"method":"boom"}')).error).toEqual({
+      code: -32603,
+      message: "Internal error: kaput",
+    });
   });
 });

@@ -28,12 +28,20 @@ async function kernelWith(opts: { manifests?: Record<string, string>; config?: u
   const configDir = join(root, "config");
   const dataDir = join(root, "data");
   mkdirSync(join(configDir, "manifests"), { recursive: true });
-  for (const [name, text] of Object.entries(opts.manifests ?? {})) writeFileSync(join(configDir, "manifests", `${name}.yaml`), text);
+  for (const [name, text] of Object.entries(opts.manifests ?? {}))
+    writeFileSync(join(configDir, "manifests", `${name}.yaml`), text);
   const audit = await AuditLog.open(join(dataDir, "audit"), { durability: "none", registerEnvSecrets: false });
   opened.push({ audit, root });
-  const kernel = new Kernel({ config: KernelConfigSchema.parse(opts.config ?? {}), configDir, dataDir, audit, log: pino({ level: "silent" }) });
+  const kernel = new Kernel({
+    config: KernelConfigSchema.parse(opts.config ?? {}),
+    configDir,
+    dataDir,
+    audit,
+    log: pino({ level: "silent" }),
+  });
   /** the audit records of these kinds, oldest first */
-  const records = async (...kinds: string[]) => (await kernel.queryAudit({ limit: 1000 })).events.filter((e) => kinds.includes(e.kind));
+  const records = async (...kinds: string[]) =>
+    (await kernel.queryAudit({ limit: 1000 })).events.filter((e) => kinds.includes(e.kind));
   return { kernel, records };
 }
 
@@ -62,7 +70,14 @@ test("spawn by name reads <config>/manifests/<name>.yaml; spawn by text takes th
   const byText = await kernel.spawn({ manifest: manifest("inline", "capabilities: [echo]\n") });
   expect(byText.name).toBe("inline");
 
-  expect(kernel.status(byName.agent_id)).toMatchObject({ agent_id: byName.agent_id, name: "worker", state: "ready", parent_id: null, model: MODEL, children: [] });
+  expect(kernel.status(byName.agent_id)).toMatchObject({
+    agent_id: byName.agent_id,
+    name: "worker",
+    state: "ready",
+    parent_id: null,
+    model: MODEL,
+    children: [],
+  });
   expect(kernel.list().map((a) => a.name)).toEqual(["worker", "inline"]);
   const spawns = await records("agent.spawn");
   expect(spawns.map((r) => [r.agent_id, r.source])).toEqual([
@@ -75,7 +90,9 @@ test("spawn by name reads <config>/manifests/<name>.yaml; spawn by text takes th
 test("spawn needs exactly one source (-32602) and a manifest that exists and is valid (-32005)", async () => {
   const { kernel } = await kernelWith({ manifests: { worker: manifest("worker") } });
   expect(await code(() => kernel.spawn({}))).toBe(ErrorCode.InvalidParams);
-  expect(await code(() => kernel.spawn({ name: "worker", manifest: manifest("worker") }))).toBe(ErrorCode.InvalidParams);
+  expect(await code(() => kernel.spawn({ name: "worker", manifest: manifest("worker") }))).toBe(
+    ErrorCode.InvalidParams,
+  );
   expect(await code(() => kernel.spawn({ name: "Not A Name" }))).toBe(ErrorCode.InvalidParams);
   expect(await code(() => kernel.spawn({ name: "missing" }))).toBe(ErrorCode.InvalidManifest);
   expect(await code(() => kernel.spawn({ manifest: "name: x\n" }))).toBe(ErrorCode.InvalidManifest);
@@ -86,7 +103,9 @@ test("a spawn refused by limits.max_agents is -32008 and audited as spawn.denied
   const { kernel, records } = await kernelWith({ config: { limits: { max_agents: 1 } } });
   const first = await kernel.spawn({ manifest: manifest("one") });
   expect(await code(() => kernel.spawn({ manifest: manifest("two") }))).toBe(ErrorCode.AgentNotRunnable);
-  expect(await records("spawn.denied")).toEqual([expect.objectContaining({ kind: "spawn.denied", name: "two", reason: "max_agents reached" })]);
+  expect(await records("spawn.denied")).toEqual([
+    expect.objectContaining({ kind: "spawn.denied", name: "two", reason: "max_agents reached" }),
+  ]);
   expect(kernel.systemCounts().agents).toBe(1);
   await kernel.stop(first.agent_id);
   expect((await kernel.spawn({ manifest: manifest("two") })).name).toBe("two");
@@ -130,7 +149,9 @@ test("a child may not hold more than its parent: -32001, audited as spawn.denied
   const { kernel, records } = await kernelWith({ manifests: { child: manifest("child", "capabilities: [echo]\n") } });
   const parent = await kernel.spawn({ manifest: manifest("parent", "spawn_child: [child]\n") });
   expect(await code(() => kernel.spawn({ name: "child" }, parent.agent_id))).toBe(ErrorCode.CapabilityDenied);
-  expect(await records("spawn.denied")).toEqual([expect.objectContaining({ agent_id: parent.agent_id, name: "child" })]);
+  expect(await records("spawn.denied")).toEqual([
+    expect.objectContaining({ agent_id: parent.agent_id, name: "child" }),
+  ]);
   expect(kernel.status(parent.agent_id).children).toEqual([]);
 });
 
@@ -146,12 +167,19 @@ test("listTools: every tool without an agent; with one, only what it may call, a
   const echoer = await kernel.spawn({ manifest: manifest("echoer", "capabilities: [echo]\n") });
   expect(kernel.listTools(echoer.agent_id).map((t) => t.name)).toEqual(["echo"]);
   const sender = await kernel.spawn({ manifest: manifest("sender", "message_send: [echoer]\n") });
-  expect(kernel.listTools(sender.agent_id).map((t) => t.name).sort()).toEqual(["message_read", "message_send"]);
+  expect(
+    kernel
+      .listTools(sender.agent_id)
+      .map((t) => t.name)
+      .sort(),
+  ).toEqual(["message_read", "message_send"]);
   expect(kernel.listTools(echoer.agent_id)[0]).toMatchObject({ name: "echo", input_schema: expect.any(Object) });
 
   await kernel.stop(echoer.agent_id);
   expect(kernel.listTools(echoer.agent_id)).toEqual([]);
-  expect(() => kernel.listTools("ag-0000000000000000")).toThrow(expect.objectContaining({ code: ErrorCode.NoSuchAgent }));
+  expect(() => kernel.listTools("ag-0000000000000000")).toThrow(
+    expect.objectContaining({ code: ErrorCode.NoSuchAgent }),
+  );
 });
 
 test("invokeTool runs the tool with tool.call recorded before and tool.result after", async () => {
@@ -159,15 +187,25 @@ test("invokeTool runs the tool with tool.call recorded before and tool.result af
   const a = await kernel.spawn({ manifest: manifest("echoer", "capabilities: [echo]\n") });
   expect(await kernel.invokeTool(a.agent_id, "echo", { message: "hi" }, { via: "rpc" })).toEqual({ message: "hi" });
   const [call, result] = await records("tool.call", "tool.result");
-  expect(call).toMatchObject({ kind: "tool.call", agent_id: a.agent_id, tool: "echo", input: { message: "hi" }, via: "rpc" });
+  expect(call).toMatchObject({
+    kind: "tool.call",
+    agent_id: a.agent_id,
+    tool: "echo",
+    input: { message: "hi" },
+    via: "rpc",
+  });
   expect(result).toMatchObject({ kind: "tool.result", call_seq: call!.seq, ok: true, output: { message: "hi" } });
 });
 
 test("invokeTool checks the token before the input: no token and a bad input is -32001, audited", async () => {
   const { kernel, records } = await kernelWith();
   const a = await kernel.spawn({ manifest: manifest("nothing") });
-  expect(await code(() => kernel.invokeTool(a.agent_id, "echo", { not: "an echo input" }, { via: "rpc" }))).toBe(ErrorCode.CapabilityDenied);
-  expect(await code(() => kernel.invokeTool(a.agent_id, "no_such_tool", {}, { via: "model" }))).toBe(ErrorCode.CapabilityDenied);
+  expect(await code(() => kernel.invokeTool(a.agent_id, "echo", { not: "an echo input" }, { via: "rpc" }))).toBe(
+    ErrorCode.CapabilityDenied,
+  );
+  expect(await code(() => kernel.invokeTool(a.agent_id, "no_such_tool", {}, { via: "model" }))).toBe(
+    ErrorCode.CapabilityDenied,
+  );
   expect((await records("capability.denied")).map((r) => [r.tool, r.via])).toEqual([
     ["echo", "rpc"],
     ["no_such_tool", "model"],
@@ -177,21 +215,33 @@ test("invokeTool checks the token before the input: no token and a bad input is 
 
 test("a bad input with a token is -32602 and spends nothing of a counted token", async () => {
   const { kernel, records } = await kernelWith();
-  const a = await kernel.spawn({ manifest: manifest("once", "capabilities:\n  - capability: echo\n    max_invocations: 1\n") });
-  expect(await code(() => kernel.invokeTool(a.agent_id, "echo", { not: "an echo input" }, { via: "rpc" }))).toBe(ErrorCode.InvalidParams);
-  expect(await code(() => kernel.invokeTool(a.agent_id, "echo", { message: 42 }, { via: "rpc" }))).toBe(ErrorCode.InvalidParams);
+  const a = await kernel.spawn({
+    manifest: manifest("once", "capabilities:\n  - capability: echo\n    max_invocations: 1\n"),
+  });
+  expect(await code(() => kernel.invokeTool(a.agent_id, "echo", { not: "an echo input" }, { via: "rpc" }))).toBe(
+    ErrorCode.InvalidParams,
+  );
+  expect(await code(() => kernel.invokeTool(a.agent_id, "echo", { message: 42 }, { via: "rpc" }))).toBe(
+    ErrorCode.InvalidParams,
+  );
   expect(await records("tool.call", "capability.denied")).toEqual([]);
   // the one invocation is still there
   expect(await kernel.invokeTool(a.agent_id, "echo", { message: "once" }, { via: "rpc" })).toEqual({ message: "once" });
-  expect(await code(() => kernel.invokeTool(a.agent_id, "echo", { message: "twice" }, { via: "rpc" }))).toBe(ErrorCode.CapabilityDenied);
+  expect(await code(() => kernel.invokeTool(a.agent_id, "echo", { message: "twice" }, { via: "rpc" }))).toBe(
+    ErrorCode.CapabilityDenied,
+  );
 });
 
 test("invokeTool on a stopped agent is -32008, on an unknown one -32002", async () => {
   const { kernel } = await kernelWith();
   const a = await kernel.spawn({ manifest: manifest("echoer", "capabilities: [echo]\n") });
   await kernel.stop(a.agent_id);
-  expect(await code(() => kernel.invokeTool(a.agent_id, "echo", { message: "hi" }, { via: "rpc" }))).toBe(ErrorCode.AgentNotRunnable);
-  expect(await code(() => kernel.invokeTool("ag-0000000000000000", "echo", { message: "hi" }, { via: "rpc" }))).toBe(ErrorCode.NoSuchAgent);
+  expect(await code(() => kernel.invokeTool(a.agent_id, "echo", { message: "hi" }, { via: "rpc" }))).toBe(
+    ErrorCode.AgentNotRunnable,
+  );
+  expect(await code(() => kernel.invokeTool("ag-0000000000000000", "echo", { message: "hi" }, { via: "rpc" }))).toBe(
+    ErrorCode.NoSuchAgent,
+  );
 });
 
 // ---- messages --------------------------------------------------------------
@@ -201,7 +251,10 @@ test("sendMessage delivers to a name in message_send, recorded first; readMessag
   const sender = await kernel.spawn({ manifest: manifest("sender", "message_send: [inbox]\n") });
   const inbox = await kernel.spawn({ manifest: manifest("inbox") });
   expect(await kernel.sendMessage(sender.agent_id, "inbox", "one")).toEqual({ delivered: true, to: inbox.agent_id });
-  expect(await kernel.sendMessage(sender.agent_id, inbox.agent_id, "two")).toEqual({ delivered: true, to: inbox.agent_id });
+  expect(await kernel.sendMessage(sender.agent_id, inbox.agent_id, "two")).toEqual({
+    delivered: true,
+    to: inbox.agent_id,
+  });
   expect(await records("message.send")).toEqual([
     expect.objectContaining({ agent_id: sender.agent_id, to: inbox.agent_id, bytes: 3 }),
     expect.objectContaining({ agent_id: sender.agent_id, to: inbox.agent_id, bytes: 3 }),
@@ -221,7 +274,9 @@ test("sendMessage to a name not in message_send is -32001, to no running agent -
   expect((await records("message.denied")).map((r) => r.to)).toEqual(["other", "inbox"]);
   expect(await records("message.send")).toEqual([]);
   expect(kernel.readMessages(other.agent_id, 10)).toEqual([]);
-  expect(() => kernel.readMessages("ag-0000000000000000", 10)).toThrow(expect.objectContaining({ code: ErrorCode.NoSuchAgent }));
+  expect(() => kernel.readMessages("ag-0000000000000000", 10)).toThrow(
+    expect.objectContaining({ code: ErrorCode.NoSuchAgent }),
+  );
 });
 
 // ---- run -------------------------------------------------------------------

@@ -2,7 +2,12 @@
 // capabilities a set of tool names, approvals a queue the test answers.
 import pino from "pino";
 import { capabilityDenied, ErrorCode, KernelError, noSuchAgent } from "../../../kernel/errors.ts";
-import { createInference, InferenceConfigSchema, type AgentRuntime, type Inference } from "../../../kernel/llm/index.ts";
+import {
+  createInference,
+  InferenceConfigSchema,
+  type AgentRuntime,
+  type Inference,
+} from "../../../kernel/llm/index.ts";
 import type { AgentServices, AuditEventInput, InvokeOptions, ToolDescription } from "../../../kernel/services.ts";
 
 export interface FakeTool {
@@ -49,14 +54,28 @@ export class FakeServices implements AgentServices {
   async invokeTool(agentId: string, tool: string, input: unknown, opts: InvokeOptions): Promise<unknown> {
     this.invocations.push({ agentId, tool, input, via: opts.via });
     const t = this.tools[tool];
-    if (!t || !this.allowed.has(tool)) throw capabilityDenied(tool, `tool: ${tool}`, `agent ${agentId} holds no capability for ${tool}`);
+    if (!t || !this.allowed.has(tool))
+      throw capabilityDenied(tool, `tool: ${tool}`, `agent ${agentId} holds no capability for ${tool}`);
     if (this.approvalRequired.has(tool)) {
       const id = `appr-${this.nextApproval++}`;
       const decision = await new Promise<"approve" | "deny">((resolve, reject) => {
-        const a: PendingApproval = { id, agentId, tool, input, respond: (d) => { (a as any).answered = true; resolve(d); } };
+        const a: PendingApproval = {
+          id,
+          agentId,
+          tool,
+          input,
+          respond: (d) => {
+            (a as any).answered = true;
+            resolve(d);
+          },
+        };
         this.approvals.push(a);
         opts.onApprovalPending?.(id);
-        opts.signal?.addEventListener("abort", () => reject(new KernelError(ErrorCode.AgentNotRunnable, "agent stopped")), { once: true });
+        opts.signal?.addEventListener(
+          "abort",
+          () => reject(new KernelError(ErrorCode.AgentNotRunnable, "agent stopped")),
+          { once: true },
+        );
         const w = this.approvalWaiters.shift();
         if (w) w(a);
       });
@@ -65,24 +84,60 @@ export class FakeServices implements AgentServices {
     return t.run(input, opts);
   }
 
-  async spawn(): Promise<never> { throw new Error("not in these tests"); }
-  async stop(): Promise<never> { throw new Error("not in these tests"); }
-  list() { return []; }
-  status(id: string): never { throw noSuchAgent(id); }
-  async run(): Promise<never> { throw new Error("not in these tests"); }
-  async sendMessage(): Promise<never> { throw new Error("not in these tests"); }
-  readMessages() { return []; }
-  listApprovals() { return []; }
-  async respondApproval(): Promise<never> { throw new Error("not in these tests"); }
-  async audit(): Promise<{ seq: number }> { return { seq: 0 }; }
-  listManifests() { return []; }
-  async queryAudit() { return { events: [], next_seq: 1 }; }
-  async verifyAudit(): Promise<never> { throw new Error("not in these tests"); }
-  auditHead() { return { seq: 0, hash: "" }; }
-  auditDegraded() { return null; }
-  schedulerStatus() { return {}; }
-  systemCounts() { return { agents: 0, pending_approvals: 0, tools: Object.keys(this.tools) }; }
-  subscribe() { return () => {}; }
+  async spawn(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  async stop(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  list() {
+    return [];
+  }
+  status(id: string): never {
+    throw noSuchAgent(id);
+  }
+  async run(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  async sendMessage(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  readMessages() {
+    return [];
+  }
+  listApprovals() {
+    return [];
+  }
+  async respondApproval(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  async audit(): Promise<{ seq: number }> {
+    return { seq: 0 };
+  }
+  listManifests() {
+    return [];
+  }
+  async queryAudit() {
+    return { events: [], next_seq: 1 };
+  }
+  async verifyAudit(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  auditHead() {
+    return { seq: 0, hash: "" };
+  }
+  auditDegraded() {
+    return null;
+  }
+  schedulerStatus() {
+    return {};
+  }
+  systemCounts() {
+    return { agents: 0, pending_approvals: 0, tools: Object.keys(this.tools) };
+  }
+  subscribe() {
+    return () => {};
+  }
 }
 
 export interface Harness {
@@ -91,7 +146,9 @@ export interface Harness {
   audit: Array<AuditEventInput & { seq: number }>;
   logLines: string[];
   secrets: string[];
-  agent(over?: Partial<AgentRuntime> & { controller?: AbortController }): AgentRuntime & { controller: AbortController };
+  agent(
+    over?: Partial<AgentRuntime> & { controller?: AbortController },
+  ): AgentRuntime & { controller: AbortController };
 }
 
 let agentSeq = 0;

@@ -31,7 +31,11 @@ const env = () => ({ ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: srv.url });
 function fileTools() {
   return {
     file_write: {
-      input_schema: { type: "object", properties: { path: { type: "string" }, content: { type: "string" } }, required: ["path", "content"] },
+      input_schema: {
+        type: "object",
+        properties: { path: { type: "string" }, content: { type: "string" } },
+        required: ["path", "content"],
+      },
       run: (input: { path: string; content: string }) => {
         writeFileSync(join(dir, input.path), input.content);
         return { written: input.content.length };
@@ -48,8 +52,18 @@ describe("agent loop through the SDK", () => {
     const h = makeHarness({ env: env(), tools: fileTools(), config: FAST });
     h.services.allowed.add("file_write");
     srv.script([
-      { content: [{ type: "text", text: "I will write the file now." }, { type: "tool_use", name: "file_write", input: { path: "out.txt", content: "hello aaOS" } }], usage: { input_tokens: 120, output_tokens: 40 } },
-      { text: "Done: wrote out.txt.", usage: { input_tokens: 200, output_tokens: 10 }, match: { contains: "tool_result" } },
+      {
+        content: [
+          { type: "text", text: "I will write the file now." },
+          { type: "tool_use", name: "file_write", input: { path: "out.txt", content: "hello aaOS" } },
+        ],
+        usage: { input_tokens: 120, output_tokens: 40 },
+      },
+      {
+        text: "Done: wrote out.txt.",
+        usage: { input_tokens: 200, output_tokens: 10 },
+        match: { contains: "tool_result" },
+      },
     ]);
     const a = h.agent();
     const events: AgentOutputEvent[] = [];
@@ -57,7 +71,9 @@ describe("agent loop through the SDK", () => {
     expect(r.stop_reason).toBe("end_turn");
     expect(r.response).toBe("Done: wrote out.txt.");
     expect(r.usage).toEqual({ input_tokens: 320, output_tokens: 50 });
-    expect(r.tool_calls).toEqual([{ tool: "file_write", input: { path: "out.txt", content: "hello aaOS" }, ok: true, output: { written: 10 } }]);
+    expect(r.tool_calls).toEqual([
+      { tool: "file_write", input: { path: "out.txt", content: "hello aaOS" }, ok: true, output: { written: 10 } },
+    ]);
     expect(readFileSync(join(dir, "out.txt"), "utf8")).toBe("hello aaOS");
     expect(h.services.invocations[0]!.via).toBe("model");
 
@@ -75,18 +91,44 @@ describe("agent loop through the SDK", () => {
     expect(JSON.parse(last.content[0].content)).toEqual({ written: 10 });
 
     // streamed notifications
-    const text = events.filter((e) => e.type === "text").map((e) => (e as any).text).join("");
+    const text = events
+      .filter((e) => e.type === "text")
+      .map((e) => (e as any).text)
+      .join("");
     expect(text).toBe("I will write the file now.Done: wrote out.txt.");
-    expect(events.filter((e) => e.type !== "text").map((e) => e.type)).toEqual(["turn", "tool_use", "tool_result", "turn"]);
+    expect(events.filter((e) => e.type !== "text").map((e) => e.type)).toEqual([
+      "turn",
+      "tool_use",
+      "tool_result",
+      "turn",
+    ]);
     expect(events.every((e) => e.agent_id === a.id)).toBe(true);
 
     const kinds = h.audit.map((e) => e.kind);
-    expect(kinds).toEqual(["run.start", "inference.request", "inference.usage", "inference.request", "inference.usage", "run.end"]);
+    expect(kinds).toEqual([
+      "run.start",
+      "inference.request",
+      "inference.usage",
+      "inference.request",
+      "inference.usage",
+      "run.end",
+    ]);
     const u = h.audit.find((e) => e.kind === "inference.usage")!;
-    expect(u).toMatchObject({ agent_id: a.id, model: "claude-haiku-4-5-20251001", input_tokens: 120, output_tokens: 40, attempt: 1 });
+    expect(u).toMatchObject({
+      agent_id: a.id,
+      model: "claude-haiku-4-5-20251001",
+      input_tokens: 120,
+      output_tokens: 40,
+      attempt: 1,
+    });
     expect(typeof u.latency_ms).toBe("number");
     expect(u.reserved as number).toBeGreaterThanOrEqual(160);
-    expect(h.audit.at(-1)).toMatchObject({ kind: "run.end", stop_reason: "end_turn", turns: 2, usage: { input_tokens: 320, output_tokens: 50 } });
+    expect(h.audit.at(-1)).toMatchObject({
+      kind: "run.end",
+      stop_reason: "end_turn",
+      turns: 2,
+      usage: { input_tokens: 320, output_tokens: 50 },
+    });
   });
 
   test("a denied tool goes back to the model as an is_error result and the loop goes on", async () => {
@@ -107,10 +149,25 @@ describe("agent loop through the SDK", () => {
   });
 
   test("a tool that throws and a tool_use with broken input are is_error results too", async () => {
-    const h = makeHarness({ env: env(), tools: { boom: { run: () => { throw new Error("disk on fire"); } } }, config: FAST });
+    const h = makeHarness({
+      env: env(),
+      tools: {
+        boom: {
+          run: () => {
+            throw new Error("disk on fire");
+          },
+        },
+      },
+      config: FAST,
+    });
     h.services.allowed.add("boom");
     srv.script([
-      { content: [{ type: "tool_use", name: "boom", input: {} }, { type: "tool_use", name: "boom", input: { a: 1 } }] },
+      {
+        content: [
+          { type: "tool_use", name: "boom", input: {} },
+          { type: "tool_use", name: "boom", input: { a: 1 } },
+        ],
+      },
       { text: "ok" },
     ]);
     const r = await h.inference.run(h.agent(), "go", {});
@@ -127,7 +184,10 @@ describe("agent loop through the SDK", () => {
     h.services.approvalRequired.add("file_write");
     srv.script([
       { content: [{ type: "tool_use", name: "file_write", input: { path: "approved.txt", content: "yes" } }] },
-      { content: [{ type: "tool_use", name: "file_write", input: { path: "denied.txt", content: "no" } }], match: { contains: "written" } },
+      {
+        content: [{ type: "tool_use", name: "file_write", input: { path: "denied.txt", content: "no" } }],
+        match: { contains: "written" },
+      },
       { text: "one written, one denied", match: { contains: "-32003" } },
     ]);
     const events: AgentOutputEvent[] = [];
@@ -204,7 +264,11 @@ describe("retries", () => {
 
   test("a cut-off stream and an overloaded error mid-stream are retried; partial usage is charged", async () => {
     const h = makeHarness({ env: env(), config: FAST });
-    srv.script([{ text: "partial answer that will be cut", cut_after: 4 }, { text: "x", stream_error: { type: "overloaded_error" } }, { text: "whole answer" }]);
+    srv.script([
+      { text: "partial answer that will be cut", cut_after: 4 },
+      { text: "x", stream_error: { type: "overloaded_error" } },
+      { text: "whole answer" },
+    ]);
     const r = await h.inference.run(h.agent(), "hi", {});
     expect(r.response).toBe("whole answer");
     const kinds = h.audit.filter((e) => e.kind === "inference.retry").map((e) => e.error_kind);
@@ -214,8 +278,14 @@ describe("retries", () => {
   });
 
   test("a request timeout: no response in time fails the attempt; a slow but live stream is fine", async () => {
-    const h = makeHarness({ env: env(), config: { ...FAST, request_timeout_ms: 300, retry: { ...FAST.retry, max_retries: 1 } } });
-    srv.script([{ text: "late", delay_ms: 2000 }, { text: "late again", delay_ms: 2000 }]);
+    const h = makeHarness({
+      env: env(),
+      config: { ...FAST, request_timeout_ms: 300, retry: { ...FAST.retry, max_retries: 1 } },
+    });
+    srv.script([
+      { text: "late", delay_ms: 2000 },
+      { text: "late again", delay_ms: 2000 },
+    ]);
     const e = await h.inference.run(h.agent(), "hi", {}).catch((x) => x);
     expect(e.code).toBe(-32006);
     expect(e.data.kind).toBe("timeout");
@@ -259,7 +329,10 @@ describe("stop, budgets, keys", () => {
     h.services.allowed.add("file_read");
     writeFileSync(join(dir, "r.txt"), "data");
     srv.script([
-      { content: [{ type: "tool_use", name: "file_read", input: { path: "r.txt" } }], usage: { input_tokens: 1500, output_tokens: 1400 } },
+      {
+        content: [{ type: "tool_use", name: "file_read", input: { path: "r.txt" } }],
+        usage: { input_tokens: 1500, output_tokens: 1400 },
+      },
       { text: "never sent" },
     ]);
     const a = h.agent({ budget: { max_tokens: 3000, period: "lifetime" } });
@@ -298,7 +371,9 @@ describe("stop, budgets, keys", () => {
     const e = await h.inference.run(h.agent(), "hi", {}).catch((x) => x);
     expect(e).toBeInstanceOf(KernelError);
     expect(e.code).toBe(-32006);
-    expect(e.message).toBe("no inference provider configured: set ANTHROPIC_API_KEY or inference.providers.anthropic.api_key_file");
+    expect(e.message).toBe(
+      "no inference provider configured: set ANTHROPIC_API_KEY or inference.providers.anthropic.api_key_file",
+    );
     expect(h.audit.some((x) => x.kind === "inference.error")).toBe(true);
     expect(srv.requests.length).toBe(0);
   });
@@ -340,7 +415,14 @@ describe("stop, budgets, keys", () => {
     const r = await h.inference.run(h.agent(), "hi", { onOutput: (e) => events.push(e) });
     srv.setApiKey("another");
     const e = await h.inference.run(h.agent(), "hi", {}).catch((x) => x);
-    const everything = JSON.stringify({ logs: h.logLines, audit: h.audit, r, events, e: { m: e.message, d: e.data }, status: h.inference.status() });
+    const everything = JSON.stringify({
+      logs: h.logLines,
+      audit: h.audit,
+      r,
+      events,
+      e: { m: e.message, d: e.data },
+      status: h.inference.status(),
+    });
     expect(h.logLines.length).toBeGreaterThan(0);
     expect(everything).not.toContain(KEY);
     expect(everything).not.toContain(KEY.slice(10, 30));
@@ -348,7 +430,17 @@ describe("stop, budgets, keys", () => {
   });
 
   test("a tool error quoting the key reaches the model with the audit log's marker in its place", async () => {
-    const h = makeHarness({ env: env(), tools: { leaky: { run: () => { throw new Error(`bad key ${KEY}`); } } }, config: FAST });
+    const h = makeHarness({
+      env: env(),
+      tools: {
+        leaky: {
+          run: () => {
+            throw new Error(`bad key ${KEY}`);
+          },
+        },
+      },
+      config: FAST,
+    });
     h.services.allowed.add("leaky");
     srv.script([{ content: [{ type: "tool_use", name: "leaky", input: {} }] }, { text: "done" }]);
     const r = await h.inference.run(h.agent(), "hi", {});

@@ -28,14 +28,37 @@ const config = () => ({
 describe("OpenAI-compatible provider", () => {
   test("a two-turn tool run through openai:<endpoint>/<model>", async () => {
     const calls: unknown[] = [];
-    const h = makeHarness({ config: config(), tools: { echo: { run: (i: unknown) => { calls.push(i); return { echoed: i }; } } } });
+    const h = makeHarness({
+      config: config(),
+      tools: {
+        echo: {
+          run: (i: unknown) => {
+            calls.push(i);
+            return { echoed: i };
+          },
+        },
+      },
+    });
     h.services.allowed.add("echo");
     srv.script([
-      { match: { route: "chat" }, content: [{ type: "text", text: "calling echo" }, { type: "tool_use", name: "echo", input: { say: "hi" } }], usage: { input_tokens: 50, output_tokens: 20 } },
-      { match: { route: "chat", contains: "echoed" }, text: "echo said hi", usage: { input_tokens: 90, output_tokens: 5 } },
+      {
+        match: { route: "chat" },
+        content: [
+          { type: "text", text: "calling echo" },
+          { type: "tool_use", name: "echo", input: { say: "hi" } },
+        ],
+        usage: { input_tokens: 50, output_tokens: 20 },
+      },
+      {
+        match: { route: "chat", contains: "echoed" },
+        text: "echo said hi",
+        usage: { input_tokens: 90, output_tokens: 5 },
+      },
     ]);
     const events: AgentOutputEvent[] = [];
-    const r = await h.inference.run(h.agent({ model: "openai:local/qwen2.5-7b" }), "echo hi", { onOutput: (e) => events.push(e) });
+    const r = await h.inference.run(h.agent({ model: "openai:local/qwen2.5-7b" }), "echo hi", {
+      onOutput: (e) => events.push(e),
+    });
     expect(r.stop_reason).toBe("end_turn");
     expect(r.response).toBe("echo said hi");
     expect(r.usage).toEqual({ input_tokens: 140, output_tokens: 25 });
@@ -50,7 +73,12 @@ describe("OpenAI-compatible provider", () => {
     expect(msgs2.at(-2).role).toBe("assistant");
     expect(msgs2.at(-2).tool_calls[0].function.name).toBe("echo");
     expect(msgs2.at(-1)).toMatchObject({ role: "tool", tool_call_id: msgs2.at(-2).tool_calls[0].id });
-    expect(events.filter((e) => e.type === "text").map((e) => (e as any).text).join("")).toBe("calling echoecho said hi");
+    expect(
+      events
+        .filter((e) => e.type === "text")
+        .map((e) => (e as any).text)
+        .join(""),
+    ).toBe("calling echoecho said hi");
     expect(h.audit.find((e) => e.kind === "inference.usage")!.provider).toBe("openai:local");
   });
 
@@ -113,10 +141,18 @@ describe("config", () => {
     expect(c.providers.openai_compatible).toEqual([]);
     expect(c.retry.max_retries).toBe(4);
     expect(InferenceConfigSchema.safeParse({ max_concurency: 3 }).success).toBe(false);
-    expect(InferenceConfigSchema.safeParse({ providers: { openai_compatible: [{ name: "a", base_url: "ftp://x" }] } }).success).toBe(false);
+    expect(
+      InferenceConfigSchema.safeParse({ providers: { openai_compatible: [{ name: "a", base_url: "ftp://x" }] } })
+        .success,
+    ).toBe(false);
     expect(
       InferenceConfigSchema.safeParse({
-        providers: { openai_compatible: [{ name: "a", base_url: "http://x/v1" }, { name: "a", base_url: "http://y/v1" }] },
+        providers: {
+          openai_compatible: [
+            { name: "a", base_url: "http://x/v1" },
+            { name: "a", base_url: "http://y/v1" },
+          ],
+        },
       }).success,
     ).toBe(false);
   });

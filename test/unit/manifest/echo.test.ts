@@ -12,12 +12,23 @@ test("echo returns its input unchanged", async () => {
 });
 
 test("echo is strict: only a string message", () => {
-  for (const bad of [{ text: "hi" }, { message: "hi", text: "hi" }, { message: 5 }, {}, { message: "x".repeat(65537) }]) {
+  for (const bad of [
+    { text: "hi" },
+    { message: "hi", text: "hi" },
+    { message: 5 },
+    {},
+    { message: "x".repeat(65537) },
+  ]) {
     expect(echo.input.safeParse(bad).success).toBe(false);
   }
 });
 
 test("its JSON Schema shows message as the one required field", () => {
   const schema = z.toJSONSchema(echo.input, { io: "input" }) as Record<string, unknown>;
-  expect(schema).toMatchObject({ type: "object", properties: { message: { type: "string" } }, required: ["message"], additionalProperties: false });
+  expect(schema).toMatchObject({
+    type: "object",
+    properties: { message: { type: "string" } },
+    required: ["message"],
+    additionalProperties: false,
+  });
 });

@@ -8,7 +8,16 @@ import { join } from "node:path";
 import { ErrorCode, KernelError } from "../../../kernel/errors.ts";
 import { loadManifest, manifestNames, type LoadOptions } from "../../../kernel/manifest/index.ts";
 
-const knownTools = new Set(["echo", "file_read", "file_list", "file_write", "web_fetch", "spawn_agent", "message_send", "message_read"]);
+const knownTools = new Set([
+  "echo",
+  "file_read",
+  "file_list",
+  "file_write",
+  "web_fetch",
+  "spawn_agent",
+  "message_send",
+  "message_read",
+]);
 const knownAgents = new Set(["helper", "reviewer"]);
 const opts: LoadOptions = { knownTools, knownAgents };
 
@@ -31,7 +40,9 @@ describe("capabilities must name known tools", () => {
     const e = refusal(`${head}capabilities:\n  - echo\n  - "tool: frobnicate"\n`);
     expect(e.data).toEqual({ source: "manifest", path: "capabilities[1]", line: 5, column: 5 });
     expect(e.message).toContain('unknown tool "frobnicate"');
-    expect(e.message).toContain("known: echo, file_list, file_read, file_write, message_read, message_send, spawn_agent, web_fetch");
+    expect(e.message).toContain(
+      "known: echo, file_list, file_read, file_write, message_read, message_send, spawn_agent, web_fetch",
+    );
   });
 
   test("a bare tool name naming no tool, in a flow list", () => {
@@ -46,7 +57,10 @@ describe("capabilities must name known tools", () => {
   });
 
   test("known tools, resource capabilities and their implied tools pass", () => {
-    const m = loadManifest(`${head}capabilities:\n  - echo\n  - "tool: file_write"\n  - "file_read: /data/*"\n  - "web_fetch: https://example.org/*"\n  - capability: "tool: echo"\n    max_invocations: 3\n`, opts);
+    const m = loadManifest(
+      `${head}capabilities:\n  - echo\n  - "tool: file_write"\n  - "file_read: /data/*"\n  - "web_fetch: https://example.org/*"\n  - capability: "tool: echo"\n    max_invocations: 3\n`,
+      opts,
+    );
     expect(m.capabilities).toHaveLength(5);
   });
 
@@ -70,7 +84,9 @@ describe("spawn_child must name known agents", () => {
   test("a name with no manifest → at its list item, listing the known ones", () => {
     const e = refusal(`${head}spawn_child:\n  - helper\n  - nonexistent\n`);
     expect(e.data).toMatchObject({ path: "spawn_child[1]", line: 5, column: 5 });
-    expect(e.message).toContain('unknown agent "nonexistent": there is no manifests/nonexistent.yaml (known: helper, reviewer)');
+    expect(e.message).toContain(
+      'unknown agent "nonexistent": there is no manifests/nonexistent.yaml (known: helper, reviewer)',
+    );
   });
 
   test("in a flow list", () => {
@@ -89,7 +105,11 @@ describe("spawn_child must name known agents", () => {
       expect(e.data).toMatchObject({ path: "spawn_child[0]", line: 4, column: 5 });
       expect(e.message).toContain('"../etc/passwd" is not an agent name');
     }
-    expect(refusal(`${head}spawn_child: [Helper]\n`, {}).data).toMatchObject({ path: "spawn_child[0]", line: 3, column: 15 });
+    expect(refusal(`${head}spawn_child: [Helper]\n`, {}).data).toMatchObject({
+      path: "spawn_child[0]",
+      line: 3,
+      column: 15,
+    });
   });
 
   test("known names pass; without knownAgents any well-formed name passes", () => {
@@ -133,7 +153,8 @@ describe("manifestNames", () => {
   let dir: string;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "aaos-manifest-names-"));
-    for (const f of ["alpha.yaml", "beta.yml", "notes.txt", "Upper.yaml", "with space.yaml", ".hidden.yaml"]) writeFileSync(join(dir, f), "");
+    for (const f of ["alpha.yaml", "beta.yml", "notes.txt", "Upper.yaml", "with space.yaml", ".hidden.yaml"])
+      writeFileSync(join(dir, f), "");
     mkdirSync(join(dir, "sub"));
     writeFileSync(join(dir, "sub", "gamma.yaml"), "");
   });

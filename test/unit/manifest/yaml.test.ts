@@ -10,9 +10,17 @@ import { MAX_ALIAS_EXPANSION, MAX_ALIASES, PositionedYaml } from "../../../kerne
 
 const head = "name: x\nmodel: m\n";
 /** nine levels of nine: 9^9 (387 million) scalars once expanded */
-const laughs = ["a: &a [x, x, x, x, x, x, x, x, x]"]
-  .concat("bcdefghi".split("").map((k, i) => `${k}: &${k} [${Array(9).fill("*" + "abcdefghi"[i]).join(", ")}]`))
-  .join("\n") + "\n";
+const laughs =
+  ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    .concat(
+      "bcdefghi".split("").map(
+        (k, i) =>
+          `${k}: &${k} [${Array(9)
+            .fill("*" + "abcdefghi"[i])
+            .join(", ")}]`,
+      ),
+    )
+    .join("\n") + "\n";
 
 function refusal(text: string): KernelError {
   try {
@@ -38,7 +46,12 @@ describe("an alias bomb", () => {
   });
 
   test("hidden in a real field", () => {
-    const text = `${head}description: &d0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\ncapabilities:\n` + Array.from({ length: 12 }, (_, i) => `  - &d${i + 1} [*d${i}, *d${i}, *d${i}, *d${i}, *d${i}, *d${i}, *d${i}, *d${i}, *d${i}, *d${i}]\n`).join("");
+    const text =
+      `${head}description: &d0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\ncapabilities:\n` +
+      Array.from(
+        { length: 12 },
+        (_, i) => `  - &d${i + 1} [*d${i}, *d${i}, *d${i}, *d${i}, *d${i}, *d${i}, *d${i}, *d${i}, *d${i}, *d${i}]\n`,
+      ).join("");
     const e = refusal(text);
     expect(e.data).toMatchObject({ path: "capabilities[2][7]", line: 7, column: 45 });
   });
@@ -90,7 +103,10 @@ describe("other alias abuse", () => {
   });
 
   test("a few ordinary aliases still work", () => {
-    const m = loadManifest(`${head}description: &cap "tool: echo"\ncapabilities: [*cap, *cap]\napproval_required: [&t echo]\nmessage_send: []\n`, { knownTools: new Set(["echo"]) });
+    const m = loadManifest(
+      `${head}description: &cap "tool: echo"\ncapabilities: [*cap, *cap]\napproval_required: [&t echo]\nmessage_send: []\n`,
+      { knownTools: new Set(["echo"]) },
+    );
     expect(m.capabilities).toEqual(["tool: echo", "tool: echo"]);
   });
 

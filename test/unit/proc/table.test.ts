@@ -68,7 +68,13 @@ test("liveCount counts agents that are not stopped", () => {
 test("info is the agent as the wire shows it", () => {
   const t = new ProcessTable();
   const a = agent({ parentId: "ag-parent" });
-  expect(t.info(a)).toEqual({ agent_id: a.id, name: "worker", state: "ready", parent_id: "ag-parent", model: "claude-haiku-4-5-20251001" });
+  expect(t.info(a)).toEqual({
+    agent_id: a.id,
+    name: "worker",
+    state: "ready",
+    parent_id: "ag-parent",
+    model: "claude-haiku-4-5-20251001",
+  });
 });
 
 test("markStopped keeps the last N stopped agents and tells onForget of each one dropped, oldest first", () => {

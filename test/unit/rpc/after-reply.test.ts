@@ -7,7 +7,8 @@ import { z } from "zod";
 import { RpcServer, type MethodTable, type PeerIO } from "../../../kernel/rpc/server.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const req = (id: number | undefined, method: string) => JSON.stringify({ jsonrpc: "2.0", ...(id === undefined ? {} : { id }), method, params: {} }) + "\n";
+const req = (id: number | undefined, method: string) =>
+  JSON.stringify({ jsonrpc: "2.0", ...(id === undefined ? {} : { id }), method, params: {} }) + "\n";
 const tick = () => new Promise((r) => setTimeout(r, 0));
 const log = { error: () => {}, warn: () => {}, debug: () => {}, info: () => {} } as unknown as Logger;
 

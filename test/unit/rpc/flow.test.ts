@@ -5,14 +5,27 @@ import { describe, expect, test } from "bun:test";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { KernelConfigSchema } from "../../../kernel/config.ts";
-import { HARD_OUTPUT_FACTOR, RPC_FLOW_DEFAULTS, RpcServer, type MethodTable, type PeerIO, type ServerOptions } from "../../../kernel/rpc/server.ts";
+import {
+  HARD_OUTPUT_FACTOR,
+  RPC_FLOW_DEFAULTS,
+  RpcServer,
+  type MethodTable,
+  type PeerIO,
+  type ServerOptions,
+} from "../../../kernel/rpc/server.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const req = (id: number, method: string, params: object = {}) => JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n";
+const req = (id: number, method: string, params: object = {}) =>
+  JSON.stringify({ jsonrpc: "2.0", id, method, params }) + "\n";
 
 function fakeLog() {
   const warnings: { obj: any; msg: string }[] = [];
-  const log = { warn: (obj: any, msg: string) => warnings.push({ obj, msg }), error: () => {}, debug: () => {}, info: () => {} } as unknown as Logger;
+  const log = {
+    warn: (obj: any, msg: string) => warnings.push({ obj, msg }),
+    error: () => {},
+    debug: () => {},
+    info: () => {},
+  } as unknown as Logger;
   return { log, warnings };
 }
 
@@ -51,7 +64,10 @@ function makeServer(opts: Partial<ServerOptions> = {}) {
         return new Promise((resolve) => gates.push(() => resolve({ done: true })));
       },
     },
-    big: { params: z.strictObject({ bytes: z.number() }), handler: (p: { bytes: number }) => ({ data: "x".repeat(p.bytes) }) },
+    big: {
+      params: z.strictObject({ bytes: z.number() }),
+      handler: (p: { bytes: number }) => ({ data: "x".repeat(p.bytes) }),
+    },
   };
   const { log, warnings } = fakeLog();
   const server = new RpcServer(methods, { maxLineBytes: 1024 * 1024, log, ...opts });
@@ -87,7 +103,12 @@ describe("requests in flight", () => {
     s.open();
     await peer.idle();
     await tick();
-    expect(io.replies().map((r) => r.id).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(
+      io
+        .replies()
+        .map((r) => r.id)
+        .sort((a, b) => a - b),
+    ).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(io.paused).toBe(false);
     expect(peer.inFlight).toBe(0);
   });
@@ -130,12 +151,16 @@ describe("unsent output", () => {
     s.server.attach("fake", other);
     expect(s.server.connections.size).toBe(2);
     // notifications to a peer that reads nothing count against the same cap
-    for (let i = 0; i < 1000 && !io.destroyed; i++) s.server.broadcast("approval.requested", { id: `apr-${i}`, pad: "p".repeat(100) });
+    for (let i = 0; i < 1000 && !io.destroyed; i++)
+      s.server.broadcast("approval.requested", { id: `apr-${i}`, pad: "p".repeat(100) });
     expect(io.destroyed).toBe(true);
     expect(peer.conn.closed).toBe(true);
     expect(s.server.connections.size).toBe(1);
     expect(io.unsentBytes).toBeLessThanOrEqual(HARD_OUTPUT_FACTOR * soft + 300);
-    expect(s.warnings[0]).toMatchObject({ msg: "peer does not read its replies; dropping it", obj: { conn: peer.conn.id, transport: "fake", limit: HARD_OUTPUT_FACTOR * soft } });
+    expect(s.warnings[0]).toMatchObject({
+      msg: "peer does not read its replies; dropping it",
+      obj: { conn: peer.conn.id, transport: "fake", limit: HARD_OUTPUT_FACTOR * soft },
+    });
     expect(s.warnings[0]!.obj.unsent_bytes).toBeGreaterThan(HARD_OUTPUT_FACTOR * soft);
     // the peer that reads got every notification and stays
     expect(other.destroyed).toBe(false);
@@ -176,7 +201,12 @@ describe("end of input", () => {
     await tick();
     expect(idle).toBe(true);
     // the last line had no newline: answered all the same
-    expect(io.replies().map((r) => r.id).sort()).toEqual([1, 2, 3]);
+    expect(
+      io
+        .replies()
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual([1, 2, 3]);
     expect(io.ended).toBe(1);
     peer.endInput();
     peer.drained();

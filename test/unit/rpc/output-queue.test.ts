@@ -12,7 +12,7 @@ test("OutputQueue: joins messages into chunks of about 64 KiB, counts bytes, tak
   expect(q.bytes).toBe(300 * 999 - first.length);
   q.unshift(first.subarray(100));
   let out = Buffer.concat([first.subarray(0, 100)]);
-  for (let c; (c = q.shift()); ) out = Buffer.concat([out, c]);
+  for (let c; (c = q.shift());) out = Buffer.concat([out, c]);
   expect(out.toString()).toBe(msg.repeat(300));
   expect(q.bytes).toBe(0);
   expect(q.shift()).toBe(null);
@@ -22,7 +22,7 @@ test("OutputQueue: a long queue drained chunk by chunk keeps its order", () => {
   const q = new OutputQueue();
   for (let i = 0; i < 20_000; i++) q.push(`${i}\n`);
   const text: string[] = [];
-  for (let c; (c = q.shift()); ) {
+  for (let c; (c = q.shift());) {
     text.push(c.toString());
     q.push(""); // pushes between shifts
   }

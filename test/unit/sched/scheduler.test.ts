@@ -6,13 +6,23 @@ const tick = () => new Promise<void>((r) => setImmediate(r));
 
 function settled<T>(p: Promise<T>) {
   const s: { done: boolean; value?: T; error?: unknown } = { done: false };
-  p.then((v) => { s.done = true; s.value = v; }, (e) => { s.done = true; s.error = e; });
+  p.then(
+    (v) => {
+      s.done = true;
+      s.value = v;
+    },
+    (e) => {
+      s.done = true;
+      s.error = e;
+    },
+  );
   return s;
 }
 
 function mulberry32(seed: number) {
   return () => {
-    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
+    seed |= 0;
+    seed = (seed + 0x6d2b79f5) | 0;
     let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
@@ -25,7 +35,9 @@ describe("budgets", () => {
     const s = new Scheduler({ max_concurrency: 64 }, clock);
     s.register({ id: "a", parentId: null, priority: 0, weight: 1, budget: { max_tokens: 1000, period: "lifetime" } });
     const rnd = mulberry32(7);
-    const outcomes = Array.from({ length: 40 }, () => settled(s.acquire({ agentId: "a", provider: "p", inputTokens: 50, maxTokens: 100 })));
+    const outcomes = Array.from({ length: 40 }, () =>
+      settled(s.acquire({ agentId: "a", provider: "p", inputTokens: 50, maxTokens: 100 })),
+    );
     await tick();
     let spent = 0;
     // settle whatever is granted, in random order, with random usage within the grant
@@ -86,7 +98,9 @@ describe("budgets", () => {
     s.register({ id: "p", parentId: null, priority: 0, weight: 1, budget: { max_tokens: 1000, period: "lifetime" } });
     s.register({ id: "c1", parentId: "p", priority: 0, weight: 1, budget: { max_tokens: 600, period: "lifetime" } });
     // the parent cannot cover a second 600
-    expect(() => s.register({ id: "c2", parentId: "p", priority: 0, weight: 1, budget: { max_tokens: 600, period: "lifetime" } })).toThrow(KernelError);
+    expect(() =>
+      s.register({ id: "c2", parentId: "p", priority: 0, weight: 1, budget: { max_tokens: 600, period: "lifetime" } }),
+    ).toThrow(KernelError);
     try {
       s.register({ id: "c2", parentId: "p", priority: 0, weight: 1, budget: { max_tokens: 600, period: "lifetime" } });
     } catch (e) {
@@ -176,7 +190,13 @@ describe("ordering", () => {
 
   test("higher priority first", async () => {
     const s = new Scheduler({ max_concurrency: 1 }, new VirtualClock());
-    for (const [id, pr] of [["blocker", 0], ["low", 0], ["mid", 5], ["high", 10]] as const) s.register({ id, parentId: null, priority: pr, weight: 1 });
+    for (const [id, pr] of [
+      ["blocker", 0],
+      ["low", 0],
+      ["mid", 5],
+      ["high", 10],
+    ] as const)
+      s.register({ id, parentId: null, priority: pr, weight: 1 });
     const b = await blocked(s);
     const order: string[] = [];
     const ps = ["low", "mid", "high"].map((id) =>
@@ -244,7 +264,10 @@ describe("ordering", () => {
       });
       inflight.push(p);
     };
-    for (const id of Object.keys(size)) { submit(id); submit(id); }
+    for (const id of Object.keys(size)) {
+      submit(id);
+      submit(id);
+    }
     for (let i = 0; i < 2000 && clock.now() < 1_700_000_000_000 + 200_000; i++) await tick();
     const norm = [served.big! / 1, served.small! / 1, served.heavy! / 2];
     const jain = norm.reduce((a, b) => a + b) ** 2 / (norm.length * norm.reduce((a, b) => a + b * b, 0));
@@ -258,7 +281,9 @@ describe("ordering", () => {
     s.register({ id: "a", parentId: null, priority: 0, weight: 1 });
     const b = await blocked(s);
     const ac = new AbortController();
-    const p1 = s.acquire({ agentId: "a", provider: "p", inputTokens: 1, maxTokens: 1, signal: ac.signal }).catch((e) => e);
+    const p1 = s
+      .acquire({ agentId: "a", provider: "p", inputTokens: 1, maxTokens: 1, signal: ac.signal })
+      .catch((e) => e);
     const p2 = s.acquire({ agentId: "a", provider: "p", inputTokens: 1, maxTokens: 1 }).catch((e) => e);
     ac.abort();
     expect(await p1).toBeInstanceOf(SchedCancelled);
@@ -319,7 +344,9 @@ describe("rate limits", () => {
     const clock = new VirtualClock();
     const s = new Scheduler({ max_concurrency: 100, providers: { p: { rpm: 60 } } }, clock);
     s.register({ id: "a", parentId: null, priority: 0, weight: 1 });
-    const ps = Array.from({ length: 70 }, () => settled(s.acquire({ agentId: "a", provider: "p", inputTokens: 1, maxTokens: 1 })));
+    const ps = Array.from({ length: 70 }, () =>
+      settled(s.acquire({ agentId: "a", provider: "p", inputTokens: 1, maxTokens: 1 })),
+    );
     await tick();
     expect(ps.filter((p) => p.done).length).toBe(60);
     clock.advanceTo(clock.now() + 5_000);
@@ -330,7 +357,9 @@ describe("rate limits", () => {
   test("global concurrency limit", async () => {
     const s = new Scheduler({ max_concurrency: 3 }, new VirtualClock());
     s.register({ id: "a", parentId: null, priority: 0, weight: 1 });
-    const ps = Array.from({ length: 5 }, () => settled(s.acquire({ agentId: "a", provider: "p", inputTokens: 1, maxTokens: 1 })));
+    const ps = Array.from({ length: 5 }, () =>
+      settled(s.acquire({ agentId: "a", provider: "p", inputTokens: 1, maxTokens: 1 })),
+    );
     await tick();
     expect(ps.filter((p) => p.done).length).toBe(3);
     expect(s.status().queue.length).toBe(2);

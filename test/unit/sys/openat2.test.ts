@@ -30,18 +30,25 @@ for (const fallback of [false, true]) {
       }
     });
 
-    test.each(["a/etc/passwd", "a/etc", "a/rel-link", "a/../../x", "../x"])("refuses %p as symlink or escape", (rel) => {
-      S.setOpenat2Disabled(fallback);
-      let err: unknown;
-      try {
-        S.close(S.openBeneath(dir, rel, S.O_RDONLY, 0, { tool: "t", capability: "c" }));
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(KernelError);
-      expect((err as KernelError).code).toBe(ErrorCode.CapabilityDenied);
-      expect((err as KernelError).data).toMatchObject({ tool: "t", capability: "c", reason: "symlink or escape refused" });
-    });
+    test.each(["a/etc/passwd", "a/etc", "a/rel-link", "a/../../x", "../x"])(
+      "refuses %p as symlink or escape",
+      (rel) => {
+        S.setOpenat2Disabled(fallback);
+        let err: unknown;
+        try {
+          S.close(S.openBeneath(dir, rel, S.O_RDONLY, 0, { tool: "t", capability: "c" }));
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(KernelError);
+        expect((err as KernelError).code).toBe(ErrorCode.CapabilityDenied);
+        expect((err as KernelError).data).toMatchObject({
+          tool: "t",
+          capability: "c",
+          reason: "symlink or escape refused",
+        });
+      },
+    );
 
     test("absolute rel paths and NULs are refused", () => {
       S.setOpenat2Disabled(fallback);
@@ -61,7 +68,9 @@ for (const fallback of [false, true]) {
         expect(() => S.mkdirsBeneath(root, "a/etc/new")).toThrow(S.SysError);
         const d = S.openAtBeneath(root, "a", S.O_RDONLY | S.O_DIRECTORY);
         try {
-          const names = S.readDirFd(d).entries.map((e) => e.name).sort();
+          const names = S.readDirFd(d)
+            .entries.map((e) => e.name)
+            .sort();
           expect(names).toEqual(["b", "etc", "rel-link"]);
           expect(S.statAt(d, "etc").type).toBe("symlink");
         } finally {

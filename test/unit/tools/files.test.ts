@@ -2,7 +2,18 @@
 // ToolContext over a real CapabilityTable. Every attack must be refused, and
 // a refused write must leave nothing behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrorCode, KernelError } from "../../../kernel/errors.ts";
@@ -51,7 +62,10 @@ for (const mode of ["openat2", "fallback walk"] as const) {
       const ctx = makeCtx(grants());
       const r = (await fileRead.run(ctx, { path: `${data}/project/notes.txt` })) as any;
       expect(r).toEqual({ path: `${data}/project/notes.txt`, content: "project notes", bytes: 13, truncated: false });
-      const w = (await fileWrite.run(ctx, { path: `${data}/output/${mode}/a/b/report.md`, content: "# report ✓" })) as any;
+      const w = (await fileWrite.run(ctx, {
+        path: `${data}/output/${mode}/a/b/report.md`,
+        content: "# report ✓",
+      })) as any;
       expect(w.bytes).toBe(Buffer.byteLength("# report ✓"));
       expect(readFileSync(join(data, "output", mode, "a/b/report.md"), "utf8")).toBe("# report ✓");
       await fileWrite.run(ctx, { path: `${data}/output/${mode}/a/b/report.md`, content: "\nmore", append: true });
@@ -64,7 +78,11 @@ for (const mode of ["openat2", "fallback walk"] as const) {
       const names = l.entries.map((e: any) => e.name);
       expect(names).toEqual([...names].sort());
       const sub = (await fileList.run(ctx, { path: `${data}/project/sub/` })) as any;
-      expect(sub).toEqual({ path: `${data}/project/sub`, entries: [{ name: "deep.txt", type: "file", size: 4 }], truncated: false });
+      expect(sub).toEqual({
+        path: `${data}/project/sub`,
+        entries: [{ name: "deep.txt", type: "file", size: 4 }],
+        truncated: false,
+      });
       // the grant's root itself can be listed
       const root = (await fileList.run(ctx, { path: data })) as any;
       expect(root.entries.map((e: any) => e.name)).toContain("project");
@@ -77,10 +95,15 @@ for (const mode of ["openat2", "fallback walk"] as const) {
     });
 
     test("an exact-path grant writes only that file and creates no parent", async () => {
-      const ctx = makeCtx([`file_write: ${data}/output/exact-${mode.length}.txt`, `file_write: ${data}/output/nodir-${mode.length}/f.txt`]);
+      const ctx = makeCtx([
+        `file_write: ${data}/output/exact-${mode.length}.txt`,
+        `file_write: ${data}/output/nodir-${mode.length}/f.txt`,
+      ]);
       await fileWrite.run(ctx, { path: `${data}/output/exact-${mode.length}.txt`, content: "e" });
       expect(readFileSync(join(data, "output", `exact-${mode.length}.txt`), "utf8")).toBe("e");
-      const e = await rejection(fileWrite.run(ctx, { path: `${data}/output/nodir-${mode.length}/f.txt`, content: "e" }));
+      const e = await rejection(
+        fileWrite.run(ctx, { path: `${data}/output/nodir-${mode.length}/f.txt`, content: "e" }),
+      );
       expect((e as KernelError).code).toBe(ErrorCode.InvalidParams);
       expect(existsSync(join(data, "output", `nodir-${mode.length}`))).toBe(false);
     });
@@ -88,11 +111,26 @@ for (const mode of ["openat2", "fallback walk"] as const) {
     test("max_bytes and the kernel's cap truncate, on a character boundary", async () => {
       writeFileSync(join(data, "project", "long.txt"), "ab€cd"); // € is 3 bytes
       const ctx = makeCtx(grants(), { limits: { fileReadMaxBytes: 4 } });
-      expect(await fileRead.run(ctx, { path: `${data}/project/long.txt` })).toMatchObject({ content: "ab", bytes: 2, truncated: true });
-      expect(await fileRead.run(ctx, { path: `${data}/project/long.txt`, max_bytes: 1000 })).toMatchObject({ content: "ab", truncated: true });
+      expect(await fileRead.run(ctx, { path: `${data}/project/long.txt` })).toMatchObject({
+        content: "ab",
+        bytes: 2,
+        truncated: true,
+      });
+      expect(await fileRead.run(ctx, { path: `${data}/project/long.txt`, max_bytes: 1000 })).toMatchObject({
+        content: "ab",
+        truncated: true,
+      });
       const big = makeCtx(grants());
-      expect(await fileRead.run(big, { path: `${data}/project/long.txt`, max_bytes: 5 })).toMatchObject({ content: "ab€", bytes: 5, truncated: true });
-      expect(await fileRead.run(big, { path: `${data}/project/long.txt` })).toMatchObject({ content: "ab€cd", bytes: 7, truncated: false });
+      expect(await fileRead.run(big, { path: `${data}/project/long.txt`, max_bytes: 5 })).toMatchObject({
+        content: "ab€",
+        bytes: 5,
+        truncated: true,
+      });
+      expect(await fileRead.run(big, { path: `${data}/project/long.txt` })).toMatchObject({
+        content: "ab€cd",
+        bytes: 7,
+        truncated: false,
+      });
     });
 
     test("reading a directory or a missing file is an actionable error", async () => {
@@ -195,7 +233,11 @@ for (const mode of ["openat2", "fallback walk"] as const) {
 
     test("a denied write leaves no file and no directory", async () => {
       const ctx = makeCtx([`file_write: ${data}/output/allowed-${mode.length}/*`]);
-      denied(await rejection(fileWrite.run(ctx, { path: `${data}/output/denied-${mode.length}/deep/dir/file.txt`, content: "x" })));
+      denied(
+        await rejection(
+          fileWrite.run(ctx, { path: `${data}/output/denied-${mode.length}/deep/dir/file.txt`, content: "x" }),
+        ),
+      );
       expect(existsSync(join(data, "output", `denied-${mode.length}`))).toBe(false);
       expect(existsSync(join(data, "output", `allowed-${mode.length}`))).toBe(false);
       // read-only grant: no write at all

@@ -3,7 +3,18 @@
 // state, and no write or read reaches an inode outside the grant through a
 // hard link.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from "node:fs";
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  chmodSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PrivateAreas } from "../../../kernel/caps/index.ts";
@@ -27,7 +38,15 @@ beforeAll(() => {
   config = join(dir, "config");
   outside = join(dir, "outside");
   keyFile = join(config, "keys", "openai.key");
-  for (const d of [join(data, "audit"), join(data, "approvals"), join(data, "files", "work"), join(config, "secrets"), join(config, "keys"), join(config, "manifests"), outside])
+  for (const d of [
+    join(data, "audit"),
+    join(data, "approvals"),
+    join(data, "files", "work"),
+    join(config, "secrets"),
+    join(config, "keys"),
+    join(config, "manifests"),
+    outside,
+  ])
     mkdirSync(d, { recursive: true });
   writeFileSync(join(data, "audit", "000001.seg"), "SEGMENT");
   writeFileSync(join(data, "approvals", "pending.json"), "{}");
@@ -35,7 +54,12 @@ beforeAll(() => {
   writeFileSync(keyFile, "sk-openai-SECRET");
   writeFileSync(join(config, "kernel.yaml"), "inference: {}\n");
   writeFileSync(join(dir, "kernel.log"), "log");
-  areas = new PrivateAreas({ dataDir: data, configDir: config, keyFiles: [keyFile], logFiles: [join(dir, "kernel.log")] });
+  areas = new PrivateAreas({
+    dataDir: data,
+    configDir: config,
+    keyFiles: [keyFile],
+    logFiles: [join(dir, "kernel.log")],
+  });
 });
 afterAll(() => {
   setOpenat2Disabled(false);
@@ -52,7 +76,17 @@ for (const mode of ["openat2", "fallback walk"] as const) {
   describe(mode, () => {
     beforeAll(() => setOpenat2Disabled(mode === "fallback walk"));
     afterAll(() => setOpenat2Disabled(false));
-    const broad = () => makeCtx([`file_write: ${data}/*`, `file_read: ${data}/*`, `file_read: ${config}/*`, `file_write: ${config}/*`, `file_read: ${dir}/*`], { privateAreas: areas });
+    const broad = () =>
+      makeCtx(
+        [
+          `file_write: ${data}/*`,
+          `file_read: ${data}/*`,
+          `file_read: ${config}/*`,
+          `file_write: ${config}/*`,
+          `file_read: ${dir}/*`,
+        ],
+        { privateAreas: areas },
+      );
 
     test("an audit segment cannot be overwritten, appended to or read under file_write/file_read: <data>/*", async () => {
       const ctx = broad();
@@ -80,7 +114,9 @@ for (const mode of ["openat2", "fallback walk"] as const) {
         expect(e.message).not.toMatch(/SECRET/);
       }
       denied(await rejection(fileList.run(ctx, { path: join(config, "secrets") })));
-      denied(await rejection(fileWrite.run(ctx, { path: join(config, "secrets", "anthropic_api_key"), content: "mine" })));
+      denied(
+        await rejection(fileWrite.run(ctx, { path: join(config, "secrets", "anthropic_api_key"), content: "mine" })),
+      );
       expect(readFileSync(join(config, "secrets", "anthropic_api_key"), "utf8")).toBe("sk-ant-SECRET");
       // the rest of the config may be read
       expect(((await fileRead.run(ctx, { path: join(config, "kernel.yaml") })) as any).content).toBe("inference: {}\n");
@@ -138,7 +174,13 @@ for (const mode of ["openat2", "fallback walk"] as const) {
       const ctx = makeCtx([`file_write: ${data}/files/*`], { privateAreas: areas });
       const e = denied(await rejection(fileWrite.run(ctx, { path: link, content: "appended", append: true })));
       expect(e.message).toBe(`capability denied: ${link} has 2 hard links; ${HARD_LINK_REASON}`);
-      expect(e.data).toMatchObject({ tool: "file_write", capability: `file_write: ${link}`, reason: HARD_LINK_REASON, path: link, nlink: 2 });
+      expect(e.data).toMatchObject({
+        tool: "file_write",
+        capability: `file_write: ${link}`,
+        reason: HARD_LINK_REASON,
+        path: link,
+        nlink: 2,
+      });
       expect(readFileSync(target, "utf8")).toBe("outside content");
     });
 
@@ -149,7 +191,9 @@ for (const mode of ["openat2", "fallback walk"] as const) {
       linkSync(target, link);
       const ctx = makeCtx([`file_read: ${data}/files/*`], { privateAreas: areas });
       const e = denied(await rejection(fileRead.run(ctx, { path: link })));
-      expect(e.message).toMatch(/has 2 hard links; a file with more than one hard link is refused, because the other name may lie outside the grant/);
+      expect(e.message).toMatch(
+        /has 2 hard links; a file with more than one hard link is refused, because the other name may lie outside the grant/,
+      );
       expect(e.message).not.toMatch(/outside secret/);
       // listing still shows it (a name is not its content)
       const l = (await fileList.run(ctx, { path: join(data, "files", "work") })) as any;

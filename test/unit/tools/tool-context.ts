@@ -1,12 +1,23 @@
 // A minimal ToolContext over a real CapabilityTable, as the kernel builds one:
 // authorize = kernel-private paths refused first (PrivateAreas.reason on the
 // normalised path), then table.checkResource, throwing -32001 on a refusal.
-import { CapabilityTable, normalizePath, PrivateAreas, type ResourceKind, type TokenSpec } from "../../../kernel/caps/index.ts";
+import {
+  CapabilityTable,
+  normalizePath,
+  PrivateAreas,
+  type ResourceKind,
+  type TokenSpec,
+} from "../../../kernel/caps/index.ts";
 import { capabilityDenied } from "../../../kernel/errors.ts";
 import type { AgentServices } from "../../../kernel/services.ts";
 import type { ToolContext, ToolLimits } from "../../../kernel/tools/tool.ts";
 
-export const defaultLimits: ToolLimits = { fileReadMaxBytes: 1024 * 1024, webFetchMaxBytes: 1024 * 1024, webFetchTimeoutMs: 5000, webFetchMaxRedirects: 5 };
+export const defaultLimits: ToolLimits = {
+  fileReadMaxBytes: 1024 * 1024,
+  webFetchMaxBytes: 1024 * 1024,
+  webFetchTimeoutMs: 5000,
+  webFetchMaxRedirects: 5,
+};
 
 export interface TestCtx extends ToolContext {
   table: CapabilityTable;
@@ -27,12 +38,16 @@ export function makeCtx(
 ): TestCtx {
   const table = new CapabilityTable();
   const agentId = "agent-1";
-  table.grant(agentId, specs.map((s) => (typeof s === "string" ? { capability: s } : s)));
+  table.grant(
+    agentId,
+    specs.map((s) => (typeof s === "string" ? { capability: s } : s)),
+  );
   const denied: TestCtx["denied"] = [];
   const authorized: TestCtx["authorized"] = [];
   // the file and web tools never call services: any call fails the test
   const services = {} as AgentServices;
-  const privateAreas = opts.privateAreas ?? new PrivateAreas({ dataDir: "/nonexistent", configDir: "/nonexistent-config" });
+  const privateAreas =
+    opts.privateAreas ?? new PrivateAreas({ dataDir: "/nonexistent", configDir: "/nonexistent-config" });
   const ctx: TestCtx = {
     agentId,
     privateAreas,

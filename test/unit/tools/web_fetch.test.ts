@@ -27,7 +27,9 @@ beforeAll(() => {
       const u = new URL(req.url);
       switch (u.pathname) {
         case "/hello":
-          return new Response("hello world", { headers: { "content-type": "text/plain; charset=utf-8", "x-other": "dropped" } });
+          return new Response("hello world", {
+            headers: { "content-type": "text/plain; charset=utf-8", "x-other": "dropped" },
+          });
         case "/away":
           return Response.redirect(`http://127.0.0.2:${target.port}/`, 302);
         case "/other-port":
@@ -82,7 +84,13 @@ describe("web_fetch", () => {
   test("a granted URL", async () => {
     const ctx = makeCtx([`web_fetch: ${base}/*`]);
     const r = await webFetch.run(ctx, { url: `${base}/hello` });
-    expect(r).toEqual({ url: `${base}/hello`, status: 200, headers: { "content-type": "text/plain; charset=utf-8", "content-length": "11" }, body: "hello world", truncated: false });
+    expect(r).toEqual({
+      url: `${base}/hello`,
+      status: 200,
+      headers: { "content-type": "text/plain; charset=utf-8", "content-length": "11" },
+      body: "hello world",
+      truncated: false,
+    });
     const h = (await webFetch.run(ctx, { url: `${base}/hello`, method: "HEAD" })) as any;
     expect(h).toMatchObject({ status: 200, body: "" });
   });
@@ -161,7 +169,9 @@ describe("web_fetch", () => {
   test("bad URLs are invalid params", async () => {
     const ctx = makeCtx([`web_fetch: ${base}/*`]);
     expect(await rejection(webFetch.run(ctx, { url: "not a url" }))).toMatchObject({ code: ErrorCode.InvalidParams });
-    expect(await rejection(webFetch.run(ctx, { url: "file:///etc/passwd" }))).toMatchObject({ code: ErrorCode.InvalidParams });
+    expect(await rejection(webFetch.run(ctx, { url: "file:///etc/passwd" }))).toMatchObject({
+      code: ErrorCode.InvalidParams,
+    });
   });
 
   test("an exhausted token stops the next call", async () => {
