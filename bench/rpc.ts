@@ -1,6 +1,7 @@
 // tool.invoke echo round trips per second over the kernel's unix socket,
 // beside a bare Bun newline-JSON echo server driven by the same client in
-// the same run; and the kernel's resident memory with 1,000 idle agents
+// the same run; its latency (p50, p99) one call at a time beside the same
+// server's; and the kernel's resident memory with 1,000 idle agents
 // beside the same kernel with none.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,6 +27,24 @@ async function roundTrips(call: () => Promise<unknown>): Promise<number> {
   );
   return TOTAL / ((performance.now() - t0) / 1000);
 }
+
+const LATENCY_CALLS = 5_000;
+
+/** p50 and p99 of one call at a time, in µs */
+async function latency(call: () => Promise<unknown>): Promise<{ p50: number; p99: number }> {
+  for (let i = 0; i < 500; i++) await call(); // warm up
+  const us = new Float64Array(LATENCY_CALLS);
+  for (let i = 0; i < LATENCY_CALLS; i++) {
+    const t0 = performance.now();
+    await call();
+    us[i] = (performance.now() - t0) * 1000;
+  }
+  us.sort();
+  const at = (q: number) => us[Math.min(LATENCY_CALLS - 1, Math.floor(q * LATENCY_CALLS))]!;
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
+const round1 = (v: number) => Math.round(v * 10) / 10;
 
 function bareEchoServer(path: string) {
   return Bun.listen<{ buf: string }>({
@@ -60,13 +79,13 @@ export async function benchRpc(): Promise<Figure[]> {
   const bare = bareEchoServer(join(dir, "bare.sock"));
   try {
     const { agent_id } = await k.client.call("agent.spawn", { name: "echoer" });
-    const kernelRate = await roundTrips(() =>
-      k.client.call("tool.invoke", { agent_id, tool: "echo", input: { message: "ping" } }),
-    );
+    const kernelCall = () => k.client.call("tool.invoke", { agent_id, tool: "echo", input: { message: "ping" } });
+    const kernelRate = await roundTrips(kernelCall);
     const bareClient = await RpcClient.unix(join(dir, "bare.sock"));
-    const bareRate = await roundTrips(() =>
-      bareClient.call("tool.invoke", { agent_id, tool: "echo", input: { message: "ping" } }),
-    );
+    const bareCall = () => bareClient.call("tool.invoke", { agent_id, tool: "echo", input: { message: "ping" } });
+    const bareRate = await roundTrips(bareCall);
+    const kernelLatency = await latency(kernelCall);
+    const bareLatency = await latency(bareCall);
     bareClient.close();
 
     // memory: the same kernel process, before and after 1,000 idle agents
@@ -91,6 +110,12 @@ export async function benchRpc(): Promise<Figure[]> {
         unit: "calls/s",
         baseline: { name: "bare Bun newline-JSON echo server", value: Math.round(bareRate) },
       },
+      ...(["p50", "p99"] as const).map((q) => ({
+        name: `tool.invoke echo latency ${q} (1 in flight, audited + fdatasync)`,
+        value: round1(kernelLatency[q]),
+        unit: "µs",
+        baseline: { name: `bare Bun newline-JSON echo server ${q}`, value: round1(bareLatency[q]) },
+      })),
       {
         name: "kernel RSS with 1,000 idle agents",
         value: Math.round(rss1000 / 1024),
