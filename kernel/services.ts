@@ -3,6 +3,7 @@
 // internals. Every method that acts is audited by its implementation.
 import type { AuditEventKind, AuditQuery, AuditRecord, AuditVerifyResult } from "./audit/index.ts";
 import type { Usage } from "./sched/index.ts";
+import type { ToolEffect } from "./tools/index.ts";
 
 export type AgentState = "ready" | "running" | "stopped";
 
@@ -72,6 +73,8 @@ export interface RunOptions {
 export interface ToolDescription {
   name: string;
   description: string;
+  /** what running it does (kernel/tools/tool.ts ToolEffect): none, reversible or irreversible */
+  effect: ToolEffect;
   input_schema: Record<string, unknown>;
 }
 

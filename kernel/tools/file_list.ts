@@ -23,6 +23,7 @@ export const MAX_LIST_ENTRIES = 10_000;
 
 export default defineTool({
   name: "file_list",
+  effect: "none",
   description:
     "List a directory the agent holds a file_read capability on (absolute path). Returns entries with " +
     "name, type (file, dir, symlink, other) and size in bytes, sorted by name.",

@@ -44,6 +44,7 @@ export function utf8Prefix(data: Uint8Array, truncated: boolean): { text: string
 
 export default defineTool({
   name: "file_read",
+  effect: "none",
   description:
     "Read a text file (UTF-8) the agent holds a file_read capability on. The path must be absolute. " +
     "Symlinks, files with more than one hard link, and the kernel's own state are refused. Returns the " +

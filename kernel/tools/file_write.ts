@@ -136,6 +136,7 @@ function replace(
 
 export default defineTool({
   name: "file_write",
+  effect: "reversible",
   description:
     "Write a UTF-8 text file the agent holds a file_write capability on (absolute path). Creates missing " +
     "parent directories inside the grant, replaces the file (or appends with append: true). Symlinks are " +

@@ -11,7 +11,7 @@ import spawnAgent from "./spawn_agent.ts";
 import messageSend from "./message_send.ts";
 import messageRead from "./message_read.ts";
 
-export type { Tool, ToolContext, ToolLimits } from "./tool.ts";
+export type { Tool, ToolContext, ToolEffect, ToolLimits } from "./tool.ts";
 
 export const builtinTools: readonly Tool[] = [
   echo,
@@ -33,7 +33,12 @@ export class ToolRegistry {
       this.tools.set(t.name, t);
       const schema = z.toJSONSchema(t.input, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
       delete schema.$schema;
-      this.descriptions.set(t.name, { name: t.name, description: t.description, input_schema: schema });
+      this.descriptions.set(t.name, {
+        name: t.name,
+        description: t.description,
+        effect: t.effect,
+        input_schema: schema,
+      });
     }
   }
 

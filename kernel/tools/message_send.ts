@@ -3,6 +3,8 @@ import { defineTool } from "./tool.ts";
 
 export default defineTool({
   name: "message_send",
+  // another agent sees it: once read, it cannot be taken back
+  effect: "irreversible",
   description:
     "Send a text message to another running agent, by agent id or name. The recipient's name must be listed in this agent's message_send.",
   input: z.strictObject({

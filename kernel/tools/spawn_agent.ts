@@ -7,6 +7,8 @@ import { defineTool } from "./tool.ts";
 
 export default defineTool({
   name: "spawn_agent",
+  // changes the kernel's tables (an agent, its tokens) and may run the child: another principal acts
+  effect: "irreversible",
   description:
     "Start a child agent from a manifest (YAML text) or a manifest name from the config partition. The " +
     "child's name must be listed in this agent's spawn_child, and every capability it asks for must be " +

@@ -37,9 +37,25 @@ export interface ToolLimits {
   webFetchMaxRedirects: number;
 }
 
+/**
+ * What running the tool does to the world (ARCHITECTURE §9), which decides
+ * when its tool.call record must be durable:
+ * - none: only reads, and changes nothing the kernel or anyone else can see;
+ *   tool.call and tool.result are written in one group commit, after the run,
+ *   both durable before the reply (a crash before then leaves no effect and
+ *   no answer behind)
+ * - reversible: changes something a pre-image can restore (the agent's files)
+ * - irreversible: changes what cannot be taken back (the network, another
+ *   agent, the kernel's tables)
+ * A tool with an effect (reversible or irreversible) runs only after its
+ * write-ahead tool.call is durable.
+ */
+export type ToolEffect = "none" | "reversible" | "irreversible";
+
 export interface Tool<I = any> {
   name: string;
   description: string;
+  effect: ToolEffect;
   input: z.ZodType<I>;
   run(ctx: ToolContext, input: I): Promise<unknown>;
 }

@@ -12,6 +12,8 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 export default defineTool({
   name: "web_fetch",
+  // a request leaves the machine: whatever the server does with it cannot be taken back
+  effect: "irreversible",
   description:
     "Fetch an http or https URL the agent holds a web_fetch capability on (GET or HEAD). Redirects are " +
     "followed only to URLs the agent may also fetch. Returns the final URL, status, content-type/content-" +

@@ -47,6 +47,7 @@ export class FakeServices implements AgentServices {
       .map(([name, t]) => ({
         name,
         description: t.description ?? `the ${name} tool`,
+        effect: "none" as const,
         input_schema: t.input_schema ?? { type: "object", properties: {}, additionalProperties: true },
       }));
   }
