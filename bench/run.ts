@@ -4,6 +4,7 @@ import { printFigures, type Figure } from "./figure.ts";
 
 const sections: [string, string, string][] = [
   ["JSON-RPC and memory", "./rpc.ts", "benchRpc"],
+  ["idle memory (compiled)", "./memory.ts", "benchMemory"],
   ["capability checks", "./caps.ts", "benchCaps"],
   ["audit log", "./audit.ts", "benchAudit"],
   ["inference scheduler", "./sched.ts", "benchSched"],
