@@ -2,7 +2,12 @@
 // (stream: true, raw events accumulated here), with tools. The SDK's own
 // retries are off (maxRetries: 0): retries go back through the scheduler so
 // that each attempt is admitted, rate-limited and audited like any call.
-import Anthropic from "@anthropic-ai/sdk";
+//
+// The SDK is loaded on the first send, not at boot: it is the largest
+// library the kernel links (≈1.4 MiB of the idle RSS, bench/memory.ts), and
+// an idle kernel never calls it. The key is still read (and registered as
+// a secret) at boot by the router; only the client waits.
+import type Anthropic from "@anthropic-ai/sdk";
 import type { Logger } from "pino";
 import {
   ProviderError,
@@ -31,45 +36,67 @@ export interface AnthropicOptions {
 export const NO_KEY_MESSAGE =
   "no inference provider configured: set ANTHROPIC_API_KEY or inference.providers.anthropic.api_key_file";
 
+type AnthropicSdk = typeof import("@anthropic-ai/sdk");
+let sdkLoad: Promise<AnthropicSdk> | null = null;
+/** the SDK module, evaluated once, on the first call that needs it */
+function loadSdk(): Promise<AnthropicSdk> {
+  return (sdkLoad ??= import("@anthropic-ai/sdk"));
+}
+
+/** the SDK's default when neither base_url nor $ANTHROPIC_BASE_URL is set (the router resolves both) */
+const DEFAULT_BASE_URL = "https://api.anthropic.com";
+
 export class AnthropicProvider implements Provider {
   readonly name = "anthropic";
   private client: Anthropic | null = null;
+  /** the loaded SDK, for telling its errors apart; null until the first send */
+  private sdk: AnthropicSdk | null = null;
 
-  constructor(private readonly opts: AnthropicOptions) {
-    if (opts.apiKey) {
-      const log = opts.log;
-      const scrub = opts.scrub;
-      const fwd =
-        (level: "warn" | "error" | "info" | "debug") =>
-        (msg: string, ...rest: unknown[]) =>
-          log[level](
-            { sdk: "anthropic", detail: rest.length ? scrub(safeString(rest)) : undefined },
-            scrub(String(msg)),
-          );
-      this.client = new Anthropic({
-        apiKey: opts.apiKey,
-        authToken: null,
-        baseURL: opts.baseURL ?? null,
-        maxRetries: 0,
-        timeout: opts.timeoutMs,
-        logLevel: "warn",
-        logger: { error: fwd("error"), warn: fwd("warn"), info: fwd("info"), debug: fwd("debug") },
-        ...(opts.fetch ? { fetch: opts.fetch } : {}),
-      });
-    }
+  constructor(private readonly opts: AnthropicOptions) {}
+
+  /** the client, built on the first send (a key is required: ready() checked it) */
+  private async getClient(): Promise<Anthropic> {
+    if (this.client) return this.client;
+    const sdk = (this.sdk = await loadSdk());
+    const log = this.opts.log;
+    const scrub = this.opts.scrub;
+    const fwd =
+      (level: "warn" | "error" | "info" | "debug") =>
+      (msg: string, ...rest: unknown[]) =>
+        log[level]({ sdk: "anthropic", detail: rest.length ? scrub(safeString(rest)) : undefined }, scrub(String(msg)));
+    this.client ??= new sdk.default({
+      apiKey: this.opts.apiKey,
+      authToken: null,
+      baseURL: this.opts.baseURL ?? null,
+      maxRetries: 0,
+      timeout: this.opts.timeoutMs,
+      logLevel: "warn",
+      logger: { error: fwd("error"), warn: fwd("warn"), info: fwd("info"), debug: fwd("debug") },
+      ...(this.opts.fetch ? { fetch: this.opts.fetch } : {}),
+    });
+    return this.client;
   }
 
   get baseURL(): string {
-    return this.client?.baseURL ?? this.opts.baseURL ?? "https://api.anthropic.com";
+    return this.client?.baseURL ?? this.opts.baseURL ?? DEFAULT_BASE_URL;
   }
 
   ready(): void {
-    if (!this.client) throw new ProviderError("auth", NO_KEY_MESSAGE, { retryable: false });
+    if (!this.opts.apiKey) throw new ProviderError("auth", NO_KEY_MESSAGE, { retryable: false });
   }
 
   async send(req: ChatRequest): Promise<ChatResponse> {
     this.ready();
-    const client = this.client!;
+    if (req.signal.aborted) throw new ProviderError("aborted", "the agent was stopped", { retryable: false });
+    let client: Anthropic;
+    try {
+      client = await this.getClient();
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new ProviderError("other", this.opts.scrub(`the Anthropic SDK could not be loaded: ${msg}`), {
+        retryable: false,
+      });
+    }
     const ctrl = new AbortController();
     let timedOut = false;
     const onAbort = () => ctrl.abort();
@@ -182,6 +209,8 @@ export class AnthropicProvider implements Provider {
     if (ctx.timedOut)
       return new ProviderError("timeout", `no response within ${this.opts.timeoutMs} ms`, { partialUsage: partial });
     if (e instanceof ProviderError) return e;
+    // the SDK is loaded: this runs only after getClient() succeeded
+    const Anthropic = this.sdk!;
     if (e instanceof Anthropic.APIUserAbortError)
       return new ProviderError("aborted", "request aborted", { partialUsage: partial, retryable: false });
     if (e instanceof Anthropic.APIConnectionTimeoutError)
