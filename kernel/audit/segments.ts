@@ -82,12 +82,14 @@ export async function fsyncDir(io: AuditIO, dir: string): Promise<void> {
 const CHUNK = 64 * 1024;
 
 /**
- * Complete lines ('\n'-terminated) of a file, in order, read in 64 KiB
- * chunks: memory is one chunk plus the longest line. A trailing partial
- * line is not yielded (it was never acknowledged, or is still being
- * written).
+ * Complete lines of a file, in order, as blocks: each block is a view of one
+ * or more whole lines, every one ending in '\n', valid only until the next
+ * block is asked for (the buffer is reused). Read in 64 KiB chunks: memory
+ * is one chunk, or twice the longest line when a line does not fit in one
+ * (the buffer grows for it, then shrinks back). A trailing partial line is
+ * not yielded (it was never acknowledged, or is still being written).
  */
-export async function* readLines(path: string, io: AuditIO = nodeIO): AsyncGenerator<string> {
+export async function* readBlocks(path: string, io: AuditIO = nodeIO): AsyncGenerator<Buffer> {
   let fd: number;
   try {
     fd = await io.open(path, "r");
@@ -96,32 +98,45 @@ export async function* readLines(path: string, io: AuditIO = nodeIO): AsyncGener
     throw e;
   }
   try {
-    const buf = Buffer.allocUnsafe(CHUNK);
+    let buf = Buffer.allocUnsafe(CHUNK);
+    let have = 0; // buf[0, have): the start of a line the next read continues
     let pos = 0;
-    let parts: Buffer[] = [];
     for (;;) {
-      const n = await io.read(fd, buf, 0, CHUNK, pos);
+      if (have === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, have);
+        buf = bigger;
+      }
+      const n = await io.read(fd, buf, have, buf.length - have, pos);
       if (n <= 0) return;
       pos += n;
-      let start = 0;
-      for (;;) {
-        const nl = buf.indexOf(10, start);
-        if (nl < 0 || nl >= n) break;
-        const piece = buf.subarray(start, nl);
-        if (parts.length) {
-          parts.push(piece);
-          const line = Buffer.concat(parts).toString("utf8");
-          parts = [];
-          yield line;
-        } else {
-          yield piece.toString("utf8");
-        }
-        start = nl + 1;
+      const end = have + n;
+      const last = buf.lastIndexOf(10, end - 1); // buf[0, have) holds no '\n'
+      if (last < 0) {
+        have = end;
+        continue;
       }
-      if (start < n) parts.push(Buffer.from(buf.subarray(start, n))); // copy: buf is reused
+      yield buf.subarray(0, last + 1);
+      have = end - last - 1;
+      if (buf.length > CHUNK && have < CHUNK) {
+        const small = Buffer.allocUnsafe(CHUNK);
+        buf.copy(small, 0, last + 1, end);
+        buf = small;
+      } else buf.copyWithin(0, last + 1, end);
     }
   } finally {
     await io.close(fd).catch(() => {});
+  }
+}
+
+/** Complete lines ('\n'-terminated) of a file, in order, decoded (readBlocks' memory bound). */
+export async function* readLines(path: string, io: AuditIO = nodeIO): AsyncGenerator<string> {
+  for await (const block of readBlocks(path, io)) {
+    for (let s = 0; s < block.length;) {
+      const nl = block.indexOf(10, s);
+      yield block.toString("utf8", s, nl);
+      s = nl + 1;
+    }
   }
 }
 

@@ -1,0 +1,120 @@
+// The segment reader (readBlocks/readLines) and the byte-level hash check
+// verify() uses (lineBytesHashMatch): same answers as the string versions.
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { canonicalJSON, lineBytesHashMatch, lineHashMatches, sha256hex } from "../../../kernel/audit/canonical.ts";
+import { nodeIO, readBlocks, readLines, type AuditIO } from "../../../kernel/audit/segments.ts";
+import { tempDirsPerTest } from "./temp-dirs.ts";
+
+const dir = tempDirsPerTest();
+
+function file(content: string | Buffer): string {
+  const d = dir();
+  mkdirSync(d, { recursive: true });
+  const p = join(d, "x.jsonl");
+  writeFileSync(p, content);
+  return p;
+}
+
+async function collect(path: string, io: AuditIO = nodeIO): Promise<string[]> {
+  const out: string[] = [];
+  for await (const l of readLines(path, io)) out.push(l);
+  return out;
+}
+
+/** a line as the log writes it */
+function line(rec: Record<string, unknown>): string {
+  const canon = canonicalJSON(rec);
+  return canon.slice(0, -1) + ',"hash":"' + sha256hex(canon) + '"}';
+}
+
+describe("readBlocks / readLines", () => {
+  test("lines of every length around the 64 KiB chunk, a trailing partial line dropped", async () => {
+    const lens = [0, 1, 65535, 65536, 65537, 3, 200_000, 10, 131_072, 5];
+    const want = lens.map((n, i) => String.fromCharCode(97 + i).repeat(n));
+    const p = file(want.join("\n") + "\npartial");
+    expect(await collect(p)).toEqual(want);
+  });
+
+  test("short reads (1 to 7 bytes at a time) give the same lines", async () => {
+    const want = ['{"a":1}', "é€𝄞 multi-byte", "", "x".repeat(70_000), "end"];
+    const p = file(want.join("\n") + "\n");
+    let k = 0;
+    const io: AuditIO = {
+      ...nodeIO,
+      read: (fd, buf, off, len, pos) => nodeIO.read(fd, buf, off, Math.min(len, 1 + (k++ % 7)), pos),
+    };
+    expect(await collect(p, io)).toEqual(want);
+  });
+
+  test("every block is whole lines; the buffer shrinks back after a long line", async () => {
+    const want = ["x".repeat(300_000), ...Array.from({ length: 100_000 }, (_, i) => `line ${i}`)];
+    const p = file(want.join("\n") + "\n");
+    const sizes: number[] = [];
+    let text = "";
+    for await (const b of readBlocks(p)) {
+      expect(b[b.length - 1]).toBe(10);
+      sizes.push(b.buffer.byteLength);
+      text += b.toString("utf8");
+    }
+    expect(text).toBe(want.join("\n") + "\n");
+    expect(Math.max(...sizes)).toBe(512 * 1024); // grown for the long line
+    expect(sizes.at(-1)).toBe(64 * 1024); // and back to one chunk
+  });
+
+  test("a missing file has no lines", async () => {
+    expect(await collect(join(dir(), "none.jsonl"))).toEqual([]);
+  });
+});
+
+describe("lineBytesHashMatch", () => {
+  const recs = [
+    { seq: 1, ts: "t", kind: "k", prev: "0".repeat(64) },
+    { seq: 2, ts: "t", kind: "k", text: 'é€𝄞 \u2028 "quoted" \\', n: [1, 2.5, null] },
+    { seq: 3, ts: "t", kind: "k", hash_like: ',"hash":"' + "a".repeat(64) + '"}' },
+  ];
+
+  test("agrees with lineHashMatches, at any offset in a buffer, and leaves the buffer as it was", () => {
+    for (const r of recs) {
+      const l = line(r);
+      const hash = JSON.parse(l).hash as string;
+      const buf = Buffer.from("junk\n" + l + "\nmore");
+      const copy = Buffer.from(buf);
+      const start = 5;
+      const end = start + Buffer.byteLength(l);
+      expect(lineHashMatches(l, hash)).toBe(true);
+      expect(lineBytesHashMatch(buf, start, end, hash)).toBe(true);
+      expect(buf.equals(copy)).toBe(true);
+    }
+  });
+
+  test("refuses what lineHashMatches refuses", () => {
+    const l = line(recs[1]!);
+    const hash = JSON.parse(l).hash as string;
+    const other = "f".repeat(64);
+    const cases: [string, string][] = [
+      [l, other], // the hash asked for is not the line's
+      [l.replace("2.5", "2.6"), hash], // content edited
+      [l.replace(hash, hash.toUpperCase()), hash.toUpperCase()], // upper-case hex
+      [l.replace(',"hash":"', ', "hash":"'), hash], // re-formatted
+      [l.slice(0, -1) + " }", hash],
+      ['{"hash":"' + hash + '"}', hash],
+      ["", hash],
+    ];
+    for (const [s, h] of cases) {
+      const buf = Buffer.from(s);
+      expect(lineBytesHashMatch(buf, 0, buf.length, h)).toBe(lineHashMatches(s, h));
+      expect(lineBytesHashMatch(buf, 0, buf.length, h)).toBe(false);
+    }
+  });
+
+  test("invalid UTF-8 in the line never matches", () => {
+    const l = line({ seq: 1, ts: "t", kind: "k", s: "abc" });
+    const hash = JSON.parse(l).hash as string;
+    const buf = Buffer.from(l);
+    buf[buf.indexOf("abc")] = 0xff;
+    expect(lineBytesHashMatch(buf, 0, buf.length, hash)).toBe(false);
+    expect(lineHashMatches(buf.toString("utf8"), hash)).toBe(false);
+  });
+});
