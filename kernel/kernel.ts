@@ -485,7 +485,12 @@ export class Kernel implements AgentServices {
    * denial -32001 audited, unknown tools included), the input (-32602; a bad
    * input spends nothing), the token spent, the approval if required, the
    * token checked again after the wait (revoked or expired meanwhile: never
-   * runs), the write-ahead tool.call record, the tool, tool.result.
+   * runs), the tool.call record, the tool, tool.result. A tool with an effect
+   * (reversible, irreversible) runs only once tool.call is durable (the
+   * write-ahead); an effect-none tool runs once tool.call is appended, and
+   * tool.call and tool.result become durable together, in one group commit,
+   * before the reply. Either way tool.call's seq is the lower, and tool.result
+   * names it (call_seq); either record failing is the caller's error.
    */
   async invokeTool(agentId: string, toolName: string, input: unknown, opts: InvokeOptions): Promise<unknown> {
     const agent = this.procs.get(agentId);
@@ -554,7 +559,8 @@ export class Kernel implements AgentServices {
         return denied(r.capability, r.reason);
       },
     };
-    const { seq } = await this.audit({
+    // queued now, so its seq is below anything the run appends (a denial, tool.result)
+    const call = this.audit({
       kind: "tool.call",
       agent_id: agentId,
       tool: toolName,
@@ -562,18 +568,12 @@ export class Kernel implements AgentServices {
       token: check.token.id,
       via: opts.via,
     });
+    const result = this.toolResult(tool.effect === "none" ? null : (await call).seq, call, agentId, toolName);
     try {
       if (signal.aborted) throw notRunnable(agent, "was stopped");
       const output = await tool.run(ctx, parsed.data);
       await Promise.all(pending);
-      await this.audit({
-        kind: "tool.result",
-        agent_id: agentId,
-        tool: toolName,
-        call_seq: seq,
-        ok: true,
-        output: clip(output),
-      });
+      await result({ ok: true, output: clip(output) });
       return output;
     } catch (e) {
       await Promise.allSettled(pending);
@@ -581,16 +581,31 @@ export class Kernel implements AgentServices {
         e instanceof KernelError
           ? e
           : new KernelError(ErrorCode.InternalError, `tool ${toolName} failed: ${(e as Error)?.message ?? String(e)}`);
-      await this.audit({
-        kind: "tool.result",
-        agent_id: agentId,
-        tool: toolName,
-        call_seq: seq,
-        ok: false,
-        error: { code: err.code, message: err.message },
-      });
+      await result({ ok: false, error: { code: err.code, message: err.message } });
       throw err;
     }
+  }
+
+  /**
+   * How invokeTool writes tool.result. `seq`: tool.call is durable (the
+   * write-ahead), it is awaited alone. null: tool.call is only appended;
+   * tool.result is linked to it (call_seq set to its seq when sealed, the
+   * same group commit) and both are awaited: a failed tool.call rejects
+   * tool.result with the same error.
+   */
+  private toolResult(
+    seq: number | null,
+    call: Promise<{ seq: number }>,
+    agentId: string,
+    toolName: string,
+  ): (r: { ok: boolean; [field: string]: unknown }) => Promise<unknown> {
+    if (seq === null) call.catch(() => {}); // handled: awaited with tool.result
+    return (r) => {
+      const event = { kind: "tool.result" as const, agent_id: agentId, tool: toolName, ...r };
+      if (seq !== null) return this.audit({ ...event, call_seq: seq });
+      const to = call as Promise<{ seq: number; hash: string }>;
+      return Promise.all([call, this.opts.audit.append(event, { field: "call_seq", to })]);
+    };
   }
 
   // ---- messages ----------------------------------------------------------

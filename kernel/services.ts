@@ -156,8 +156,10 @@ export interface AgentServices {
   /**
    * The agent exists (-32002) and is not stopped (-32008); it holds the
    * tool (-32001, audited, checked before the input); the input is valid
-   * (-32602); an approval it needs is granted (-32003). Then the tool, with
-   * tool.call durable before it runs and tool.result after.
+   * (-32602); an approval it needs is granted (-32003). Then the tool: one
+   * with an effect runs after tool.call is durable; an effect-none one runs
+   * once tool.call is appended, and both records are durable (one group
+   * commit) before the reply. Either record failing rejects (-32603).
    */
   invokeTool(agentId: string, tool: string, input: unknown, opts: InvokeOptions): Promise<unknown>;
   /**

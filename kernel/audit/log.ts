@@ -147,6 +147,21 @@ interface Pending {
   fields: Record<string, unknown>;
   resolve: (v: { seq: number; hash: string }) => void;
   reject: (e: unknown) => void;
+  /** set to its reason once the entry is rejected: an entry linked to it is not written either */
+  failed?: unknown;
+  /** fields[link.field] is set to link.to's seq when this entry is sealed (AuditLink) */
+  link?: { field: string; to: Pending };
+}
+
+/**
+ * A record that names an earlier one by seq before that one is durable:
+ * `to` is the promise append() returned for the earlier record, `field` the
+ * field that gets its seq when this record is sealed (the earlier one, being
+ * first in call order, is sealed first, in the same group commit or before).
+ */
+export interface AuditLink {
+  field: string;
+  to: Promise<{ seq: number; hash: string }>;
 }
 
 /** A recovery step found at open and not yet carried out (the disk may be full). */
@@ -523,17 +538,38 @@ export class AuditLog {
    * timestamped) now; its place in the sequence is the call order; the
    * promise resolves once the record is durable. Never throws synchronously.
    * Kinds `audit.*` are the log's own and are refused (-32602).
+   * With `link`, the record's `link.field` is the seq of the record `link.to`
+   * stands for, which need not be durable yet; if that one is not written,
+   * neither is this one (it rejects with the same error).
    */
-  async append(event: AuditAppendEvent): Promise<{ seq: number; hash: string }> {
-    if (this.closed) throw new KernelError(ErrorCode.InternalError, "audit log is closed");
-    const fields = this.prepare(event);
-    if (typeof event.kind === "string" && event.kind.startsWith("audit."))
-      throw invalidParams(`kind ${event.kind}: audit.* records are written by the audit log itself`);
-    return new Promise((resolve, reject) => {
-      this.queue.push({ fields, resolve, reject });
-      this.kick();
+  append(event: AuditAppendEvent, link?: AuditLink): Promise<{ seq: number; hash: string }> {
+    let p: Pending;
+    try {
+      if (this.closed) throw new KernelError(ErrorCode.InternalError, "audit log is closed");
+      const fields = this.prepare(event);
+      if (typeof event.kind === "string" && event.kind.startsWith("audit."))
+        throw invalidParams(`kind ${event.kind}: audit.* records are written by the audit log itself`);
+      const to = link && this.appended.get(link.to);
+      if (link && !to) throw invalidParams("link.to is not a record this log was given");
+      p = { fields, resolve: () => {}, reject: () => {}, ...(to ? { link: { field: link.field, to } } : {}) };
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const promise = new Promise<{ seq: number; hash: string }>((resolve, reject) => {
+      p.resolve = resolve;
+      p.reject = (e) => {
+        p.failed = e ?? new Error("audit append failed");
+        reject(e);
+      };
     });
+    this.appended.set(promise, p);
+    this.queue.push(p);
+    this.kick();
+    return promise;
   }
+
+  /** what append() returned, for a later record's link */
+  private readonly appended = new WeakMap<Promise<unknown>, Pending>();
 
   private internalRecord(event: { kind: AuditLogKind; [field: string]: unknown }): Record<string, unknown> {
     return this.prepare({ ...event, agent_id: null });
@@ -601,6 +637,14 @@ export class AuditLog {
       this.fail(batch, e);
       return;
     }
+    // an entry linked to one that was not written is not written either
+    if (batch.some((p) => p.link?.to.failed !== undefined)) {
+      batch = batch.filter((p) => {
+        const failed = p.link?.to.failed;
+        if (failed !== undefined) p.reject(failed);
+        return failed === undefined;
+      });
+    }
     const k = this.pendingRecords.length;
     const all: Pending[] = k
       ? [
@@ -621,7 +665,8 @@ export class AuditLog {
     let prev = this.headHash;
     const base = this.pendingGap ?? this.headSeq;
     for (let j = 0; j < n; j++) {
-      const f = all[j]!.fields;
+      const { fields: f, link } = all[j]!;
+      if (link) f[link.field] = link.to.fields.seq; // sealed before this one: earlier in call order
       f.prev = prev;
       f.seq = base + j + 1;
       const canon = canonicalJSON(f);

@@ -3,7 +3,8 @@
 // and a full data disk (a real tmpfs filled to the brim) loses nothing
 // acknowledged, hangs no call and does not stop the kernel from booting.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendFileSync, readdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanup, rpcError, startKernel, type RunningKernel } from "./harness.ts";
 import { canMount, smallDisk, type SmallDisk } from "./diskfull.ts";
@@ -164,6 +165,95 @@ describe("an acknowledged approval decision survives kill -9", () => {
       cleanup(k);
     }
   }, 60_000);
+});
+
+describe("effect classes: when tool.call must be durable", () => {
+  test("tool.list says each tool's effect class", async () => {
+    const k = await startKernel();
+    try {
+      const { tools } = await k.client.call("tool.list");
+      expect(Object.fromEntries(tools.map((t: any) => [t.name, t.effect]))).toEqual({
+        echo: "none",
+        file_read: "none",
+        file_list: "none",
+        message_read: "none",
+        file_write: "reversible",
+        web_fetch: "irreversible",
+        spawn_agent: "irreversible",
+        message_send: "irreversible",
+      });
+    } finally {
+      await k.stop();
+      cleanup(k);
+    }
+  });
+
+  test("echo (none), SIGKILL right after a reply, restart: every acknowledged call has both records (8 tries)", async () => {
+    let k = await startKernel({ manifests: { echoer: ECHOER } });
+    const dir = k.dir;
+    try {
+      for (let i = 0; i < 8; i++) {
+        const { agent_id } = await k.client.call("agent.spawn", { name: "echoer" });
+        const acked: string[] = [];
+        let killed = false;
+        const calls = Array.from({ length: 32 }, (_, j) =>
+          k.client
+            .call("tool.invoke", { agent_id, tool: "echo", input: { message: `try ${i} call ${j}` } })
+            .then((r: any) => {
+              acked.push(r.output.message);
+              // kill at the (i+1)-th reply: some calls answered, others in flight
+              if (!killed && acked.length > i) {
+                killed = true;
+                k.proc.kill("SIGKILL");
+              }
+            })
+            .catch(() => {}),
+        );
+        await Promise.all(calls);
+        await k.proc.exited;
+        expect(acked.length).toBeGreaterThan(0);
+        k = await startKernel({ dir, manifests: { echoer: ECHOER } });
+        const events = (await k.client.call("audit.query", { kind: "tool.*", agent_id, limit: 1000 })).events;
+        for (const message of acked) {
+          const call = events.find((e: any) => e.kind === "tool.call" && e.input.message === message);
+          expect(call, message).toBeDefined();
+          const result = events.find((e: any) => e.kind === "tool.result" && e.call_seq === call.seq);
+          expect(result, message).toMatchObject({ tool: "echo", ok: true, output: { message } });
+          expect(result.seq).toBeGreaterThan(call.seq);
+        }
+        // a call never answered may have left both records or none, never a result without its call
+        for (const r of events.filter((e: any) => e.kind === "tool.result"))
+          expect(events.some((e: any) => e.kind === "tool.call" && e.seq === r.call_seq && e.seq < r.seq)).toBe(true);
+      }
+      expect((await k.client.call("audit.verify")).ok).toBe(true);
+    } finally {
+      await k.stop();
+      cleanup(k);
+    }
+  }, 60_000);
+
+  test("file_write (reversible) keeps the write-ahead: tool.call, then the file, then tool.result", async () => {
+    const out = mkdtempSync(join(tmpdir(), "aaos-effects-"));
+    const k = await startKernel({
+      manifests: { writer: `name: writer\nmodel: ${MODEL}\ncapabilities: ["file_write: ${out}/*"]\n` },
+    });
+    const path = join(out, "report.txt");
+    try {
+      const { agent_id } = await k.client.call("agent.spawn", { name: "writer" });
+      await k.client.call("tool.invoke", { agent_id, tool: "file_write", input: { path, content: "x" } });
+      const events = (await k.client.call("audit.query", { kind: "tool.*", agent_id })).events;
+      expect(events.map((e: any) => [e.kind, e.tool])).toEqual([
+        ["tool.call", "file_write"],
+        ["tool.result", "file_write"],
+      ]);
+      expect(events[1]).toMatchObject({ call_seq: events[0].seq, ok: true });
+      expect(events[1].seq).toBeGreaterThan(events[0].seq);
+    } finally {
+      await k.stop();
+      cleanup(k);
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
 });
 
 describe.skipIf(!canMount())("a full data disk", () => {
