@@ -972,12 +972,17 @@ export class AuditLog {
         // whole blocks of lines, checked synchronously: no promise per line, and the hash
         // is taken over the line's bytes in the read buffer (no string slicing)
         for await (const block of readBlocks(segmentPath(this.dir, first), this.io)) {
-          for (let s = 0; s < block.length;) {
+          // one decode per block; '\n' is a '\n' in both, and when the lengths agree every
+          // byte is one UTF-16 unit (ASCII, or an invalid byte as U+FFFD) so offsets agree too
+          const text = block.toString("utf8");
+          const same = text.length === block.length;
+          for (let s = 0, c = 0; s < block.length;) {
             if (expected > upto) break outer;
             const nl = block.indexOf(10, s);
+            const cn = same ? nl : text.indexOf("\n", c);
             let rec: Record<string, unknown>;
             try {
-              rec = JSON.parse(block.toString("utf8", s, nl));
+              rec = JSON.parse(text.slice(c, cn));
             } catch {
               chain = { seq: expected, reason: "record is not valid JSON" };
               break outer;
@@ -1001,6 +1006,7 @@ export class AuditLog {
             expected++;
             events++;
             s = nl + 1;
+            c = cn + 1;
           }
         }
       }

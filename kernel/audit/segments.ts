@@ -80,14 +80,19 @@ export async function fsyncDir(io: AuditIO, dir: string): Promise<void> {
 }
 
 const CHUNK = 64 * 1024;
+/** readBlocks' two buffers: together one chunk */
+const HALF = CHUNK / 2;
 
 /**
  * Complete lines of a file, in order, as blocks: each block is a view of one
  * or more whole lines, every one ending in '\n', valid only until the next
- * block is asked for (the buffer is reused). Read in 64 KiB chunks: memory
- * is one chunk, or twice the longest line when a line does not fit in one
- * (the buffer grows for it, then shrinks back). A trailing partial line is
- * not yielded (it was never acknowledged, or is still being written).
+ * block is asked for (the buffers are reused). Two 32 KiB buffers, together
+ * one 64 KiB chunk: while the caller works through the block in one, the
+ * next read is already filling the other, so the read's round trip to the
+ * thread pool overlaps the caller's work. A line longer than a buffer grows
+ * it (to at most twice the line), and the buffers shrink back after. A
+ * trailing partial line is not yielded (it was never acknowledged, or is
+ * still being written).
  */
 export async function* readBlocks(path: string, io: AuditIO = nodeIO): AsyncGenerator<Buffer> {
   let fd: number;
@@ -97,34 +102,44 @@ export async function* readBlocks(path: string, io: AuditIO = nodeIO): AsyncGene
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
     throw e;
   }
+  let inflight: Promise<number> | null = null;
   try {
-    let buf = Buffer.allocUnsafe(CHUNK);
-    let have = 0; // buf[0, have): the start of a line the next read continues
+    let buf = Buffer.allocUnsafe(HALF); // being filled, then yielded
+    let spare = Buffer.allocUnsafe(HALF); // the next read goes here while `buf` is yielded
+    let have = 0; // buf[0, have): the start of a line the read continues
     let pos = 0;
+    let n = await io.read(fd, buf, 0, buf.length, 0);
     for (;;) {
-      if (have === buf.length) {
-        const bigger = Buffer.allocUnsafe(buf.length * 2);
-        buf.copy(bigger, 0, 0, have);
-        buf = bigger;
-      }
-      const n = await io.read(fd, buf, have, buf.length - have, pos);
       if (n <= 0) return;
       pos += n;
       const end = have + n;
       const last = buf.lastIndexOf(10, end - 1); // buf[0, have) holds no '\n'
       if (last < 0) {
         have = end;
+        if (have === buf.length) {
+          const bigger = Buffer.allocUnsafe(buf.length * 2);
+          buf.copy(bigger, 0, 0, have);
+          buf = bigger;
+        }
+        n = await io.read(fd, buf, have, buf.length - have, pos);
         continue;
       }
+      const tail = end - last - 1; // the start of the next line, carried over into spare
+      let size = HALF;
+      while (size < 2 * tail) size *= 2;
+      if (spare.length !== size) spare = Buffer.allocUnsafe(size);
+      buf.copy(spare, 0, last + 1, end);
+      const next = io.read(fd, spare, tail, spare.length - tail, pos);
+      next.catch(() => {}); // awaited below, or in finally when the caller stops early
+      inflight = next;
       yield buf.subarray(0, last + 1);
-      have = end - last - 1;
-      if (buf.length > CHUNK && have < CHUNK) {
-        const small = Buffer.allocUnsafe(CHUNK);
-        buf.copy(small, 0, last + 1, end);
-        buf = small;
-      } else buf.copyWithin(0, last + 1, end);
+      n = await next;
+      inflight = null;
+      [buf, spare] = [spare, buf];
+      have = tail;
     }
   } finally {
+    if (inflight) await inflight.catch(() => {}); // the fd is not closed under a read
     await io.close(fd).catch(() => {});
   }
 }
