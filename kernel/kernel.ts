@@ -3,7 +3,6 @@
 // audit log, and is the only code that changes them: they are private, and
 // every front end holds the kernel as AgentServices only. Every action is
 // audited durably before its result is returned.
-import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -20,13 +19,14 @@ import type { AgentRuntime, Inference } from "./llm/index.ts";
 import {
   hasOneSource,
   loadManifest,
+  ManifestCache,
   MANIFEST_NAME,
   manifestNames,
   ONE_SOURCE_MESSAGE,
   parseDuration,
   type Manifest,
 } from "./manifest/index.ts";
-import { newAgentId, ProcessTable, type Agent } from "./proc/index.ts";
+import { AgentRecord, newAgentId, ProcessTable, type Agent } from "./proc/index.ts";
 import type {
   AgentInfo,
   AgentServices,
@@ -183,7 +183,8 @@ export class Kernel implements AgentServices {
    */
   async spawn(req: SpawnRequest, parentId?: string): Promise<SpawnResult> {
     const { text, source } = this.manifestText(req);
-    const manifest = loadManifest(text, {
+    // agents spawned from one text share its parse (checked against the same tool and agent names)
+    const { manifest, sha256 } = this.manifests.load(text, {
       knownTools: this.tools.names(),
       knownAgents: manifestNames(join(this.opts.configDir, "manifests")),
       source,
@@ -223,18 +224,14 @@ export class Kernel implements AgentServices {
     }
     const id = newAgentId();
     const tokens = this.caps.mint(id, specs);
-    const agent: Agent = {
+    const agent: Agent = new AgentRecord({
       id,
       name: manifest.name,
       manifest,
-      approvalRequired: new Set([...manifest.approval_required, ...(parent?.approvalRequired ?? [])]),
+      approvalRequired: this.approvalSet(manifest, parent),
       parentId: parent?.id ?? null,
       depth: parent ? parent.depth + 1 : 0,
-      state: "ready",
-      children: new Set(),
-      abort: new AbortController(),
-      mailbox: [],
-    };
+    });
     if (this.inference) {
       try {
         this.inference.onSpawn(this.runtime(agent));
@@ -259,7 +256,7 @@ export class Kernel implements AgentServices {
           parent_id: agent.parentId,
           model: manifest.model,
           source,
-          manifest_sha256: createHash("sha256").update(text).digest("hex"),
+          manifest_sha256: sha256,
         }),
         this.audit({
           kind: "capability.grant",
@@ -282,6 +279,21 @@ export class Kernel implements AgentServices {
     this.procs.add(agent);
     parent?.children.add(id);
     return { agent_id: id, name: manifest.name, capabilities: this.caps.capabilityStrings(id) };
+  }
+
+  private readonly manifests = new ManifestCache();
+  /** a root agent's approval set, one per manifest (never changed, so shared) */
+  private readonly rootApprovals = new WeakMap<Manifest, ReadonlySet<string>>();
+
+  /** the manifest's approval_required plus every approval the parent needs */
+  private approvalSet(m: Manifest, parent: Agent | null): ReadonlySet<string> {
+    if (!parent) {
+      let set = this.rootApprovals.get(m);
+      if (!set) this.rootApprovals.set(m, (set = new Set(m.approval_required)));
+      return set;
+    }
+    if (m.approval_required.every((t) => parent.approvalRequired.has(t))) return parent.approvalRequired;
+    return new Set([...m.approval_required, ...parent.approvalRequired]);
   }
 
   /** slots taken by spawns whose records are being written */
@@ -474,7 +486,10 @@ export class Kernel implements AgentServices {
       priority: a.manifest.priority,
       weight: a.manifest.weight,
       maxTurns: a.manifest.max_turns,
-      signal: a.abort.signal,
+      // read when a run needs it: spawn registers the agent without building its AbortController
+      get signal() {
+        return a.abort.signal;
+      },
     };
   }
 

@@ -6,5 +6,5 @@ export {
   type Manifest,
   type CapabilityEntry,
 } from "./schema.ts";
-export { loadManifest, manifestNames, MAX_MANIFEST_BYTES, type LoadOptions } from "./load.ts";
+export { loadManifest, ManifestCache, manifestNames, MAX_MANIFEST_BYTES, type LoadOptions } from "./load.ts";
 export { hasOneSource, manifestSource, manifestSourceFields, ONE_SOURCE_MESSAGE } from "./source.ts";

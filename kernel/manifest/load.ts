@@ -1,6 +1,7 @@
 // Manifest loading: YAML → zod, with every error pointing at a line and
 // column of the YAML so an operator editing /config/manifests on a FAT
 // partition can find the mistake.
+import { createHash } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { ErrorCode, KernelError } from "../errors.ts";
 import { parseCapability } from "../caps/index.ts";
@@ -74,6 +75,45 @@ export function loadManifest(text: string, opts: LoadOptions = {}): Manifest {
     });
   }
   return manifest;
+}
+
+/**
+ * Manifests already loaded, by their text and the tool and agent names they
+ * were checked against: agents spawned from one text share one deep-frozen
+ * Manifest (and the text's SHA-256) instead of each parsing its own copy.
+ * loadManifest is a function of exactly those three, so a hit is the
+ * manifest a fresh load would return; only manifests that load are kept (an
+ * invalid one is parsed, and refused with its position, every time). At
+ * most `max` texts are kept, the oldest dropped first.
+ */
+export class ManifestCache {
+  private readonly entries = new Map<string, { manifest: Manifest; sha256: string }>();
+
+  constructor(private readonly max = 64) {}
+
+  load(
+    text: string,
+    opts: LoadOptions & { knownTools: ReadonlySet<string>; knownAgents: ReadonlySet<string> },
+  ): { manifest: Manifest; sha256: string } {
+    const key = `${[...opts.knownTools].join(",")}\n${[...opts.knownAgents].sort().join(",")}\n${text}`;
+    const hit = this.entries.get(key);
+    if (hit) return hit;
+    const entry = {
+      manifest: deepFreeze(loadManifest(text, opts)),
+      sha256: createHash("sha256").update(text).digest("hex"),
+    };
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, entry);
+    return entry;
+  }
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === "object" && !Object.isFrozen(v)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
 }
 
 /**

@@ -9,18 +9,48 @@ import type { Manifest } from "../manifest/index.ts";
 import type { AgentInfo, AgentState } from "../services.ts";
 
 export interface Agent {
-  id: string;
-  name: string;
-  manifest: Manifest;
-  /** approval_required after inheritance: a child keeps every approval its parent needs */
-  approvalRequired: Set<string>;
-  parentId: string | null;
-  depth: number;
+  readonly id: string;
+  readonly name: string;
+  /** shared, deep-frozen, by every agent spawned from the same text (kernel/manifest ManifestCache) */
+  readonly manifest: Manifest;
+  /** approval_required after inheritance: a child keeps every approval its parent needs; never changed, so shared */
+  readonly approvalRequired: ReadonlySet<string>;
+  readonly parentId: string | null;
+  readonly depth: number;
   state: AgentState;
   /** ids of the agents it spawned (stopped ones too, until forgotten) */
-  children: Set<string>;
-  abort: AbortController;
-  mailbox: { from: string; from_name: string; message: string; sent_at: string }[];
+  readonly children: Set<string>;
+  /** one per agent, built the first time anything asks for it (or its signal), so idle agents carry none */
+  readonly abort: AbortController;
+  readonly mailbox: { from: string; from_name: string; message: string; sent_at: string }[];
+}
+
+/** the process table's record of one agent */
+export class AgentRecord implements Agent {
+  readonly id: string;
+  readonly name: string;
+  readonly manifest: Manifest;
+  readonly approvalRequired: ReadonlySet<string>;
+  readonly parentId: string | null;
+  readonly depth: number;
+  state: AgentState = "ready";
+  readonly children = new Set<string>();
+  readonly mailbox: Agent["mailbox"] = [];
+  #abort: AbortController | null = null;
+
+  constructor(f: Pick<Agent, "id" | "name" | "manifest" | "approvalRequired" | "parentId" | "depth">) {
+    this.id = f.id;
+    this.name = f.name;
+    this.manifest = f.manifest;
+    this.approvalRequired = f.approvalRequired;
+    this.parentId = f.parentId;
+    this.depth = f.depth;
+  }
+
+  /** the same controller every time: whatever took its signal is aborted by the one stop */
+  get abort(): AbortController {
+    return (this.#abort ??= new AbortController());
+  }
 }
 
 export const MAILBOX_LIMIT = 256;
