@@ -68,6 +68,12 @@ function bareEchoServer(path: string) {
   });
 }
 
+/** user + system CPU time of a process, all threads (fdatasync's kernel time included) */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return Number(m?.[1] ?? 0);
@@ -80,7 +86,9 @@ export async function benchRpc(): Promise<Figure[]> {
   try {
     const { agent_id } = await k.client.call("agent.spawn", { name: "echoer" });
     const kernelCall = () => k.client.call("tool.invoke", { agent_id, tool: "echo", input: { message: "ping" } });
+    const cpu0 = cpuSeconds(k.proc.pid);
     const kernelRate = await roundTrips(kernelCall);
+    const cpuPerCall = ((cpuSeconds(k.proc.pid) - cpu0) / TOTAL) * 1e6;
     const bareClient = await RpcClient.unix(join(dir, "bare.sock"));
     const bareCall = () => bareClient.call("tool.invoke", { agent_id, tool: "echo", input: { message: "ping" } });
     const bareRate = await roundTrips(bareCall);
@@ -110,6 +118,8 @@ export async function benchRpc(): Promise<Figure[]> {
         unit: "calls/s",
         baseline: { name: "bare Bun newline-JSON echo server", value: Math.round(bareRate) },
       },
+      // what the rate costs the kernel, less sensitive than the rate to what else the host runs
+      { name: "kernel CPU per tool.invoke echo (64 in flight)", value: Math.round(cpuPerCall * 10) / 10, unit: "µs" },
       ...(["p50", "p99"] as const).map((q) => ({
         name: `tool.invoke echo latency ${q} (1 in flight, audited + fdatasync)`,
         value: round1(kernelLatency[q]),
