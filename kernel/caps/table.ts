@@ -97,11 +97,36 @@ function printable(s: string): string {
   return s.replace(/[\0-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
-function validateSpec(spec: TokenSpec): Capability {
+const parsed = new Map<string, { capability: Capability; text: string }>();
+/**
+ * a capability string parsed once (parseCapability is a function of the text
+ * alone): the tokens minted from one string, typically every agent spawned
+ * from one manifest, share its frozen parse and canonical text
+ */
+function parsedCapability(text: string): { capability: Capability; text: string } {
+  let p = parsed.get(text);
+  if (!p) {
+    const capability = deepFreeze(parseCapability(text));
+    p = { capability, text: formatCapability(capability) };
+    if (parsed.size > 10_000) parsed.clear();
+    parsed.set(text, p);
+  }
+  return p;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === "object" && !Object.isFrozen(v)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+function validateSpec(spec: TokenSpec): { capability: Capability; text: string } {
   if (spec === null || typeof spec !== "object" || typeof spec.capability !== "string") {
     throw new CapabilityParseError("a token spec needs a capability string", String(spec?.capability));
   }
-  const cap = parseCapability(spec.capability);
+  const cap = parsedCapability(spec.capability);
   if (spec.max_invocations !== undefined && !(Number.isSafeInteger(spec.max_invocations) && spec.max_invocations > 0)) {
     throw new CapabilityParseError(
       `max_invocations of "${spec.capability}" must be a positive integer`,
@@ -135,13 +160,13 @@ export class CapabilityTable {
    */
   mint(agentId: string, specs: TokenSpec[]): Token[] {
     const caps = specs.map(validateSpec);
-    return caps.map((capability, i): Token => {
+    return caps.map(({ capability, text }, i): Token => {
       const spec = specs[i]!;
       const t: Token = {
         id: randomBytes(16).toString("hex"),
         agentId,
         capability,
-        text: formatCapability(capability),
+        text,
         used: 0,
         revoked: false,
       };
@@ -326,12 +351,12 @@ export class CapabilityTable {
     const live = (this.byAgent.get(parentAgentId) ?? []).filter((t) => deadness(t, now) === null);
     for (const spec of child) {
       let cap: Capability;
+      let text: string;
       try {
-        cap = validateSpec(spec);
+        ({ capability: cap, text } = validateSpec(spec));
       } catch (e) {
         return { ok: false, capability: String(spec?.capability), reason: (e as Error).message };
       }
-      const text = formatCapability(cap);
       const wider = live.filter((t) => coversCapability(t.capability, cap));
       if (wider.length === 0) {
         const held = live.map((t) => t.text);
