@@ -69,41 +69,37 @@ export function lineHashMatches(line: string, hash: string): boolean {
   return sha256hex(line.slice(0, -suffix) + "}") === hash;
 }
 
-const BunSHA256 = (globalThis as { Bun?: { SHA256?: { hash(data: Uint8Array, out: Uint8Array): Uint8Array } } }).Bun
-  ?.SHA256;
-const digest = new Uint8Array(32);
-/** ,"hash":"  as bytes */
-const HASH_MEMBER = [0x2c, 0x22, 0x68, 0x61, 0x73, 0x68, 0x22, 0x3a, 0x22];
-/** value of a lower-case hex digit by byte, -1 for anything else */
-const HEX_VAL = new Int8Array(256).fill(-1);
-for (let i = 0; i < 16; i++) HEX_VAL["0123456789abcdef".charCodeAt(i)] = i;
+const BunSHA256 = (globalThis as { Bun?: { SHA256?: { hash(data: Uint8Array, enc: "hex"): string } } }).Bun?.SHA256;
 
 /**
- * lineHashMatches() over the line's own bytes, buf[start, end) without the
- * '\n': no decoding, slicing or concatenation, and the digest is compared
- * with the hex in the line as bytes. Same answer as lineHashMatches() on the
- * decoded line (a match means these bytes are what the log hashed, which
- * are valid UTF-8). For the one-shot hash the member's ',' is overwritten
- * with '}' and put back before returning: `buf` must not be read meanwhile
- * by anyone else (it is not: this is synchronous).
+ * lineHashMatches() for a line held twice, as the decoded text.slice(c, cn)
+ * and as its bytes buf[start, end) (no '\n'), as verify() reads it: the
+ * shape (`,"hash":"<hash>"}` last) is checked on the text, without slicing,
+ * and the hash is taken over the bytes, without encoding or concatenation.
+ * Same answer as lineHashMatches(text.slice(c, cn), hash): the last 75
+ * characters being ASCII means they are the last 75 bytes (UTF-8 never
+ * decodes to ASCII from anything but that byte), and a match means the bytes
+ * are what the log hashed. For the one-shot hash the member's ',' is
+ * overwritten with '}' and put back before returning (synchronously).
  */
-export function lineBytesHashMatch(buf: Uint8Array, start: number, end: number, hash: string): boolean {
-  const cut = end - 75; // where ,"hash":"<64 hex>"} starts
-  const hex = end - 66;
-  if (cut <= start || hash.length !== 64 || buf[end - 1] !== 0x7d || buf[end - 2] !== 0x22) return false;
-  for (let i = 0; i < 9; i++) if (buf[cut + i] !== HASH_MEMBER[i]) return false;
-  for (let i = 0; i < 64; i++) if (buf[hex + i] !== hash.charCodeAt(i)) return false;
-  let d: Uint8Array;
+export function lineHashMatchesIn(
+  text: string,
+  c: number,
+  cn: number,
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  hash: string,
+): boolean {
+  if (cn - c <= 75 || hash.length !== 64) return false;
+  if (text.charCodeAt(cn - 1) !== 0x7d || text.charCodeAt(cn - 2) !== 0x22) return false;
+  if (!text.startsWith(',"hash":"', cn - 75) || !text.startsWith(hash, cn - 66)) return false;
+  const cut = end - 75;
   buf[cut] = 0x7d;
-  try {
-    const content = buf.subarray(start, cut + 1);
-    d = BunSHA256 ? BunSHA256.hash(content, digest) : createHash("sha256").update(content).digest();
-  } finally {
-    buf[cut] = 0x2c;
-  }
-  for (let i = 0; i < 32; i++)
-    if (((HEX_VAL[buf[hex + 2 * i]!]! << 4) | HEX_VAL[buf[hex + 2 * i + 1]!]!) !== d[i]) return false;
-  return true;
+  const content = buf.subarray(start, cut + 1);
+  const d = BunSHA256 ? BunSHA256.hash(content, "hex") : createHash("sha256").update(content).digest("hex");
+  buf[cut] = 0x2c;
+  return d === hash;
 }
 
 /** The hash of a record: sha256 over the canonical JSON of every field but `hash`. */

@@ -8,7 +8,7 @@ import { ANCHOR_BYTES, anchorPath, formatAnchor, readAnchor, type Anchor, type A
 import {
   GENESIS,
   canonicalJSON,
-  lineBytesHashMatch,
+  lineHashMatchesIn,
   recordHash,
   sanitize,
   sha256hex,
@@ -948,71 +948,41 @@ export class AuditLog {
     const upto = this.headSeq;
     const uptoHash = this.headHash;
     const pending = this.pendingRecords.slice();
-    let expected = 1;
-    let prev = GENESIS;
-    let events = 0;
     const quarantined: AuditQuarantined[] = [];
     const tampered: AuditTampered[] = [];
     const unanchored: AuditUnanchored[] = [];
-    let chain: { seq: number; reason: string } | null = null;
+    const w: ChainWalk = {
+      expected: 1,
+      prev: GENESIS,
+      events: 0,
+      upto,
+      chain: null,
+      quarantined,
+      tampered,
+      unanchored,
+    };
     try {
       const segs = await listSegments(this.dir);
       outer: for (const first of segs) {
-        if (expected > upto) break;
-        if (first !== expected) {
-          if (!(first > expected && (await this.isReportedGap(first, expected, prev)))) {
-            chain = {
-              seq: expected,
-              reason: `segment ${segmentName(first)} starts at seq ${first}, expected ${expected}`,
+        if (w.expected > upto) break;
+        if (first !== w.expected) {
+          if (!(first > w.expected && (await this.isReportedGap(first, w.expected, w.prev)))) {
+            w.chain = {
+              seq: w.expected,
+              reason: `segment ${segmentName(first)} starts at seq ${first}, expected ${w.expected}`,
             };
             break;
           }
-          expected = first;
+          w.expected = first;
         }
-        // whole blocks of lines, checked synchronously: no promise per line, and the hash
-        // is taken over the line's bytes in the read buffer (no string slicing)
-        for await (const block of readBlocks(segmentPath(this.dir, first), this.io)) {
-          // one decode per block; '\n' is a '\n' in both, and when the lengths agree every
-          // byte is one UTF-16 unit (ASCII, or an invalid byte as U+FFFD) so offsets agree too
-          const text = block.toString("utf8");
-          const same = text.length === block.length;
-          for (let s = 0, c = 0; s < block.length;) {
-            if (expected > upto) break outer;
-            const nl = block.indexOf(10, s);
-            const cn = same ? nl : text.indexOf("\n", c);
-            let rec: Record<string, unknown>;
-            try {
-              rec = JSON.parse(text.slice(c, cn));
-            } catch {
-              chain = { seq: expected, reason: "record is not valid JSON" };
-              break outer;
-            }
-            let bad: string | null = null;
-            if (!isObj(rec)) bad = "record is not a JSON object";
-            else if (rec.seq !== expected) bad = `found seq ${JSON.stringify(rec.seq)} where ${expected} was expected`;
-            else if (rec.prev !== prev) bad = "prev does not match the hash of the previous record";
-            else if (
-              typeof rec.hash !== "string" ||
-              (!lineBytesHashMatch(block, s, nl, rec.hash) && recordHash(rec) !== rec.hash)
-            )
-              bad = "hash does not match the record's content";
-            if (bad) {
-              chain = { seq: expected, reason: bad };
-              break outer;
-            }
-            if (typeof rec.kind === "string" && rec.kind.startsWith("audit."))
-              collect(rec, expected, quarantined, tampered, unanchored);
-            prev = rec.hash as string;
-            expected++;
-            events++;
-            s = nl + 1;
-            c = cn + 1;
-          }
-        }
+        for await (const block of readBlocks(segmentPath(this.dir, first), this.io))
+          if (walkBlock(block, w)) break outer;
       }
     } catch (e) {
       throw internal("cannot read the audit log", e);
     }
+    const { expected, prev, events } = w;
+    let chain = w.chain;
     if (!chain && expected <= upto)
       chain = { seq: expected, reason: `record missing: the log ends at seq ${expected - 1} but the head is ${upto}` };
     else if (!chain && prev !== uptoHash)
@@ -1096,6 +1066,80 @@ export class AuditLog {
       segment_records: this.segCount,
     };
   }
+}
+
+/** verify()'s walk along the chain: where it is, and what it found */
+interface ChainWalk {
+  /** the seq the next record must have */
+  expected: number;
+  /** the hash the next record's prev must be */
+  prev: string;
+  events: number;
+  /** the head when verify started: records past it are not covered */
+  upto: number;
+  chain: { seq: number; reason: string } | null;
+  quarantined: AuditQuarantined[];
+  tampered: AuditTampered[];
+  unanchored: AuditUnanchored[];
+}
+
+/**
+ * Check the records in one block of whole lines (readBlocks), moving `w` on;
+ * true when the walk ends here (a broken record, or past w.upto). Each
+ * record must parse as an object, carry the expected seq, link to the
+ * previous hash, and hash to its own hash field: over the line's own bytes
+ * (lineHashMatchesIn), else over its canonical form (a re-formatted line).
+ * A plain function, not part of the async verify(), so its loop is
+ * optimised like any other. The block is decoded once; '\n' is a '\n' in
+ * both, and when the lengths agree every byte is one UTF-16 unit (ASCII, or
+ * an invalid byte as U+FFFD) so offsets agree too.
+ */
+function walkBlock(block: Buffer, w: ChainWalk): boolean {
+  const text = block.toString("utf8");
+  const same = text.length === block.length;
+  let expected = w.expected;
+  let prev = w.prev;
+  let stop = false;
+  for (let s = 0, c = 0; s < block.length;) {
+    if (expected > w.upto) {
+      stop = true;
+      break;
+    }
+    const nl = block.indexOf(10, s);
+    const cn = same ? nl : text.indexOf("\n", c);
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(text.slice(c, cn));
+    } catch {
+      w.chain = { seq: expected, reason: "record is not valid JSON" };
+      stop = true;
+      break;
+    }
+    let bad: string | null = null;
+    if (!isObj(rec)) bad = "record is not a JSON object";
+    else if (rec.seq !== expected) bad = `found seq ${JSON.stringify(rec.seq)} where ${expected} was expected`;
+    else if (rec.prev !== prev) bad = "prev does not match the hash of the previous record";
+    else if (
+      typeof rec.hash !== "string" ||
+      (!lineHashMatchesIn(text, c, cn, block, s, nl, rec.hash) && recordHash(rec) !== rec.hash)
+    )
+      bad = "hash does not match the record's content";
+    if (bad) {
+      w.chain = { seq: expected, reason: bad };
+      stop = true;
+      break;
+    }
+    if (typeof rec.kind === "string" && rec.kind.startsWith("audit."))
+      collect(rec, expected, w.quarantined, w.tampered, w.unanchored);
+    prev = rec.hash as string;
+    expected++;
+    w.events++;
+    s = nl + 1;
+    c = cn + 1;
+  }
+  w.expected = expected;
+  w.prev = prev;
+  return stop;
 }
 
 /** A report of the log's own (an audit.* record, written or pending) into verify()'s lists. */

@@ -1,10 +1,10 @@
 // The segment reader (readBlocks/readLines) and the byte-level hash check
-// verify() uses (lineBytesHashMatch): same answers as the string versions.
+// verify() uses (lineHashMatchesIn): same answers as the string versions.
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AuditLog } from "../../../kernel/audit/index.ts";
-import { canonicalJSON, lineBytesHashMatch, lineHashMatches, sha256hex } from "../../../kernel/audit/canonical.ts";
+import { canonicalJSON, lineHashMatches, lineHashMatchesIn, sha256hex } from "../../../kernel/audit/canonical.ts";
 import { nodeIO, readBlocks, readLines, type AuditIO } from "../../../kernel/audit/segments.ts";
 import { tempDirsPerTest } from "./temp-dirs.ts";
 
@@ -98,7 +98,15 @@ describe("readBlocks / readLines", () => {
   });
 });
 
-describe("lineBytesHashMatch", () => {
+/** lineHashMatchesIn on buf[startByte, endByte), with the text and character offsets decoded from buf */
+function matchesIn(buf: Buffer, startByte: number, endByte: number, hash: string): boolean {
+  const text = buf.toString("utf8");
+  const c = buf.toString("utf8", 0, startByte).length;
+  const cn = c + buf.toString("utf8", startByte, endByte).length;
+  return lineHashMatchesIn(text, c, cn, buf, startByte, endByte, hash);
+}
+
+describe("lineHashMatchesIn", () => {
   const recs = [
     { seq: 1, ts: "t", kind: "k", prev: "0".repeat(64) },
     { seq: 2, ts: "t", kind: "k", text: 'é€𝄞 \u2028 "quoted" \\', n: [1, 2.5, null] },
@@ -109,12 +117,12 @@ describe("lineBytesHashMatch", () => {
     for (const r of recs) {
       const l = line(r);
       const hash = JSON.parse(l).hash as string;
-      const buf = Buffer.from("junk\n" + l + "\nmore");
+      const buf = Buffer.from("jünk\n" + l + "\nmöre");
       const copy = Buffer.from(buf);
-      const start = 5;
+      const start = 6;
       const end = start + Buffer.byteLength(l);
       expect(lineHashMatches(l, hash)).toBe(true);
-      expect(lineBytesHashMatch(buf, start, end, hash)).toBe(true);
+      expect(matchesIn(buf, start, end, hash)).toBe(true);
       expect(buf.equals(copy)).toBe(true);
     }
   });
@@ -134,8 +142,8 @@ describe("lineBytesHashMatch", () => {
     ];
     for (const [s, h] of cases) {
       const buf = Buffer.from(s);
-      expect(lineBytesHashMatch(buf, 0, buf.length, h)).toBe(lineHashMatches(s, h));
-      expect(lineBytesHashMatch(buf, 0, buf.length, h)).toBe(false);
+      expect(matchesIn(buf, 0, buf.length, h)).toBe(lineHashMatches(s, h));
+      expect(matchesIn(buf, 0, buf.length, h)).toBe(false);
     }
   });
 
@@ -144,7 +152,7 @@ describe("lineBytesHashMatch", () => {
     const hash = JSON.parse(l).hash as string;
     const buf = Buffer.from(l);
     buf[buf.indexOf("abc")] = 0xff;
-    expect(lineBytesHashMatch(buf, 0, buf.length, hash)).toBe(false);
+    expect(matchesIn(buf, 0, buf.length, hash)).toBe(false);
     expect(lineHashMatches(buf.toString("utf8"), hash)).toBe(false);
   });
 });
