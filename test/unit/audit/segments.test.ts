@@ -178,6 +178,42 @@ describe("verify over blocks", () => {
     await log.close();
   });
 
+  test("a line re-serialised with its members in another order still verifies (canonical form)", async () => {
+    const d = dir();
+    const log = await filled(d);
+    const seg = join(
+      d,
+      readdirSync(d)
+        .filter((n) => n.endsWith(".jsonl"))
+        .sort()[0]!,
+    );
+    const lines = readFileSync(seg, "utf8").split("\n");
+    const { hash, ...rest } = JSON.parse(lines[42]!);
+    lines[42] = JSON.stringify({ hash, ...rest });
+    writeFileSync(seg, lines.join("\n"));
+    const v = await log.verify();
+    expect(v.ok).toBe(true);
+    expect(v.events).toBe(400);
+    await log.close();
+  });
+
+  test("an invalid UTF-8 byte in a record is found at its seq", async () => {
+    const d = dir();
+    const log = await filled(d);
+    const seg = join(
+      d,
+      readdirSync(d)
+        .filter((n) => n.endsWith(".jsonl"))
+        .sort()[0]!,
+    );
+    const bytes = readFileSync(seg);
+    bytes[bytes.indexOf('"text":"plain"', bytes.indexOf('"i":100,')) + 9] = 0xff; // p of "plain"
+    writeFileSync(seg, bytes);
+    const v = await log.verify();
+    expect(v.broken).toEqual({ seq: 101, reason: "hash does not match the record's content" });
+    await log.close();
+  });
+
   test("one changed character after multi-byte text is found at its seq", async () => {
     const d = dir();
     const log = await filled(d);
