@@ -510,8 +510,8 @@ export class Kernel implements AgentServices {
   async invokeTool(agentId: string, toolName: string, input: unknown, opts: InvokeOptions): Promise<unknown> {
     const agent = this.procs.get(agentId);
     if (agent.state === "stopped") throw notRunnable(agent, "is stopped");
-    const deny = async (capability: string, reason: string, resource?: string): Promise<never> => {
-      await this.auditDenial({
+    const recordDenial = (capability: string, reason: string, resource?: string) =>
+      this.auditDenial({
         kind: "capability.denied",
         agent_id: agentId,
         tool: toolName,
@@ -520,6 +520,8 @@ export class Kernel implements AgentServices {
         ...(resource === undefined ? {} : { resource }),
         via: opts.via,
       });
+    const deny = async (capability: string, reason: string): Promise<never> => {
+      await recordDenial(capability, reason);
       throw capabilityDenied(toolName, capability, reason);
     };
     const tool = this.tools.get(toolName);
@@ -550,17 +552,7 @@ export class Kernel implements AgentServices {
       privateAreas: this.privateAreas,
       authorize: (kind: ResourceKind, resource: string) => {
         const denied = (capability: string, reason: string): never => {
-          pending.push(
-            this.auditDenial({
-              kind: "capability.denied",
-              agent_id: agentId,
-              tool: toolName,
-              capability,
-              reason,
-              resource,
-              via: opts.via,
-            }),
-          );
+          pending.push(recordDenial(capability, reason, resource));
           throw capabilityDenied(toolName, capability, reason);
         };
         if (kind !== "web_fetch") {

@@ -5,7 +5,6 @@
 // authority: the tool opens beneath the grant's root (a `/dir/*` grant) or
 // opens exactly the granted file (an exact grant), never anything the grant
 // does not cover. The open itself is kernel/sys/openat2.ts's openBeneath.
-import { capabilityDenied } from "../errors.ts";
 import { globRoot, normalizePath } from "../caps/index.ts";
 import type { ToolContext } from "./tool.ts";
 
@@ -28,10 +27,7 @@ export function authorizePath(ctx: ToolContext, kind: "file_read" | "file_write"
   const n = normalizePath(rawPath);
   if (!n.ok) throw new Error(`authorize accepted a path normalizePath refuses: ${n.reason}`); // cannot happen
   const path = n.path;
-  // the kernel's authorize refuses kernel-private state (and audits it);
-  // checked again here so no file tool can reach it through a context that forgot
-  const why = ctx.privateAreas.reason(path);
-  if (why !== null) throw capabilityDenied(kind, `${kind}: ${path}`, why);
+  // kernel-private state was refused (and audited) by authorize itself
   const cap = token.capability;
   if (cap.kind !== kind || (cap.kind !== "file_read" && cap.kind !== "file_write"))
     throw new Error(`authorize(${kind}) returned a ${cap.kind} token`); // cannot happen
