@@ -19,6 +19,7 @@ import {
   type ChatRequest,
   type ChatResponse,
   type Provider,
+  type ToolChoice,
 } from "./types.ts";
 
 export interface AnthropicOptions {
@@ -126,6 +127,7 @@ export class AnthropicProvider implements Provider {
           description: t.description,
           input_schema: { type: "object", ...t.input_schema } as Anthropic.Tool.InputSchema,
         }));
+      if (req.tools.length && req.toolChoice) params.tool_choice = anthropicToolChoice(req.toolChoice);
       const { data: stream, response } = await client.messages.create(params, { signal: ctrl.signal }).withResponse();
       headers = response.headers;
       idle.kick();
@@ -252,6 +254,11 @@ export class AnthropicProvider implements Provider {
       headers: ctx.headers,
     });
   }
+}
+
+/** the Messages API's tool_choice: {type:"auto"} | {type:"any"} | {type:"tool", name} */
+export function anthropicToolChoice(c: ToolChoice): Anthropic.ToolChoice {
+  return c.type === "tool" ? { type: "tool", name: c.name } : { type: c.type };
 }
 
 function safeString(v: unknown): string {

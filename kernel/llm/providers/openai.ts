@@ -13,6 +13,7 @@ import {
   type ChatResponse,
   type ConversationMessage,
   type Provider,
+  type ToolChoice,
 } from "./types.ts";
 
 export interface OpenAIOptions {
@@ -81,6 +82,14 @@ export function toOpenAIMessages(system: string, messages: ConversationMessage[]
   return out;
 }
 
+/** chat completions' tool_choice: "auto" | "required" | {type:"function", function:{name}} */
+export function openAIToolChoice(
+  c: ToolChoice,
+): "auto" | "required" | { type: "function"; function: { name: string } } {
+  if (c.type === "tool") return { type: "function", function: { name: c.name } };
+  return c.type === "any" ? "required" : "auto";
+}
+
 const STOP: Record<string, string> = {
   stop: "end_turn",
   tool_calls: "tool_use",
@@ -121,6 +130,7 @@ export class OpenAICompatibleProvider implements Provider {
         type: "function",
         function: { name: t.name, description: t.description, parameters: { type: "object", ...t.input_schema } },
       }));
+    if (req.tools.length && req.toolChoice) body.tool_choice = openAIToolChoice(req.toolChoice);
     const headers: Record<string, string> = { "content-type": "application/json", accept: "text/event-stream" };
     if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
 

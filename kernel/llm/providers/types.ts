@@ -13,11 +13,19 @@ export type ConversationMessage =
   | { role: "user"; content: string | Array<TextBlock | ToolResultBlock> }
   | { role: "assistant"; content: AssistantBlock[] };
 
+/**
+ * Whether the model must call a tool: "auto" lets it choose, "any" requires
+ * some tool, "tool" requires the named one. Sent only when tools are present.
+ */
+export type ToolChoice = { type: "auto" } | { type: "any" } | { type: "tool"; name: string };
+
 export interface ChatRequest {
   model: string;
   system: string;
   messages: ConversationMessage[];
   tools: ToolDescription[];
+  /** absent: nothing is sent (the provider's default, auto) */
+  toolChoice?: ToolChoice | undefined;
   maxTokens: number;
   signal: AbortSignal;
   onText?: (text: string) => void;
