@@ -3,7 +3,10 @@
 // passes (deny), or the agent stops (cancel). Pending requests are mirrored
 // to <data>/approvals/pending.json so that, after a crash, the next boot can
 // audit what was waiting as cancelled (the calls that waited on them are
-// gone with the old process).
+// gone with the old process), or restore it, with the same id, for an agent
+// that will be resumed: recover(keep). A restored approval waits for its
+// agent to ask again with request(..., {id}); the operator may answer it
+// before that, and the answer is kept for the agent.
 //
 // Invariants:
 //  - Acknowledged means durable: approval.respond answers only after its
@@ -16,6 +19,8 @@
 //    stop), whether or not the disk can be written: a failed write of
 //    pending.json is logged and retried at the next write, never thrown into
 //    a waiter.
+//  - A restored approval is listed only once its approval.restored record
+//    is durable; it times out like any other, counted from the recover.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -35,7 +40,19 @@ interface Pending {
   info: ApprovalInfo;
   /** an outcome is being recorded: no other path may settle it */
   deciding: boolean;
-  finish(outcome: Outcome): void;
+  /** restored by recover(): a resumed request may attach to it */
+  restored: boolean;
+  timer: ReturnType<typeof setTimeout>;
+  /** the waiter (absent on a restored approval nobody has attached to yet) */
+  settle?: (outcome: Outcome) => void;
+}
+
+/** an entry of pending.json: settled marks one whose outcome could not be recorded */
+type Mirrored = ApprovalInfo & { settled?: true };
+
+export interface RequestOptions {
+  /** attach to the restored approval of this id (same agent and tool) instead of asking anew */
+  id?: string;
 }
 
 export interface ApprovalQueueOptions {
@@ -51,6 +68,8 @@ export class ApprovalQueue {
   private pending = new Map<string, Pending>();
   /** settled, but the outcome record could not be written: kept in pending.json for the next boot */
   private unrecorded = new Map<string, ApprovalInfo>();
+  /** restored approvals the operator answered before anyone attached: the attaching request gets the answer */
+  private decidedUnattached = new Map<string, { info: ApprovalInfo; outcome: Outcome }>();
   private readonly file: string;
 
   constructor(private readonly opts: ApprovalQueueOptions) {
@@ -64,32 +83,55 @@ export class ApprovalQueue {
   }
 
   /**
-   * Audit what a previous run left pending as cancelled. The file is
-   * rewritten only once every record is durable: if the log cannot be
-   * written (a full disk), the leftovers stay for the next boot.
+   * Audit what a previous run left pending: the entries keep(info) accepts
+   * (an agent that will be resumed) are restored with the same id, audited
+   * as approval.restored, listed and kept in pending.json, and time out from
+   * now; the others are audited as cancelled. Nothing changes, in memory or
+   * on disk, until every record is durable: if the log cannot be written (a
+   * full disk), this rejects and the leftovers stay for the next boot.
+   * Returns how many were cancelled.
    */
-  async recover(): Promise<number> {
+  async recover(keep?: (info: ApprovalInfo) => boolean): Promise<number> {
     if (!existsSync(this.file)) return 0;
-    let stale: ApprovalInfo[] = [];
+    let stale: Mirrored[] = [];
     try {
       stale = JSON.parse(readFileSync(this.file, "utf8"));
       if (!Array.isArray(stale)) stale = [];
     } catch {
       stale = [];
     }
-    await Promise.all(
-      stale.map((info) =>
+    const restore: ApprovalInfo[] = [];
+    const cancel: Mirrored[] = [];
+    for (const entry of stale) {
+      const info = wellFormed(entry);
+      // an entry whose waiter was already settled (its outcome unrecorded) has nobody to resume
+      if (info && !entry.settled && !this.pending.has(info.id) && keep?.(info)) restore.push(info);
+      else cancel.push(entry);
+    }
+    await Promise.all([
+      ...cancel.map((info) =>
         this.opts.audit({
           kind: "approval.cancelled",
-          agent_id: info.agent_id,
-          approval_id: info.id,
-          tool: info.tool,
+          agent_id: info?.agent_id,
+          approval_id: info?.id,
+          tool: info?.tool,
           reason: "kernel restarted",
         }),
       ),
-    );
+      ...restore.map((info) =>
+        this.opts.audit({ kind: "approval.restored", agent_id: info.agent_id, approval_id: info.id, tool: info.tool }),
+      ),
+    ]);
+    for (const info of restore) {
+      this.pending.set(info.id, {
+        info,
+        deciding: false,
+        restored: true,
+        timer: this.startTimer(info.id),
+      });
+    }
     this.persist();
-    return stale.length;
+    return cancel.length;
   }
 
   list(): ApprovalInfo[] {
@@ -99,6 +141,10 @@ export class ApprovalQueue {
   /**
    * Resolves when approved; throws -32003 when denied, timed out or cancelled.
    * The request is audited (durably) and mirrored before anyone can see it.
+   * With opts.id naming a restored approval of this agent and tool, the call
+   * attaches to it instead (no second approval.requested; onPending gets that
+   * id), or settles at once with the operator's answer if it came first. An
+   * unknown id, or one of another agent or tool, makes a new request.
    */
   async request(
     agentId: string,
@@ -106,47 +152,47 @@ export class ApprovalQueue {
     input: unknown,
     signal?: AbortSignal,
     onPending?: (id: string) => void,
+    opts?: RequestOptions,
   ): Promise<void> {
     if (signal?.aborted)
       throw signal.reason ?? new KernelError(ErrorCode.AgentNotRunnable, `agent ${agentId} was stopped`);
-    const id = "apr-" + randomBytes(8).toString("hex");
-    const info: ApprovalInfo = { id, agent_id: agentId, tool, input, requested_at: new Date().toISOString() };
-    await this.opts.audit({ kind: "approval.requested", agent_id: agentId, approval_id: id, tool, input });
-
-    const outcome = await new Promise<Outcome>((resolve) => {
-      const timer = setTimeout(
-        () =>
-          void this.conclude(id, {
-            decision: "deny",
-            reason: `no decision within ${Math.round(this.opts.timeoutMs / 1000)} s`,
-            by: "timeout",
-          }),
-        this.opts.timeoutMs,
-      );
-      const onAbort = () => void this.conclude(id, { decision: "deny", reason: "the agent was stopped", by: "stop" });
-      const entry: Pending = {
-        info,
-        deciding: false,
-        finish: (o) => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
-          resolve(o);
-        },
-      };
+    const wanted = opts?.id;
+    const decided = wanted === undefined ? undefined : this.decidedUnattached.get(wanted);
+    if (decided && decided.info.agent_id === agentId && decided.info.tool === tool) {
+      this.decidedUnattached.delete(wanted!);
+      return settled(decided.info.id, tool, decided.outcome);
+    }
+    const restored = wanted === undefined ? undefined : this.pending.get(wanted);
+    let entry: Pending;
+    if (
+      restored &&
+      restored.restored &&
+      !restored.settle &&
+      restored.info.agent_id === agentId &&
+      restored.info.tool === tool
+    ) {
+      entry = restored;
+    } else {
+      const id = "apr-" + randomBytes(8).toString("hex");
+      const info: ApprovalInfo = { id, agent_id: agentId, tool, input, requested_at: new Date().toISOString() };
+      await this.opts.audit({ kind: "approval.requested", agent_id: agentId, approval_id: id, tool, input });
+      entry = { info, deciding: false, restored: false, timer: this.startTimer(id) };
       this.pending.set(id, entry);
       this.persist();
+    }
+    const id = entry.info.id;
+    const outcome = await new Promise<Outcome>((resolve) => {
+      const onAbort = () => void this.conclude(id, { decision: "deny", reason: "the agent was stopped", by: "stop" });
+      entry.settle = (o) => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(o);
+      };
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
       onPending?.(id);
-      this.opts.onRequested?.(info);
+      if (entry !== restored) this.opts.onRequested?.(entry.info);
     });
-    if (outcome.decision !== "approve") {
-      throw new KernelError(ErrorCode.ApprovalDenied, `approval denied for ${tool}: ${outcome.reason}`, {
-        approval_id: id,
-        tool,
-        reason: outcome.reason,
-      });
-    }
+    return settled(id, tool, outcome);
   }
 
   /** The operator's answer: returns once approval.decided is durable. */
@@ -200,19 +246,60 @@ export class ApprovalQueue {
       }
       this.unrecorded.set(id, p.info);
     }
+    clearTimeout(p.timer);
     this.pending.delete(id);
     this.persist();
-    p.finish(outcome);
+    if (p.settle) p.settle(outcome);
+    else if (outcome.by === "operator") this.decidedUnattached.set(id, { info: p.info, outcome });
+  }
+
+  /** the approval timeout of id, from now */
+  private startTimer(id: string): ReturnType<typeof setTimeout> {
+    return setTimeout(
+      () =>
+        void this.conclude(id, {
+          decision: "deny",
+          reason: `no decision within ${Math.round(this.opts.timeoutMs / 1000)} s`,
+          by: "timeout",
+        }),
+      this.opts.timeoutMs,
+    );
   }
 
   /** mirror pending (and unrecorded) requests; never throws */
   private persist(): void {
     try {
       const tmp = this.file + ".tmp";
-      writeFileSync(tmp, JSON.stringify([...this.list(), ...this.unrecorded.values()]));
+      const settledUnrecorded: Mirrored[] = [...this.unrecorded.values()].map((info) => ({ ...info, settled: true }));
+      writeFileSync(tmp, JSON.stringify([...this.list(), ...settledUnrecorded]));
       renameSync(tmp, this.file);
     } catch (e) {
       this.opts.onPersistError?.(e);
     }
   }
+}
+
+/** the waiter's answer: resolves on approve, throws -32003 otherwise */
+function settled(id: string, tool: string, outcome: Outcome): void {
+  if (outcome.decision !== "approve") {
+    throw new KernelError(ErrorCode.ApprovalDenied, `approval denied for ${tool}: ${outcome.reason}`, {
+      approval_id: id,
+      tool,
+      reason: outcome.reason,
+    });
+  }
+}
+
+/** an entry of pending.json that can be restored, without the file's own marks */
+function wellFormed(e: unknown): ApprovalInfo | undefined {
+  if (typeof e !== "object" || e === null) return undefined;
+  const m = e as Record<string, unknown>;
+  if (typeof m.id !== "string" || typeof m.agent_id !== "string" || typeof m.tool !== "string") return undefined;
+  return {
+    id: m.id,
+    agent_id: m.agent_id,
+    tool: m.tool,
+    input: m.input,
+    requested_at: typeof m.requested_at === "string" ? m.requested_at : new Date().toISOString(),
+  };
 }

@@ -24,6 +24,7 @@ export const AUDIT_KINDS = [
   "approval.decided",
   "approval.timeout",
   "approval.cancelled",
+  "approval.restored",
   // messages between agents
   "message.send",
   "message.denied",
