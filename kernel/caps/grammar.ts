@@ -7,13 +7,18 @@
 //   file_read: PATH_GLOB      implies tool: file_read and tool: file_list
 //   file_write: PATH_GLOB     implies tool: file_write
 //   web_fetch: URL_PATTERN    implies tool: web_fetch
+//   call: AGENT.METHOD        implies tool: agent_call and tool: agent_notify
+//   call: AGENT.*
 //
 // PATH_GLOB is absolute; `/dir/*` grants /dir and everything beneath it on a
 // `/` boundary, anything else grants exactly that path. URL_PATTERN is
 // `[http|https://]HOST[:PORT][/PATH_GLOB]` where HOST may start with `*.`
 // (any sub-domain, at any depth, not the bare domain). Without a port a
 // pattern grants the scheme's default port only (80/443); without a path it
-// grants every path on that host.
+// grants every path on that host. AGENT is a manifest name
+// ([a-z0-9][a-z0-9_-]{0,62}) and METHOD a method it serves
+// ([a-z][a-z0-9_]{0,62}), or `*` for every method it serves; the resource a
+// call is checked against is the text "AGENT.METHOD".
 
 export type ToolCapability = { kind: "tool"; tool: string };
 export type PathCapability = { kind: "file_read" | "file_write"; glob: string };
@@ -30,8 +35,10 @@ export type UrlPattern = {
   path?: string;
 };
 export type WebCapability = { kind: "web_fetch"; pattern: UrlPattern };
-export type Capability = ToolCapability | PathCapability | WebCapability;
-export type ResourceKind = "file_read" | "file_write" | "web_fetch";
+/** calling (or notifying) METHOD of the agent named AGENT; method "*": every method it serves */
+export type CallCapability = { kind: "call"; agent: string; method: string };
+export type Capability = ToolCapability | PathCapability | WebCapability | CallCapability;
+export type ResourceKind = "file_read" | "file_write" | "web_fetch" | "call";
 
 export class CapabilityParseError extends Error {
   constructor(
@@ -44,7 +51,11 @@ export class CapabilityParseError extends Error {
 }
 
 const TOOL_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
-const KINDS = ["tool", "file_read", "file_write", "web_fetch"] as const;
+const KINDS = ["tool", "file_read", "file_write", "web_fetch", "call"] as const;
+/** the AGENT of `call: AGENT.METHOD`: a manifest name (kernel/manifest/schema.ts MANIFEST_NAME) */
+export const CALL_AGENT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** the METHOD of `call: AGENT.METHOD`, and a key of a manifest's `serves` */
+export const CALL_METHOD = /^[a-z][a-z0-9_]{0,62}$/;
 export const MAX_PATH_BYTES = 4096;
 
 /** which tools a resource capability lets an agent call */
@@ -52,6 +63,7 @@ export const IMPLIED_TOOLS: Record<ResourceKind, readonly string[]> = {
   file_read: ["file_read", "file_list"],
   file_write: ["file_write"],
   web_fetch: ["web_fetch"],
+  call: ["agent_call", "agent_notify"],
 };
 
 export function impliesTool(c: Capability, tool: string): boolean {
@@ -90,9 +102,55 @@ export function parseCapability(text: string): Capability {
     case "file_read":
     case "file_write":
       return { kind, glob: parsePathGlob(value, kind, fail) };
+    case "call":
+      return parseCall(value, fail);
     default:
       return { kind: "web_fetch", pattern: parseUrlPattern(value, fail) };
   }
+}
+
+function parseCall(value: string, fail: (m: string) => never): CallCapability {
+  const dot = value.indexOf(".");
+  if (dot < 0) {
+    fail(
+      `call "${value}": expected AGENT.METHOD or AGENT.* (e.g. "call: summariser.summarise" or "call: summariser.*")`,
+    );
+  }
+  const agent = value.slice(0, dot);
+  const method = value.slice(dot + 1);
+  if (!CALL_AGENT.test(agent)) {
+    fail(
+      `call "${value}": "${agent}" is not an agent name (lower-case letters, digits, '-' and '_', at most 63 characters); expected AGENT.METHOD or AGENT.*`,
+    );
+  }
+  if (method !== "*" && !CALL_METHOD.test(method)) {
+    fail(
+      `call "${value}": "${method}" is not a method name (lower-case letters, digits and '_', starting with a letter, at most 63 characters) nor "*"; expected AGENT.METHOD or AGENT.*`,
+    );
+  }
+  return { kind: "call", agent, method };
+}
+
+/** the AGENT.METHOD a call resource names, or why it names none ("*" is a grant, never a resource) */
+export function parseCallResource(
+  resource: string,
+): { ok: true; agent: string; method: string } | { ok: false; reason: string } {
+  if (typeof resource !== "string") return { ok: false, reason: "the call target is not a string" };
+  const dot = resource.indexOf(".");
+  const agent = dot < 0 ? "" : resource.slice(0, dot);
+  const method = dot < 0 ? "" : resource.slice(dot + 1);
+  if (!CALL_AGENT.test(agent) || !CALL_METHOD.test(method))
+    return { ok: false, reason: `"${printableText(resource)}" is not AGENT.METHOD` };
+  return { ok: true, agent, method };
+}
+
+/** does a call capability grant calling agent.method? */
+export function callMatches(c: CallCapability, agent: string, method: string): boolean {
+  return c.agent === agent && (c.method === "*" || c.method === method);
+}
+
+function printableText(s: string): string {
+  return s.replace(/[\0-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 function example(kind: string): string {
@@ -101,6 +159,7 @@ function example(kind: string): string {
     file_read: '"file_read: /data/files/*"',
     file_write: '"file_write: /data/files/out/*"',
     web_fetch: '"web_fetch: https://api.example.com/*"',
+    call: '"call: summariser.summarise" or "call: summariser.*"',
   }[kind]!;
 }
 
@@ -198,6 +257,8 @@ export function formatCapability(c: Capability): string {
       return `${c.kind}: ${c.glob}`;
     case "web_fetch":
       return `web_fetch: ${formatUrlPattern(c.pattern)}`;
+    case "call":
+      return `call: ${c.agent}.${c.method}`;
   }
 }
 
@@ -339,6 +400,12 @@ export function urlPatternCovers(parent: UrlPattern, child: UrlPattern): boolean
 export function coversCapability(parent: Capability, child: Capability): boolean {
   if (child.kind === "tool") return impliesTool(parent, child.tool);
   if (parent.kind !== child.kind) return false;
+  if (child.kind === "call") {
+    // call: b.* covers b.* and b.m; call: b.m covers only itself
+    return child.method === "*"
+      ? (parent as CallCapability).agent === child.agent && (parent as CallCapability).method === "*"
+      : callMatches(parent as CallCapability, child.agent, child.method);
+  }
   if (child.kind === "web_fetch") return urlPatternCovers((parent as WebCapability).pattern, child.pattern);
-  return globCovers((parent as PathCapability).glob, child.glob);
+  return globCovers((parent as PathCapability).glob, (child as PathCapability).glob);
 }

@@ -1,5 +1,5 @@
 // Capabilities: the grammar of manifest capability strings, kernel-held
-// tokens, narrowing for child agents, and path and URL matching.
+// tokens, narrowing for child agents, and path, URL and call-target matching.
 // Implementation beside this file: grammar.ts (pure rules), table.ts (tokens),
 // manifest.ts (a manifest's grant as token specs), private.ts (kernel-private
 // paths carved out of every grant). Opening a path beneath its grant is the
@@ -18,12 +18,17 @@ export {
   parseResourceUrl,
   urlMatches,
   urlPatternCovers,
+  parseCallResource,
+  callMatches,
+  CALL_AGENT,
+  CALL_METHOD,
   IMPLIED_TOOLS,
   MAX_PATH_BYTES,
   type Capability,
   type ToolCapability,
   type PathCapability,
   type WebCapability,
+  type CallCapability,
   type UrlPattern,
   type ResourceKind,
   type Normalised,

@@ -12,11 +12,13 @@
 import { randomBytes } from "node:crypto";
 import {
   CapabilityParseError,
+  callMatches,
   coversCapability,
   formatCapability,
   globRoot,
   impliesTool,
   normalizePath,
+  parseCallResource,
   parseCapability,
   parseResourceUrl,
   urlMatches,
@@ -289,10 +291,11 @@ export class CapabilityTable {
   }
 
   /**
-   * Resource level: is the path or URL covered by a live token of that kind?
-   * Counts one invocation on the chosen token when it is. Paths are
-   * normalised lexically here; the tools open exactly the normalised path
-   * with every symlink refused, so what is checked is what is opened.
+   * Resource level: is the path, URL or call target ("AGENT.METHOD") covered
+   * by a live token of that kind? Counts one invocation on the chosen token
+   * when it is. Paths are normalised lexically here; the tools open exactly
+   * the normalised path with every symlink refused, so what is checked is
+   * what is opened. A call target is exactly AGENT.METHOD (never `*`).
    */
   checkResource(agentId: string, kind: ResourceKind, resource: string): CheckResult {
     const wanted = () => `${kind}: ${printable(String(resource))}`;
@@ -306,6 +309,11 @@ export class CapabilityTable {
       shown = printable(resource);
       if (u.url.encodedPathTricks)
         note = " (an encoded '/', '\\' or '.' in the path is refused under a path-prefix grant)";
+    } else if (kind === "call") {
+      const c = parseCallResource(resource);
+      if (!c.ok) return { ok: false, capability: wanted(), reason: c.reason };
+      matches = (cap) => cap.kind === "call" && callMatches(cap, c.agent, c.method);
+      shown = `${c.agent}.${c.method}`;
     } else {
       const n = normalizePath(resource);
       if (!n.ok) return { ok: false, capability: wanted(), reason: n.reason };

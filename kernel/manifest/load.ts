@@ -5,7 +5,14 @@ import { createHash } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { ErrorCode, KernelError } from "../errors.ts";
 import { parseCapability } from "../caps/index.ts";
-import { MANIFEST_NAME, MANIFEST_NAME_RULE, ManifestSchema, type Manifest } from "./schema.ts";
+import {
+  MANIFEST_NAME,
+  MANIFEST_NAME_RULE,
+  ManifestSchema,
+  ServesError,
+  servedMethods,
+  type Manifest,
+} from "./schema.ts";
 import { describe, PositionedYaml, type PositionedError } from "./yaml.ts";
 
 export interface LoadOptions {
@@ -13,8 +20,9 @@ export interface LoadOptions {
   knownTools?: ReadonlySet<string>;
   /**
    * agent names the kernel knows (the manifests under manifests/, see
-   * manifestNames): spawn_child and message_send must name only these (or,
-   * for message_send, the manifest's own name). Absent: not checked.
+   * manifestNames): spawn_child, message_send and the AGENT of every
+   * `call: AGENT.METHOD` capability must name only these (or, for
+   * message_send and call, the manifest's own name). Absent: not checked.
    */
   knownAgents?: ReadonlySet<string>;
   /** where the text came from, for messages */
@@ -40,6 +48,9 @@ export function loadManifest(text: string, opts: LoadOptions = {}): Manifest {
   if (!result.success) throw invalid(source, yaml.fromZod(result.error));
   const manifest = result.data;
   const tools = opts.knownTools;
+  const agents = opts.knownAgents;
+  // an agent may message (or call) another instance of itself, whatever it was spawned from
+  const peers = agents && new Set([...agents, manifest.name]);
 
   manifest.capabilities.forEach((entry, i) => {
     const text = typeof entry === "string" ? entry : entry.capability;
@@ -48,6 +59,8 @@ export function loadManifest(text: string, opts: LoadOptions = {}): Manifest {
     try {
       const cap = parseCapability(text);
       if (cap.kind === "tool" && tools && !tools.has(cap.tool)) problem = unknown("tool", cap.tool, tools);
+      if (cap.kind === "call" && peers && !peers.has(cap.agent))
+        problem = unknown("agent", cap.agent, peers, `: there is no manifests/${cap.agent}.yaml`);
     } catch (e) {
       problem = (e as Error).message;
     }
@@ -58,10 +71,8 @@ export function loadManifest(text: string, opts: LoadOptions = {}): Manifest {
       if (!tools.has(tool)) throw invalid(source, yaml.at(["approval_required", i], unknown("tool", tool, tools)));
     });
   }
-  const agents = opts.knownAgents;
   for (const field of ["spawn_child", "message_send"] as const) {
-    // an agent may message another instance of itself, whatever it was spawned from
-    const known = agents && field === "message_send" ? new Set([...agents, manifest.name]) : agents;
+    const known = field === "message_send" ? peers : agents;
     manifest[field].forEach((name, i) => {
       if (!MANIFEST_NAME.test(name)) {
         throw invalid(source, yaml.at([field, i], `"${name}" is not an agent name (${MANIFEST_NAME_RULE})`));
@@ -73,6 +84,14 @@ export function loadManifest(text: string, opts: LoadOptions = {}): Manifest {
         );
       }
     });
+  }
+  try {
+    // converts every serves schema once, and keeps the result for this manifest object
+    servedMethods(manifest);
+  } catch (e) {
+    if (!(e instanceof ServesError)) throw e;
+    const [, method, which] = e.path as [string, string, string?];
+    throw invalid(source, which === undefined ? yaml.atKey(["serves"], method, e.message) : yaml.at(e.path, e.message));
   }
   return manifest;
 }

@@ -29,31 +29,125 @@ export const CapabilityEntrySchema = z.union([
 export const MANIFEST_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const MANIFEST_NAME_RULE = "lower-case letters, digits, '-' and '_', at most 63 characters";
 
-export const ManifestSchema = z.strictObject({
-  name: z.string().regex(MANIFEST_NAME, MANIFEST_NAME_RULE),
+/** a method an agent serves (a key of `serves`, the METHOD of `call: AGENT.METHOD`) */
+export const METHOD_NAME = /^[a-z][a-z0-9_]{0,62}$/;
+export const METHOD_NAME_RULE = "lower-case letters, digits and '_', starting with a letter, at most 63 characters";
+
+/** a JSON Schema, written as a mapping (converted with z.fromJSONSchema at load) */
+const JsonSchemaObject = z.record(z.string(), z.unknown());
+
+export const ServedMethodSchema = z.strictObject({
   description: z.string().optional(),
-  model: z.string().min(1),
-  system_prompt: z.string().default(""),
-  capabilities: z.array(CapabilityEntrySchema).default([]),
-  approval_required: z.array(z.string().min(1)).default([]),
-  spawn_child: z.array(z.string().min(1)).default([]),
-  message_send: z.array(z.string().min(1)).default([]),
-  budget: z
-    .strictObject({
-      max_tokens: z.number().int().positive(),
-      period: z
-        .string()
-        .refine((s) => s === "lifetime" || parseDuration(s) !== null, {
-          message: 'expected "lifetime" or a duration like "1h"',
-        })
-        .default("lifetime"),
-    })
-    .optional(),
-  priority: z.number().int().min(0).max(100).default(50),
-  weight: z.number().positive().max(1000).default(1),
-  max_turns: z.number().int().min(1).max(1000).default(20),
-  lifecycle: z.enum(["persistent", "ephemeral"]).default("persistent"),
+  params: JsonSchemaObject,
+  result: JsonSchemaObject,
 });
+
+export const ManifestSchema = z
+  .strictObject({
+    name: z.string().regex(MANIFEST_NAME, MANIFEST_NAME_RULE),
+    description: z.string().optional(),
+    model: z.string().min(1),
+    system_prompt: z.string().default(""),
+    capabilities: z.array(CapabilityEntrySchema).default([]),
+    approval_required: z.array(z.string().min(1)).default([]),
+    spawn_child: z.array(z.string().min(1)).default([]),
+    message_send: z.array(z.string().min(1)).default([]),
+    budget: z
+      .strictObject({
+        max_tokens: z.number().int().positive(),
+        period: z
+          .string()
+          .refine((s) => s === "lifetime" || parseDuration(s) !== null, {
+            message: 'expected "lifetime" or a duration like "1h"',
+          })
+          .default("lifetime"),
+      })
+      .optional(),
+    priority: z.number().int().min(0).max(100).default(50),
+    weight: z.number().positive().max(1000).default(1),
+    max_turns: z.number().int().min(1).max(1000).default(20),
+    lifecycle: z.enum(["persistent", "session", "ephemeral"]).default("session"),
+    autostart: z.boolean().default(false),
+    restart: z.enum(["never", "on-failure", "always"]).default("never"),
+    serves: z.record(z.string(), ServedMethodSchema).default({}),
+  })
+  .superRefine((m, ctx) => {
+    if (m.autostart && m.lifecycle !== "persistent")
+      ctx.addIssue({ code: "custom", path: ["autostart"], message: "autostart needs lifecycle: persistent" });
+  });
 
 export type Manifest = z.infer<typeof ManifestSchema>;
 export type CapabilityEntry = z.infer<typeof CapabilityEntrySchema>;
+export type ServedMethodEntry = z.infer<typeof ServedMethodSchema>;
+
+/** a method of `serves`, its schemas converted to zod */
+export interface ServedMethod {
+  description: string;
+  /** validates a call's params (always a JSON object) */
+  params: z.ZodType;
+  /** validates the answer */
+  result: z.ZodType;
+  /** the JSON Schemas as written in the manifest */
+  paramsSchema: object;
+  resultSchema: object;
+}
+
+/** a `serves` entry that cannot be used: path is ["serves", METHOD, "params" | "result"] or ["serves", METHOD] */
+export class ServesError extends Error {
+  constructor(
+    message: string,
+    readonly path: (string | number)[],
+  ) {
+    super(message);
+    this.name = "ServesError";
+  }
+}
+
+/**
+ * The methods of a manifest's `serves`, each schema converted with
+ * z.fromJSONSchema. Throws ServesError on a bad method name, a params schema
+ * that is not `type: object`, or a schema zod cannot convert (the loader
+ * turns that into a positioned -32005; a loaded manifest never throws here).
+ */
+export function compileServes(serves: Readonly<Record<string, ServedMethodEntry>>): Map<string, ServedMethod> {
+  const out = new Map<string, ServedMethod>();
+  for (const [method, entry] of Object.entries(serves)) {
+    if (!METHOD_NAME.test(method))
+      throw new ServesError(`"${method}" is not a method name (${METHOD_NAME_RULE})`, ["serves", method]);
+    if (entry.params.type !== "object") {
+      throw new ServesError(`the params schema must have type: object (the params of a call are a JSON object)`, [
+        "serves",
+        method,
+        "params",
+      ]);
+    }
+    const convert = (which: "params" | "result"): z.ZodType => {
+      try {
+        return z.fromJSONSchema(entry[which] as Parameters<typeof z.fromJSONSchema>[0]);
+      } catch (e) {
+        throw new ServesError(`not a JSON Schema zod can use: ${(e as Error).message}`, ["serves", method, which]);
+      }
+    };
+    out.set(method, {
+      description: entry.description ?? "",
+      params: convert("params"),
+      result: convert("result"),
+      paramsSchema: entry.params,
+      resultSchema: entry.result,
+    });
+  }
+  return out;
+}
+
+const served = new WeakMap<object, ReadonlyMap<string, ServedMethod>>();
+
+/** the methods a manifest serves, converted once per manifest object (the kernel validates calls with them) */
+export function servedMethods(m: Manifest): ReadonlyMap<string, ServedMethod> {
+  let s = served.get(m);
+  if (!s) {
+    // a manifest from before `serves` existed (say, restored from disk) serves nothing
+    s = compileServes(m.serves ?? {});
+    served.set(m, s);
+  }
+  return s;
+}
