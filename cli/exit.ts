@@ -65,4 +65,5 @@ export const RPC_ERROR_NAMES: Readonly<Record<number, string>> = {
   [ErrorCode.InferenceFailed]: "inference failed",
   [ErrorCode.NoSuchApproval]: "no such approval",
   [ErrorCode.AgentNotRunnable]: "agent not runnable",
+  [ErrorCode.TimedOut]: "timed out",
 } satisfies Record<ErrorCode, string>;

@@ -68,8 +68,23 @@ export const KernelConfigSchema = z.strictObject({
       max_agents: z.number().int().min(1).max(100_000).default(4096),
       max_spawn_depth: z.number().int().min(0).max(64).default(4),
       max_children: z.number().int().min(0).max(10_000).default(64),
+      // per agent: messages, calls and notifications waiting in its inbox; a full inbox answers at once
+      max_inbox: z.number().int().min(1).max(100_000).default(64),
     })
     .prefault({}),
+  /** typed calls between agents (agent_call, agent.call): docs/manifests.md */
+  ipc: z.strictObject({ call_timeout: Duration.default("120s") }).prefault({}),
+  /** restart policies (manifest `restart:`): the backoff and the crash-loop cap */
+  supervision: z
+    .strictObject({
+      backoff_base: Duration.default("1s"),
+      backoff_max: Duration.default("60s"),
+      crash_loop_failures: z.number().int().min(1).max(1000).default(5),
+      crash_loop_window: Duration.default("60s"),
+    })
+    .prefault({}),
+  /** manifest names spawned at boot once (as if marked autostart: true), resumed after a reboot */
+  autostart: z.array(z.string().min(1)).default([]),
   approval: z.strictObject({ timeout: Duration.default("10m") }).prefault({}),
   tools: z
     .strictObject({

@@ -18,6 +18,7 @@ export const ErrorCode = {
   InferenceFailed: -32006,
   NoSuchApproval: -32007,
   AgentNotRunnable: -32008,
+  TimedOut: -32009,
 } as const;
 
 /** a code the contract defines (docs/api.md); nothing else can be thrown */

@@ -3,6 +3,7 @@
 // audit log, and is the only code that changes them: they are private, and
 // every front end holds the kernel as AgentServices only. Every action is
 // audited durably before its result is returned.
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
@@ -14,8 +15,11 @@ import type { KernelConfig } from "./config.ts";
 import { cut } from "./cut.ts";
 import { capabilityDenied, ErrorCode, invalidParams, KernelError, noSuchAgent } from "./errors.ts";
 import { describeZodIssues } from "./zod.ts";
-import { route } from "./ipc/index.ts";
-import type { AgentRuntime, Inference } from "./llm/index.ts";
+import { deadlockRefused, route, waitCycle } from "./ipc/index.ts";
+import { repairConversation, type AgentRuntime, type Inference, type RunInput, type RunJournal } from "./llm/index.ts";
+import type { ConversationMessage } from "./llm/providers/types.ts";
+import { AgentStore, type InboxBody, type InboxOutcome, type Sender, type StoredItem } from "./proc/store.ts";
+import { Supervisor, type ItemRun } from "./proc/supervisor.ts";
 import {
   hasOneSource,
   loadManifest,
@@ -24,15 +28,19 @@ import {
   manifestNames,
   ONE_SOURCE_MESSAGE,
   parseDuration,
+  servedMethods,
   type Manifest,
 } from "./manifest/index.ts";
-import { AgentRecord, newAgentId, ProcessTable, type Agent } from "./proc/index.ts";
+import { AgentRecord, newAgentId, ProcessTable, RESULTS_LIMIT, type Agent, type InboxItem } from "./proc/index.ts";
 import type {
   AgentInfo,
   AgentServices,
   AgentStatus,
+  AgentOutputEvent,
   ApprovalInfo,
   AuditEventInput,
+  CallRequest,
+  InboxResult,
   InvokeOptions,
   KernelEvent,
   ManifestInfo,
@@ -65,6 +73,9 @@ export interface KernelOptions {
 /** UTF-8 bytes of one string of a tool's input or output in its audit record */
 const AUDIT_STRING_LIMIT = 4096;
 
+/** tools whose call after a crash is made again instead of reported as interrupted: they attach by their call key */
+const REATTACH: ReadonlySet<string> = new Set(["agent_call"]);
+
 export class Kernel implements AgentServices {
   private readonly procs: ProcessTable;
   private readonly caps = new CapabilityTable();
@@ -74,6 +85,9 @@ export class Kernel implements AgentServices {
   private readonly inference: Inference | null;
   private readonly limits: ToolLimits;
   private readonly listeners = new Set<(event: KernelEvent) => void>();
+  /** persistent agents' state (<data>/state/agents.db), opened at recover() or the first persistent spawn */
+  private storeHandle: AgentStore | null = null;
+  private readonly supervisor: Supervisor;
 
   constructor(private readonly opts: KernelOptions) {
     // every per-agent structure is bounded by the process table's bound
@@ -99,6 +113,27 @@ export class Kernel implements AgentServices {
       webFetchTimeoutMs: parseDuration(t.web_fetch_timeout)!,
       webFetchMaxRedirects: t.web_fetch_max_redirects,
     };
+    const sv = opts.config.supervision;
+    this.supervisor = new Supervisor(
+      {
+        runItem: (a, item) => this.runItem(a, item),
+        finish: (a, item, state, outcome) => this.finishItem(a, item, state, outcome),
+        persistState: (a) => {
+          if (a.manifest.lifecycle === "persistent")
+            this.store().setState(a.id, a.state === "failed" ? "failed" : "ready", a.failure);
+        },
+        audit: (e) => this.audit(e),
+        stopAgent: (id) => this.stop(id),
+        log: opts.log,
+        now: () => Date.now(),
+      },
+      {
+        backoffBaseMs: parseDuration(sv.backoff_base)!,
+        backoffMaxMs: parseDuration(sv.backoff_max)!,
+        crashLoopFailures: sv.crash_loop_failures,
+        crashLoopWindowMs: parseDuration(sv.crash_loop_window)!,
+      },
+    );
     // last: everything the inference may call is in place
     this.inference = opts.inference?.(this) ?? null;
   }
@@ -109,8 +144,125 @@ export class Kernel implements AgentServices {
    * the leftovers are then kept for the next boot and the kernel serves
    * degraded.
    */
-  recover(): Promise<number> {
-    return this.approvals.recover();
+  async recover(): Promise<number> {
+    const file = this.storeFile();
+    const stored = existsSync(file) ? this.store().agents() : [];
+    const resumed = new Set(stored.map((a) => a.id));
+    const cancelled = await this.approvals.recover((info) => resumed.has(info.agent_id));
+    for (const a of stored) await this.resumeAgent(a);
+    await this.autostart();
+    for (const a of this.procs.all()) if (a.state === "ready") this.supervisor.pump(a);
+    return cancelled;
+  }
+
+  private storeFile(): string {
+    return join(this.opts.dataDir, "state", "agents.db");
+  }
+
+  private store(): AgentStore {
+    return (this.storeHandle ??= new AgentStore(this.storeFile()));
+  }
+
+  /** a persistent agent from the store: same id, its inbox, its usage; its tokens minted again from its manifest */
+  private async resumeAgent(a: ReturnType<AgentStore["agents"]>[number]): Promise<void> {
+    let manifest: Manifest;
+    try {
+      manifest = this.manifests.load(a.manifest, {
+        knownTools: this.tools.names(),
+        knownAgents: manifestNames(join(this.opts.configDir, "manifests")),
+        source: a.source,
+      }).manifest;
+    } catch (e) {
+      this.opts.log.error({ err: e, agent_id: a.id }, "a persistent agent's manifest no longer loads: not resumed");
+      await this.auditDenial({
+        kind: "agent.resume",
+        agent_id: a.id,
+        name: a.name,
+        ok: false,
+        reason: (e as Error).message,
+      });
+      return;
+    }
+    const parent = a.parent_id ? (this.procs.find(a.parent_id) ?? null) : null;
+    const id = a.id;
+    const tokens = this.caps.mint(id, grantFromManifest(manifest, Date.now()));
+    const agent = new AgentRecord({
+      id,
+      name: manifest.name,
+      manifest,
+      approvalRequired: this.approvalSet(manifest, parent),
+      parentId: parent?.id ?? null,
+      depth: parent ? parent.depth + 1 : 0,
+      state: a.state === "failed" ? "failed" : "ready",
+    });
+    agent.failure = a.failure;
+    const items = this.store().pending(id);
+    const interrupted = items.find((i) => i.state === "running")?.id ?? null;
+    try {
+      this.inference?.onSpawn({ ...this.runtime(agent), used: a.usage });
+    } catch (e) {
+      this.opts.log.error({ err: e, agent_id: id }, "could not register a resumed agent with the scheduler");
+    }
+    try {
+      await Promise.all([
+        this.audit({
+          kind: "agent.resume",
+          agent_id: id,
+          name: manifest.name,
+          ok: true,
+          state: agent.state,
+          queued: items.length,
+          interrupted,
+        }),
+        this.audit({
+          kind: "capability.grant",
+          agent_id: id,
+          tokens: tokens.map((t) => ({
+            id: t.id,
+            capability: t.text,
+            max_invocations: t.maxInvocations,
+            expires_at: t.expiresAt,
+          })),
+        }),
+      ]);
+    } catch (e) {
+      this.inference?.onStop(id);
+      this.opts.log.error({ err: e, agent_id: id }, "agent.resume was not recorded: not resumed this boot");
+      return;
+    }
+    for (const it of items) agent.inbox.push(this.itemFrom(it));
+    this.caps.install(id, tokens);
+    this.procs.add(agent);
+    parent?.children.add(id);
+  }
+
+  /** the manifests marked autostart: true and those kernel.yaml lists, each spawned once (a persistent one resumed after) */
+  private async autostart(): Promise<void> {
+    const names = new Set(this.opts.config.autostart);
+    for (const m of this.listManifests()) {
+      if (!m.valid) continue;
+      try {
+        const text = readFileSync(join(this.opts.configDir, "manifests", m.file), "utf8");
+        if (/^autostart:\s*true\s*$/m.test(text)) names.add(m.name);
+      } catch {
+        // listed a moment ago; gone now: nothing to start
+      }
+    }
+    for (const name of names) {
+      const key = `autostart:${name}`;
+      if (this.storeHandle && this.storeHandle.autostarted(key)) continue;
+      try {
+        await this.spawn({ name }, undefined, { autostart: key });
+      } catch (e) {
+        this.opts.log.error({ err: e, name }, "could not autostart an agent");
+        await this.auditDenial({
+          kind: "spawn.denied",
+          agent_id: null,
+          name,
+          reason: `autostart: ${(e as Error).message}`,
+        });
+      }
+    }
   }
 
   /** for bound tests: entries in the process table and agents in the token table, stopped ones included */
@@ -181,7 +333,7 @@ export class Kernel implements AgentServices {
    * tokens become visible only after agent.spawn and capability.grant are
    * durable; if they cannot be written, nothing of the spawn remains.
    */
-  async spawn(req: SpawnRequest, parentId?: string): Promise<SpawnResult> {
+  async spawn(req: SpawnRequest, parentId?: string, internal: { autostart?: string } = {}): Promise<SpawnResult> {
     const { text, source } = this.manifestText(req);
     // agents spawned from one text share its parse (checked against the same tool and agent names)
     const { manifest, sha256 } = this.manifests.load(text, {
@@ -247,6 +399,24 @@ export class Kernel implements AgentServices {
     }
     this.reserve(parent, +1);
     // ---- reserved: record durably, then make it visible ----
+    const persistent = manifest.lifecycle === "persistent";
+    if (persistent) {
+      try {
+        this.store().addAgent({
+          id,
+          name: manifest.name,
+          manifest: text,
+          source,
+          parent_id: agent.parentId,
+          created_at: new Date().toISOString(),
+          autostart: internal.autostart ?? null,
+        });
+      } catch (e) {
+        this.reserve(parent, -1);
+        this.inference?.onStop(id);
+        throw notRecorded("the persistent agent's state", "no agent was started", e);
+      }
+    }
     try {
       await Promise.all([
         this.audit({
@@ -271,6 +441,7 @@ export class Kernel implements AgentServices {
       ]);
     } catch (e) {
       this.inference?.onStop(id);
+      if (persistent) this.forgetStored(id);
       throw notRecorded("agent.spawn", "no agent was started", e);
     } finally {
       this.reserve(parent, -1);
@@ -279,6 +450,14 @@ export class Kernel implements AgentServices {
     this.procs.add(agent);
     parent?.children.add(id);
     return { agent_id: id, name: manifest.name, capabilities: this.caps.capabilityStrings(id) };
+  }
+
+  private forgetStored(id: string): void {
+    try {
+      this.storeHandle?.removeAgent(id);
+    } catch (err) {
+      this.opts.log.error({ err, agent_id: id }, "could not remove a persistent agent's state");
+    }
   }
 
   private readonly manifests = new ManifestCache();
@@ -429,6 +608,17 @@ export class Kernel implements AgentServices {
     // the abort reaches everything in flight: inference, tools, and pending approvals (their wait listens on it)
     agent.abort.abort(new KernelError(ErrorCode.AgentNotRunnable, `agent ${agent.id} was stopped`));
     this.inference?.onStop(agent.id);
+    // what waited in its inbox is answered: the agent is gone
+    const gone = {
+      error: { code: ErrorCode.AgentNotRunnable, message: `agent ${agent.id} (${agent.name}) was stopped` },
+    };
+    for (const item of [...agent.inbox]) {
+      // the run in progress ends itself (stop_reason "stopped") and its worker settles it
+      if (item === agent.current) continue;
+      item.abort.abort();
+      this.settleItem(agent, item, "cancelled", gone);
+    }
+    if (agent.manifest.lifecycle === "persistent") this.forgetStored(agent.id);
     return { agent_id: agent.id, state: "stopped" };
   }
 
@@ -446,6 +636,12 @@ export class Kernel implements AgentServices {
       // the scheduler meters every model call; no inference configured: nothing used
       usage: this.inference?.usage(a.id) ?? { input_tokens: 0, output_tokens: 0 },
       children: [...a.children],
+      lifecycle: a.manifest.lifecycle,
+      restart: a.manifest.restart,
+      inbox: { depth: a.inbox.filter((i) => i.state === "queued").length, current: a.current?.id ?? null },
+      failure: a.failure,
+      restarts: a.restarts,
+      serves: [...servedMethods(a.manifest).keys()],
     };
   }
 
@@ -458,20 +654,487 @@ export class Kernel implements AgentServices {
 
   // ---- run ---------------------------------------------------------------
 
+  /**
+   * The synchronous form of send: the run is an inbox item like any other
+   * (so a persistent agent's run is resumed after a crash), refused when the
+   * agent is busy; the caller waits for its end.
+   */
   async run(agentId: string, message: string, opts: RunOptions = {}): Promise<RunResult> {
     const agent = this.procs.get(agentId);
     if (agent.state === "stopped") throw notRunnable(agent, "is stopped");
-    if (agent.state === "running") throw notRunnable(agent, "is busy with another run");
-    if (!this.inference) {
-      await this.audit({ kind: "inference.error", agent_id: agentId, reason: "no inference provider configured" });
-      throw new KernelError(ErrorCode.InferenceFailed, "no inference provider configured", { agent_id: agentId });
+    if (agent.state === "failed")
+      throw notRunnable(agent, `failed: ${agent.failure?.reason ?? "unknown"} (agent.restart brings it back)`);
+    if (agent.state !== "ready" || agent.inbox.length > 0) throw notRunnable(agent, "is busy with another run");
+    await this.needInference(agentId);
+    let result: RunResult | null = null;
+    const done = new Promise<InboxResult>((resolve) => {
+      const item = this.newItem({ kind: "message", text: message, from: OPERATOR }, "msg", true);
+      item.watchers.push({
+        ...(opts.onOutput ? { onOutput: opts.onOutput } : {}),
+        onDone: resolve,
+      });
+      (item as { run?: (r: RunResult) => void }).run = (r) => (result = r);
+      void this.enqueue(agent, item, null).catch((e) =>
+        resolve({ agent_id: agentId, message_id: item.id, state: "failed", error: wireError(e) }),
+      );
+    });
+    const r = await done;
+    if (r.state !== "done" || !result) throw errorFrom(r.error, agent);
+    return result;
+  }
+
+  private async needInference(agentId: string): Promise<void> {
+    if (this.inference) return;
+    await this.auditDenial({ kind: "inference.error", agent_id: agentId, reason: "no inference provider configured" });
+    throw new KernelError(ErrorCode.InferenceFailed, "no inference provider configured", { agent_id: agentId });
+  }
+
+  // ---- inbox: send, typed calls, notifications ---------------------------
+
+  async send(
+    agentId: string,
+    message: string,
+    opts: { onOutput?: (e: AgentOutputEvent) => void; onDone?: (r: InboxResult) => void } = {},
+  ): Promise<{ agent_id: string; message_id: string }> {
+    const agent = this.procs.get(agentId);
+    if (agent.state === "stopped") throw notRunnable(agent, "is stopped");
+    await this.needInference(agentId);
+    const item = this.newItem({ kind: "message", text: message, from: OPERATOR }, "msg");
+    item.watchers.push(opts);
+    await this.enqueue(agent, item, {
+      kind: "agent.send",
+      agent_id: null,
+      to: agent.id,
+      message_id: item.id,
+      bytes: Buffer.byteLength(message),
+    });
+    return { agent_id: agent.id, message_id: item.id };
+  }
+
+  result(agentId: string, messageId: string): InboxResult {
+    const agent = this.procs.get(agentId);
+    const live = agent.inbox.find((i) => i.id === messageId);
+    if (live) return toResult(agent.id, live);
+    const kept = agent.results.get(messageId);
+    if (kept) return kept;
+    if (agent.manifest.lifecycle === "persistent") {
+      const row = this.store().item(messageId);
+      if (row && row.agent_id === agent.id)
+        return { agent_id: agent.id, message_id: row.id, state: row.state, ...(row.outcome ?? {}) };
     }
-    agent.state = "running";
+    throw invalidParams(
+      `message_id: ${agent.name} (${agent.id}) has no message ${messageId} (the last ${RESULTS_LIMIT} are kept, 1,000 for a persistent agent)`,
+    );
+  }
+
+  async call(from: string | null, req: CallRequest): Promise<unknown> {
+    const { caller, target, served, params } = this.checkCall(from, req);
+    const chain = [
+      ...(caller?.current?.body.kind === "request" ? caller.current.body.chain : []),
+      ...(caller ? [caller.id] : []),
+    ];
+    // the caller's own deadline bounds this call
+    const now = Date.now();
+    const own = caller?.current?.body.kind === "request" ? caller.current.body.deadline : Infinity;
+    const limit = parseDuration(this.opts.config.ipc.call_timeout)!;
+    const deadline = Math.min(now + Math.min(req.timeoutMs ?? limit, limit), own);
+    const id = req.key
+      ? "call-" +
+        createHash("sha256")
+          .update(`${from ?? "operator"}:${req.key}`)
+          .digest("hex")
+          .slice(0, 24)
+      : newId("call");
+    // the same key again (a caller resumed after a crash): attach to the first call instead of asking twice
+    const earlier = target.inbox.find((i) => i.id === id) ?? null;
+    let item: InboxItem;
+    if (earlier) item = earlier;
+    else {
+      const stored = req.key && target.manifest.lifecycle === "persistent" ? this.store().item(id) : null;
+      if (stored && stored.outcome)
+        return this.callOutcome(target, req.method, toResult(target.id, this.itemFrom(stored)));
+      if (caller) {
+        const cycle = waitCycle(this.procs, caller.id, target.id);
+        if (cycle) {
+          const err = deadlockRefused(this.procs, cycle);
+          await this.auditDenial({
+            kind: "message.denied",
+            agent_id: caller.id,
+            to: target.id,
+            method: req.method,
+            reason: err.message,
+          });
+          throw err;
+        }
+      }
+      const body: InboxBody = { kind: "request", method: req.method, params, from: sender(caller), chain, deadline };
+      item = this.newItem(body, "call", false, id);
+      const text = JSON.stringify(params ?? null);
+      await this.enqueue(target, item, {
+        kind: "agent.request",
+        agent_id: caller?.id ?? null,
+        to: target.id,
+        method: req.method,
+        call_id: id,
+        bytes: Buffer.byteLength(text),
+        sha256: createHash("sha256").update(text).digest("hex"),
+        chain,
+        deadline: new Date(deadline).toISOString(),
+      });
+    }
+    void served;
+    if (caller) caller.waitingOn = target.id;
     try {
-      return await this.inference.run(this.runtime(agent), message, opts);
+      const r = await this.awaitItem(target, item, deadline, req.signal);
+      return this.callOutcome(target, req.method, r);
     } finally {
-      if (agent.state === "running") agent.state = "ready";
-      if (agent.manifest.lifecycle === "ephemeral") await this.stop(agentId); // idempotent
+      if (caller && caller.waitingOn === target.id) caller.waitingOn = null;
+    }
+  }
+
+  async notify(from: string | null, req: CallRequest): Promise<{ delivered: true; message_id: string }> {
+    const { caller, target, params } = this.checkCall(from, req);
+    const chain = [
+      ...(caller?.current?.body.kind === "request" ? caller.current.body.chain : []),
+      ...(caller ? [caller.id] : []),
+    ];
+    const item = this.newItem({ kind: "notify", method: req.method, params, from: sender(caller), chain }, "ntf");
+    const text = JSON.stringify(params ?? null);
+    await this.enqueue(target, item, {
+      kind: "agent.notify",
+      agent_id: caller?.id ?? null,
+      to: target.id,
+      method: req.method,
+      message_id: item.id,
+      bytes: Buffer.byteLength(text),
+      sha256: createHash("sha256").update(text).digest("hex"),
+      chain,
+    });
+    return { delivered: true, message_id: item.id };
+  }
+
+  async restart(agentId: string): Promise<{ agent_id: string; state: AgentInfo["state"] }> {
+    const agent = this.procs.get(agentId);
+    if (agent.state !== "failed") throw notRunnable(agent, `is ${agent.state}, not failed`);
+    try {
+      await this.audit({
+        kind: "agent.restart",
+        agent_id: agent.id,
+        by: "operator",
+        reason: agent.failure?.reason ?? null,
+      });
+    } catch (e) {
+      throw notRecorded("agent.restart", `agent ${agent.id} is still failed`, e);
+    }
+    agent.state = "ready";
+    agent.failures = [];
+    if (agent.manifest.lifecycle === "persistent") this.store().setState(agent.id, "ready", agent.failure);
+    this.supervisor.pump(agent);
+    return { agent_id: agent.id, state: agent.state };
+  }
+
+  /** who may call what: the recipient live and serving the method, the params valid (never delivered otherwise) */
+  private checkCall(from: string | null, req: CallRequest) {
+    const caller = from === null ? null : this.procs.get(from);
+    const target = this.procs.find(req.to) ?? this.procs.byName(req.to)[0];
+    if (!target || target.state === "stopped")
+      throw new KernelError(ErrorCode.NoSuchAgent, `no running agent "${req.to}"`, { to: req.to });
+    const methods = servedMethods(target.manifest);
+    const served = methods.get(req.method);
+    if (!served)
+      throw new KernelError(
+        ErrorCode.MethodNotFound,
+        `${target.name} does not serve ${req.method} (it serves: ${[...methods.keys()].join(", ") || "nothing"})`,
+        { to: target.id, method: req.method },
+      );
+    const parsed = served.params.safeParse(req.params ?? {});
+    if (!parsed.success)
+      throw invalidParams(describeZodIssues(parsed.error, "params"), { to: target.id, method: req.method });
+    if (!this.inference)
+      throw new KernelError(ErrorCode.InferenceFailed, "no inference provider configured", { agent_id: target.id });
+    return { caller, target, served, params: parsed.data };
+  }
+
+  private callOutcome(target: Agent, method: string, r: InboxResult): unknown {
+    if (r.state === "done" && r.error === undefined) return r.result;
+    throw errorFrom(r.error, target, `${target.name}.${method}`);
+  }
+
+  /** the item's end, or the deadline (cancelled, -32009), or the caller going away (cancelled) */
+  private awaitItem(agent: Agent, item: InboxItem, deadline: number, signal?: AbortSignal): Promise<InboxResult> {
+    return new Promise<InboxResult>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      const cleanup = () => {
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const cancel = (error: { code: number; message: string }) => {
+        cleanup();
+        if (item.state === "queued" || item.state === "running") {
+          item.abort.abort();
+          void this.finishItem(agent, item, "cancelled", { error });
+        }
+        resolve({ agent_id: agent.id, message_id: item.id, state: "cancelled", error });
+      };
+      const onAbort = () =>
+        cancel({ code: ErrorCode.AgentNotRunnable, message: "the caller stopped; the call was cancelled" });
+      item.watchers.push({
+        onDone: (r) => {
+          cleanup();
+          resolve(r);
+        },
+      });
+      if (item.state !== "queued" && item.state !== "running") {
+        cleanup();
+        return resolve(toResult(agent.id, item));
+      }
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const ms = deadline - Date.now();
+      timer = setTimeout(
+        () =>
+          cancel({
+            code: ErrorCode.TimedOut,
+            message: `${agent.name} did not answer within ${Math.max(0, Math.round(ms))} ms; the call was cancelled`,
+          }),
+        Math.max(0, ms),
+      );
+    });
+  }
+
+  private newItem(body: InboxBody, prefix: string, sync = false, id = newId(prefix)): InboxItem {
+    return {
+      id,
+      body,
+      created_at: new Date().toISOString(),
+      state: "queued",
+      outcome: null,
+      abort: new AbortController(),
+      watchers: [],
+      ...(sync ? { sync } : {}),
+    };
+  }
+
+  private itemFrom(it: StoredItem): InboxItem {
+    return {
+      id: it.id,
+      body: it.body,
+      created_at: it.created_at,
+      state: it.state === "running" ? "queued" : it.state,
+      outcome: it.outcome,
+      abort: new AbortController(),
+      watchers: [],
+    };
+  }
+
+  /**
+   * Room checked and taken in one synchronous step; the record durable
+   * (the audit record, and the store for a persistent agent) before the
+   * item is visible to the agent's worker and before the caller's answer.
+   */
+  private async enqueue(agent: Agent, item: InboxItem, record: AuditEventInput | null): Promise<void> {
+    const max = this.opts.config.limits.max_inbox;
+    const waiting = agent.inbox.length + (this.held.get(agent) ?? 0);
+    if (waiting >= max) {
+      const err = new KernelError(
+        ErrorCode.AgentNotRunnable,
+        `inbox of ${agent.name} (${agent.id}) is full (${max} messages)`,
+        {
+          agent_id: agent.id,
+          state: agent.state,
+          limit: max,
+        },
+      );
+      await this.auditDenial({ kind: "message.denied", agent_id: null, to: agent.id, reason: err.message });
+      throw err;
+    }
+    this.held.set(agent, (this.held.get(agent) ?? 0) + 1);
+    try {
+      if (record) {
+        try {
+          await this.audit(record);
+        } catch (e) {
+          throw notRecorded(record.kind, "the message was not queued", e);
+        }
+      }
+      if (agent.state === "stopped") throw notRunnable(agent, "was stopped");
+      if (agent.manifest.lifecycle === "persistent") {
+        try {
+          this.store().enqueue({ id: item.id, agent_id: agent.id, body: item.body, created_at: item.created_at });
+        } catch (e) {
+          throw notRecorded("the inbox item", "the message was not queued", e);
+        }
+      }
+    } finally {
+      const n = (this.held.get(agent) ?? 1) - 1;
+      if (n > 0) this.held.set(agent, n);
+      else this.held.delete(agent);
+    }
+    agent.inbox.push(item);
+    if (agent.state === "ready") this.supervisor.pump(agent);
+  }
+
+  private readonly held = new WeakMap<Agent, number>();
+
+  /** one item run: the conversation, the resume record, the reply tool of a request; never throws */
+  private async runItem(agent: Agent, item: InboxItem): Promise<ItemRun> {
+    if (!this.inference)
+      return {
+        ok: false,
+        reason: "no inference provider configured",
+        outcome: { error: { code: ErrorCode.InferenceFailed, message: "no inference provider configured" } },
+      };
+    const persistent = agent.manifest.lifecycle === "persistent";
+    let history: ConversationMessage[] = [];
+    const resumed: ConversationMessage[] = [];
+    let journal: RunJournal;
+    if (persistent) {
+      const store = this.store();
+      for (const t of store.turns(agent.id)) {
+        if (t.item_id === item.id) resumed.push(t.message);
+        else history.push(t.message);
+      }
+      history = repairConversation(history);
+      journal = {
+        append: (m) => store.addTurn(agent.id, item.id, m),
+        step: (u) => store.step(item.id, u),
+        setStep: (u, st) => store.setStep(item.id, u, st),
+      };
+      if (item.state !== "running") store.setItem(item.id, "running");
+    } else {
+      const mem = (item.memory ??= { turns: [] as ConversationMessage[], steps: new Map() });
+      resumed.push(...mem.turns);
+      journal = {
+        append: (m) => void mem.turns.push(m),
+        step: (u) => mem.steps.get(u),
+        setStep: (u, st) => void mem.steps.set(u, st),
+      };
+    }
+    const body = item.body;
+    const input: RunInput = {
+      message: messageText(body),
+      history,
+      resumed,
+      journal,
+      itemId: item.id,
+      reattach: REATTACH,
+      signal: item.abort.signal,
+    };
+    if (body.kind === "request") {
+      const served = servedMethods(agent.manifest).get(body.method);
+      if (served) {
+        // a tool's input is an object: a result of another type is replied as {result: VALUE}
+        const schema = served.resultSchema as Record<string, unknown>;
+        const wrapped = schema.type !== "object";
+        input.reply = {
+          method: body.method,
+          description: served.description || `the result of ${body.method}`,
+          schema: wrapped ? { type: "object", properties: { result: schema }, required: ["result"] } : schema,
+          unwrap: wrapped ? (v) => (v as { result?: unknown } | null)?.result : (v) => v,
+          check: (v) => {
+            const r = served.result.safeParse(wrapped ? (v as { result?: unknown } | null)?.result : v);
+            return r.success ? null : describeZodIssues(r.error, "result");
+          },
+        };
+      }
+    }
+    const onOutput = (e: AgentOutputEvent) => {
+      for (const w of item.watchers) {
+        try {
+          w.onOutput?.(e);
+        } catch (err) {
+          this.opts.log.warn({ err }, "an agent.output watcher failed");
+        }
+      }
+      if (e.type === "turn" && persistent) {
+        const u = this.inference?.usage(agent.id);
+        if (u) {
+          try {
+            this.store().setUsage(agent.id, u);
+          } catch (err) {
+            this.opts.log.error({ err, agent_id: agent.id }, "could not record a persistent agent's usage");
+          }
+        }
+      }
+    };
+    try {
+      const r = await this.inference.run(this.runtime(agent), input, { onOutput });
+      (item as { run?: (r: RunResult) => void }).run?.(r);
+      if (body.kind === "request") {
+        if (r.reply !== undefined) return { ok: true, outcome: { result: r.reply, stop_reason: r.stop_reason } };
+        const error = r.reply_error
+          ? {
+              code: ErrorCode.InternalError,
+              message: `${agent.name}.${body.method} answered a result that does not match its schema: ${r.reply_error}`,
+            }
+          : {
+              code: ErrorCode.InternalError,
+              message: `${agent.name} ended its run without replying to ${body.method} (stop reason: ${r.stop_reason})`,
+            };
+        return { ok: true, outcome: { error, stop_reason: r.stop_reason } };
+      }
+      return { ok: true, outcome: { response: r.response, stop_reason: r.stop_reason } };
+    } catch (e) {
+      const error = wireError(e);
+      return { ok: false, reason: error.message, outcome: { error } };
+    }
+  }
+
+  /** the item's end: audited (a request's response), durable, told to its watchers; idempotent */
+  private async finishItem(
+    agent: Agent,
+    item: InboxItem,
+    state: "done" | "failed" | "cancelled",
+    outcome: InboxOutcome,
+  ): Promise<void> {
+    if (item.state === "done" || item.state === "failed" || item.state === "cancelled") return;
+    item.state = state;
+    item.outcome = outcome;
+    if (item.body.kind === "request") {
+      const text = JSON.stringify(outcome.result ?? null);
+      await this.auditDenial({
+        kind: "agent.response",
+        agent_id: agent.id,
+        to: item.body.from.agent_id,
+        method: item.body.method,
+        call_id: item.id,
+        ok: state === "done" && outcome.error === undefined,
+        ...(outcome.error
+          ? { error: outcome.error }
+          : { bytes: Buffer.byteLength(text), sha256: createHash("sha256").update(text).digest("hex") }),
+        chain: item.body.chain,
+      });
+    }
+    if (agent.manifest.lifecycle === "persistent" && agent.state !== "stopped") {
+      try {
+        this.store().finishItem(agent.id, item.id, state, outcome);
+      } catch (err) {
+        this.opts.log.error({ err, agent_id: agent.id, message_id: item.id }, "could not record an inbox item's end");
+      }
+    }
+    this.settleItem(agent, item, state, outcome);
+  }
+
+  /** out of the inbox, kept for agent.result, told to whoever waits */
+  private settleItem(
+    agent: Agent,
+    item: InboxItem,
+    state: "done" | "failed" | "cancelled",
+    outcome: InboxOutcome,
+  ): void {
+    item.state = state;
+    item.outcome = outcome;
+    const i = agent.inbox.indexOf(item);
+    if (i >= 0) agent.inbox.splice(i, 1);
+    const r = toResult(agent.id, item);
+    agent.results.set(item.id, r);
+    while (agent.results.size > RESULTS_LIMIT) agent.results.delete(agent.results.keys().next().value!);
+    for (const w of item.watchers.splice(0)) {
+      try {
+        w.onDone?.(r);
+      } catch (err) {
+        this.opts.log.warn({ err }, "an inbox watcher failed");
+      }
     }
   }
 
@@ -537,7 +1200,14 @@ export class Kernel implements AgentServices {
     // one signal for the whole call: the agent's stop, or the caller going away
     const signal = anySignal(agent.abort.signal, opts.signal);
     if (agent.approvalRequired.has(toolName)) {
-      await this.approvals.request(agentId, toolName, clip(parsed.data), signal, opts.onApprovalPending);
+      await this.approvals.request(
+        agentId,
+        toolName,
+        clip(parsed.data),
+        signal,
+        opts.onApprovalPending,
+        opts.approvalId === undefined ? {} : { id: opts.approvalId },
+      );
       const still = this.caps.stillValid(check.token);
       if (!still.ok) return deny(check.token.text, `${still.reason} while the call waited for approval`);
       if (signal.aborted) throw notRunnable(agent, "was stopped");
@@ -550,12 +1220,13 @@ export class Kernel implements AgentServices {
       signal,
       limits: this.limits,
       privateAreas: this.privateAreas,
+      ...(opts.callKey === undefined ? {} : { callKey: opts.callKey }),
       authorize: (kind: ResourceKind, resource: string) => {
         const denied = (capability: string, reason: string): never => {
           pending.push(recordDenial(capability, reason, resource));
           throw capabilityDenied(toolName, capability, reason);
         };
-        if (kind !== "web_fetch") {
+        if (kind === "file_read" || kind === "file_write") {
           // kernel-private state is carved out of every grant, whatever it says
           const n = normalizePath(resource);
           const why = n.ok ? this.privateAreas.reason(n.path) : null;
@@ -566,6 +1237,8 @@ export class Kernel implements AgentServices {
         return denied(r.capability, r.reason);
       },
     };
+    // a persistent agent records that the tool is starting: after a crash it is never run again unseen
+    opts.beforeRun?.();
     // queued now, so its seq is below anything the run appends (a denial, tool.result)
     const call = this.audit({
       kind: "tool.call",
@@ -688,4 +1361,44 @@ function clip(v: unknown, depth = 0): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) out[k] = clip(x, depth + 1);
   return out;
+}
+
+const OPERATOR: Sender = { agent_id: null, name: "operator" };
+
+function sender(a: Agent | null): Sender {
+  return a ? { agent_id: a.id, name: a.name } : OPERATOR;
+}
+
+function newId(prefix: string): string {
+  return `${prefix}-${randomBytes(8).toString("hex")}`;
+}
+
+/** what the model reads for an inbox item */
+function messageText(body: InboxBody): string {
+  if (body.kind === "message") return body.text;
+  const from = body.from.agent_id ? `agent ${body.from.name} (${body.from.agent_id})` : "the operator";
+  const params = JSON.stringify(body.params ?? null, null, 2);
+  if (body.kind === "notify") return `Notification ${body.method} from ${from} (no reply expected). Params:\n${params}`;
+  return `Request ${body.method} from ${from}. Params:\n${params}\n\nWork out the answer, then call the reply tool with the result.`;
+}
+
+function toResult(agentId: string, item: InboxItem): InboxResult {
+  return { agent_id: agentId, message_id: item.id, state: item.state, ...(item.outcome ?? {}) };
+}
+
+function wireError(e: unknown): { code: number; message: string; data?: unknown } {
+  if (e instanceof KernelError) return { code: e.code, message: e.message, ...(e.data ? { data: e.data } : {}) };
+  return { code: ErrorCode.InternalError, message: (e as Error)?.message ?? String(e) };
+}
+
+/** an item's error as the KernelError its waiting caller gets */
+function errorFrom(error: InboxResult["error"], agent: Agent, what?: string): KernelError {
+  if (!error) return new KernelError(ErrorCode.InternalError, `${what ?? agent.name}: no result`);
+  const known = Object.values(ErrorCode) as number[];
+  const code = (known.includes(error.code) ? error.code : ErrorCode.InternalError) as ErrorCode;
+  return new KernelError(
+    code,
+    error.message,
+    (error.data as Record<string, unknown> | undefined) ?? { agent_id: agent.id },
+  );
 }

@@ -5,7 +5,13 @@ import type { AuditEventKind, AuditQuery, AuditRecord, AuditVerifyResult } from 
 import type { Usage } from "./sched/index.ts";
 import type { ToolEffect } from "./tools/index.ts";
 
-export type AgentState = "ready" | "running" | "stopped";
+/**
+ * ready: waiting for work; running: a run or an inbox item in progress;
+ * restarting: a failed run waits out its backoff (restart: on-failure, always);
+ * failed: not restarted (restart: never, or a crash loop), with the reason in
+ * agent.status `failure`, until agent.restart; stopped: gone, tokens revoked.
+ */
+export type AgentState = "ready" | "running" | "restarting" | "failed" | "stopped";
 
 export interface AgentInfo {
   agent_id: string;
@@ -19,6 +25,40 @@ export interface AgentStatus extends AgentInfo {
   capabilities: string[];
   usage: Usage;
   children: string[];
+  lifecycle: "persistent" | "session" | "ephemeral";
+  restart: "never" | "on-failure" | "always";
+  /** queued items (messages, requests, notifications) and the one being worked on */
+  inbox: { depth: number; current: string | null };
+  /** why it is failed or last failed: null when it never failed */
+  failure: { reason: string; at: string } | null;
+  /** restarts since spawn (or the last agent.restart) */
+  restarts: number;
+  /** the methods it serves (manifest serves:) */
+  serves: string[];
+}
+
+/** what agent.result and the agent.done notification say about one inbox item */
+export interface InboxResult {
+  agent_id: string;
+  message_id: string;
+  state: "queued" | "running" | "done" | "failed" | "cancelled";
+  response?: string;
+  stop_reason?: string;
+  /** a request's validated result */
+  result?: unknown;
+  error?: { code: number; message: string; data?: unknown };
+}
+
+export interface CallRequest {
+  /** id or manifest name of the agent that serves the method */
+  to: string;
+  method: string;
+  params: unknown;
+  /** at most this long (bounded by ipc.call_timeout and the caller's own deadline) */
+  timeoutMs?: number;
+  /** the caller's key for this call (agent_call: the tool use): a second call with the same key attaches to the first */
+  key?: string;
+  signal?: AbortSignal;
 }
 
 export interface SpawnRequest {
@@ -48,10 +88,14 @@ export interface RunResult {
   stop_reason: string;
   usage: Usage;
   tool_calls: ToolCallRecord[];
+  /** a run answering a typed request: the result the model replied, valid against the method's schema */
+  reply?: unknown;
+  /** a run answering a typed request that ended without a valid reply: why the last one was refused */
+  reply_error?: string;
 }
 
-/** Streamed to the caller of agent.run as `agent.output` notifications. */
-export type AgentOutputEvent =
+/** Streamed to the caller of agent.run (and agent.send, with message_id) as `agent.output` notifications. */
+export type AgentOutputEvent = { message_id?: string } & (
   | { agent_id: string; type: "text"; text: string }
   | { agent_id: string; type: "tool_use"; tool: string; input: unknown; id: string }
   | {
@@ -64,7 +108,8 @@ export type AgentOutputEvent =
       error?: { code: number; message: string };
     }
   | { agent_id: string; type: "approval_pending"; approval_id: string; tool: string }
-  | { agent_id: string; type: "turn"; turn: number; usage: Usage };
+  | { agent_id: string; type: "turn"; turn: number; usage: Usage }
+);
 
 export interface RunOptions {
   onOutput?: (event: AgentOutputEvent) => void;
@@ -85,6 +130,12 @@ export interface InvokeOptions {
   signal?: AbortSignal;
   /** told when the call starts waiting for a human */
   onApprovalPending?: (approvalId: string) => void;
+  /** a restored approval (same id after a restart) this call waits on instead of asking again */
+  approvalId?: string;
+  /** called once every check has passed, right before the tool runs (a persistent agent records the step durably) */
+  beforeRun?: () => void;
+  /** the caller's key for this call, given to the tool (agent_call attaches to an earlier call with the same key) */
+  callKey?: string;
 }
 
 export interface ApprovalInfo {
@@ -189,6 +240,35 @@ export interface AgentServices {
   schedulerStatus(): unknown;
   /** Any time: live agents, pending approvals, tool names. */
   systemCounts(): SystemCounts;
+  /**
+   * The agent exists (-32002), is not stopped (-32008), its inbox has room
+   * (-32008, limits.max_inbox); an inference provider is configured
+   * (-32006). Queues the message (durable for a persistent agent) and
+   * answers its id at once; the agent takes its inbox one item at a time.
+   * onOutput is told the run's events, then onDone its outcome.
+   */
+  send(
+    agentId: string,
+    message: string,
+    opts?: { onOutput?: (e: AgentOutputEvent) => void; onDone?: (r: InboxResult) => void },
+  ): Promise<{ agent_id: string; message_id: string }>;
+  /** The agent exists (-32002); the item is one of its last 1,000 (-32602 otherwise). */
+  result(agentId: string, messageId: string): InboxResult;
+  /**
+   * A typed call. from: the calling agent (null: the operator). The caller
+   * holds `call: AGENT.METHOD` (-32001, audited); the recipient is a live
+   * agent (-32002/-32008) that serves the method (-32601); the params fit
+   * its schema (-32602, never delivered); its inbox has room (-32008); the
+   * call would not close a cycle of waiting agents (-32008, the cycle
+   * named). Answers the recipient's result, valid against the method's
+   * result schema (-32603 when the model's reply was not), or -32009 when
+   * the deadline passes first (the request is cancelled).
+   */
+  call(from: string | null, req: CallRequest): Promise<unknown>;
+  /** As call, one-way: queued and answered at once with its id; nobody waits for a result. */
+  notify(from: string | null, req: CallRequest): Promise<{ delivered: true; message_id: string }>;
+  /** The agent exists (-32002) and is failed (-32008 otherwise): back to ready, its inbox resumes. */
+  restart(agentId: string): Promise<{ agent_id: string; state: AgentState }>;
   /** Any time: listener is told every KernelEvent from now on; call the result to stop. */
   subscribe(listener: (event: KernelEvent) => void): () => void;
 }

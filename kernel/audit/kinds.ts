@@ -15,6 +15,15 @@ export const AUDIT_KINDS = [
   "capability.grant",
   "spawn.denied",
   "agent.stop",
+  // persistent agents and supervision
+  "agent.resume",
+  "agent.restart",
+  "agent.failed",
+  // inboxes: agent.send, typed calls and notifications
+  "agent.send",
+  "agent.request",
+  "agent.response",
+  "agent.notify",
   // tools
   "capability.denied",
   "tool.call",

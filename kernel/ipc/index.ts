@@ -58,3 +58,30 @@ export function route(
     },
   };
 }
+
+// ---- typed calls ---------------------------------------------------------
+
+/**
+ * Deadlock refusal: an agent takes its inbox one item at a time, so a call
+ * from `caller` to `callee` waits for everything `callee` is waiting on. If
+ * that chain of waiting agents (each agent's `waitingOn`) comes back to the
+ * caller, the call can never be answered: it is refused, the cycle named.
+ */
+export function waitCycle(procs: ProcessTable, callerId: string, calleeId: string): string[] | null {
+  const path = [callerId, calleeId];
+  let at: string | null = calleeId;
+  for (let hops = 0; at !== null && hops < 10_000; hops++) {
+    if (at === callerId) return path;
+    at = procs.find(at)?.waitingOn ?? null;
+    if (at !== null) path.push(at);
+  }
+  return null;
+}
+
+export function deadlockRefused(procs: ProcessTable, cycle: string[]): KernelError {
+  const names = cycle.map((id) => procs.find(id)?.name ?? id);
+  return new KernelError(ErrorCode.AgentNotRunnable, `deadlock refused: ${names.join(" → ")}`, {
+    cycle: names,
+    agent_ids: cycle,
+  });
+}

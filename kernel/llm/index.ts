@@ -6,7 +6,8 @@ import { ErrorCode, KernelError } from "../errors.ts";
 import { Scheduler, type Clock, type Usage } from "../sched/index.ts";
 import type { AgentOutputEvent, AgentServices, AuditEventInput, RunResult } from "../services.ts";
 import { InferenceConfigSchema, type InferenceConfig } from "./config.ts";
-import { runLoop } from "./loop.ts";
+import { runLoop, type RunInput } from "./loop.ts";
+export { repairConversation, REPLY_TOOL, INTERRUPTED, type RunInput, type RunJournal, type ReplySpec } from "./loop.ts";
 import { Router } from "./router.ts";
 
 export { InferenceConfigSchema, type InferenceConfig } from "./config.ts";
@@ -26,6 +27,8 @@ export interface AgentRuntime {
   maxTurns: number;
   /** aborted when the agent is stopped */
   signal: AbortSignal;
+  /** tokens used before this boot (a resumed persistent agent) */
+  used?: Usage | undefined;
 }
 
 export interface InferenceDeps {
@@ -48,7 +51,11 @@ export interface Inference {
   onSpawn(agent: AgentRuntime): void;
   /** cancel its queued calls (in-flight ones are aborted by agent.signal); the unspent part of a child's budget returns to its parent */
   onStop(agentId: string): void;
-  run(agent: AgentRuntime, message: string, opts: { onOutput?: (e: AgentOutputEvent) => void }): Promise<RunResult>;
+  run(
+    agent: AgentRuntime,
+    input: RunInput | string,
+    opts: { onOutput?: (e: AgentOutputEvent) => void },
+  ): Promise<RunResult>;
   /** result of the `sched.status` RPC method */
   status(): unknown;
   /** tokens an agent has used, as the scheduler metered them (the one count; agent.status reads it; still known after it stopped) */
@@ -96,6 +103,7 @@ export function createInference(cfgIn: InferenceConfig, deps: InferenceDeps): In
     priority: a.priority,
     weight: a.weight,
     budget: a.budget,
+    used: a.used,
   });
 
   return {
@@ -110,7 +118,7 @@ export function createInference(cfgIn: InferenceConfig, deps: InferenceDeps): In
     onStop(agentId) {
       sched.unregister(agentId);
     },
-    async run(agent, message, opts) {
+    async run(agent, input, opts) {
       // the kernel registers agents at spawn; a run without it registers here
       if (!sched.has(agent.id) && !sched.usage(agent.id)) sched.register(toSched(agent));
       const route = router.resolve(agent.model);
@@ -126,7 +134,7 @@ export function createInference(cfgIn: InferenceConfig, deps: InferenceDeps): In
         },
         agent,
         route,
-        message,
+        input,
         opts.onOutput,
       );
     },

@@ -25,8 +25,10 @@ import {
   type AssistantBlock,
   type ChatResponse,
   type ConversationMessage,
+  type ToolChoice,
   type ToolResultBlock,
 } from "./providers/types.ts";
+import type { StepRecord } from "../proc/store.ts";
 import type { Route } from "./router.ts";
 import { retryAfterMs } from "../sched/ratelimit.ts";
 
@@ -72,13 +74,96 @@ export function backoffMs(attempt: number, base: number, max: number, random: ()
   return Math.round(exp / 2 + (random() * exp) / 2);
 }
 
+/** what the loop keeps durable for a persistent agent, so that a run can be resumed after a crash */
+export interface RunJournal {
+  /** a message of this run, made durable before the loop goes on */
+  append(m: ConversationMessage): void;
+  step(toolUseId: string): StepRecord | undefined;
+  /** durable when it returns: "started" is written before the tool runs */
+  setStep(toolUseId: string, s: StepRecord): void;
+}
+
+/** a run that answers a typed request: the model answers through the synthetic tool `reply` */
+export interface ReplySpec {
+  /** the served method, for the tool's description */
+  method: string;
+  description: string;
+  /** the method's result schema: the reply tool's input schema */
+  schema: Record<string, unknown>;
+  /** null when the value fits the schema, else why not (naming the field) */
+  check(value: unknown): string | null;
+  /** the result from the reply tool's input (a non-object result travels as {result}) */
+  unwrap(value: unknown): unknown;
+}
+
+export interface RunInput {
+  /** the new user message (when resuming, the first message of `resumed` already holds it) */
+  message: string;
+  /** the conversation before this message (a persistent agent), oldest first */
+  history?: ConversationMessage[];
+  /** resuming: this run's messages so far, the user message first */
+  resumed?: ConversationMessage[];
+  journal?: RunJournal;
+  reply?: ReplySpec;
+  /** the inbox item this run answers: in run.start/run.end and every agent.output */
+  itemId?: string;
+  /** tools re-run after a crash instead of reported as interrupted (idempotent by their call key) */
+  reattach?: ReadonlySet<string>;
+  /** aborts this run only (the agent's own stop aborts agent.signal) */
+  signal?: AbortSignal;
+}
+
+export const REPLY_TOOL = "reply";
+export const INTERRUPTED =
+  "interrupted: outcome unknown (the kernel stopped while this tool call was running; it was not run again)";
+
+/**
+ * A conversation the model will accept: every assistant tool_use answered
+ * by a tool_result in the next message (a run that stopped in the middle of
+ * its tools leaves them unanswered; they are answered as interrupted).
+ */
+export function repairConversation(msgs: ConversationMessage[]): ConversationMessage[] {
+  const out: ConversationMessage[] = [];
+  for (let i = 0; i < msgs.length; i++) {
+    const m = msgs[i]!;
+    out.push(m);
+    if (m.role !== "assistant") continue;
+    const uses = m.content.filter((b) => b.type === "tool_use") as Extract<AssistantBlock, { type: "tool_use" }>[];
+    if (uses.length === 0) continue;
+    const next = msgs[i + 1];
+    const answered = new Set(
+      next?.role === "user" && Array.isArray(next.content)
+        ? next.content.filter((b) => b.type === "tool_result").map((b) => (b as ToolResultBlock).tool_use_id)
+        : [],
+    );
+    const missing = uses.filter((u) => !answered.has(u.id));
+    if (missing.length === 0) continue;
+    const fill: ToolResultBlock[] = missing.map((u) => ({
+      type: "tool_result",
+      tool_use_id: u.id,
+      content: "not run: the run ended before this tool call",
+      is_error: true,
+    }));
+    if (answered.size > 0 && next && next.role === "user" && Array.isArray(next.content)) {
+      msgs = [...msgs];
+      msgs[i + 1] = { role: "user", content: [...fill, ...next.content] };
+    } else out.push({ role: "user", content: fill });
+  }
+  return out;
+}
+
 export async function runLoop(
   deps: LoopDeps,
   agent: LoopAgent,
   route: Route,
-  message: string,
+  input: RunInput | string,
   onOutput?: (e: AgentOutputEvent) => void,
 ): Promise<RunResult> {
+  const run: RunInput = typeof input === "string" ? { message: input } : input;
+  const { message, journal, reply } = run;
+  const itemId = run.itemId;
+  const tag = itemId === undefined ? {} : { message_id: itemId };
+  const signal = run.signal ? AbortSignal.any([agent.signal, run.signal]) : agent.signal;
   const { cfg, sched, services, log } = deps;
   const audit = async (e: AuditEventInput) => {
     try {
@@ -90,7 +175,7 @@ export async function runLoop(
   const emit = (e: AgentOutputEvent) => {
     if (!onOutput) return;
     try {
-      onOutput(e);
+      onOutput(itemId === undefined ? e : { ...e, ...tag });
     } catch (err) {
       log.warn({ err: String(err) }, "agent.output listener threw");
     }
@@ -101,7 +186,10 @@ export async function runLoop(
   let turns = 0;
   let response = "";
   let stopReason = "error";
+  let replied: { value: unknown } | null = null;
+  let replyError: string | null = null;
   const started = Date.now();
+  const loopAgent = { ...agent, signal };
 
   await audit({
     kind: "run.start",
@@ -109,6 +197,8 @@ export async function runLoop(
     model: agent.model,
     provider: provider.name,
     message_bytes: new TextEncoder().encode(message).length,
+    ...tag,
+    ...(run.resumed?.length ? { resumed: true } : {}),
   });
   try {
     try {
@@ -131,14 +221,157 @@ export async function runLoop(
         kind: pe.kind,
       });
     }
-    const tools: ToolDescription[] = services.listTools(agent.id);
-    const messages: ConversationMessage[] = [{ role: "user", content: message }];
+    const own: ConversationMessage[] = [...(run.resumed ?? [])];
+    if (own.length === 0) {
+      const first: ConversationMessage = { role: "user", content: message };
+      journal?.append(first);
+      own.push(first);
+    }
+    turns = own.filter((m) => m.role === "assistant").length;
+    const history = run.history ?? [];
+    const messages: ConversationMessage[] = repairConversation([...history, ...own]);
+    const agentTools: ToolDescription[] = services.listTools(agent.id);
+    const tools: ToolDescription[] = reply
+      ? [
+          ...agentTools,
+          {
+            name: REPLY_TOOL,
+            description: `Answer the request ${reply.method} with its result (${reply.description}). Call this exactly once, when you have the answer.`,
+            effect: "none",
+            input_schema: reply.schema,
+          },
+        ]
+      : agentTools;
     let last: Usage | null = null;
     let added: ConversationMessage[] = [...messages];
 
+    /** the tool calls of the last assistant message: replayed, reported as interrupted, or run */
+    const answerTools = async (uses: Extract<AssistantBlock, { type: "tool_use" }>[]): Promise<void> => {
+      const results: ToolResultBlock[] = [];
+      for (const u of uses) {
+        if (signal.aborted) break;
+        if (reply && u.name === REPLY_TOOL) {
+          if (replied) {
+            results.push({ type: "tool_result", tool_use_id: u.id, content: "already answered", is_error: true });
+            continue;
+          }
+          const why = reply.check(u.input);
+          if (why === null) {
+            replied = { value: reply.unwrap(u.input) };
+            results.push({ type: "tool_result", tool_use_id: u.id, content: "reply sent" });
+          } else {
+            replyError = why;
+            results.push({
+              type: "tool_result",
+              tool_use_id: u.id,
+              content: `error: the reply was refused, it does not match the result schema of ${reply.method}: ${why}`,
+              is_error: true,
+            });
+          }
+          continue;
+        }
+        if (replied) {
+          results.push({
+            type: "tool_result",
+            tool_use_id: u.id,
+            content: "not run: the reply ended this request",
+            is_error: true,
+          });
+          continue;
+        }
+        const prior = journal?.step(u.id);
+        if (prior?.state === "done") {
+          // completed before a crash: its recorded result goes back to the model, the tool is not run again
+          results.push(prior.result);
+          continue;
+        }
+        emit({ agent_id: agent.id, type: "tool_use", tool: u.name, input: u.input, id: u.id });
+        if (prior?.state === "started" && !run.reattach?.has(u.name)) {
+          const error = { code: ErrorCode.InternalError, message: INTERRUPTED };
+          const block: ToolResultBlock = {
+            type: "tool_result",
+            tool_use_id: u.id,
+            content: `error ${error.code}: ${error.message}`,
+            is_error: true,
+          };
+          journal?.setStep(u.id, { state: "done", result: block });
+          toolCalls.push({ tool: u.name, input: u.input, ok: false, error });
+          results.push(block);
+          emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: false, error });
+          continue;
+        }
+        let block: ToolResultBlock;
+        if (u.input_error) {
+          const error = { code: ErrorCode.InvalidParams, message: u.input_error };
+          toolCalls.push({ tool: u.name, input: u.input, ok: false, error });
+          block = {
+            type: "tool_result",
+            tool_use_id: u.id,
+            content: `error ${error.code}: ${error.message}`,
+            is_error: true,
+          };
+          emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: false, error });
+        } else {
+          try {
+            const output = await services.invokeTool(agent.id, u.name, u.input, {
+              via: "model",
+              signal,
+              callKey: `${itemId ?? "run"}:${u.id}`,
+              ...(prior?.state === "approval" ? { approvalId: prior.approval_id } : {}),
+              onApprovalPending: (approvalId) => {
+                journal?.setStep(u.id, { state: "approval", approval_id: approvalId });
+                emit({ agent_id: agent.id, type: "approval_pending", approval_id: approvalId, tool: u.name });
+              },
+              ...(journal ? { beforeRun: () => journal.setStep(u.id, { state: "started" }) } : {}),
+            });
+            const full = typeof output === "string" ? output : JSON.stringify(output ?? null);
+            const content = cut(full, cfg.max_tool_result_bytes);
+            const shown = content === full ? output : content;
+            toolCalls.push({ tool: u.name, input: u.input, ok: true, output: shown });
+            block = { type: "tool_result", tool_use_id: u.id, content };
+            emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: true, output: shown });
+          } catch (e) {
+            if (signal.aborted) break;
+            const error = {
+              code: e instanceof KernelError ? e.code : ErrorCode.InternalError,
+              message: deps.scrub(e instanceof Error ? e.message : String(e)),
+            };
+            toolCalls.push({ tool: u.name, input: u.input, ok: false, error });
+            block = {
+              type: "tool_result",
+              tool_use_id: u.id,
+              content: `error ${error.code}: ${error.message}`,
+              is_error: true,
+            };
+            emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: false, error });
+          }
+        }
+        journal?.setStep(u.id, { state: "done", result: block });
+        results.push(block);
+      }
+      if (signal.aborted) return;
+      const next: ConversationMessage = { role: "user", content: results };
+      journal?.append(next);
+      messages.push(next);
+      added = [messages[messages.length - 2]!, next];
+    };
+
+    // resuming after the model asked for tools: answer them before the next model call
+    const tail = messages[messages.length - 1];
+    if (tail?.role === "assistant") {
+      const uses = tail.content.filter(
+        (b): b is Extract<AssistantBlock, { type: "tool_use" }> => b.type === "tool_use",
+      );
+      if (uses.length > 0) await answerTools(uses);
+    }
+
     while (true) {
-      if (agent.signal.aborted) {
+      if (signal.aborted) {
         stopReason = "stopped";
+        break;
+      }
+      if (replied) {
+        stopReason = "reply";
         break;
       }
       if (turns >= agent.maxTurns) {
@@ -147,9 +380,14 @@ export async function runLoop(
       }
       const fromBytes = bytesEstimate(agent.systemPrompt, messages, tools);
       const inputEstimate = last ? Math.min(fromBytes, incrementalEstimate(last, added)) : fromBytes;
+      const toolChoice: ToolChoice | undefined = reply
+        ? turns + 1 >= agent.maxTurns
+          ? { type: "tool", name: REPLY_TOOL }
+          : { type: "any" }
+        : undefined;
       let call: { resp: ChatResponse; grant: Grant };
       try {
-        call = await callModel(deps, audit, agent, route, tools, messages, inputEstimate, (t) =>
+        call = await callModel(deps, audit, loopAgent, route, tools, messages, inputEstimate, toolChoice, (t) =>
           emit({ agent_id: agent.id, type: "text", text: t }),
         );
       } catch (e) {
@@ -158,7 +396,7 @@ export async function runLoop(
           stopReason = "budget_exhausted";
           break;
         }
-        if (e instanceof Stopped || e instanceof SchedCancelled || agent.signal.aborted) {
+        if (e instanceof Stopped || e instanceof SchedCancelled || signal.aborted) {
           stopReason = "stopped";
           break;
         }
@@ -175,7 +413,9 @@ export async function runLoop(
         .map((b) => (b as { text: string }).text)
         .join("");
       if (text) response = text;
-      messages.push({ role: "assistant", content: resp.content });
+      const said: ConversationMessage = { role: "assistant", content: resp.content };
+      journal?.append(said);
+      messages.push(said);
       const uses = resp.content.filter(
         (b): b is Extract<AssistantBlock, { type: "tool_use" }> => b.type === "tool_use",
       );
@@ -186,58 +426,11 @@ export async function runLoop(
             : resp.stop_reason;
         break;
       }
-      const results: ToolResultBlock[] = [];
-      for (const u of uses) {
-        if (agent.signal.aborted) break;
-        emit({ agent_id: agent.id, type: "tool_use", tool: u.name, input: u.input, id: u.id });
-        if (u.input_error) {
-          const error = { code: ErrorCode.InvalidParams, message: u.input_error };
-          toolCalls.push({ tool: u.name, input: u.input, ok: false, error });
-          results.push({
-            type: "tool_result",
-            tool_use_id: u.id,
-            content: `error ${error.code}: ${error.message}`,
-            is_error: true,
-          });
-          emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: false, error });
-          continue;
-        }
-        try {
-          const output = await services.invokeTool(agent.id, u.name, u.input, {
-            via: "model",
-            signal: agent.signal,
-            onApprovalPending: (approvalId) =>
-              emit({ agent_id: agent.id, type: "approval_pending", approval_id: approvalId, tool: u.name }),
-          });
-          const full = typeof output === "string" ? output : JSON.stringify(output ?? null);
-          const content = cut(full, cfg.max_tool_result_bytes);
-          const shown = content === full ? output : content;
-          toolCalls.push({ tool: u.name, input: u.input, ok: true, output: shown });
-          results.push({ type: "tool_result", tool_use_id: u.id, content });
-          emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: true, output: shown });
-        } catch (e) {
-          if (agent.signal.aborted) break;
-          const error = {
-            code: e instanceof KernelError ? e.code : ErrorCode.InternalError,
-            message: deps.scrub(e instanceof Error ? e.message : String(e)),
-          };
-          toolCalls.push({ tool: u.name, input: u.input, ok: false, error });
-          results.push({
-            type: "tool_result",
-            tool_use_id: u.id,
-            content: `error ${error.code}: ${error.message}`,
-            is_error: true,
-          });
-          emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: false, error });
-        }
-      }
-      if (agent.signal.aborted) {
+      await answerTools(uses);
+      if (signal.aborted) {
         stopReason = "stopped";
         break;
       }
-      const next: ConversationMessage = { role: "user", content: results };
-      messages.push(next);
-      added = [messages[messages.length - 2]!, next];
     }
   } catch (e) {
     stopReason = "error";
@@ -252,9 +445,16 @@ export async function runLoop(
       usage: { ...usage },
       tool_calls: toolCalls.length,
       duration_ms: Date.now() - started,
+      ...tag,
     });
   }
-  return { agent_id: agent.id, response, stop_reason: stopReason, usage, tool_calls: toolCalls };
+  const result: RunResult = { agent_id: agent.id, response, stop_reason: stopReason, usage, tool_calls: toolCalls };
+  if (reply) {
+    const r = replied as { value: unknown } | null;
+    if (r) result.reply = r.value;
+    else if (replyError !== null) result.reply_error = replyError;
+  }
+  return result;
 }
 
 /** one model call: admitted, sent, settled; retried on transient failures */
@@ -266,6 +466,7 @@ async function callModel(
   tools: ToolDescription[],
   messages: ConversationMessage[],
   inputEstimate: number,
+  toolChoice: ToolChoice | undefined,
   onText: (t: string) => void,
 ): Promise<{ resp: ChatResponse; grant: Grant }> {
   const { cfg, sched, log } = deps;
@@ -300,6 +501,7 @@ async function callModel(
         system: agent.systemPrompt,
         messages,
         tools,
+        ...(toolChoice ? { toolChoice } : {}),
         maxTokens: grant.maxTokens,
         signal: agent.signal,
         onText,

@@ -6,7 +6,26 @@
 import { randomBytes } from "node:crypto";
 import { noSuchAgent } from "../errors.ts";
 import type { Manifest } from "../manifest/index.ts";
-import type { AgentInfo, AgentState } from "../services.ts";
+import type { AgentInfo, AgentState, AgentOutputEvent, InboxResult } from "../services.ts";
+import type { ConversationMessage } from "../llm/providers/types.ts";
+import type { InboxBody, InboxOutcome, StepRecord } from "./store.ts";
+
+/** one message, typed request or notification waiting in (or taken from) an agent's inbox */
+export interface InboxItem {
+  readonly id: string;
+  readonly body: InboxBody;
+  readonly created_at: string;
+  state: "queued" | "running" | "done" | "failed" | "cancelled";
+  outcome: InboxOutcome | null;
+  /** aborts this item's run only (a timed-out or cancelled call), not the agent */
+  readonly abort: AbortController;
+  /** told the run's events and its end (agent.send's connection, a waiting caller) */
+  readonly watchers: { onOutput?: (e: AgentOutputEvent) => void; onDone?: (r: InboxResult) => void }[];
+  /** a run without a store (a session agent): its messages and steps, so a retry resumes instead of re-running tools */
+  memory?: { turns: ConversationMessage[]; steps: Map<string, StepRecord> };
+  /** agent.run: its caller sees a failure itself (restart: never leaves the agent ready) */
+  readonly sync?: boolean;
+}
 
 export interface Agent {
   readonly id: string;
@@ -23,6 +42,19 @@ export interface Agent {
   /** one per agent, built the first time anything asks for it (or its signal), so idle agents carry none */
   readonly abort: AbortController;
   readonly mailbox: { from: string; from_name: string; message: string; sent_at: string }[];
+  /** queued items, oldest first; `current` is the one being worked on */
+  readonly inbox: InboxItem[];
+  current: InboxItem | null;
+  /** the last finished items of an agent without a store (agent.result), bounded */
+  readonly results: Map<string, InboxResult>;
+  failure: { reason: string; at: string } | null;
+  restarts: number;
+  /** epoch ms of failures inside the crash-loop window */
+  failures: number[];
+  /** the agent this one's run is waiting on in a typed call (the wait-for graph deadlock refusal walks) */
+  waitingOn: string | null;
+  /** a worker is taking the inbox */
+  pumping: boolean;
 }
 
 /** the process table's record of one agent */
@@ -36,15 +68,26 @@ export class AgentRecord implements Agent {
   state: AgentState = "ready";
   readonly children = new Set<string>();
   readonly mailbox: Agent["mailbox"] = [];
+  readonly inbox: InboxItem[] = [];
+  current: InboxItem | null = null;
+  readonly results = new Map<string, InboxResult>();
+  failure: { reason: string; at: string } | null = null;
+  restarts = 0;
+  failures: number[] = [];
+  waitingOn: string | null = null;
+  pumping = false;
   #abort: AbortController | null = null;
 
-  constructor(f: Pick<Agent, "id" | "name" | "manifest" | "approvalRequired" | "parentId" | "depth">) {
+  constructor(
+    f: Pick<Agent, "id" | "name" | "manifest" | "approvalRequired" | "parentId" | "depth"> & { state?: AgentState },
+  ) {
     this.id = f.id;
     this.name = f.name;
     this.manifest = f.manifest;
     this.approvalRequired = f.approvalRequired;
     this.parentId = f.parentId;
     this.depth = f.depth;
+    if (f.state) this.state = f.state;
   }
 
   /** the same controller every time: whatever took its signal is aborted by the one stop */
@@ -54,6 +97,8 @@ export class AgentRecord implements Agent {
 }
 
 export const MAILBOX_LIMIT = 256;
+/** finished items an agent without a store keeps for agent.result */
+export const RESULTS_LIMIT = 100;
 
 export function newAgentId(): string {
   return "ag-" + randomBytes(8).toString("hex");

@@ -49,6 +49,37 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
       const spawned = await services.spawn({ manifest: p.manifest, name: p.name });
       return services.run(spawned.agent_id, p.message, { onOutput: streamTo(ctx) });
     }),
+    "agent.send": method(z.strictObject({ agent_id: AgentId, message: z.string().min(1) }), (p, ctx) =>
+      services.send(p.agent_id, p.message, {
+        onOutput: streamTo(ctx),
+        onDone: (r) => {
+          if (!ctx.conn.closed) ctx.conn.notify("agent.done", r);
+        },
+      }),
+    ),
+    "agent.result": method(z.strictObject({ agent_id: AgentId, message_id: z.string().min(1).max(128) }), (p) =>
+      services.result(p.agent_id, p.message_id),
+    ),
+    "agent.call": method(
+      z.strictObject({
+        agent_id: AgentId,
+        method: z.string().min(1).max(128),
+        params: z.record(z.string(), z.unknown()).default({}),
+        timeout_ms: z.number().int().min(1).max(86_400_000).optional(),
+      }),
+      async (p, ctx) => {
+        // the operator's call is cancelled when its connection goes away
+        const result = await services.call(null, {
+          to: p.agent_id,
+          method: p.method,
+          params: p.params,
+          ...(p.timeout_ms === undefined ? {} : { timeoutMs: p.timeout_ms }),
+          signal: ctx.conn.signal,
+        });
+        return { result };
+      },
+    ),
+    "agent.restart": method(z.strictObject({ agent_id: AgentId }), (p) => services.restart(p.agent_id)),
     "tool.list": method(z.strictObject({ agent_id: AgentId.optional() }), (p) => ({
       tools: services.listTools(p.agent_id),
     })),

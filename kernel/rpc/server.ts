@@ -28,6 +28,8 @@ export interface Connection {
   readonly transport: string;
   notify(method: string, params: unknown): void;
   readonly closed: boolean;
+  /** aborted when the connection closes: a call waiting for its peer's answer is cancelled with it */
+  readonly signal: AbortSignal;
 }
 
 export interface MethodContext {
@@ -221,6 +223,7 @@ class PeerState implements Peer {
   private inputEnded = false;
   private ended = false;
   private closed = false;
+  #gone: AbortController | null = null;
   private idleWaiters: (() => void)[] = [];
   /** bytes handed to io.write so far */
   private written = 0;
@@ -248,6 +251,14 @@ class PeerState implements Peer {
       notify: (method, params) => this.send({ jsonrpc: "2.0", method, params }),
       get closed() {
         return self.closed;
+      },
+      get signal() {
+        // built the first time a method asks for it: most connections never do
+        if (!self.#gone) {
+          self.#gone = new AbortController();
+          if (self.closed) self.#gone.abort();
+        }
+        return self.#gone.signal;
       },
     };
   }
@@ -278,6 +289,7 @@ class PeerState implements Peer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.#gone?.abort();
     this.backlog = [];
     this.wakeIdle();
     // the peer is gone: what waited for a reply to be taken waits no longer

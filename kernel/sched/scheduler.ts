@@ -41,6 +41,8 @@ export interface SchedAgent {
   priority: number;
   weight: number;
   budget?: { max_tokens: number; period: string } | undefined;
+  /** tokens it used before (a persistent agent resumed after a reboot): counted by its meter and a lifetime budget */
+  used?: { input_tokens: number; output_tokens: number } | undefined;
 }
 
 export interface AcquireRequest {
@@ -167,6 +169,9 @@ export class Scheduler {
       }
     }
     const node = new BudgetNode(a.id, parent?.node ?? null, spec, now);
+    const before = (a.used?.input_tokens ?? 0) + (a.used?.output_tokens ?? 0);
+    node.lifetimeUsed = before;
+    if (spec && spec.periodMs === null) node.used = before;
     parent?.node.children.add(node);
     // a newcomer starts at the smallest counter among active agents of its
     // priority: it gets its share from now on, not credit for the past
@@ -174,7 +179,7 @@ export class Scheduler {
       spec: { ...a, weight: a.weight > 0 ? a.weight : 1 },
       node,
       vtc: this.minActiveVtc(a.priority) ?? 0,
-      usage: { input_tokens: 0, output_tokens: 0, requests: 0 },
+      usage: { input_tokens: a.used?.input_tokens ?? 0, output_tokens: a.used?.output_tokens ?? 0, requests: 0 },
       queued: 0,
       inFlight: 0,
       live: true,

@@ -10,6 +10,8 @@ import webFetch from "./web_fetch.ts";
 import spawnAgent from "./spawn_agent.ts";
 import messageSend from "./message_send.ts";
 import messageRead from "./message_read.ts";
+import agentCall from "./agent_call.ts";
+import agentNotify from "./agent_notify.ts";
 
 export type { Tool, ToolContext, ToolEffect, ToolLimits } from "./tool.ts";
 
@@ -22,6 +24,8 @@ export const builtinTools: readonly Tool[] = [
   spawnAgent,
   messageSend,
   messageRead,
+  agentCall,
+  agentNotify,
 ];
 
 export class ToolRegistry {

@@ -27,6 +27,8 @@ export interface ToolContext {
   services: AgentServices;
   /** aborted when the agent stops or the caller goes away */
   signal: AbortSignal;
+  /** the caller's key for this call (the model's tool use): agent_call attaches to an earlier call with the same key */
+  callKey?: string;
   limits: ToolLimits;
 }
 

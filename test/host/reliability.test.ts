@@ -181,6 +181,8 @@ describe("effect classes: when tool.call must be durable", () => {
         web_fetch: "irreversible",
         spawn_agent: "irreversible",
         message_send: "irreversible",
+        agent_call: "irreversible",
+        agent_notify: "irreversible",
       });
     } finally {
       await k.stop();

@@ -102,7 +102,13 @@ describe("zod issues, said once", () => {
 
 describe("the RPC server speaks the same vocabulary", () => {
   const log = { error: () => {}, warn: () => {}, debug: () => {}, info: () => {} } as unknown as Logger;
-  const conn: Connection = { id: 1, transport: "test", notify: () => {}, closed: false };
+  const conn: Connection = {
+    id: 1,
+    transport: "test",
+    notify: () => {},
+    closed: false,
+    signal: new AbortController().signal,
+  };
   const methods: MethodTable = {
     stop: {
       params: z.strictObject({ agent_id: z.string() }),

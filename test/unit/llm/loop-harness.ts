@@ -106,6 +106,21 @@ export class FakeServices implements AgentServices {
   readMessages() {
     return [];
   }
+  async send(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  result(): never {
+    throw new Error("not in these tests");
+  }
+  async call(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  async notify(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  async restart(): Promise<never> {
+    throw new Error("not in these tests");
+  }
   listApprovals() {
     return [];
   }

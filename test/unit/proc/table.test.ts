@@ -4,24 +4,20 @@
 import { expect, test } from "bun:test";
 import { ErrorCode } from "../../../kernel/errors.ts";
 import { loadManifest } from "../../../kernel/manifest/index.ts";
-import { newAgentId, ProcessTable, type Agent } from "../../../kernel/proc/index.ts";
+import { AgentRecord, newAgentId, ProcessTable, type Agent } from "../../../kernel/proc/index.ts";
 
 const manifest = loadManifest("name: worker\nmodel: claude-haiku-4-5-20251001\n");
 
-function agent(over: Partial<Agent> = {}): Agent {
-  return {
-    id: newAgentId(),
-    name: "worker",
+function agent(over: Partial<Pick<Agent, "id" | "name" | "parentId" | "state" | "depth">> = {}): Agent {
+  return new AgentRecord({
+    id: over.id ?? newAgentId(),
+    name: over.name ?? "worker",
     manifest,
     approvalRequired: new Set(),
-    parentId: null,
-    depth: 0,
-    state: "ready",
-    children: new Set(),
-    abort: new AbortController(),
-    mailbox: [],
-    ...over,
-  };
+    parentId: over.parentId ?? null,
+    depth: over.depth ?? 0,
+    state: over.state ?? "ready",
+  });
 }
 
 test("agent ids are ag- and 16 hex digits, and differ", () => {
