@@ -41,7 +41,7 @@ describe("capabilities must name known tools", () => {
     expect(e.data).toEqual({ source: "manifest", path: "capabilities[1]", line: 5, column: 5 });
     expect(e.message).toContain('unknown tool "frobnicate"');
     expect(e.message).toContain(
-      "known: agent_call, agent_notify, echo, file_list, file_read, file_write, message_read, message_send, spawn_agent, web_fetch",
+      "known: echo, file_list, file_read, file_write, message_read, message_send, spawn_agent, web_fetch",
     );
   });
 
