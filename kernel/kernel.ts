@@ -614,7 +614,7 @@ export class Kernel implements AgentServices {
     };
     for (const item of [...agent.inbox]) {
       // the run in progress ends itself (stop_reason "stopped") and its worker settles it
-      if (item === agent.current) continue;
+      if (item === agent.current || item.state === "running") continue;
       item.abort.abort();
       this.settleItem(agent, item, "cancelled", gone);
     }

@@ -97,6 +97,14 @@ export class Supervisor {
         continue;
       }
       if (run.ok) {
+        if (agent.manifest.lifecycle === "ephemeral" && agent.manifest.restart !== "always") {
+          // stopped before its caller hears the end, as before: agent.run's answer finds it stopped
+          await this.host
+            .stopAgent(agent.id)
+            .catch((err) => this.host.log.error({ err, agent_id: agent.id }, "could not stop an ephemeral agent"));
+          await this.host.finish(agent, item, "done", run.outcome);
+          return;
+        }
         await this.host.finish(agent, item, "done", run.outcome);
         if (agent.manifest.lifecycle === "ephemeral") {
           if (agent.manifest.restart === "always") {
@@ -117,6 +125,14 @@ export class Supervisor {
       // the run failed
       const policy = agent.manifest.restart;
       if (policy === "never") {
+        if (agent.manifest.lifecycle === "ephemeral") {
+          // its one run ended, failed: stopped, as after a run that succeeded
+          await this.host
+            .stopAgent(agent.id)
+            .catch((err) => this.host.log.error({ err, agent_id: agent.id }, "could not stop an ephemeral agent"));
+          await this.host.finish(agent, item, "failed", run.outcome);
+          return;
+        }
         await this.host.finish(agent, item, "failed", run.outcome);
         if (item.sync) continue; // agent.run: its caller has the error
         await this.fail(agent, run.reason);
