@@ -229,7 +229,7 @@ export async function runLoop(
     }
     turns = own.filter((m) => m.role === "assistant").length;
     const history = run.history ?? [];
-    const messages: ConversationMessage[] = repairConversation([...history, ...own]);
+    const messages: ConversationMessage[] = [...repairConversation(history), ...own];
     const agentTools: ToolDescription[] = services.listTools(agent.id);
     const tools: ToolDescription[] = reply
       ? [

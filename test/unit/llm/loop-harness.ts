@@ -82,6 +82,7 @@ export class FakeServices implements AgentServices {
       });
       if (decision === "deny") throw new KernelError(ErrorCode.ApprovalDenied, `approval denied for ${tool}`, { tool });
     }
+    opts.beforeRun?.();
     return t.run(input, opts);
   }
 
