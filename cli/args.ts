@@ -14,6 +14,8 @@ export interface OptionSpec {
   help: string;
   /** what the value is, for completion */
   kind?: ArgKind;
+  /** may be given more than once (the value is then a list) */
+  multiple?: boolean;
 }
 
 /** what a positional argument is: drives completion in the console */
@@ -58,7 +60,12 @@ export interface ParsedCommand {
   /** undefined when only global options were given */
   verb?: string;
   args: string[];
-  options: Record<string, string | boolean | undefined>;
+  options: Record<string, string | boolean | string[] | undefined>;
+  /**
+   * present when the verb has an option of a global option's name (send
+   * --wait): the global's value given before the verb, for connecting
+   */
+  shadowed?: Record<string, string | boolean>;
 }
 
 /** index of the verb: the first word that is neither an option nor a global option's value */
@@ -73,9 +80,13 @@ export function findVerb(argv: string[]): number {
 }
 
 export function toParseArgsOptions(specs: Record<string, OptionSpec>) {
-  const out: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  const out: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
   for (const [name, s] of Object.entries(specs))
-    out[name] = s.short ? { type: s.type, short: s.short } : { type: s.type };
+    out[name] = {
+      type: s.type,
+      ...(s.short ? { short: s.short } : {}),
+      ...(s.multiple ? { multiple: true } : {}),
+    };
   return out;
 }
 
@@ -88,17 +99,33 @@ export function parseCommand(argv: string[], paramsOf: (verb: string) => Params 
   const vi = findVerb(argv);
   const verb = vi >= 0 ? argv[vi] : undefined;
   const params = verb !== undefined ? paramsOf(verb) : undefined;
-  const rest = vi >= 0 ? [...argv.slice(0, vi), ...argv.slice(vi + 1)] : argv;
-  // `aaosctl -- run ...`: the `--` only ended the global options
-  if (vi > 0 && argv[vi - 1] === "--") rest.splice(vi - 1, 1);
-  const specs = { ...GLOBAL_OPTIONS, ...(params?.options ?? {}) };
-  let parsed;
-  try {
-    parsed = parseArgs({ args: rest, options: toParseArgsOptions(specs), allowPositionals: true, strict: true });
-  } catch (e) {
-    throw usageError(cleanParseError((e as Error).message, verb));
+  // before the verb a global option wins over a verb option of the same
+  // name, after it the verb's (`aaosctl --wait 30 send A M --wait`)
+  const before = vi >= 0 ? argv.slice(0, vi > 0 && argv[vi - 1] === "--" ? vi - 1 : vi) : argv;
+  const after = vi >= 0 ? argv.slice(vi + 1) : [];
+  const verbSpecs = params?.options ?? {};
+  const parse = (args: string[], specs: Record<string, OptionSpec>) => {
+    try {
+      return parseArgs({ args, options: toParseArgsOptions(specs), allowPositionals: true, strict: true });
+    } catch (e) {
+      throw usageError(cleanParseError((e as Error).message, verb));
+    }
+  };
+  const pre = parse(before, { ...verbSpecs, ...GLOBAL_OPTIONS });
+  const post = parse(after, { ...GLOBAL_OPTIONS, ...verbSpecs });
+  const options = { ...pre.values, ...post.values } as ParsedCommand["options"];
+  const shadowed: Record<string, string | boolean> = {};
+  for (const name of Object.keys(verbSpecs)) {
+    if (!(name in GLOBAL_OPTIONS)) continue;
+    const g = (pre.values as Record<string, unknown>)[name];
+    if (typeof g === "string" || typeof g === "boolean") shadowed[name] = g;
+    const v = (post.values as Record<string, unknown>)[name];
+    if (v === undefined) delete options[name];
+    else options[name] = v as string | boolean;
   }
-  return { verb, args: parsed.positionals, options: parsed.values as Record<string, string | boolean | undefined> };
+  const parsed: ParsedCommand = { verb, args: [...pre.positionals, ...post.positionals], options };
+  if (Object.keys(shadowed).length) parsed.shadowed = shadowed;
+  return parsed;
 }
 
 function cleanParseError(msg: string, verb?: string): string {

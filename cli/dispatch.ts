@@ -1,7 +1,7 @@
 // One command line → one verb run → one exit code. Shared by the one-shot
 // command (cli/main.ts) and each line typed into the console.
 import type { RpcClient } from "./client.ts";
-import { bindArgs, nearest, parseCommand, type ParsedCommand } from "./args.ts";
+import { bindArgs, GLOBAL_OPTIONS, nearest, parseCommand, type ParsedCommand } from "./args.ts";
 import { CliError, ExitCode, exitCodeFor, usageError } from "./exit.ts";
 import { errorJson, formatError } from "./format.ts";
 import { globalHelp, verbHelp } from "./help.ts";
@@ -30,6 +30,11 @@ export async function dispatch(argv: string[], env: DispatchEnv): Promise<number
     return fail(out, e);
   }
   const { verb, options } = parsed;
+  // what reaches the kernel: a verb's own --wait is not the connection's
+  const conn: ParsedCommand["options"] = { ...options };
+  for (const name of Object.keys(VERBS[verb ?? ""]?.params.options ?? {}))
+    if (name in GLOBAL_OPTIONS) delete conn[name];
+  Object.assign(conn, parsed.shadowed ?? {});
   const out = env.makeOutput({ json: options.json === true, noColor: options["no-color"] === true });
   try {
     if (options.version && !verb) {
@@ -59,9 +64,9 @@ export async function dispatch(argv: string[], env: DispatchEnv): Promise<number
         // shows only if connecting takes a moment (a VM still booting)
         const stop = env.interactive
           ? () => {}
-          : out.progress(`waiting for the kernel on ${safeTargetName(env, options)}`);
+          : out.progress(`waiting for the kernel on ${safeTargetName(env, conn)}`);
         try {
-          return await env.rpc(options);
+          return await env.rpc(conn);
         } finally {
           stop();
         }
@@ -69,7 +74,7 @@ export async function dispatch(argv: string[], env: DispatchEnv): Promise<number
       signal: env.signal,
       interactive: env.interactive,
       readStdin: env.readStdin,
-      targetName: env.interactive ? "" : safeTargetName(env, options),
+      targetName: env.interactive ? "" : safeTargetName(env, conn),
     };
     const code = await v.run(ctx, args, options);
     return typeof code === "number" ? code : ExitCode.ok;

@@ -146,6 +146,8 @@ export function stateStyle(state: string): Style | undefined {
   if (state === "running") return "green";
   if (state === "ready") return "cyan";
   if (state === "stopped") return "dim";
+  if (state === "restarting") return "yellow";
+  if (state === "failed") return "red";
   return undefined;
 }
 

@@ -16,7 +16,7 @@ import { processOutput } from "./output.ts";
 const DEFAULT_WAIT_S: Record<Target["kind"], number> = { socket: 10, serial: 60, tty: 60 };
 
 export function waitMs(
-  option: string | boolean | undefined,
+  option: string | boolean | string[] | undefined,
   env: Record<string, string | undefined> = process.env,
   kind: Target["kind"] = "socket",
 ): number {

@@ -8,6 +8,7 @@ import type {
   AgentOutputEvent,
   AgentStatus,
   ApprovalInfo,
+  InboxResult,
   RunResult,
   ToolDescription,
 } from "../kernel/services.ts";
@@ -45,7 +46,7 @@ export interface Ctx {
 }
 
 export type Args = Record<string, string | undefined>;
-export type Opts = Record<string, string | boolean | undefined>;
+export type Opts = Record<string, string | boolean | string[] | undefined>;
 
 export interface Verb {
   summary: string;
@@ -122,8 +123,8 @@ async function jsonArg(ctx: Ctx, what: string, text: string | undefined, fallbac
   return parseJsonArg(what, await textArg(ctx, text));
 }
 
-function numberOpt(name: string, v: string | boolean | undefined): number | undefined {
-  if (v === undefined || typeof v === "boolean") return undefined;
+function numberOpt(name: string, v: Opts[string]): number | undefined {
+  if (v === undefined || typeof v !== "string") return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw usageError(`--${name} wants a whole number, not ${JSON.stringify(v)}`);
   return n;
@@ -195,6 +196,133 @@ function printSpawned(ctx: Ctx, r: { agent_id: string; name: string; capabilitie
   if (r.capabilities?.length) ctx.out.print(p("dim", `  capabilities: ${r.capabilities.join(", ")}`));
 }
 
+/** "30s", "500ms", "2m", "1h", or a bare number of seconds → milliseconds */
+export function parseTimeout(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const ms = m ? Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "s"]) : NaN;
+  if (!(ms >= 1 && ms <= 86_400_000))
+    throw usageError(`--timeout wants a duration such as 30s, 500ms or 2m (at most 24h), not ${JSON.stringify(text)}`);
+  return ms;
+}
+
+/** --param k=v, repeated: the value is JSON when it parses as JSON (3, true, {"a":1}), else the text itself */
+export function paramsFromPairs(pairs: string[]): Record<string, unknown> {
+  const params: Record<string, unknown> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0)
+      throw usageError(`--param wants KEY=VALUE, not ${JSON.stringify(pair)}`, "e.g. --param city=Oslo --param days=3");
+    const key = pair.slice(0, eq);
+    const text = pair.slice(eq + 1);
+    if (key in params) throw usageError(`--param ${key} is given twice`);
+    try {
+      params[key] = JSON.parse(text);
+    } catch {
+      params[key] = text;
+    }
+  }
+  return params;
+}
+
+function printInboxResult(ctx: Ctx, r: InboxResult): void {
+  const p = ctx.out.paint;
+  const pairs: [string, string][] = [
+    ["agent", r.agent_id],
+    ["message", r.message_id],
+    ["state", p(inboxStateStyle(r.state), r.state)],
+  ];
+  if (r.stop_reason !== undefined) pairs.push(["stop_reason", r.stop_reason]);
+  if (r.response !== undefined) pairs.push(["response", r.response]);
+  if (r.result !== undefined) pairs.push(["result", shortJson(r.result, 2000)]);
+  if (r.error) pairs.push(["error", `${r.error.message} (${r.error.code})`]);
+  ctx.out.print(keyValues(pairs, p));
+}
+
+function inboxStateStyle(state: InboxResult["state"]) {
+  return state === "done" ? "green" : state === "failed" ? "red" : state === "cancelled" ? "yellow" : "cyan";
+}
+
+/** a message that failed or was cancelled is a failure of the verb that waited for it */
+function inboxExit(r: InboxResult): number | void {
+  if (r.state === "failed" || r.state === "cancelled") return ExitCode.failed;
+}
+
+/**
+ * agent.send --wait: the message id at once, then the run's agent.output
+ * (those of this message only) streamed as `run` does, and its agent.done.
+ */
+async function sendAndWait(ctx: Ctx, agentId: string, message: string): Promise<number | void> {
+  const client = await ctx.rpc();
+  const out = ctx.out;
+  let messageId: string | undefined;
+  // notifications may come before the reply that names the message: held until then
+  const early: { method: string; params: any }[] = [];
+  let streamed = false;
+  let stopProgress = () => {};
+  let settle!: (r: InboxResult) => void;
+  const done = new Promise<InboxResult>((resolve) => (settle = resolve));
+  const handle = (n: { method: string; params: any }) => {
+    if (n.params?.message_id !== messageId) return;
+    if (n.method === "agent.done") return settle(n.params as InboxResult);
+    if (n.method !== "agent.output" || out.json) return;
+    const ev = n.params as AgentOutputEvent;
+    if (ev.type === "turn") return;
+    stopProgress();
+    if (ev.type === "text") {
+      out.write(out.atStartOfLine ? ev.text.replace(/^\n+/, "") : ev.text);
+      streamed = true;
+    } else out.print(formatOutputEvent(ev, out.paint, out.width));
+    stopProgress = out.progress(
+      ev.type === "tool_use"
+        ? `running ${ev.tool}`
+        : ev.type === "approval_pending"
+          ? `waiting for approval ${ev.approval_id}`
+          : "thinking",
+    );
+  };
+  const off = client.onNotification((n) => {
+    if (n.method !== "agent.output" && n.method !== "agent.done") return;
+    if (messageId === undefined) early.push(n);
+    else handle(n);
+  });
+  const started = Date.now();
+  try {
+    const sent = await client.call<{ agent_id: string; message_id: string }>(
+      "agent.send",
+      { agent_id: agentId, message },
+      { signal: ctx.signal },
+    );
+    messageId = sent.message_id;
+    if (!out.json) out.note(out.paint("dim", `message ${messageId} queued for ${sent.agent_id}`));
+    stopProgress = out.progress("queued");
+    for (const n of early.splice(0)) handle(n);
+    const r = await Promise.race([
+      done,
+      untilClosedOrAborted(ctx, client).then(() => {
+        throw new CliError(
+          ExitCode.failed,
+          `stopped waiting for ${messageId}; the agent carries on`,
+          `aaosctl result ${agentId} ${messageId} tells how it ends`,
+        );
+      }),
+    ]);
+    stopProgress();
+    if (out.json) {
+      out.printJson(r);
+      return inboxExit(r);
+    }
+    if (!streamed && r.response) out.write(r.response);
+    out.endLine();
+    if (r.error) out.note(out.paint("red", "error: ") + `${r.error.message}` + out.paint("dim", ` (${r.error.code})`));
+    const parts = [r.state, r.stop_reason, formatDuration(Date.now() - started)].filter(Boolean);
+    out.note(out.paint("dim", `── ${messageId} · ${parts.join(" · ")}`));
+    return inboxExit(r);
+  } finally {
+    off();
+    stopProgress();
+  }
+}
+
 const AGENT_ARG_HELP = "AGENT is an agent id, a unique prefix of one, or the name of exactly one live agent.";
 
 export const VERBS: Record<string, Verb> = {
@@ -233,7 +361,10 @@ export const VERBS: Record<string, Verb> = {
 
   ps: {
     summary: "list agents",
-    help: "List every agent the kernel knows: id, name, state, parent and model (agent.list).",
+    help:
+      "List every agent the kernel knows: id, name, state, parent and model (agent.list). STATE is ready, running, " +
+      "restarting (a failed run waits out its backoff), failed (`aaosctl status` says why; `aaosctl restart` " +
+      "brings it back) or stopped. `aaosctl status AGENT` shows its inbox.",
     methods: ["agent.list"],
     params: { args: [] },
     async run(ctx) {
@@ -336,9 +467,137 @@ export const VERBS: Record<string, Verb> = {
     },
   },
 
+  send: {
+    summary: "queue a message in an agent's inbox; print its id (--wait: stream the run and its outcome)",
+    help:
+      "Queue MESSAGE (all remaining words, or '-' for stdin) in AGENT's inbox (agent.send) and print its message id " +
+      "at once; the agent works through its inbox one item at a time. `aaosctl result AGENT ID` tells later how it went.\n\n" +
+      "With --wait the run's words and tool activity stream as with `run` (the id and a summary line go to stderr) " +
+      "and the outcome is printed when the kernel says it is done (agent.done); exit 1 when the message failed or " +
+      "was cancelled. Ctrl-C stops waiting; the message stays queued. With --json --wait the agent.done outcome is printed.\n\n" +
+      "Give a connection timeout before the verb (aaosctl --wait 30 send ...): after it, --wait is this verb's.\n\n" +
+      AGENT_ARG_HELP,
+    methods: ["agent.send"],
+    params: {
+      args: [
+        { name: "AGENT", kind: "agent" },
+        { name: "MESSAGE", kind: "text", rest: true },
+      ],
+      options: {
+        wait: { type: "boolean", short: "w", help: "stream the run and print its outcome (agent.done)" },
+      },
+    },
+    async run(ctx, { AGENT, MESSAGE }, opts) {
+      const agentId = await resolveAgentId(ctx, AGENT!);
+      const message = await textArg(ctx, MESSAGE!);
+      if (!message) throw usageError("send: MESSAGE is empty");
+      if (opts.wait === true) return sendAndWait(ctx, agentId, message);
+      const r = await call<{ agent_id: string; message_id: string }>(ctx, "agent.send", {
+        agent_id: agentId,
+        message,
+      });
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print(r.message_id);
+    },
+  },
+
+  result: {
+    summary: "show how a message sent with `send` went: queued, running, done, failed or cancelled",
+    help:
+      "Ask about MESSAGE_ID, a message queued in AGENT's inbox (agent.result): its state (queued, running, done, " +
+      "failed, cancelled) and, once it is over, the response and stop reason or the error. The kernel keeps an " +
+      "agent's last 1,000 items. Exit 1 when the message failed or was cancelled.\n\n" +
+      AGENT_ARG_HELP,
+    methods: ["agent.result"],
+    params: {
+      args: [
+        { name: "AGENT", kind: "agent" },
+        { name: "MESSAGE_ID", kind: "word" },
+      ],
+    },
+    async run(ctx, { AGENT, MESSAGE_ID }) {
+      const agentId = await resolveAgentId(ctx, AGENT!);
+      const r = await call<InboxResult>(ctx, "agent.result", { agent_id: agentId, message_id: MESSAGE_ID! });
+      if (ctx.out.json) ctx.out.printJson(r);
+      else printInboxResult(ctx, r);
+      return inboxExit(r);
+    },
+  },
+
+  "call-agent": {
+    summary: "make a typed call to a method an agent serves; print the result JSON",
+    help:
+      "Call METHOD, one the agent's manifest lists under serves:, as the operator (agent.call) and wait for its " +
+      "result, which the kernel checks against the method's result schema; it is printed as JSON. Params are " +
+      "JSON_PARAMS, one JSON object ('-' reads stdin), or --param KEY=VALUE, repeated (VALUE is JSON when it " +
+      "parses as JSON: 3, true, [1,2]; otherwise the text itself); default {}. The kernel checks them against the " +
+      "method's params schema and names the field that does not fit (-32602) before anything is delivered.\n\n" +
+      "--timeout bounds the wait (30s, 500ms, 2m; the kernel's ipc.call_timeout caps it); when it passes the call " +
+      "is cancelled and fails with -32009 (exit 1).\n\n" +
+      AGENT_ARG_HELP +
+      " The kernel also takes the name of a manifest.",
+    methods: ["agent.call"],
+    params: {
+      args: [
+        { name: "AGENT", kind: "agent" },
+        { name: "METHOD", kind: "word" },
+        { name: "JSON_PARAMS", kind: "json", optional: true },
+      ],
+      options: {
+        param: {
+          type: "string",
+          short: "p",
+          value: "KEY=VALUE",
+          multiple: true,
+          help: "one param (repeat for more); VALUE is JSON if it parses, else text",
+        },
+        timeout: { type: "string", short: "t", value: "DURATION", help: "give up after DURATION (e.g. 30s): -32009" },
+      },
+    },
+    async run(ctx, { AGENT, METHOD, JSON_PARAMS }, opts) {
+      const pairs = Array.isArray(opts.param) ? opts.param : typeof opts.param === "string" ? [opts.param] : [];
+      if (JSON_PARAMS !== undefined && pairs.length)
+        throw usageError("call-agent: give JSON_PARAMS or --param, not both");
+      const params = pairs.length ? paramsFromPairs(pairs) : await jsonArg(ctx, "JSON_PARAMS", JSON_PARAMS, {});
+      if (!params || typeof params !== "object" || Array.isArray(params))
+        throw usageError("call-agent: JSON_PARAMS must be a JSON object", `e.g. '{"city": "Oslo"}'`);
+      const timeoutMs = typeof opts.timeout === "string" ? parseTimeout(opts.timeout) : undefined;
+      const agentId = await resolveAgentId(ctx, AGENT!);
+      const r = await callWaiting<{ result: unknown }>(ctx, `waiting for ${METHOD}`, "agent.call", {
+        agent_id: agentId,
+        method: METHOD!,
+        params,
+        ...(timeoutMs === undefined ? {} : { timeout_ms: timeoutMs }),
+      });
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print(JSON.stringify(r.result, null, 2));
+    },
+  },
+
+  restart: {
+    summary: "bring a failed agent back to ready; its inbox resumes",
+    help:
+      "Restart AGENT, which must be failed (agent.restart): it goes back to ready, its restart count is reset and " +
+      "its queued messages run again. An agent that is not failed is refused with -32008 (exit 1); `aaosctl status` " +
+      "shows why it failed.\n\n" +
+      AGENT_ARG_HELP,
+    methods: ["agent.restart"],
+    params: { args: [{ name: "AGENT", kind: "agent" }] },
+    async run(ctx, { AGENT }) {
+      const agentId = await resolveAgentId(ctx, AGENT!);
+      const r = await call<{ agent_id: string; state: string }>(ctx, "agent.restart", { agent_id: agentId });
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print(`${r.agent_id} ${ctx.out.paint(stateStyle(r.state) ?? "bold", r.state)}`);
+    },
+  },
+
   status: {
-    summary: "show one agent: state, capabilities, token usage, children",
-    help: "Describe AGENT (agent.status).\n\n" + AGENT_ARG_HELP,
+    summary: "show one agent: state, inbox, capabilities, token usage, children",
+    help:
+      "Describe AGENT (agent.status): its state (ready, running, restarting, failed, stopped) and, when failed, " +
+      "why; its lifecycle and restart policy, its inbox (queued items and the one being worked on), the methods " +
+      "it serves, its capabilities, token usage and children.\n\n" +
+      AGENT_ARG_HELP,
     methods: ["agent.status"],
     params: { args: [{ name: "AGENT", kind: "agent" }] },
     async run(ctx, { AGENT }) {
@@ -346,17 +605,43 @@ export const VERBS: Record<string, Verb> = {
       const s = await call<AgentStatus>(ctx, "agent.status", { agent_id: agentId });
       if (ctx.out.json) return ctx.out.printJson(s);
       const p = ctx.out.paint;
-      const known = new Set(["agent_id", "name", "state", "parent_id", "model", "capabilities", "usage", "children"]);
+      const known = new Set([
+        "agent_id",
+        "name",
+        "state",
+        "parent_id",
+        "model",
+        "capabilities",
+        "usage",
+        "children",
+        "lifecycle",
+        "restart",
+        "inbox",
+        "failure",
+        "restarts",
+        "serves",
+      ]);
       const pairs: [string, string][] = [
         ["agent", s.agent_id],
         ["name", s.name],
         ["state", p(stateStyle(s.state) ?? "bold", s.state)],
-        ["parent", s.parent_id ?? "-"],
-        ["model", s.model],
+      ];
+      if (s.failure) pairs.push(["failure", `${s.failure.reason} (${age(s.failure.at)})`]);
+      pairs.push(["parent", s.parent_id ?? "-"], ["model", s.model]);
+      if (s.lifecycle !== undefined) pairs.push(["lifecycle", s.lifecycle]);
+      if (s.restart !== undefined)
+        pairs.push([
+          "restart",
+          `${s.restart}${s.restarts ? ` (${s.restarts} restart${s.restarts === 1 ? "" : "s"})` : ""}`,
+        ]);
+      if (s.inbox)
+        pairs.push(["inbox", `${s.inbox.depth} queued${s.inbox.current ? `, working on ${s.inbox.current}` : ""}`]);
+      if (s.serves) pairs.push(["serves", s.serves.length ? s.serves.join(", ") : "-"]);
+      pairs.push(
         ["capabilities", s.capabilities?.length ? s.capabilities.join("\n") : "(none)"],
         ["usage", s.usage ? `${s.usage.input_tokens} input / ${s.usage.output_tokens} output tokens` : "-"],
         ["children", s.children?.length ? s.children.join("\n") : "-"],
-      ];
+      );
       for (const [k, v] of Object.entries(s))
         if (!known.has(k)) pairs.push([k, typeof v === "string" ? v : shortJson(v, 200)]);
       ctx.out.print(keyValues(pairs, p));

@@ -21,7 +21,7 @@ import {
 import { globalHelp, verbHelp } from "../../cli/help.ts";
 import { waitMs } from "../../cli/main.ts";
 import { Output } from "../../cli/output.ts";
-import { KNOWN_METHODS, VERBS } from "../../cli/verbs.ts";
+import { KNOWN_METHODS, paramsFromPairs, parseTimeout, VERBS } from "../../cli/verbs.ts";
 
 const plain = painter(false);
 const paramsOf = (v: string) => VERBS[v]?.params;
@@ -45,6 +45,38 @@ describe("command line", () => {
   test("options may follow the verb; verb options and global ones mix", () => {
     const p = parseCommand(["deny", "ap-1", "--reason", "not today", "--json", "--socket", "/s"], paramsOf);
     expect(p).toEqual({ verb: "deny", args: ["ap-1"], options: { reason: "not today", json: true, socket: "/s" } });
+  });
+
+  test("a verb option of a global's name (send --wait) is the verb's after it, the global's before it", () => {
+    const p = parseCommand(["--wait", "30", "send", "a", "hi", "--wait", "--json"], paramsOf);
+    expect(p).toEqual({
+      verb: "send",
+      args: ["a", "hi"],
+      options: { wait: true, json: true },
+      shadowed: { wait: "30" },
+    });
+    const q = parseCommand(["send", "a", "hi"], paramsOf);
+    expect(q).toEqual({ verb: "send", args: ["a", "hi"], options: {} });
+    const r = parseCommand(["call-agent", "a", "m", "-p", "x=1", "--param", "y=[2]"], paramsOf);
+    expect(r.options.param).toEqual(["x=1", "y=[2]"]);
+  });
+
+  test("call-agent: --param values are JSON when they parse, else text; --timeout takes durations", () => {
+    expect(paramsFromPairs(["city=Oslo", "days=3", "ok=true", "ids=[1,2]", "code=007", "eq=a=b"])).toEqual({
+      city: "Oslo",
+      days: 3,
+      ok: true,
+      ids: [1, 2],
+      code: "007",
+      eq: "a=b",
+    });
+    expect(exitOf(() => paramsFromPairs(["=x"]))).toBe(ExitCode.usage);
+    expect(exitOf(() => paramsFromPairs(["a=1", "a=2"]))).toBe(ExitCode.usage);
+    expect(parseTimeout("30s")).toBe(30_000);
+    expect(parseTimeout("500ms")).toBe(500);
+    expect(parseTimeout("2m")).toBe(120_000);
+    expect(parseTimeout("1.5")).toBe(1500);
+    for (const bad of ["soon", "0s", "-1s", "25h"]) expect(exitOf(() => parseTimeout(bad))).toBe(ExitCode.usage);
   });
 
   test("a message keeps its words; -- lets it start with a dash", () => {
