@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { METHOD_NAMES } from "../../kernel/rpc/names.ts";
-import { startMessagesServer, type MessagesServer } from "../fixtures/messages-server.ts";
+import { startMessagesServer, type MessagesServer, type Step } from "../fixtures/messages-server.ts";
 import { cleanup, startKernel, type RunningKernel } from "./harness.ts";
 
 const DOC = readFileSync(join(import.meta.dir, "../../docs/api.md"), "utf8");
@@ -23,6 +23,43 @@ const blocks: Block[] = [...DOC.matchAll(/```json (request|response|notification
   }),
 );
 
+// the agent of the page's typed-call examples: it serves one method
+const FORECASTER = `name: forecaster
+model: claude-haiku-4-5-20251001
+system_prompt: You forecast the weather.
+serves:
+  forecast:
+    description: the weather for a city
+    params:
+      type: object
+      properties:
+        city: {type: string}
+        days: {type: integer, minimum: 1}
+      required: [city]
+      additionalProperties: false
+    result:
+      type: object
+      properties:
+        summary: {type: string}
+      required: [summary]
+`;
+
+/** what the model answers to the request of that id on the page */
+const STEPS: Record<number, Step[]> = {
+  // agent.send: a plain reply
+  41: [{ text: "Noted.", usage: { input_tokens: 20, output_tokens: 3 } }],
+  // agent.call: the model answers through the reply tool the kernel adds
+  43: [
+    {
+      match: { tool_choice: "any" },
+      content: [{ type: "tool_use", name: "reply", input: { summary: "Oslo: snow, -4 °C" } }],
+      usage: { input_tokens: 60, output_tokens: 15 },
+    },
+  ],
+  // agent.send that fails: the provider refuses the request (400, not retried)
+  47: [{ error: { status: 400, message: "prompt is too long" } }],
+};
+
 let k: RunningKernel;
 let llm: MessagesServer;
 beforeAll(async () => {
@@ -33,6 +70,7 @@ beforeAll(async () => {
     env: { ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: llm.url },
     manifests: {
       writer: `name: writer\nmodel: claude-haiku-4-5-20251001\nsystem_prompt: You write reports.\ncapabilities:\n  - "file_write: ${OUT}/*"\n  - echo\napproval_required: [file_write]\n`,
+      forecaster: FORECASTER,
     },
   });
 });
@@ -69,11 +107,12 @@ const RUN_SPECIFIC = new Set([
   "requests",
   "input_tokens",
   "output_tokens",
+  "at",
 ]);
 
 /** doc value vs real value: same shape; equal values where they are not run-specific */
 function compare(doc: any, real: any, path: string, key = ""): void {
-  if (typeof doc === "string" && /^(ag|apr)-[0-9a-f]{16}$/.test(doc) && typeof real === "string") {
+  if (typeof doc === "string" && /^(ag|apr|msg)-[0-9a-f]{16}$/.test(doc) && typeof real === "string") {
     if (!ids.has(doc)) ids.set(doc, real);
     expect(real, path).toBe(ids.get(doc)!);
     return;
@@ -118,6 +157,7 @@ test("every example of docs/api.md holds against a running kernel", async () => 
   const notes: any[] = [];
   k.client.onNotification((n) => notes.push({ jsonrpc: "2.0", method: n.method, params: n.params }));
   notes.push({ jsonrpc: "2.0", method: "system.ready", params: k.ready });
+  const used = new Set<any>();
   const replies = new Map<unknown, Promise<any>>();
   const send = (msg: any) =>
     k.client.call(msg.method, msg.params).then(
@@ -145,6 +185,7 @@ test("every example of docs/api.md holds against a running kernel", async () => 
         ]);
       if (msg.method === "agent.spawn_and_run")
         llm.script([{ text: "Hello, operator.", usage: { input_tokens: 12, output_tokens: 5 } }]);
+      if (STEPS[b.msg.id]) llm.script(STEPS[b.msg.id]!);
       const p = send(msg);
       replies.set(b.msg.id, p);
       if (b.background) await Bun.sleep(200);
@@ -155,10 +196,20 @@ test("every example of docs/api.md holds against a running kernel", async () => 
       compare(b.msg, real, `response ${b.msg.id}`);
     } else {
       const want = b.msg;
-      const match = notes.find(
-        (n) => n.method === want.method && (want.params.type === undefined || n.params.type === want.params.type),
-      );
+      // the first notification not matched yet of that method, type and message
+      // (agent.send's arrive after its reply: waited for, up to 5 s)
+      const fits = (n: any) =>
+        !used.has(n) &&
+        n.method === want.method &&
+        (want.params.type === undefined || n.params.type === want.params.type) &&
+        (want.params.message_id === undefined || n.params.message_id === ids.get(want.params.message_id));
+      let match = notes.find(fits);
+      for (let t = 0; !match && t < 250; t++) {
+        await Bun.sleep(20);
+        match = notes.find(fits);
+      }
       expect(match, `no ${want.method} ${want.params.type ?? ""} notification arrived`).toBeDefined();
+      used.add(match);
       compare(want, match, `notification ${want.method}`);
     }
   }
