@@ -747,44 +747,55 @@ export class Kernel implements AgentServices {
       : newId("call");
     // the same key again (a caller resumed after a crash): attach to the first call instead of asking twice
     const earlier = target.inbox.find((i) => i.id === id) ?? null;
-    let item: InboxItem;
-    if (earlier) item = earlier;
-    else {
+    if (!earlier) {
       const stored = req.key && target.manifest.lifecycle === "persistent" ? this.store().item(id) : null;
       if (stored && stored.outcome)
         return this.callOutcome(target, req.method, toResult(target.id, this.itemFrom(stored)));
-      if (caller) {
-        const cycle = waitCycle(this.procs, caller.id, target.id);
-        if (cycle) {
-          const err = deadlockRefused(this.procs, cycle);
-          await this.auditDenial({
-            kind: "message.denied",
-            agent_id: caller.id,
-            to: target.id,
-            method: req.method,
-            reason: err.message,
-          });
-          throw err;
-        }
+    }
+    if (caller) {
+      const cycle = waitCycle(this.procs, caller.id, target.id);
+      if (cycle) {
+        const err = deadlockRefused(this.procs, cycle);
+        await this.auditDenial({
+          kind: "message.denied",
+          agent_id: caller.id,
+          to: target.id,
+          method: req.method,
+          reason: err.message,
+        });
+        throw err;
       }
-      const body: InboxBody = { kind: "request", method: req.method, params, from: sender(caller), chain, deadline };
-      item = this.newItem(body, "call", false, id);
-      const text = JSON.stringify(params ?? null);
-      await this.enqueue(target, item, {
-        kind: "agent.request",
-        agent_id: caller?.id ?? null,
-        to: target.id,
-        method: req.method,
-        call_id: id,
-        bytes: Buffer.byteLength(text),
-        sha256: createHash("sha256").update(text).digest("hex"),
-        chain,
-        deadline: new Date(deadline).toISOString(),
-      });
+      // waiting from here, in the same synchronous step as the check: a call the other way
+      // made while this one is being recorded sees the edge and is refused
+      caller.waitingOn = target.id;
     }
     void served;
-    if (caller) caller.waitingOn = target.id;
     try {
+      let item: InboxItem;
+      if (earlier) item = earlier;
+      else {
+        const body: InboxBody = {
+          kind: "request",
+          method: req.method,
+          params,
+          from: sender(caller),
+          chain,
+          deadline,
+        };
+        item = this.newItem(body, "call", false, id);
+        const text = JSON.stringify(params ?? null);
+        await this.enqueue(target, item, {
+          kind: "agent.request",
+          agent_id: caller?.id ?? null,
+          to: target.id,
+          method: req.method,
+          call_id: id,
+          bytes: Buffer.byteLength(text),
+          sha256: createHash("sha256").update(text).digest("hex"),
+          chain,
+          deadline: new Date(deadline).toISOString(),
+        });
+      }
       const r = await this.awaitItem(target, item, deadline, req.signal);
       return this.callOutcome(target, req.method, r);
     } finally {
@@ -857,6 +868,9 @@ export class Kernel implements AgentServices {
 
   private callOutcome(target: Agent, method: string, r: InboxResult): unknown {
     if (r.state === "done" && r.error === undefined) return r.result;
+    // the recipient was stopped while it ran the request: its run ended unanswered because of the stop
+    if (target.state === "stopped" && r.error?.code !== ErrorCode.TimedOut)
+      throw notRunnable(target, `was stopped before it answered ${method}`);
     throw errorFrom(r.error, target, `${target.name}.${method}`);
   }
 
@@ -945,7 +959,13 @@ export class Kernel implements AgentServices {
           limit: max,
         },
       );
-      await this.auditDenial({ kind: "message.denied", agent_id: null, to: agent.id, reason: err.message });
+      await this.auditDenial({
+        kind: "message.denied",
+        agent_id: item.body.from.agent_id,
+        to: agent.id,
+        ...(item.body.kind === "message" ? {} : { method: item.body.method }),
+        reason: err.message,
+      });
       throw err;
     }
     this.held.set(agent, (this.held.get(agent) ?? 0) + 1);
