@@ -242,10 +242,15 @@ export class Kernel implements AgentServices {
     for (const m of this.listManifests()) {
       if (!m.valid) continue;
       try {
-        const text = readFileSync(join(this.opts.configDir, "manifests", m.file), "utf8");
-        if (/^autostart:\s*true\s*$/m.test(text)) names.add(m.name);
+        // the parsed field, not the text: "autostart: true" inside a system prompt starts nothing
+        const parsed = loadManifest(readFileSync(join(this.opts.configDir, "manifests", m.file), "utf8"), {
+          knownTools: this.tools.names(),
+          knownAgents: manifestNames(join(this.opts.configDir, "manifests")),
+          source: `manifests/${m.file}`,
+        });
+        if (parsed.autostart) names.add(m.name);
       } catch {
-        // listed a moment ago; gone now: nothing to start
+        // listed a moment ago; gone or changed now: nothing to start
       }
     }
     for (const name of names) {
@@ -588,6 +593,31 @@ export class Kernel implements AgentServices {
 
   private readonly stopping = new Map<string, Promise<{ agent_id: string; state: "stopped" }>>();
 
+  /** set by shutdown(): a persistent agent stopped from now on is suspended, its state kept for the next boot */
+  private shuttingDown = false;
+
+  /**
+   * The kernel is going down (SIGTERM, system.shutdown, poweroff): every
+   * live agent is stopped as stop() does (agent.stop audited, tokens
+   * revoked, what is in flight aborted), but a persistent agent's state on
+   * disk is kept as the last durable step left it (identity, conversation,
+   * inbox, the run in progress), so the next boot resumes it with the same
+   * id; a session or ephemeral agent is gone. Then the store is closed.
+   */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    for (const a of this.procs.all()) {
+      if (a.state === "stopped") continue;
+      await this.stop(a.id).catch((err) => this.opts.log.error({ err, agent_id: a.id }, "could not stop an agent"));
+    }
+    try {
+      this.storeHandle?.close();
+    } catch (err) {
+      this.opts.log.error({ err }, "could not close the persistent agents' store");
+    }
+    this.storeHandle = null;
+  }
+
   private async stopNow(agent: Agent): Promise<{ agent_id: string; state: "stopped" }> {
     for (const child of [...agent.children]) {
       if (this.procs.find(child)?.state !== "stopped") await this.stop(child);
@@ -598,6 +628,7 @@ export class Kernel implements AgentServices {
         agent_id: agent.id,
         name: agent.name,
         revoked_tokens: this.caps.unrevokedCount(agent.id),
+        ...(this.shuttingDown && agent.manifest.lifecycle === "persistent" ? { suspended: true } : {}),
       });
     } catch (e) {
       throw notRecorded("agent.stop", `agent ${agent.id} is still running`, e);
@@ -618,7 +649,8 @@ export class Kernel implements AgentServices {
       item.abort.abort();
       this.settleItem(agent, item, "cancelled", gone);
     }
-    if (agent.manifest.lifecycle === "persistent") this.forgetStored(agent.id);
+    // a shutdown suspends a persistent agent: resumed at the next boot; an explicit stop forgets it
+    if (agent.manifest.lifecycle === "persistent" && !this.shuttingDown) this.forgetStored(agent.id);
     return { agent_id: agent.id, state: "stopped" };
   }
 
@@ -1020,7 +1052,8 @@ export class Kernel implements AgentServices {
         step: (u) => store.step(item.id, u),
         setStep: (u, st) => store.setStep(item.id, u, st),
       };
-      if (item.state !== "running") store.setItem(item.id, "running");
+      // durable before the run starts (the worker marked it running in memory): the next boot knows it was interrupted
+      store.setItem(item.id, "running");
     } else {
       const mem = (item.memory ??= { turns: [] as ConversationMessage[], steps: new Map() });
       resumed.push(...mem.turns);

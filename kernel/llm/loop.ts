@@ -117,12 +117,24 @@ export const REPLY_TOOL = "reply";
 export const INTERRUPTED =
   "interrupted: outcome unknown (the kernel stopped while this tool call was running; it was not run again)";
 
+export const PRUNED = "(the earlier conversation was pruned)";
+
+function hasToolResult(m: ConversationMessage): boolean {
+  return Array.isArray(m.content) && m.content.some((b) => b.type === "tool_result");
+}
+
 /**
  * A conversation the model will accept: every assistant tool_use answered
  * by a tool_result in the next message (a run that stopped in the middle of
  * its tools leaves them unanswered; they are answered as interrupted).
  */
 export function repairConversation(msgs: ConversationMessage[]): ConversationMessage[] {
+  // a kept conversation is pruned from its oldest end (kernel/proc/store.ts KEEP_TURNS): tool results
+  // whose tool_use was pruned are dropped, and it starts with a user message, as the API requires
+  let start = 0;
+  while (start < msgs.length && msgs[start]!.role === "user" && hasToolResult(msgs[start]!)) start++;
+  if (start > 0) msgs = msgs.slice(start);
+  if (msgs[0]?.role === "assistant") msgs = [{ role: "user", content: PRUNED }, ...msgs];
   const out: ConversationMessage[] = [];
   for (let i = 0; i < msgs.length; i++) {
     const m = msgs[i]!;
