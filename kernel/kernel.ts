@@ -644,10 +644,13 @@ export class Kernel implements AgentServices {
       error: { code: ErrorCode.AgentNotRunnable, message: `agent ${agent.id} (${agent.name}) was stopped` },
     };
     for (const item of [...agent.inbox]) {
+      // a shutdown leaves the inbox as it is on disk: the next boot takes it up again
+      if (this.shuttingDown) break;
       // the run in progress ends itself (stop_reason "stopped") and its worker settles it
       if (item === agent.current || item.state === "running") continue;
       item.abort.abort();
-      this.settleItem(agent, item, "cancelled", gone);
+      // finished like any item: a queued request gets its agent.response record
+      void this.finishItem(agent, item, "cancelled", gone);
     }
     // a shutdown suspends a persistent agent: resumed at the next boot; an explicit stop forgets it
     if (agent.manifest.lifecycle === "persistent" && !this.shuttingDown) this.forgetStored(agent.id);
@@ -916,7 +919,9 @@ export class Kernel implements AgentServices {
       };
       const cancel = (error: { code: number; message: string }) => {
         cleanup();
-        if (item.state === "queued" || item.state === "running") {
+        // a shutdown suspends the call: the request stays in the recipient's durable inbox and the
+        // caller, resumed at the next boot, attaches to it again by its key
+        if (!this.shuttingDown && (item.state === "queued" || item.state === "running")) {
           item.abort.abort();
           void this.finishItem(agent, item, "cancelled", { error });
         }
@@ -1141,6 +1146,9 @@ export class Kernel implements AgentServices {
     outcome: InboxOutcome,
   ): Promise<void> {
     if (item.state === "done" || item.state === "failed" || item.state === "cancelled") return;
+    // the run was cut by a shutdown: the item stays as the store has it (queued or running), resumed at the
+    // next boot, and nobody is told an end that did not happen (a waiting caller is suspended too)
+    if (this.shuttingDown && agent.state === "stopped") return;
     item.state = state;
     item.outcome = outcome;
     if (item.body.kind === "request") {

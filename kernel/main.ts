@@ -190,7 +190,8 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     if (stopping) return;
     stopping = true;
     for (const l of listeners) l.close();
-    for (const a of kernel.list()) if (a.state !== "stopped") await kernel.stop(a.agent_id).catch(() => {});
+    // every agent stopped; a persistent one's state kept for the next boot
+    await kernel.shutdown().catch((err) => log.error({ err }, "error while stopping the agents"));
     await kernel.audit({ kind: "system.stop", agent_id: null, boot_id: bootId }).catch(() => {});
     await audit.close();
     log.flush?.();

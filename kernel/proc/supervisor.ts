@@ -88,7 +88,19 @@ export class Supervisor {
       }
       if ((agent.state as string) === "stopped") {
         // the stop cancelled the rest of the inbox; this run ended with it
-        await this.host.finish(agent, item, run.ok ? "done" : "failed", run.outcome);
+        // a request cut short by the stop was not answered: cancelled, not done
+        const cut = item.body.kind === "request" && run.ok && run.outcome.result === undefined;
+        await this.host.finish(
+          agent,
+          item,
+          cut ? "cancelled" : run.ok ? "done" : "failed",
+          cut
+            ? {
+                ...run.outcome,
+                error: { code: -32008, message: `agent ${agent.id} (${agent.name}) was stopped before it answered` },
+              }
+            : run.outcome,
+        );
         return;
       }
       if (item.abort.signal.aborted) {
