@@ -606,6 +606,7 @@ export class Kernel implements AgentServices {
    */
   async shutdown(): Promise<void> {
     this.shuttingDown = true;
+    this.approvals.suspend((id) => this.procs.find(id)?.manifest.lifecycle === "persistent");
     for (const a of this.procs.all()) {
       if (a.state === "stopped") continue;
       await this.stop(a.id).catch((err) => this.opts.log.error({ err, agent_id: a.id }, "could not stop an agent"));

@@ -182,7 +182,15 @@ export class ApprovalQueue {
     }
     const id = entry.info.id;
     const outcome = await new Promise<Outcome>((resolve) => {
-      const onAbort = () => void this.conclude(id, { decision: "deny", reason: "the agent was stopped", by: "stop" });
+      const onAbort = () => {
+        if (this.suspending?.(agentId)) {
+          // a shutdown: the approval stays pending (and in pending.json) for the resumed agent at the next boot
+          clearTimeout(entry.timer);
+          entry.settle?.({ decision: "deny", reason: "the kernel is shutting down", by: "stop" });
+          return;
+        }
+        void this.conclude(id, { decision: "deny", reason: "the agent was stopped", by: "stop" });
+      };
       entry.settle = (o) => {
         signal?.removeEventListener("abort", onAbort);
         resolve(o);
@@ -193,6 +201,19 @@ export class ApprovalQueue {
       if (entry !== restored) this.opts.onRequested?.(entry.info);
     });
     return settled(id, tool, outcome);
+  }
+
+  private suspending: ((agentId: string) => boolean) | null = null;
+
+  /**
+   * The kernel is shutting down: the approvals of agents that keep(agentId)
+   * accepts (persistent ones, resumed at the next boot) are not cancelled
+   * when their agent stops; their waiters are released without an outcome
+   * and the requests stay in pending.json, restored with the same ids by the
+   * next boot's recover().
+   */
+  suspend(keep: (agentId: string) => boolean): void {
+    this.suspending = keep;
   }
 
   /** The operator's answer: returns once approval.decided is durable. */

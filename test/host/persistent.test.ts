@@ -365,47 +365,42 @@ describe("crash-safe resume", () => {
     web.stop(true);
   }, 60_000);
 
-  test("a pending approval survives kill -9: same id after the restart, approved, the run completes", async () => {
-    const k = await boot();
-    const out = join(k.dataDir, "files", "out");
-    const { agent_id } = await k.client.call("agent.spawn", {
-      manifest: manifest(
-        "careful",
-        `lifecycle: persistent\napproval_required: [file_write]\ncapabilities:\n  - "file_write: ${out}/*"\n`,
-      ),
-    });
-    srv.script([
-      { content: [{ type: "tool_use", name: "file_write", input: { path: `${out}/kept.txt`, content: "approved" } }] },
-      { text: "written after approval", match: { contains: "tool_result" } },
-    ]);
-    const { message_id } = await k.client.call("agent.send", { agent_id, message: "write kept.txt" });
-    const [pending] = await until("the approval", async () => {
-      const l = (await k.client.call("approval.list")).approvals as any[];
-      return l.length ? l : null;
-    });
-    expect(pending).toMatchObject({ agent_id, tool: "file_write" });
-    await crash(k);
-    expect(existsSync(join(out, "kept.txt"))).toBe(false);
-    const k2 = await boot({ dir: k.dir });
-    const l2 = await until("the restored approval", async () => {
-      const l = (await k2.client.call("approval.list")).approvals as any[];
-      return l.length ? l : null;
-    });
-    expect(l2.map((a) => a.id)).toEqual([pending.id]);
-    await k2.client.call("approval.respond", { id: pending.id, decision: "approve" });
-    const r = await waitResult(k2, agent_id, message_id);
-    if (process.env.DEBUG_P)
-      console.log(
-        JSON.stringify(
-          srv.requests.map((q) => q.body.messages),
-          null,
-          1,
+  for (const how of ["kill -9", "a clean stop"] as const)
+    test(`a pending approval survives ${how}: same id after the restart, approved, the run completes`, async () => {
+      const k = await boot();
+      const out = join(k.dataDir, "files", "out");
+      const { agent_id } = await k.client.call("agent.spawn", {
+        manifest: manifest(
+          "careful",
+          `lifecycle: persistent\napproval_required: [file_write]\ncapabilities:\n  - "file_write: ${out}/*"\n`,
         ),
-        k2.logText(),
-      );
-    expect(r).toMatchObject({ state: "done", response: "written after approval" });
-    expect(readFileSync(join(out, "kept.txt"), "utf8")).toBe("approved");
-    expect((await k2.client.call("approval.list")).approvals).toEqual([]);
-    await k2.stop();
-  }, 60_000);
+      });
+      srv.script([
+        {
+          content: [{ type: "tool_use", name: "file_write", input: { path: `${out}/kept.txt`, content: "approved" } }],
+        },
+        { text: "written after approval", match: { contains: "tool_result" } },
+      ]);
+      const { message_id } = await k.client.call("agent.send", { agent_id, message: "write kept.txt" });
+      const [pending] = await until("the approval", async () => {
+        const l = (await k.client.call("approval.list")).approvals as any[];
+        return l.length ? l : null;
+      });
+      expect(pending).toMatchObject({ agent_id, tool: "file_write" });
+      if (how === "kill -9") await crash(k);
+      else await k.stop();
+      expect(existsSync(join(out, "kept.txt"))).toBe(false);
+      const k2 = await boot({ dir: k.dir });
+      const l2 = await until("the restored approval", async () => {
+        const l = (await k2.client.call("approval.list")).approvals as any[];
+        return l.length ? l : null;
+      });
+      expect(l2.map((a) => a.id)).toEqual([pending.id]);
+      await k2.client.call("approval.respond", { id: pending.id, decision: "approve" });
+      const r = await waitResult(k2, agent_id, message_id);
+      expect(r).toMatchObject({ state: "done", response: "written after approval" });
+      expect(readFileSync(join(out, "kept.txt"), "utf8")).toBe("approved");
+      expect((await k2.client.call("approval.list")).approvals).toEqual([]);
+      await k2.stop();
+    }, 60_000);
 });
