@@ -765,6 +765,9 @@ export class Kernel implements AgentServices {
 
   async call(from: string | null, req: CallRequest): Promise<unknown> {
     const { caller, target, served, params } = this.checkCall(from, req);
+    // nobody would answer before the deadline: said at once instead of after it
+    if (target.state === "failed")
+      throw notRunnable(target, `failed: ${target.failure?.reason ?? "unknown"} (agent.restart brings it back)`);
     const chain = [
       ...(caller?.current?.body.kind === "request" ? caller.current.body.chain : []),
       ...(caller ? [caller.id] : []),

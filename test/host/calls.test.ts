@@ -416,6 +416,18 @@ describe("typed calls between agents", () => {
       );
   });
 
+  test("a call to a failed agent is refused at once with -32008 naming why, not left to time out", async () => {
+    const served = await spawn("served");
+    // restart: never (the default): an agent.send whose run fails puts the agent in failed
+    srv.script([{ match: { system: "SERVED-AGENT" }, error: { status: 400, message: "bad request on purpose" } }]);
+    await call("agent.send", { agent_id: served, message: "fail" });
+    await until(async () => (await call("agent.status", { agent_id: served })).state === "failed");
+    const e = await rpcError(call("agent.call", { agent_id: served, method: "lookup", params: { key: "f" } }), -32008);
+    expect(e.message).toContain("failed");
+    expect(e.message).toContain("agent.restart");
+    await call("agent.restart", { agent_id: served });
+  });
+
   test("agent.call with a small timeout_ms against a hanging model answers -32009 and cancels the item", async () => {
     const served = await spawn("served");
     srv.script([{ match: { system: "SERVED-AGENT" }, hang: true }]);
