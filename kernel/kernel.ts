@@ -9,7 +9,14 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { ApprovalQueue } from "./approval/index.ts";
 import type { AuditLog, AuditQuery } from "./audit/index.ts";
-import { CapabilityTable, grantFromManifest, normalizePath, type ResourceKind, type TokenSpec } from "./caps/index.ts";
+import {
+  CapabilityTable,
+  grantFromManifest,
+  normalizePath,
+  type ResourceKind,
+  type Token,
+  type TokenSpec,
+} from "./caps/index.ts";
 import { PrivateAreas } from "./caps/private.ts";
 import type { KernelConfig } from "./config.ts";
 import { cut } from "./cut.ts";
@@ -214,16 +221,7 @@ export class Kernel implements AgentServices {
           queued: items.length,
           interrupted,
         }),
-        this.audit({
-          kind: "capability.grant",
-          agent_id: id,
-          tokens: tokens.map((t) => ({
-            id: t.id,
-            capability: t.text,
-            max_invocations: t.maxInvocations,
-            expires_at: t.expiresAt,
-          })),
-        }),
+        this.audit(grantRecord(id, tokens)),
       ]);
     } catch (e) {
       this.inference?.onStop(id);
@@ -433,16 +431,7 @@ export class Kernel implements AgentServices {
           source,
           manifest_sha256: sha256,
         }),
-        this.audit({
-          kind: "capability.grant",
-          agent_id: id,
-          tokens: tokens.map((t) => ({
-            id: t.id,
-            capability: t.text,
-            max_invocations: t.maxInvocations,
-            expires_at: t.expiresAt,
-          })),
-        }),
+        this.audit(grantRecord(id, tokens)),
       ]);
     } catch (e) {
       this.inference?.onStop(id);
@@ -764,14 +753,11 @@ export class Kernel implements AgentServices {
   }
 
   async call(from: string | null, req: CallRequest): Promise<unknown> {
-    const { caller, target, served, params } = this.checkCall(from, req);
+    const { caller, target, params } = this.checkCall(from, req);
     // nobody would answer before the deadline: said at once instead of after it
     if (target.state === "failed")
       throw notRunnable(target, `failed: ${target.failure?.reason ?? "unknown"} (agent.restart brings it back)`);
-    const chain = [
-      ...(caller?.current?.body.kind === "request" ? caller.current.body.chain : []),
-      ...(caller ? [caller.id] : []),
-    ];
+    const chain = chainOf(caller);
     // the caller's own deadline bounds this call
     const now = Date.now();
     const own = caller?.current?.body.kind === "request" ? caller.current.body.deadline : Infinity;
@@ -808,7 +794,6 @@ export class Kernel implements AgentServices {
       // made while this one is being recorded sees the edge and is refused
       caller.waitingOn = target.id;
     }
-    void served;
     try {
       let item: InboxItem;
       if (earlier) item = earlier;
@@ -822,15 +807,13 @@ export class Kernel implements AgentServices {
           deadline,
         };
         item = this.newItem(body, "call", false, id);
-        const text = JSON.stringify(params ?? null);
         await this.enqueue(target, item, {
           kind: "agent.request",
           agent_id: caller?.id ?? null,
           to: target.id,
           method: req.method,
           call_id: id,
-          bytes: Buffer.byteLength(text),
-          sha256: createHash("sha256").update(text).digest("hex"),
+          ...digest(params),
           chain,
           deadline: new Date(deadline).toISOString(),
         });
@@ -844,20 +827,15 @@ export class Kernel implements AgentServices {
 
   async notify(from: string | null, req: CallRequest): Promise<{ delivered: true; message_id: string }> {
     const { caller, target, params } = this.checkCall(from, req);
-    const chain = [
-      ...(caller?.current?.body.kind === "request" ? caller.current.body.chain : []),
-      ...(caller ? [caller.id] : []),
-    ];
+    const chain = chainOf(caller);
     const item = this.newItem({ kind: "notify", method: req.method, params, from: sender(caller), chain }, "ntf");
-    const text = JSON.stringify(params ?? null);
     await this.enqueue(target, item, {
       kind: "agent.notify",
       agent_id: caller?.id ?? null,
       to: target.id,
       method: req.method,
       message_id: item.id,
-      bytes: Buffer.byteLength(text),
-      sha256: createHash("sha256").update(text).digest("hex"),
+      ...digest(params),
       chain,
     });
     return { delivered: true, message_id: item.id };
@@ -1156,7 +1134,6 @@ export class Kernel implements AgentServices {
     item.state = state;
     item.outcome = outcome;
     if (item.body.kind === "request") {
-      const text = JSON.stringify(outcome.result ?? null);
       await this.auditDenial({
         kind: "agent.response",
         agent_id: agent.id,
@@ -1164,9 +1141,7 @@ export class Kernel implements AgentServices {
         method: item.body.method,
         call_id: item.id,
         ok: state === "done" && outcome.error === undefined,
-        ...(outcome.error
-          ? { error: outcome.error }
-          : { bytes: Buffer.byteLength(text), sha256: createHash("sha256").update(text).digest("hex") }),
+        ...(outcome.error ? { error: outcome.error } : digest(outcome.result)),
         chain: item.body.chain,
       });
     }
@@ -1466,4 +1441,31 @@ function errorFrom(error: InboxResult["error"], agent: Agent, what?: string): Ke
     error.message,
     (error.data as Record<string, unknown> | undefined) ?? { agent_id: agent.id },
   );
+}
+
+/** capability.grant: the tokens an agent was given (at spawn, and again at resume) */
+function grantRecord(agentId: string, tokens: readonly Token[]): AuditEventInput {
+  return {
+    kind: "capability.grant",
+    agent_id: agentId,
+    tokens: tokens.map((t) => ({
+      id: t.id,
+      capability: t.text,
+      max_invocations: t.maxInvocations,
+      expires_at: t.expiresAt,
+    })),
+  };
+}
+
+/** the call chain a call from this agent carries: the chain of the request it is answering, then itself */
+function chainOf(caller: Agent | null): string[] {
+  if (!caller) return [];
+  const within = caller.current?.body.kind === "request" ? caller.current.body.chain : [];
+  return [...within, caller.id];
+}
+
+/** a payload's size and hash in its audit record (the payload itself is not recorded) */
+function digest(value: unknown): { bytes: number; sha256: string } {
+  const text = JSON.stringify(value ?? null);
+  return { bytes: Buffer.byteLength(text), sha256: createHash("sha256").update(text).digest("hex") };
 }
