@@ -12,6 +12,7 @@ import { parseDuration } from "./manifest/index.ts";
 import { describe, PositionedYaml, type PositionedError } from "./manifest/yaml.ts";
 import { KernelError, ErrorCode } from "./errors.ts";
 import { InferenceConfigSchema } from "./llm/config.ts";
+import { NAMESPACE_NAME, NAMESPACE_RULE } from "./caps/grammar.ts";
 
 const Duration = z
   .string()
@@ -42,7 +43,71 @@ export const NetworkConfigSchema = z
 
 export type NetworkConfig = z.infer<typeof NetworkConfigSchema>;
 
-export const KernelConfigSchema = z.strictObject({
+const Count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** a memory quota: at most this many records and this many bytes of text (UTF-8) */
+const Quota = (records: number, bytes: number) =>
+  z.strictObject({ records: Count.default(records), bytes: Count.default(bytes) }).prefault({});
+
+/** `openai:ENDPOINT/MODEL`: an inference.providers.openai_compatible endpoint and a model it serves */
+export const EMBEDDINGS_MODEL = /^openai:[A-Za-z0-9][A-Za-z0-9._-]*\/.+$/;
+
+/** kernel.yaml `memory:`: agent memory (kernel/memory/): quotas, archives, search */
+export const MemoryConfigSchema = z.strictObject({
+  quota: z
+    .strictObject({
+      /** an agent's own notes (its namespace agent:<id>) */
+      agent: Quota(10_000, 16 * 1024 * 1024),
+      /** each named namespace */
+      namespace: Quota(100_000, 64 * 1024 * 1024),
+      /** per named namespace: replaces the `namespace` quota (a field left out keeps the `namespace` value) */
+      namespaces: z
+        .record(z.string(), z.strictObject({ records: Count.optional(), bytes: Count.optional() }))
+        .default({}),
+    })
+    .superRefine((q, ctx) => {
+      for (const ns of Object.keys(q.namespaces)) {
+        if (!NAMESPACE_NAME.test(ns))
+          ctx.addIssue({
+            code: "custom",
+            path: ["namespaces", ns],
+            message: `"${ns}" is not a namespace name (${NAMESPACE_RULE})`,
+          });
+      }
+    })
+    .prefault({})
+    .transform((q) => ({
+      agent: q.agent,
+      namespace: q.namespace,
+      namespaces: Object.fromEntries(
+        Object.entries(q.namespaces).map(([ns, o]) => [
+          ns,
+          { records: o.records ?? q.namespace.records, bytes: o.bytes ?? q.namespace.bytes },
+        ]),
+      ) as Record<string, { records: number; bytes: number }>,
+    })),
+  /** per agent: bytes of archived turns; past it the oldest archives are pruned (audited) */
+  archive_bytes: z
+    .number()
+    .int()
+    .min(1)
+    .max(Number.MAX_SAFE_INTEGER)
+    .default(64 * 1024 * 1024),
+  /** one memory_store text, in UTF-8 bytes */
+  max_record_bytes: z
+    .number()
+    .int()
+    .min(1)
+    .max(1024 * 1024)
+    .default(16 * 1024),
+  /** the recency half of a search score halves every this long */
+  recency_half_life: Duration.default("30d"),
+  /** embeddings for hybrid search: "openai:ENDPOINT/MODEL"; absent: full-text search and recency only */
+  embeddings: z.string().regex(EMBEDDINGS_MODEL, { message: 'expected "openai:ENDPOINT/MODEL"' }).optional(),
+});
+
+export type MemoryConfig = z.infer<typeof MemoryConfigSchema>;
+
+const KernelConfigFields = z.strictObject({
   rpc: z
     .strictObject({
       max_line_bytes: z
@@ -112,6 +177,24 @@ export const KernelConfigSchema = z.strictObject({
   inference: InferenceConfigSchema.optional(),
   /** the appliance's network (init mode only; host mode ignores it): docs/operations.md */
   network: NetworkConfigSchema.optional(),
+  /** agent memory: quotas, archives, search (kernel/memory/) */
+  memory: MemoryConfigSchema.prefault({}),
+});
+
+export const KernelConfigSchema = KernelConfigFields.superRefine((c, ctx) => {
+  // memory.embeddings names an endpoint this file declares
+  const model = c.memory.embeddings;
+  if (model === undefined) return;
+  const endpoint = model.slice("openai:".length, model.indexOf("/"));
+  const known = (c.inference?.providers.openai_compatible ?? []).map((e) => e.name);
+  if (!known.includes(endpoint)) {
+    const names = known.length ? `the known endpoints: ${known.join(", ")}` : "none is declared";
+    ctx.addIssue({
+      code: "custom",
+      path: ["memory", "embeddings"],
+      message: `no inference.providers.openai_compatible endpoint is named "${endpoint}" (${names})`,
+    });
+  }
 });
 
 export type KernelConfig = z.infer<typeof KernelConfigSchema>;

@@ -9,6 +9,8 @@
 //   web_fetch: URL_PATTERN    implies tool: web_fetch
 //   call: AGENT.METHOD        implies tool: agent_call and tool: agent_notify
 //   call: AGENT.*
+//   memory_read: NAMESPACE    implies tool: memory_search
+//   memory_write: NAMESPACE   implies tool: memory_store and tool: memory_delete
 //
 // PATH_GLOB is absolute; `/dir/*` grants /dir and everything beneath it on a
 // `/` boundary, anything else grants exactly that path. URL_PATTERN is
@@ -18,7 +20,11 @@
 // grants every path on that host. AGENT is a manifest name
 // ([a-z0-9][a-z0-9_-]{0,62}) and METHOD a method it serves
 // ([a-z][a-z0-9_]{0,62}), or `*` for every method it serves; the resource a
-// call is checked against is the text "AGENT.METHOD".
+// call is checked against is the text "AGENT.METHOD". NAMESPACE is a named
+// memory namespace ([a-z0-9][a-z0-9_.-]{0,62}) or `*` for every named
+// namespace (never an agent's own memory, the internal namespace
+// `agent:<id>`, which needs only the tool); the resource a memory access is
+// checked against is the namespace name.
 
 export type ToolCapability = { kind: "tool"; tool: string };
 export type PathCapability = { kind: "file_read" | "file_write"; glob: string };
@@ -37,8 +43,10 @@ export type UrlPattern = {
 export type WebCapability = { kind: "web_fetch"; pattern: UrlPattern };
 /** calling (or notifying) METHOD of the agent named AGENT; method "*": every method it serves */
 export type CallCapability = { kind: "call"; agent: string; method: string };
-export type Capability = ToolCapability | PathCapability | WebCapability | CallCapability;
-export type ResourceKind = "file_read" | "file_write" | "web_fetch" | "call";
+/** reading (memory_search) or writing (memory_store, memory_delete) a named memory namespace; "*": every one */
+export type MemoryCapability = { kind: "memory_read" | "memory_write"; namespace: string };
+export type Capability = ToolCapability | PathCapability | WebCapability | CallCapability | MemoryCapability;
+export type ResourceKind = "file_read" | "file_write" | "web_fetch" | "call" | "memory_read" | "memory_write";
 
 export class CapabilityParseError extends Error {
   constructor(
@@ -51,11 +59,15 @@ export class CapabilityParseError extends Error {
 }
 
 const TOOL_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
-const KINDS = ["tool", "file_read", "file_write", "web_fetch", "call"] as const;
+const KINDS = ["tool", "file_read", "file_write", "web_fetch", "call", "memory_read", "memory_write"] as const;
 /** the AGENT of `call: AGENT.METHOD`: a manifest name (kernel/manifest/schema.ts MANIFEST_NAME) */
 export const CALL_AGENT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** the METHOD of `call: AGENT.METHOD`, and a key of a manifest's `serves` */
 export const CALL_METHOD = /^[a-z][a-z0-9_]{0,62}$/;
+/** a named memory namespace (an agent's own, `agent:<id>`, is internal: the colon keeps it out of every grant) */
+export const NAMESPACE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+export const NAMESPACE_RULE =
+  "lower-case letters, digits, '.', '-' and '_', starting with a letter or digit, at most 63 characters";
 export const MAX_PATH_BYTES = 4096;
 
 /** which tools a resource capability lets an agent call */
@@ -64,6 +76,8 @@ export const IMPLIED_TOOLS: Record<ResourceKind, readonly string[]> = {
   file_write: ["file_write"],
   web_fetch: ["web_fetch"],
   call: ["agent_call", "agent_notify"],
+  memory_read: ["memory_search"],
+  memory_write: ["memory_store", "memory_delete"],
 };
 
 export function impliesTool(c: Capability, tool: string): boolean {
@@ -104,6 +118,15 @@ export function parseCapability(text: string): Capability {
       return { kind, glob: parsePathGlob(value, kind, fail) };
     case "call":
       return parseCall(value, fail);
+    case "memory_read":
+    case "memory_write":
+      if (value !== "*" && !NAMESPACE_NAME.test(value)) {
+        const own = value.startsWith("agent:")
+          ? '; an agent\'s own memory needs no grant, only the tool (e.g. "tool: memory_search")'
+          : "";
+        fail(`${kind} "${value}" is not a namespace name (${NAMESPACE_RULE}) nor "*", e.g. ${example(kind)}${own}`);
+      }
+      return { kind, namespace: value };
     default:
       return { kind: "web_fetch", pattern: parseUrlPattern(value, fail) };
   }
@@ -149,6 +172,12 @@ export function callMatches(c: CallCapability, agent: string, method: string): b
   return c.agent === agent && (c.method === "*" || c.method === method);
 }
 
+/** does a memory capability grant the (named) namespace ns? `*` grants every named namespace */
+export function namespaceMatches(grant: string, ns: string): boolean {
+  if (!NAMESPACE_NAME.test(ns)) return false;
+  return grant === "*" || grant === ns;
+}
+
 function printableText(s: string): string {
   return s.replace(/[\0-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
@@ -160,6 +189,8 @@ function example(kind: string): string {
     file_write: '"file_write: /data/files/out/*"',
     web_fetch: '"web_fetch: https://api.example.com/*"',
     call: '"call: summariser.summarise" or "call: summariser.*"',
+    memory_read: '"memory_read: team" or "memory_read: *"',
+    memory_write: '"memory_write: team" or "memory_write: *"',
   }[kind]!;
 }
 
@@ -259,6 +290,9 @@ export function formatCapability(c: Capability): string {
       return `web_fetch: ${formatUrlPattern(c.pattern)}`;
     case "call":
       return `call: ${c.agent}.${c.method}`;
+    case "memory_read":
+    case "memory_write":
+      return `${c.kind}: ${c.namespace}`;
   }
 }
 
@@ -405,6 +439,11 @@ export function coversCapability(parent: Capability, child: Capability): boolean
     return child.method === "*"
       ? (parent as CallCapability).agent === child.agent && (parent as CallCapability).method === "*"
       : callMatches(parent as CallCapability, child.agent, child.method);
+  }
+  if (child.kind === "memory_read" || child.kind === "memory_write") {
+    // memory_read: * covers * and every name; memory_read: team covers only itself
+    const grant = (parent as MemoryCapability).namespace;
+    return grant === "*" || grant === child.namespace;
   }
   if (child.kind === "web_fetch") return urlPatternCovers((parent as WebCapability).pattern, child.pattern);
   return globCovers((parent as PathCapability).glob, (child as PathCapability).glob);

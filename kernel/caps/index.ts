@@ -1,5 +1,6 @@
 // Capabilities: the grammar of manifest capability strings, kernel-held
-// tokens, narrowing for child agents, and path, URL and call-target matching.
+// tokens, narrowing for child agents, and path, URL, call-target and memory
+// namespace matching.
 // Implementation beside this file: grammar.ts (pure rules), table.ts (tokens),
 // manifest.ts (a manifest's grant as token specs), private.ts (kernel-private
 // paths carved out of every grant). Opening a path beneath its grant is the
@@ -22,6 +23,9 @@ export {
   callMatches,
   CALL_AGENT,
   CALL_METHOD,
+  namespaceMatches,
+  NAMESPACE_NAME,
+  NAMESPACE_RULE,
   IMPLIED_TOOLS,
   MAX_PATH_BYTES,
   type Capability,
@@ -29,6 +33,7 @@ export {
   type PathCapability,
   type WebCapability,
   type CallCapability,
+  type MemoryCapability,
   type UrlPattern,
   type ResourceKind,
   type Normalised,

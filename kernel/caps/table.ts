@@ -17,6 +17,9 @@ import {
   formatCapability,
   globRoot,
   impliesTool,
+  namespaceMatches,
+  NAMESPACE_NAME,
+  NAMESPACE_RULE,
   normalizePath,
   parseCallResource,
   parseCapability,
@@ -291,11 +294,13 @@ export class CapabilityTable {
   }
 
   /**
-   * Resource level: is the path, URL or call target ("AGENT.METHOD") covered
-   * by a live token of that kind? Counts one invocation on the chosen token
-   * when it is. Paths are normalised lexically here; the tools open exactly
-   * the normalised path with every symlink refused, so what is checked is
-   * what is opened. A call target is exactly AGENT.METHOD (never `*`).
+   * Resource level: is the path, URL, call target ("AGENT.METHOD") or memory
+   * namespace covered by a live token of that kind? Counts one invocation on
+   * the chosen token when it is. Paths are normalised lexically here; the
+   * tools open exactly the normalised path with every symlink refused, so
+   * what is checked is what is opened. A call target is exactly AGENT.METHOD
+   * (never `*`); a namespace is exactly a name (never `*`, never an agent's
+   * own `agent:<id>`, which needs no resource check).
    */
   checkResource(agentId: string, kind: ResourceKind, resource: string): CheckResult {
     const wanted = () => `${kind}: ${printable(String(resource))}`;
@@ -314,6 +319,13 @@ export class CapabilityTable {
       if (!c.ok) return { ok: false, capability: wanted(), reason: c.reason };
       matches = (cap) => cap.kind === "call" && callMatches(cap, c.agent, c.method);
       shown = `${c.agent}.${c.method}`;
+    } else if (kind === "memory_read" || kind === "memory_write") {
+      if (typeof resource !== "string" || !NAMESPACE_NAME.test(resource)) {
+        const reason = `"${printable(String(resource))}" is not a namespace name (${NAMESPACE_RULE})`;
+        return { ok: false, capability: wanted(), reason };
+      }
+      matches = (cap) => cap.kind === kind && namespaceMatches(cap.namespace, resource);
+      shown = `namespace ${resource}`;
     } else {
       const n = normalizePath(resource);
       if (!n.ok) return { ok: false, capability: wanted(), reason: n.reason };

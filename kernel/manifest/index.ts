@@ -8,10 +8,18 @@ export {
   servedMethods,
   compileServes,
   ServesError,
+  ManifestMemorySchema,
+  MemoryBlockSchema,
+  BLOCK_LABEL,
+  BLOCK_LABEL_RULE,
+  MAX_BLOCKS,
+  blockChars,
   type Manifest,
   type CapabilityEntry,
   type ServedMethod,
   type ServedMethodEntry,
+  type ManifestMemory,
+  type MemoryBlock,
 } from "./schema.ts";
 export { loadManifest, ManifestCache, manifestNames, MAX_MANIFEST_BYTES, type LoadOptions } from "./load.ts";
 export { hasOneSource, manifestSource, manifestSourceFields, ONE_SOURCE_MESSAGE } from "./source.ts";

@@ -42,6 +42,58 @@ export const ServedMethodSchema = z.strictObject({
   result: JsonSchemaObject,
 });
 
+/** the label of a pinned memory block */
+export const BLOCK_LABEL = /^[a-z][a-z0-9_-]{0,31}$/;
+export const BLOCK_LABEL_RULE =
+  "lower-case letters, digits, '-' and '_', starting with a letter, at most 32 characters";
+/** at most this many pinned blocks per manifest */
+export const MAX_BLOCKS = 16;
+
+/** the length of a block's value as its limit counts it: Unicode code points */
+export function blockChars(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
+export const MemoryBlockSchema = z.strictObject({
+  label: z.string().regex(BLOCK_LABEL, BLOCK_LABEL_RULE),
+  /** characters (code points) */
+  limit: z.number().int().min(1).max(100_000),
+  value: z.string().default(""),
+});
+
+/** a manifest's `memory:`: the context window, compaction, and pinned blocks (docs/manifests.md) */
+export const ManifestMemorySchema = z
+  .strictObject({
+    /** tokens; absent: the model's (kernel/memory/compact.ts contextWindowFor) */
+    context_window: z.number().int().min(1024).max(10_000_000).optional(),
+    /** compact when the context is estimated past this fraction of the window */
+    compaction_threshold: z.number().min(0.1).max(0.95).default(0.7),
+    /** the model that writes summaries; absent: the agent's own */
+    summarization_model: z.string().min(1).optional(),
+    blocks: z
+      .array(MemoryBlockSchema)
+      .max(MAX_BLOCKS, { message: `at most ${MAX_BLOCKS} memory blocks` })
+      .default([]),
+  })
+  .superRefine((m, ctx) => {
+    const seen = new Set<string>();
+    m.blocks.forEach((b, i) => {
+      if (seen.has(b.label))
+        ctx.addIssue({ code: "custom", path: ["blocks", i, "label"], message: `duplicate block label "${b.label}"` });
+      seen.add(b.label);
+      const chars = blockChars(b.value);
+      if (chars > b.limit) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["blocks", i, "value"],
+          message: `the value is ${chars} characters, more than the block's limit of ${b.limit}`,
+        });
+      }
+    });
+  });
+
 export const ManifestSchema = z
   .strictObject({
     name: z.string().regex(MANIFEST_NAME, MANIFEST_NAME_RULE),
@@ -70,6 +122,7 @@ export const ManifestSchema = z
     autostart: z.boolean().default(false),
     restart: z.enum(["never", "on-failure", "always"]).default("never"),
     serves: z.record(z.string(), ServedMethodSchema).default({}),
+    memory: ManifestMemorySchema.optional(),
   })
   .superRefine((m, ctx) => {
     if (m.autostart && m.lifecycle !== "persistent")
@@ -79,6 +132,8 @@ export const ManifestSchema = z
 export type Manifest = z.infer<typeof ManifestSchema>;
 export type CapabilityEntry = z.infer<typeof CapabilityEntrySchema>;
 export type ServedMethodEntry = z.infer<typeof ServedMethodSchema>;
+export type ManifestMemory = z.infer<typeof ManifestMemorySchema>;
+export type MemoryBlock = z.infer<typeof MemoryBlockSchema>;
 
 /** a method of `serves`, its schemas converted to zod */
 export interface ServedMethod {
