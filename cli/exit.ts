@@ -66,4 +66,5 @@ export const RPC_ERROR_NAMES: Readonly<Record<number, string>> = {
   [ErrorCode.NoSuchApproval]: "no such approval",
   [ErrorCode.AgentNotRunnable]: "agent not runnable",
   [ErrorCode.TimedOut]: "timed out",
+  [ErrorCode.QuotaExceeded]: "quota exceeded",
 } satisfies Record<ErrorCode, string>;

@@ -19,6 +19,7 @@ export const ErrorCode = {
   NoSuchApproval: -32007,
   AgentNotRunnable: -32008,
   TimedOut: -32009,
+  QuotaExceeded: -32010,
 } as const;
 
 /** a code the contract defines (docs/api.md); nothing else can be thrown */

@@ -51,6 +51,9 @@ import type {
   InvokeOptions,
   KernelEvent,
   ManifestInfo,
+  MemoryRecordInfo,
+  MemoryScope,
+  MemorySearchRequest,
   RunOptions,
   RunResult,
   SpawnRequest,
@@ -59,6 +62,16 @@ import type {
   ToolDescription,
 } from "./services.ts";
 import { ToolRegistry, type ToolLimits } from "./tools/index.ts";
+import {
+  contextWindowFor,
+  embeddingsClient,
+  isOwnNamespace,
+  memorySystemPrompt,
+  MemoryService,
+  ownNamespace,
+  wire,
+} from "./memory/index.ts";
+import type { RunMemory } from "./llm/loop.ts";
 
 export interface KernelOptions {
   config: KernelConfig;
@@ -95,10 +108,16 @@ export class Kernel implements AgentServices {
   /** persistent agents' state (<data>/state/agents.db), opened at recover() or the first persistent spawn */
   private storeHandle: AgentStore | null = null;
   private readonly supervisor: Supervisor;
+  /** agent memory: the episodic store, pinned blocks, summaries (<data>/state/memory.db) */
+  private readonly memory: MemoryService;
 
   constructor(private readonly opts: KernelOptions) {
     // every per-agent structure is bounded by the process table's bound
-    this.procs = new ProcessTable(1000, (id) => this.caps.forget(id));
+    // a stopped agent the table forgets takes its own memory with it
+    this.procs = new ProcessTable(1000, (id) => {
+      this.caps.forget(id);
+      this.memory.forget(id, "the stopped agent was forgotten");
+    });
     this.privateAreas = new PrivateAreas({
       dataDir: opts.dataDir,
       configDir: opts.configDir,
@@ -141,6 +160,22 @@ export class Kernel implements AgentServices {
         crashLoopWindowMs: parseDuration(sv.crash_loop_window)!,
       },
     );
+    const mc = opts.config.memory;
+    this.memory = new MemoryService({
+      file: join(opts.dataDir, "state", "memory.db"),
+      config: mc,
+      audit: (e) => this.audit(e),
+      log: opts.log,
+      embed: mc.embeddings
+        ? embeddingsClient({
+            spec: mc.embeddings,
+            endpoints: opts.config.inference?.providers.openai_compatible ?? [],
+            configDir: opts.configDir,
+            registerSecret: (s) => opts.audit.registerSecret(s),
+            log: opts.log,
+          })
+        : undefined,
+    });
     // last: everything the inference may call is in place
     this.inference = opts.inference?.(this) ?? null;
   }
@@ -157,6 +192,12 @@ export class Kernel implements AgentServices {
     const resumed = new Set(stored.map((a) => a.id));
     const cancelled = await this.approvals.recover((info) => resumed.has(info.agent_id));
     for (const a of stored) await this.resumeAgent(a);
+    // the own memory of an agent of an earlier boot that is not resumed (a session agent) goes
+    try {
+      this.memory.sweep(new Set(stored.map((a) => a.id)));
+    } catch (err) {
+      this.opts.log.error({ err }, "could not sweep the memory of agents that were not resumed");
+    }
     await this.autostart();
     for (const a of this.procs.all()) if (a.state === "ready") this.supervisor.pump(a);
     return cancelled;
@@ -229,6 +270,7 @@ export class Kernel implements AgentServices {
       return;
     }
     for (const it of items) agent.inbox.push(this.itemFrom(it));
+    this.initBlocks(agent);
     this.caps.install(id, tokens);
     this.procs.add(agent);
     parent?.children.add(id);
@@ -440,10 +482,25 @@ export class Kernel implements AgentServices {
     } finally {
       this.reserve(parent, -1);
     }
+    this.initBlocks(agent);
     this.caps.install(id, tokens);
     this.procs.add(agent);
     parent?.children.add(id);
     return { agent_id: id, name: manifest.name, capabilities: this.caps.capabilityStrings(id) };
+  }
+
+  /** the manifest's pinned blocks (a value already there is kept: a resumed agent's edits survive) */
+  private initBlocks(a: Agent): void {
+    const blocks = a.manifest.memory?.blocks ?? [];
+    if (blocks.length === 0) return;
+    try {
+      this.memory.initBlocks(
+        a.id,
+        blocks.map((b) => ({ label: b.label, limit: b.limit, value: b.value ?? "" })),
+      );
+    } catch (err) {
+      this.opts.log.error({ err, agent_id: a.id }, "could not set up an agent's pinned blocks");
+    }
   }
 
   private forgetStored(id: string): void {
@@ -606,6 +663,7 @@ export class Kernel implements AgentServices {
       this.opts.log.error({ err }, "could not close the persistent agents' store");
     }
     this.storeHandle = null;
+    this.memory.close();
   }
 
   private async stopNow(agent: Agent): Promise<{ agent_id: string; state: "stopped" }> {
@@ -1033,7 +1091,6 @@ export class Kernel implements AgentServices {
         if (t.item_id === item.id) resumed.push(t.message);
         else history.push(t.message);
       }
-      history = repairConversation(history);
       journal = {
         append: (m) => store.addTurn(agent.id, item.id, m),
         step: (u) => store.step(item.id, u),
@@ -1059,6 +1116,7 @@ export class Kernel implements AgentServices {
       itemId: item.id,
       reattach: REATTACH,
       signal: item.abort.signal,
+      memory: this.runMemory(agent, item, persistent),
     };
     if (body.kind === "request") {
       const served = servedMethods(agent.manifest).get(body.method);
@@ -1118,6 +1176,59 @@ export class Kernel implements AgentServices {
       const error = wireError(e);
       return { ok: false, reason: error.message, outcome: { error } };
     }
+  }
+
+  /**
+   * What the loop needs of memory for one run: the context window, the
+   * system prompt with the pinned blocks and the conversation's summary, and
+   * compaction's persistence. A persistent agent's conversation is its
+   * stored turns (agents.db), its summary in memory.db; any other agent's is
+   * this run's messages, held in memory. Compaction archives first (memory.db,
+   * keyed by the messages' ordinals: idempotent), then removes the messages
+   * (agents.db, one transaction): a kill -9 between the two leaves them in
+   * both, never in neither.
+   */
+  private runMemory(agent: Agent, item: InboxItem, persistent: boolean): RunMemory {
+    const mm = agent.manifest.memory;
+    const conv = persistent ? agent.id : item.id;
+    const hasBlocks = (mm?.blocks?.length ?? 0) > 0;
+    const mem: NonNullable<InboxItem["memory"]> | null = persistent
+      ? null
+      : (item.memory ??= { turns: [], steps: new Map() });
+    let summary = persistent ? this.memory.summary(conv) : (mem!.summary ?? null);
+    return {
+      window: mm?.context_window ?? contextWindowFor(agent.manifest.model),
+      threshold: mm?.compaction_threshold ?? 0.7,
+      summarizationModel: mm?.summarization_model ?? agent.manifest.model,
+      system: (base) => memorySystemPrompt(base, hasBlocks ? this.memory.blocks(agent.id) : [], summary),
+      summary: () => summary,
+      compacted: async (n, archived, text, info) => {
+        const first = persistent ? this.store().archived(agent.id) : (mem!.archived ?? 0);
+        const items = persistent ? this.store().headItems(agent.id, n) : [];
+        this.memory.archive(agent.id, conv, first, archived, (i) => items[i] ?? item.id, text);
+        if (persistent) this.store().compactTurns(agent.id, n);
+        else {
+          mem!.turns.splice(0, n);
+          mem!.archived = first + n;
+          mem!.summary = text;
+        }
+        summary = text;
+        await this.auditDenial({
+          kind: "memory.compact",
+          agent_id: agent.id,
+          message_id: item.id,
+          archived_messages: n,
+          archived_total: first + n,
+          summary_chars: text.length,
+          summarized: info.summarized,
+          ...(info.error ? { error: info.error } : {}),
+          tokens_before: info.tokensBefore,
+          tokens_after: info.tokensAfter,
+          window: info.window,
+        });
+        await this.memory.pruneArchive(agent.id);
+      },
+    };
   }
 
   /** the item's end: audited (a request's response), durable, told to its watchers; idempotent */
@@ -1326,6 +1437,104 @@ export class Kernel implements AgentServices {
       const to = call as Promise<{ seq: number; hash: string }>;
       return Promise.all([call, this.opts.audit.append(event, { field: "call_seq", to })]);
     };
+  }
+
+  // ---- memory ------------------------------------------------------------
+
+  /** the agent, live: the caller of a memory method */
+  private memoryCaller(agentId: string): Agent {
+    const a = this.procs.get(agentId);
+    if (a.state === "stopped") throw notRunnable(a, "is stopped");
+    return a;
+  }
+
+  async memoryStore(
+    agentId: string,
+    req: { text: string; tags: string[]; namespace?: string },
+  ): Promise<{ id: string; namespace: string | null; bytes: number; sha256: string }> {
+    const a = this.memoryCaller(agentId);
+    return this.memory.add(a.id, req.namespace ?? ownNamespace(a.id), req.text, req.tags);
+  }
+
+  async memorySearch(agentId: string | null, req: MemorySearchRequest): Promise<{ results: MemoryRecordInfo[] }> {
+    let namespaces: string[];
+    if (agentId !== null) {
+      const a = this.memoryCaller(agentId);
+      namespaces = [req.namespace ?? ownNamespace(a.id)];
+    } else {
+      namespaces = this.operatorScope(req);
+    }
+    const hits = await this.memory.search({
+      namespaces,
+      query: req.query,
+      k: req.k,
+      tags: req.tags,
+      since: req.since,
+    });
+    return { results: hits.map(wire) };
+  }
+
+  /** the operator's scope: an agent's own memory, a namespace, both, or (neither) every namespace */
+  private operatorScope(req: MemoryScope): string[] {
+    const out: string[] = [];
+    if (req.agent_id !== undefined) {
+      // a stopped agent's memory stays readable until the kernel forgets the agent
+      if (!this.procs.find(req.agent_id) && !this.memory.namespaces().some((n) => n.owner === req.agent_id))
+        throw noSuchAgent(req.agent_id);
+      out.push(ownNamespace(req.agent_id));
+    }
+    if (req.namespace !== undefined) out.push(req.namespace);
+    if (out.length > 0) return out;
+    return this.memory.namespaces().map((n) => (n.namespace === null ? ownNamespace(n.owner!) : n.namespace));
+  }
+
+  memoryRecord(agentId: string | null, id: string): MemoryRecordInfo {
+    if (agentId !== null) this.memoryCaller(agentId);
+    const rec = this.memory.get(id);
+    // another agent's own memory is out of reach, and not even said to exist
+    const inReach =
+      rec !== null && (agentId === null || rec.namespace === ownNamespace(agentId) || !isOwnNamespace(rec.namespace));
+    if (!inReach)
+      throw invalidParams(`no memory record "${id}"${agentId === null ? "" : " in this agent's reach"}`, { id });
+    return wire(rec!);
+  }
+
+  async memoryDelete(agentId: string | null, id: string): Promise<{ id: string; deleted: true }> {
+    this.memoryRecord(agentId, id);
+    const rec = this.memory.get(id);
+    if (!rec) throw invalidParams(`no memory record "${id}"`, { id });
+    return this.memory.delete(agentId, rec);
+  }
+
+  async memoryBlockUpdate(
+    agentId: string,
+    label: string,
+    value: string,
+  ): Promise<{ label: string; chars: number; limit: number }> {
+    const a = this.memoryCaller(agentId);
+    return this.memory.setBlock(a.id, label, value);
+  }
+
+  memoryList(req: MemoryScope & { kind?: "note" | "archive"; after_seq?: number; limit: number }) {
+    const scoped = req.agent_id !== undefined || req.namespace !== undefined;
+    return this.memory.list({
+      ...(scoped ? { namespaces: this.operatorScope(req) } : {}),
+      ...(req.kind ? { kind: req.kind } : {}),
+      ...(req.after_seq !== undefined ? { after_seq: req.after_seq } : {}),
+      limit: req.limit,
+    });
+  }
+
+  memoryExport(req: MemoryScope & { after_seq?: number }) {
+    const scoped = req.agent_id !== undefined || req.namespace !== undefined;
+    return this.memory.export({
+      ...(scoped ? { namespaces: this.operatorScope(req) } : {}),
+      ...(req.after_seq !== undefined ? { after_seq: req.after_seq } : {}),
+    });
+  }
+
+  memoryNamespaces() {
+    return { namespaces: this.memory.namespaces() };
   }
 
   // ---- messages ----------------------------------------------------------

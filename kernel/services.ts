@@ -170,6 +170,43 @@ export interface SystemCounts {
   tools: string[];
 }
 
+/** a memory record as the API shows it (kernel/memory) */
+export interface MemoryRecordInfo {
+  id: string;
+  seq: number;
+  /** a shared namespace; null: an agent's own memory (owner names the agent) */
+  namespace: string | null;
+  owner: string | null;
+  /** who wrote it (null: the kernel or the operator) */
+  agent_id: string | null;
+  /** note: stored by memory_store; archive: a conversation message moved out of the context window */
+  kind: "note" | "archive";
+  text: string;
+  tags: string[];
+  created_at: string;
+  bytes: number;
+  sha256: string;
+  /** search results only */
+  score?: number;
+}
+
+export interface MemorySearchRequest {
+  query: string;
+  k: number;
+  tags?: string[];
+  /** epoch ms: records created at or after */
+  since?: number;
+  /** a shared namespace */
+  namespace?: string;
+  /** the operator only: this agent's own memory */
+  agent_id?: string;
+}
+
+export interface MemoryScope {
+  agent_id?: string | undefined;
+  namespace?: string | undefined;
+}
+
 /** told to every front end as it happens (the RPC layer broadcasts it as a notification) */
 export type KernelEvent = { method: "approval.requested"; params: ApprovalInfo };
 
@@ -269,6 +306,50 @@ export interface AgentServices {
   notify(from: string | null, req: CallRequest): Promise<{ delivered: true; message_id: string }>;
   /** The agent exists (-32002) and is failed (-32008 otherwise): back to ready, its inbox resumes. */
   restart(agentId: string): Promise<{ agent_id: string; state: AgentState }>;
+  /**
+   * Memory (docs/memory.md). agentId: the calling agent, which exists (-32002)
+   * and is not stopped (-32008); without a namespace its own memory. A named
+   * namespace was authorised by the caller (the memory tools check
+   * memory_write / memory_read with ctx.authorize first). The text fits
+   * memory.max_record_bytes (-32602) and the quota (-32010). Answers once
+   * memory.store is durable; if it cannot be written nothing is kept (-32603).
+   */
+  memoryStore(
+    agentId: string,
+    req: { text: string; tags: string[]; namespace?: string },
+  ): Promise<{ id: string; namespace: string | null; bytes: number; sha256: string }>;
+  /**
+   * agentId as memoryStore; null: the operator, who reaches every namespace
+   * (agent_id and namespace narrow it; neither: everything).
+   */
+  memorySearch(agentId: string | null, req: MemorySearchRequest): Promise<{ results: MemoryRecordInfo[] }>;
+  /** The record exists and is in the caller's reach: its own or a shared one (-32602 otherwise; another agent's is never shown). */
+  memoryRecord(agentId: string | null, id: string): MemoryRecordInfo;
+  /** As memoryRecord; a shared namespace's record was authorised by the caller (memory_write). Answers once memory.delete is durable. */
+  memoryDelete(agentId: string | null, id: string): Promise<{ id: string; deleted: true }>;
+  /** The agent has a pinned block of that label (-32602) and the value fits its limit (-32602). Audited (memory.block). */
+  memoryBlockUpdate(
+    agentId: string,
+    label: string,
+    value: string,
+  ): Promise<{ label: string; chars: number; limit: number }>;
+  /** Any time (the operator): records oldest first, after after_seq, at most limit (≤ 1000). */
+  memoryList(req: MemoryScope & { kind?: "note" | "archive"; after_seq?: number; limit: number }): {
+    records: MemoryRecordInfo[];
+    next_seq: number | null;
+  };
+  /** Any time (the operator): records as JSONL, at most 512 KiB a page; next_seq null on the last page. */
+  memoryExport(req: MemoryScope & { after_seq?: number }): { jsonl: string; records: number; next_seq: number | null };
+  /** Any time (the operator): every namespace with records, its use and its quota. */
+  memoryNamespaces(): {
+    namespaces: {
+      namespace: string | null;
+      owner: string | null;
+      records: number;
+      bytes: number;
+      quota: { records: number; bytes: number };
+    }[];
+  };
   /** Any time: listener is told every KernelEvent from now on; call the result to stop. */
   subscribe(listener: (event: KernelEvent) => void): () => void;
 }

@@ -37,6 +37,13 @@ export const AUDIT_KINDS = [
   // messages between agents
   "message.send",
   "message.denied",
+  // memory: the episodic store, pinned blocks, context compaction
+  "memory.store",
+  "memory.delete",
+  "memory.block",
+  "memory.compact",
+  "memory.prune",
+  "memory.forget",
   // runs and model calls
   "run.start",
   "inference.request",

@@ -7,7 +7,15 @@ import { Scheduler, type Clock, type Usage } from "../sched/index.ts";
 import type { AgentOutputEvent, AgentServices, AuditEventInput, RunResult } from "../services.ts";
 import { InferenceConfigSchema, type InferenceConfig } from "./config.ts";
 import { runLoop, type RunInput } from "./loop.ts";
-export { repairConversation, REPLY_TOOL, INTERRUPTED, type RunInput, type RunJournal, type ReplySpec } from "./loop.ts";
+export {
+  repairConversation,
+  REPLY_TOOL,
+  INTERRUPTED,
+  type RunInput,
+  type RunJournal,
+  type ReplySpec,
+  type RunMemory,
+} from "./loop.ts";
 import { Router } from "./router.ts";
 
 export { InferenceConfigSchema, type InferenceConfig } from "./config.ts";
@@ -130,6 +138,7 @@ export function createInference(cfgIn: InferenceConfig, deps: InferenceDeps): In
           audit: deps.audit,
           log,
           scrub,
+          resolve: (model) => router.resolve(model),
           ...(deps.random ? { random: deps.random } : {}),
         },
         agent,

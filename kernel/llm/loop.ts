@@ -29,6 +29,15 @@ import {
   type ToolResultBlock,
 } from "./providers/types.ts";
 import type { StepRecord } from "../proc/store.ts";
+import {
+  BYTES_PER_TOKEN,
+  chooseCut,
+  estimateTokens,
+  fallbackSummary,
+  MAX_MESSAGES,
+  renderMessage,
+  summaryPrompt,
+} from "../memory/compact.ts";
 import type { Route } from "./router.ts";
 import { retryAfterMs } from "../sched/ratelimit.ts";
 
@@ -48,6 +57,8 @@ export interface LoopDeps {
   audit: (e: AuditEventInput) => Promise<unknown>;
   log: Logger;
   scrub: (s: string) => string;
+  /** the route of another model (the summarisation model of a compaction); absent: the run's own route */
+  resolve?: (model: string) => Route;
   /** for tests: deterministic jitter */
   random?: () => number;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -96,6 +107,39 @@ export interface ReplySpec {
   unwrap(value: unknown): unknown;
 }
 
+/**
+ * The conversation's memory (kernel/memory): its context window, the system
+ * prompt with the pinned blocks and the summary, and where a compaction is
+ * kept. Without it a run is never compacted.
+ */
+export interface RunMemory {
+  /** the model's context window, in tokens */
+  window: number;
+  /** compact when a request would pass threshold × window */
+  threshold: number;
+  summarizationModel: string;
+  /** the system prompt for the next model call: the manifest's, the pinned blocks, the summary */
+  system(base: string): string;
+  summary(): string | null;
+  /**
+   * the oldest n messages of the conversation (history first, then this
+   * run's) are archived and replaced by summary; durable when it resolves
+   */
+  compacted(n: number, archived: ConversationMessage[], summary: string, info: CompactionInfo): Promise<void>;
+}
+
+export interface CompactionInfo {
+  /** false: the summarisation call failed and a mechanical summary stands in (error says why) */
+  summarized: boolean;
+  error?: string;
+  tokensBefore: number;
+  tokensAfter: number;
+  window: number;
+}
+
+/** the transcript a summarisation call is given is cut to this many characters (its newest part) */
+const MAX_TRANSCRIPT_CHARS = 400_000;
+
 export interface RunInput {
   /** the new user message (when resuming, the first message of `resumed` already holds it) */
   message: string;
@@ -111,6 +155,8 @@ export interface RunInput {
   reattach?: ReadonlySet<string>;
   /** aborts this run only (the agent's own stop aborts agent.signal) */
   signal?: AbortSignal;
+  /** context window management: compaction, pinned blocks, the summary */
+  memory?: RunMemory;
 }
 
 export const REPLY_TOOL = "reply";
@@ -118,6 +164,11 @@ export const INTERRUPTED =
   "interrupted: outcome unknown (the kernel stopped while this tool call was running; it was not run again)";
 
 export const PRUNED = "(the earlier conversation was pruned)";
+
+/** a user message of tool results: a cut there would separate them from their tool_use */
+function cutsAnswer(m: ConversationMessage): boolean {
+  return m.role === "user" && hasToolResult(m);
+}
 
 function hasToolResult(m: ConversationMessage): boolean {
   return Array.isArray(m.content) && m.content.some((b) => b.type === "tool_result");
@@ -240,8 +291,16 @@ export async function runLoop(
       own.push(first);
     }
     turns = own.filter((m) => m.role === "assistant").length;
-    const history = run.history ?? [];
-    const messages: ConversationMessage[] = [...repairConversation(history), ...own];
+    // conv: the conversation as it is stored (history, then this run's messages); messages: what the
+    // model is sent (conv repaired); both grow together, and a compaction cuts conv and rebuilds messages
+    let conv: ConversationMessage[] = [...(run.history ?? []), ...own];
+    // (this run's own messages are not repaired: a resumed run answers its last tool calls itself)
+    let messages: ConversationMessage[] = [...repairConversation(run.history ?? []), ...own];
+    const push = (m: ConversationMessage) => {
+      conv.push(m);
+      messages.push(m);
+    };
+    const mem = run.memory;
     const agentTools: ToolDescription[] = services.listTools(agent.id);
     const tools: ToolDescription[] = reply
       ? [
@@ -364,8 +423,94 @@ export async function runLoop(
       if (signal.aborted) return;
       const next: ConversationMessage = { role: "user", content: results };
       journal?.append(next);
-      messages.push(next);
+      push(next);
       added = [messages[messages.length - 2]!, next];
+    };
+
+    /**
+     * Before a model call: past threshold × window (the last reply's usage plus what was added
+     * since; before the first reply, an estimate from bytes) or past MAX_MESSAGES, the oldest
+     * messages are summarised (a model call charged to this agent, through the scheduler) and
+     * archived, and the rest is kept. A failed summary is replaced by a mechanical one: a run
+     * never fails because its history outgrew the window.
+     */
+    const compact = async (): Promise<"stopped" | void> => {
+      if (!mem) return;
+      const system = mem.system(agent.systemPrompt);
+      const size =
+        last !== null
+          ? last.input_tokens + last.output_tokens + estimateTokens("", added.slice(1), [])
+          : estimateTokens(system, messages, tools);
+      const limit = mem.threshold * mem.window;
+      if (size <= limit && conv.length <= MAX_MESSAGES) return;
+      const overhead = estimateTokens(system, [], tools);
+      let n = chooseCut(conv, Math.max(0, Math.floor(limit / 2) - overhead));
+      if (conv.length > MAX_MESSAGES) {
+        // keep at most half the message bound, cut at a valid place
+        let i = Math.max(n ?? 1, conv.length - MAX_MESSAGES / 2);
+        while (i < conv.length - 1 && cutsAnswer(conv[i]!)) i++;
+        if (!cutsAnswer(conv[i]!) && i < conv.length) n = Math.max(n ?? 0, i);
+      }
+      if (n === null || n <= 0) return;
+      const archived = conv.slice(0, n);
+      const previous = mem.summary();
+      let summary: string;
+      let summarized = true;
+      let error: string | undefined;
+      try {
+        summary = await summarise(previous, archived);
+      } catch (e) {
+        if (e instanceof Stopped || e instanceof SchedCancelled || signal.aborted) return "stopped";
+        summarized = false;
+        error = deps.scrub(e instanceof Error ? e.message : String(e));
+        log.warn({ agent_id: agent.id, err: error }, "the compaction's summary failed; a mechanical summary stands in");
+        summary = fallbackSummary(previous, archived);
+      }
+      const kept = conv.slice(n);
+      const tokensAfter = estimateTokens(mem.system(agent.systemPrompt), repairConversation(kept), tools);
+      await mem.compacted(n, archived, summary, {
+        summarized,
+        ...(error === undefined ? {} : { error }),
+        tokensBefore: size,
+        tokensAfter,
+        window: mem.window,
+      });
+      conv = kept;
+      messages = repairConversation(conv);
+      last = null;
+      added = [...messages];
+    };
+
+    /** one summarisation call: the archived messages (and the previous summary) in, a summary out */
+    const summarise = async (previous: string | null, archived: ConversationMessage[]): Promise<string> => {
+      let transcript = archived.map((m) => renderMessage(m)).join("\n\n");
+      const cap = Math.min(MAX_TRANSCRIPT_CHARS, Math.floor(mem!.window * BYTES_PER_TOKEN * 0.5));
+      if (transcript.length > cap)
+        transcript = `[the oldest part of this transcript was cut]\n${transcript.slice(transcript.length - cap)}`;
+      const p = summaryPrompt(previous, transcript);
+      const sRoute =
+        mem!.summarizationModel === agent.model || !deps.resolve ? route : deps.resolve(mem!.summarizationModel);
+      const sMessages: ConversationMessage[] = [{ role: "user", content: p.user }];
+      const { resp } = await callModel(
+        deps,
+        audit,
+        { ...loopAgent, model: mem!.summarizationModel, systemPrompt: p.system },
+        sRoute,
+        [],
+        sMessages,
+        bytesEstimate(p.system, sMessages, []),
+        undefined,
+        () => {},
+      );
+      usage.input_tokens += resp.usage.input_tokens;
+      usage.output_tokens += resp.usage.output_tokens;
+      const text = resp.content
+        .filter((b) => b.type === "text")
+        .map((b) => (b as { text: string }).text)
+        .join("")
+        .trim();
+      if (!text) throw new Error("the summarisation model answered no text");
+      return text;
     };
 
     // resuming after the model asked for tools: answer them before the next model call
@@ -390,7 +535,15 @@ export async function runLoop(
         stopReason = "max_turns";
         break;
       }
-      const fromBytes = bytesEstimate(agent.systemPrompt, messages, tools);
+      if (mem) {
+        const cut = await compact();
+        if (cut === "stopped") {
+          stopReason = "stopped";
+          break;
+        }
+      }
+      const system = mem ? mem.system(agent.systemPrompt) : agent.systemPrompt;
+      const fromBytes = bytesEstimate(system, messages, tools);
       const inputEstimate = last ? Math.min(fromBytes, incrementalEstimate(last, added)) : fromBytes;
       const toolChoice: ToolChoice | undefined = reply
         ? turns + 1 >= agent.maxTurns
@@ -399,8 +552,16 @@ export async function runLoop(
         : undefined;
       let call: { resp: ChatResponse; grant: Grant };
       try {
-        call = await callModel(deps, audit, loopAgent, route, tools, messages, inputEstimate, toolChoice, (t) =>
-          emit({ agent_id: agent.id, type: "text", text: t }),
+        call = await callModel(
+          deps,
+          audit,
+          system === agent.systemPrompt ? loopAgent : { ...loopAgent, systemPrompt: system },
+          route,
+          tools,
+          messages,
+          inputEstimate,
+          toolChoice,
+          (t) => emit({ agent_id: agent.id, type: "text", text: t }),
         );
       } catch (e) {
         if (e instanceof KernelError && e.code === ErrorCode.BudgetExhausted) {
@@ -427,7 +588,7 @@ export async function runLoop(
       if (text) response = text;
       const said: ConversationMessage = { role: "assistant", content: resp.content };
       journal?.append(said);
-      messages.push(said);
+      push(said);
       const uses = resp.content.filter(
         (b): b is Extract<AssistantBlock, { type: "tool_use" }> => b.type === "tool_use",
       );

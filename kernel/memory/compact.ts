@@ -33,6 +33,8 @@ import { bytes } from "../llm/estimate.ts";
 export const BYTES_PER_TOKEN = 3;
 /** tokens of framing per message (role, block boundaries) the JSON does not show */
 export const MESSAGE_TOKENS = 4;
+/** a conversation longer than this many messages is compacted whatever its size (kernel/proc/store.ts KEEP_TURNS) */
+export const MAX_MESSAGES = 400;
 /** renderMessage's default bound, in characters */
 export const RENDER_MAX_CHARS = 4000;
 /** fallbackSummary's bound, in characters */
@@ -257,7 +259,7 @@ export function memorySystemPrompt(
   let out = base;
   if (blocks.length) {
     const inner = blocks
-      .map((b) => `<block label="${b.label}" chars="${b.value.length}/${b.limit}">${b.value}</block>`)
+      .map((b) => `<block label="${b.label}" chars="${[...b.value].length}/${b.limit}">${b.value}</block>`)
       .join("\n");
     out += `\n\n<memory_blocks>\n${inner}\n</memory_blocks>\n(edit with memory_block_update)`;
   }

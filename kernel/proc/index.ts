@@ -22,7 +22,13 @@ export interface InboxItem {
   /** told the run's events and its end (agent.send's connection, a waiting caller) */
   readonly watchers: { onOutput?: (e: AgentOutputEvent) => void; onDone?: (r: InboxResult) => void }[];
   /** a run without a store (a session agent): its messages and steps, so a retry resumes instead of re-running tools */
-  memory?: { turns: ConversationMessage[]; steps: Map<string, StepRecord> };
+  memory?: {
+    turns: ConversationMessage[];
+    steps: Map<string, StepRecord>;
+    /** messages of this run archived by compaction, and the summary that replaced them */
+    archived?: number;
+    summary?: string | null;
+  };
   /** agent.run: its caller sees a failure itself (restart: never leaves the agent ready) */
   readonly sync?: boolean;
 }

@@ -13,16 +13,19 @@
 // one fsync on the event loop, paid by persistent agents only.
 //
 // Bounds: a finished inbox item's result is kept for the last
-// KEEP_RESULTS items per agent; the conversation keeps the last
-// KEEP_TURNS messages (older ones are deleted; summarising them is the
-// memory subsystem's job); a stopped agent's rows are deleted.
+// KEEP_RESULTS items per agent; the conversation is bounded by compaction
+// (kernel/memory: past its context window's threshold, or past KEEP_TURNS
+// messages, the oldest messages are archived in the memory store and
+// summarised, then removed here: compactTurns); a stopped agent's rows are
+// deleted.
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { ConversationMessage, ToolResultBlock } from "../llm/providers/types.ts";
+import { MAX_MESSAGES } from "../memory/compact.ts";
 
 export const KEEP_RESULTS = 1000;
-export const KEEP_TURNS = 400;
+export const KEEP_TURNS = MAX_MESSAGES;
 
 export interface StoredAgent {
   id: string;
@@ -96,7 +99,8 @@ export class AgentStore {
       CREATE TABLE IF NOT EXISTS agents (
         id TEXT PRIMARY KEY, name TEXT NOT NULL, manifest TEXT NOT NULL, source TEXT NOT NULL,
         parent_id TEXT, created_at TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'ready', failure TEXT,
-        input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, autostart TEXT UNIQUE);
+        input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0, autostart TEXT UNIQUE,
+        archived INTEGER NOT NULL DEFAULT 0);
       CREATE TABLE IF NOT EXISTS inbox (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, agent_id TEXT NOT NULL,
         body TEXT NOT NULL, state TEXT NOT NULL, outcome TEXT, created_at TEXT NOT NULL);
@@ -107,6 +111,9 @@ export class AgentStore {
       CREATE TABLE IF NOT EXISTS steps (
         item_id TEXT NOT NULL, tool_use_id TEXT NOT NULL, step TEXT NOT NULL, PRIMARY KEY (item_id, tool_use_id));
     `);
+    // a store from before compaction: the count of archived messages is new
+    const cols = (this.db.query(`PRAGMA table_info(agents)`).all() as { name: string }[]).map((c) => c.name);
+    if (!cols.includes("archived")) this.db.exec(`ALTER TABLE agents ADD COLUMN archived INTEGER NOT NULL DEFAULT 0`);
     const db = this.db;
     this.q = {
       addAgent: db.query(
@@ -135,10 +142,10 @@ export class AgentStore {
       ),
       addTurn: db.query(`INSERT INTO turns (agent_id, item_id, message) VALUES ($agent_id, $item_id, $message)`),
       turns: db.query(`SELECT item_id, message FROM turns WHERE agent_id = $id ORDER BY seq`),
-      pruneTurns: db.query(
-        `DELETE FROM turns WHERE agent_id = $id AND seq <= (
-           SELECT seq FROM turns WHERE agent_id = $id ORDER BY seq DESC LIMIT 1 OFFSET ${KEEP_TURNS})`,
-      ),
+      headTurns: db.query(`SELECT seq, item_id FROM turns WHERE agent_id = $id ORDER BY seq LIMIT $n`),
+      delTurnsUpTo: db.query(`DELETE FROM turns WHERE agent_id = $id AND seq <= $seq`),
+      archived: db.query(`SELECT archived FROM agents WHERE id = $id`),
+      addArchived: db.query(`UPDATE agents SET archived = archived + $n WHERE id = $id`),
       step: db.query(`SELECT step FROM steps WHERE item_id = $item_id AND tool_use_id = $tool_use_id`),
       setStep: db.query(
         `INSERT INTO steps (item_id, tool_use_id, step) VALUES ($item_id, $tool_use_id, $step)
@@ -235,7 +242,6 @@ export class AgentStore {
       this.q.setItem.run({ id, state, outcome: JSON.stringify(outcome) });
       this.q.delSteps.run({ item_id: id });
       this.q.pruneItems.run({ id: agentId });
-      this.q.pruneTurns.run({ id: agentId });
     })();
   }
 
@@ -251,6 +257,26 @@ export class AgentStore {
       item_id: r.item_id,
       message: JSON.parse(r.message),
     }));
+  }
+
+  /** the items of the oldest n messages, oldest first */
+  headItems(agentId: string, n: number): string[] {
+    return (this.q.headTurns.all({ id: agentId, n }) as { item_id: string }[]).map((r) => r.item_id);
+  }
+
+  /** messages archived by compaction so far: the ordinal of the oldest message still here */
+  archived(agentId: string): number {
+    return (this.q.archived.get({ id: agentId }) as { archived: number } | null)?.archived ?? 0;
+  }
+
+  /** compaction's second step: the oldest n messages removed and counted as archived, one transaction */
+  compactTurns(agentId: string, n: number): void {
+    this.db.transaction(() => {
+      const head = this.q.headTurns.all({ id: agentId, n }) as { seq: number }[];
+      if (head.length === 0) return;
+      this.q.delTurnsUpTo.run({ id: agentId, seq: head[head.length - 1]!.seq });
+      this.q.addArchived.run({ id: agentId, n: head.length });
+    })();
   }
 
   step(itemId: string, toolUseId: string): StepRecord | undefined {

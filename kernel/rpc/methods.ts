@@ -5,7 +5,9 @@
 // preconditions (and their error codes) are the interface's.
 import { z } from "zod";
 import type { ConfigReport } from "../config.ts";
+import { NAMESPACE_NAME, NAMESPACE_RULE } from "../caps/index.ts";
 import { manifestSource } from "../manifest/index.ts";
+import { parseSince } from "../tools/memory_search.ts";
 import type { AgentOutputEvent, AgentServices } from "../services.ts";
 import type { Method, MethodContext, MethodTable } from "./server.ts";
 import type { MethodName } from "./names.ts";
@@ -26,6 +28,9 @@ export interface SystemFacts {
 }
 
 const Empty = z.strictObject({});
+const Namespace = z.string().regex(NAMESPACE_NAME, NAMESPACE_RULE);
+/** whose memory: an agent's own, a shared namespace, both; neither: everything */
+const MemoryScope = { agent_id: z.string().min(1).max(128).optional(), namespace: Namespace.optional() };
 const AgentId = z.string().min(1).max(128);
 
 function method<S extends z.ZodType>(params: S, handler: (p: z.output<S>, ctx: MethodContext) => unknown) {
@@ -123,6 +128,40 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
     ),
     "audit.verify": method(Empty, () => services.verifyAudit()),
     "sched.status": method(Empty, () => services.schedulerStatus()),
+    "memory.search": method(
+      z.strictObject({
+        query: z.string().min(1).max(2000),
+        k: z.number().int().min(1).max(100).default(10),
+        tags: z.array(z.string().min(1).max(64)).max(16).optional(),
+        since: z.string().min(1).max(64).optional(),
+        ...MemoryScope,
+      }),
+      (p) =>
+        services.memorySearch(null, {
+          query: p.query,
+          k: p.k,
+          ...(p.tags ? { tags: p.tags } : {}),
+          ...(p.since === undefined ? {} : { since: parseSince(p.since) }),
+          ...(p.agent_id === undefined ? {} : { agent_id: p.agent_id }),
+          ...(p.namespace === undefined ? {} : { namespace: p.namespace }),
+        }),
+    ),
+    "memory.list": method(
+      z.strictObject({
+        ...MemoryScope,
+        kind: z.enum(["note", "archive"]).optional(),
+        after_seq: z.number().int().min(0).optional(),
+        limit: z.number().int().min(1).max(1000).default(100),
+      }),
+      (p) => services.memoryList(p),
+    ),
+    "memory.export": method(z.strictObject({ ...MemoryScope, after_seq: z.number().int().min(0).optional() }), (p) =>
+      services.memoryExport(p),
+    ),
+    "memory.delete": method(z.strictObject({ id: z.string().min(1).max(64) }), (p) =>
+      services.memoryDelete(null, p.id),
+    ),
+    "memory.namespaces": method(Empty, () => services.memoryNamespaces()),
     "system.ping": method(Empty, () => ({ pong: true, uptime_ms: Date.now() - sys.startedAt })),
     "system.info": method(Empty, () => {
       const counts = services.systemCounts();

@@ -29,6 +29,11 @@ export const METHOD_NAMES = [
   "audit.query",
   "audit.verify",
   "sched.status",
+  "memory.search",
+  "memory.list",
+  "memory.export",
+  "memory.delete",
+  "memory.namespaces",
 ] as const;
 
 export type MethodName = (typeof METHOD_NAMES)[number];

@@ -12,6 +12,10 @@ import messageSend from "./message_send.ts";
 import messageRead from "./message_read.ts";
 import agentCall from "./agent_call.ts";
 import agentNotify from "./agent_notify.ts";
+import memoryStore from "./memory_store.ts";
+import memorySearch from "./memory_search.ts";
+import memoryDelete from "./memory_delete.ts";
+import memoryBlockUpdate from "./memory_block_update.ts";
 
 export type { Tool, ToolContext, ToolEffect, ToolLimits } from "./tool.ts";
 
@@ -26,6 +30,10 @@ export const builtinTools: readonly Tool[] = [
   messageRead,
   agentCall,
   agentNotify,
+  memoryStore,
+  memorySearch,
+  memoryDelete,
+  memoryBlockUpdate,
 ];
 
 export class ToolRegistry {

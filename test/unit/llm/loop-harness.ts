@@ -122,6 +122,30 @@ export class FakeServices implements AgentServices {
   async restart(): Promise<never> {
     throw new Error("not in these tests");
   }
+  async memoryStore(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  async memorySearch(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  memoryRecord(): never {
+    throw new Error("not in these tests");
+  }
+  async memoryDelete(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  async memoryBlockUpdate(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  memoryList(): never {
+    throw new Error("not in these tests");
+  }
+  memoryExport(): never {
+    throw new Error("not in these tests");
+  }
+  memoryNamespaces(): never {
+    throw new Error("not in these tests");
+  }
   listApprovals() {
     return [];
   }

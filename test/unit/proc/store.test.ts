@@ -94,10 +94,10 @@ describe("AgentStore", () => {
     s.close();
   });
 
-  test("the kept conversation is pruned from its oldest end and still repairs into a valid one", () => {
-    const s = new AgentStore(fresh());
+  test("finishing an item keeps the conversation; compactTurns removes the oldest messages and counts them", () => {
+    const file = fresh();
+    const s = new AgentStore(file);
     s.addAgent(agent("ag-1"));
-    // pairs of assistant tool_use / user tool_result, so pruning can cut between them
     s.addTurn("ag-1", "msg-0", { role: "user", content: "start" });
     for (let i = 0; i < KEEP_TURNS; i++) {
       s.addTurn("ag-1", "msg-0", {
@@ -109,17 +109,27 @@ describe("AgentStore", () => {
         content: [{ type: "tool_result", tool_use_id: `tu-${i}`, content: "x" }],
       });
     }
-    s.addTurn("ag-1", "msg-0", { role: "assistant", content: [{ type: "text", text: "done" }] });
     s.enqueue({ id: "msg-0", agent_id: "ag-1", body: { kind: "message", text: "start", from }, created_at: "t" });
     s.finishItem("ag-1", "msg-0", "done", { response: "done" });
-    const kept = s.turns("ag-1").map((t) => t.message);
-    expect(kept.length).toBe(KEEP_TURNS);
-    // the oldest kept message answers a tool_use that was pruned: dropped, and the rest starts with a user message
-    expect(kept[0]).toMatchObject({ role: "user", content: [{ type: "tool_result" }] });
-    const repaired = repairConversation(kept);
-    expect(repaired[0]).toEqual({ role: "user", content: PRUNED });
-    expect(repaired.slice(1)).toEqual(kept.slice(1));
+    s.addTurn("ag-1", "msg-1", { role: "user", content: "next" });
+    // nothing is dropped by finishing: compaction (kernel/memory) archives before anything goes
+    expect(s.turns("ag-1").length).toBe(2 * KEEP_TURNS + 2);
+    expect(s.archived("ag-1")).toBe(0);
+    expect(s.headItems("ag-1", 2)).toEqual(["msg-0", "msg-0"]);
+    s.compactTurns("ag-1", 2 * KEEP_TURNS);
+    const kept = s.turns("ag-1");
+    expect(kept.map((t) => t.item_id)).toEqual(["msg-0", "msg-1"]);
+    expect(kept[0]!.message).toMatchObject({ role: "user", content: [{ type: "tool_result" }] });
+    expect(s.archived("ag-1")).toBe(2 * KEEP_TURNS);
     s.close();
+    // durable: a reopened store says the same
+    const again = new AgentStore(file);
+    expect(again.archived("ag-1")).toBe(2 * KEEP_TURNS);
+    expect(again.turns("ag-1").length).toBe(2);
+    again.compactTurns("ag-1", 10);
+    expect(again.turns("ag-1").length).toBe(0);
+    expect(again.archived("ag-1")).toBe(2 * KEEP_TURNS + 2);
+    again.close();
   });
 });
 
