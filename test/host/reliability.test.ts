@@ -183,6 +183,10 @@ describe("effect classes: when tool.call must be durable", () => {
         message_send: "irreversible",
         agent_call: "irreversible",
         agent_notify: "irreversible",
+        memory_store: "irreversible",
+        memory_search: "none",
+        memory_delete: "irreversible",
+        memory_block_update: "irreversible",
       });
     } finally {
       await k.stop();
