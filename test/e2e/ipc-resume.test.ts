@@ -4,7 +4,10 @@
 // still pending; after the reboot both agents are back with the same ids
 // (the autostarted one not started twice), the recipient answers through
 // its reply tool, the caller's agent_call re-attaches by its call key and
-// its run completes, and the audit log holds agent.response ok.
+// its run completes, and the audit log holds agent.response ok. Memory rides
+// along (issue 15): a note stored before the reboot and a pinned block edited
+// then are found again after it, by the compiled kernel's FTS5 search on the
+// appliance's data disk.
 //
 // The reboot is system.shutdown {action: "reboot"} (a clean one); with
 // AAOS_E2E_IPC_REBOOT=reset it is a hard reset (QMP system_reset) instead,
@@ -51,6 +54,12 @@ system_prompt: "You ask the lookup service."
 lifecycle: persistent
 capabilities:
   - "call: lookup.lookup"
+  - memory_store
+  - memory_search
+  - memory_block_update
+memory:
+  blocks:
+    - {label: notes, limit: 100, value: "nothing yet"}
 `,
 };
 
@@ -111,6 +120,17 @@ test(`agent_call to an autostarted persistent agent survives a reboot mid-reques
     { match: { system: "key-value store", tool_choice: "any" }, hang: true },
   ]);
   const { agent_id: askerId } = await vm.call("agent.spawn", { name: "asker" });
+  const note = await vm.call("tool.invoke", {
+    agent_id: askerId,
+    tool: "memory_store",
+    input: { text: "The operator asked about the colour of the sky before the reboot", tags: ["e2e"] },
+  });
+  expect(note.output.id).toMatch(/^mem-/);
+  await vm.call("tool.invoke", {
+    agent_id: askerId,
+    tool: "memory_block_update",
+    input: { label: "notes", value: "asked about colours" },
+  });
   const sent = await vm.call("agent.send", { agent_id: askerId, message: "ask-lookup: what is the colour?" });
   expect(sent.agent_id).toBe(askerId);
   await until("the recipient's model request", async () => server.requests.find((r) => isLookup(r)) ?? null);
@@ -167,5 +187,15 @@ test(`agent_call to an autostarted persistent agent survives a reboot mid-reques
   expect(results.map((b: any) => [b.is_error ?? false, b.content])).toEqual([
     [false, JSON.stringify({ value: "blue" })],
   ]);
+  // memory: the note is found by a paraphrase (stemmed words), the edited block reached the model after the reboot
+  const found = await vm.call("tool.invoke", {
+    agent_id: askerId,
+    tool: "memory_search",
+    input: { query: "colours asked by the operator", tags: ["e2e"] },
+  });
+  expect(found.output.results.map((r: any) => r.id)).toEqual([note.output.id]);
+  expect(JSON.stringify(askerRequests[1]!.body.system)).toContain("asked about colours");
+  const ns = (await vm.call("memory.namespaces")).namespaces as any[];
+  expect(ns.find((n) => n.owner === askerId)?.records).toBe(1);
   expect((await vm.call("audit.verify")).ok).toBe(true);
 }, 600_000);
