@@ -41,12 +41,23 @@ export default defineTool({
   }),
   async run(ctx, input) {
     if (input.namespace !== undefined) ctx.authorize("memory_read", input.namespace);
-    return ctx.services.memorySearch(ctx.agentId, {
+    const { results } = await ctx.services.memorySearch(ctx.agentId, {
       query: input.query,
       k: input.k,
       ...(input.tags ? { tags: input.tags } : {}),
       ...(input.since === undefined ? {} : { since: parseSince(input.since) }),
       ...(input.namespace === undefined ? {} : { namespace: input.namespace }),
     });
+    // what the model needs of each hit (the operator's memory.search shows the whole record)
+    return {
+      results: results.map((r) => ({
+        id: r.id,
+        kind: r.kind,
+        text: r.text,
+        tags: r.tags,
+        created_at: r.created_at,
+        ...(r.namespace === null ? {} : { namespace: r.namespace }),
+      })),
+    };
   },
 });
