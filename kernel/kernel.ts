@@ -1205,7 +1205,7 @@ export class Kernel implements AgentServices {
       compacted: async (n, archived, text, info) => {
         const first = persistent ? this.store().archived(agent.id) : (mem!.archived ?? 0);
         const items = persistent ? this.store().headItems(agent.id, n) : [];
-        this.memory.archive(agent.id, conv, first, archived, (i) => items[i] ?? item.id, text);
+        const arch = this.memory.archive(agent.id, conv, first, archived, (i) => items[i] ?? item.id, text);
         if (persistent) this.store().compactTurns(agent.id, n);
         else {
           mem!.turns.splice(0, n);
@@ -1219,6 +1219,8 @@ export class Kernel implements AgentServices {
           message_id: item.id,
           archived_messages: n,
           archived_total: first + n,
+          archived_sha256: arch.sha256,
+          summary_sha256: createHash("sha256").update(text).digest("hex"),
           summary_chars: text.length,
           summarized: info.summarized,
           ...(info.error ? { error: info.error } : {}),

@@ -271,13 +271,17 @@ export class MemoryService {
     msgs: ConversationMessage[],
     itemOf: (i: number) => string,
     summary: string,
-  ): number {
+  ): { added: number; sha256: string } {
     const rows = msgs.map((m, i) => ({
       key: `${conv}:${first + i}`,
       text: renderMessage(m),
       tags: ["archive", `item:${itemOf(i)}`],
     }));
-    return this.store().compact(ownNamespace(agentId), agentId, conv, rows, summary, first + msgs.length);
+    const added = this.store().compact(ownNamespace(agentId), agentId, conv, rows, summary, first + msgs.length);
+    // the audit's hash of what was archived: sha256 over each archived text's sha256, one per line
+    const digest = createHash("sha256");
+    for (const r of rows) digest.update(sha256(r.text) + "\n");
+    return { added, sha256: digest.digest("hex") };
   }
 
   /** past memory.archive_bytes the oldest archived turns of the agent go, audited */
@@ -291,6 +295,8 @@ export class MemoryService {
         agent_id: agentId,
         records: pruned.records,
         bytes: pruned.bytes,
+        // sha256 over the pruned records' sha256s (one per line, oldest first)
+        sha256: pruned.sha256,
         limit: this.deps.config.archive_bytes,
       })
       .catch((err) => this.deps.log.error({ err, agent_id: agentId }, "memory.prune was not recorded"));
@@ -301,7 +307,7 @@ export class MemoryService {
   /** everything of one agent: its own records, blocks and summaries (the kernel no longer knows the agent) */
   forget(agentId: string, why: string): void {
     if (!this.handle && !storeExists(this.deps.file)) return;
-    let r: { records: number; bytes: number };
+    let r: { records: number; bytes: number; sha256: string };
     try {
       r = this.store().forget(ownNamespace(agentId), agentId);
     } catch (err) {
@@ -310,7 +316,15 @@ export class MemoryService {
     }
     if (r.records === 0) return;
     this.deps
-      .audit({ kind: "memory.forget", agent_id: agentId, records: r.records, bytes: r.bytes, reason: why })
+      .audit({
+        kind: "memory.forget",
+        agent_id: agentId,
+        records: r.records,
+        bytes: r.bytes,
+        // sha256 over the forgotten records' sha256s (one per line, oldest first)
+        sha256: r.sha256,
+        reason: why,
+      })
       .catch((err) => this.deps.log.error({ err, agent_id: agentId }, "memory.forget was not recorded"));
   }
 

@@ -242,10 +242,11 @@ export class MemoryStore {
          GROUP BY namespace HAVING SUM(records) > 0 ORDER BY namespace`,
       ),
       oldestArchives: db.query(
-        `SELECT seq, bytes FROM records WHERE namespace = $ns AND kind = 'archive' ORDER BY seq`,
+        `SELECT seq, bytes, sha256 FROM records WHERE namespace = $ns AND kind = 'archive' ORDER BY seq`,
       ),
       delArchivesUpTo: db.query(`DELETE FROM records WHERE namespace = $ns AND kind = 'archive' AND seq <= $seq`),
       delNamespace: db.query(`DELETE FROM records WHERE namespace = $ns`),
+      namespaceHashes: db.query(`SELECT sha256 FROM records WHERE namespace = $ns ORDER BY seq`),
       upsertBlock: db.query(
         `INSERT INTO blocks (agent_id, label, position, lim, value) VALUES ($agent_id, $label, $position, $lim, $value)
          ON CONFLICT (agent_id, label) DO UPDATE SET position = excluded.position, lim = excluded.lim`,
@@ -436,30 +437,39 @@ export class MemoryStore {
   }
 
   /** deletes the oldest archives of a namespace until its archive bytes <= maxBytes; returns what it pruned */
-  pruneArchive(namespace: string, maxBytes: number): { records: number; bytes: number } {
+  pruneArchive(namespace: string, maxBytes: number): { records: number; bytes: number; sha256: string } {
     return this.db.transaction(() => {
       const used = this.usage(namespace, "archive");
       let excess = used.bytes - Math.max(0, maxBytes);
-      if (excess <= 0) return { records: 0, bytes: 0 };
+      const digest = createHash("sha256");
+      if (excess <= 0) return { records: 0, bytes: 0, sha256: digest.digest("hex") };
       let records = 0;
       let bytes = 0;
       let last = 0;
-      for (const r of this.q.oldestArchives.iterate({ ns: namespace }) as Iterable<{ seq: number; bytes: number }>) {
+      for (const r of this.q.oldestArchives.iterate({ ns: namespace }) as Iterable<{
+        seq: number;
+        bytes: number;
+        sha256: string;
+      }>) {
         if (excess <= 0) break;
         records++;
         bytes += r.bytes;
         excess -= r.bytes;
         last = r.seq;
+        digest.update(r.sha256 + "\n");
       }
       if (records > 0) this.q.delArchivesUpTo.run({ ns: namespace, seq: last });
-      return { records, bytes };
+      return { records, bytes, sha256: digest.digest("hex") };
     })();
   }
 
   /** everything of one agent: its namespace's records, its blocks, its summaries; returns the records deleted */
-  forget(namespace: string, agentId: string): { records: number; bytes: number } {
+  forget(namespace: string, agentId: string): { records: number; bytes: number; sha256: string } {
     return this.db.transaction(() => {
-      const used = this.usage(namespace);
+      const digest = createHash("sha256");
+      for (const r of this.q.namespaceHashes.iterate({ ns: namespace }) as Iterable<{ sha256: string }>)
+        digest.update(r.sha256 + "\n");
+      const used = { ...this.usage(namespace), sha256: digest.digest("hex") };
       this.q.delNamespace.run({ ns: namespace });
       this.q.delBlocks.run({ agent_id: agentId });
       this.q.delSummaries.run({ agent_id: agentId });

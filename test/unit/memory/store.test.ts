@@ -54,6 +54,12 @@ function find(s: MemoryStore, query: string, more: Partial<SearchQuery> = {}) {
   return s.search({ namespaces: [OWN], query, k: 10, now: NOW, halfLifeMs: 30 * DAY, ...more });
 }
 
+/** what prune and forget report: sha256 over each deleted record's sha256, one per line, oldest first */
+const digest = (texts: string[]) =>
+  createHash("sha256")
+    .update(texts.map((t) => createHash("sha256").update(t).digest("hex") + "\n").join(""))
+    .digest("hex");
+
 describe("MemoryStore records", () => {
   test("add, get and delete", () => {
     const s = store();
@@ -310,15 +316,20 @@ describe("MemoryStore archives", () => {
     );
     s.archive("agent:ag-2", "ag-2", [{ key: "d:0", text: "other agent", tags: ["archive"] }]);
     expect(s.usage(OWN, "archive")).toEqual({ records: 5, bytes: 50 });
-    expect(s.pruneArchive(OWN, 50)).toEqual({ records: 0, bytes: 0 });
-    expect(s.pruneArchive(OWN, 35)).toEqual({ records: 2, bytes: 20 });
+    expect(s.pruneArchive(OWN, 50)).toMatchObject({ records: 0, bytes: 0 });
+    // the digest of what was pruned: sha256 over each pruned record's sha256, one per line, oldest first
+    expect(s.pruneArchive(OWN, 35)).toEqual({
+      records: 2,
+      bytes: 20,
+      sha256: digest(["turn 0 xxxx", "turn 1 xxxx"].map((t) => t.slice(0, 10))),
+    });
     expect(s.list({ namespaces: [OWN], kind: "archive", limit: 10 }).map((r) => r.text.slice(0, 6))).toEqual([
       "turn 2",
       "turn 3",
       "turn 4",
     ]);
     expect(find(s, "turn", { kinds: ["archive"] }).length).toBe(3);
-    expect(s.pruneArchive(OWN, 0)).toEqual({ records: 3, bytes: 30 });
+    expect(s.pruneArchive(OWN, 0)).toMatchObject({ records: 3, bytes: 30 });
     expect(s.usage(OWN, "note").records).toBe(1);
     expect(s.usage("agent:ag-2").records).toBe(1);
   });
@@ -334,7 +345,7 @@ describe("MemoryStore archives", () => {
     s.setSummary("ag-1", "persistent summary", 4);
     s.compact(OWN, "ag-1", "it-9", [], "an item's summary", 2);
     s.setSummary("ag-2", "their summary", 1);
-    expect(s.forget(OWN, "ag-1")).toEqual({ records: 2, bytes: 8 });
+    expect(s.forget(OWN, "ag-1")).toEqual({ records: 2, bytes: 8, sha256: digest(["mine", "turn"]) });
     expect(s.list({ namespaces: [OWN], limit: 10 })).toEqual([]);
     expect(find(s, "mine turn")).toEqual([]);
     expect(s.blocks("ag-1")).toEqual([]);
