@@ -142,6 +142,31 @@ export function timestamp(ts: unknown): string {
   return m ? `${m[1]} ${m[2]}` : ts;
 }
 
+/** 1536 → "1.5 KiB" */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return "-";
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v < 10 ? v.toFixed(1).replace(/\.0$/, "") : Math.round(v)} ${units[i]}`;
+}
+
+/** where a memory record or namespace lives: a shared namespace by name, an agent's own memory as own:AGENT */
+export function memoryWhere(r: { namespace: string | null; owner?: string | null }): string {
+  return r.namespace ?? `own:${r.owner ?? "?"}`;
+}
+
+/** the first non-empty line of a text, for a table cell */
+export function firstLine(text: string): string {
+  const line = text.split("\n").find((l) => l.trim() !== "") ?? "";
+  return line.trim();
+}
+
 export function stateStyle(state: string): Style | undefined {
   if (state === "running") return "green";
   if (state === "ready") return "cyan";

@@ -9,6 +9,7 @@ import type {
   AgentStatus,
   ApprovalInfo,
   InboxResult,
+  MemoryRecordInfo,
   RunResult,
   ToolDescription,
 } from "../kernel/services.ts";
@@ -21,13 +22,17 @@ import {
   age,
   formatApprovalRequest,
   formatAuditEvent,
+  firstLine,
+  formatBytes,
   formatDuration,
   formatOutputEvent,
   keyValues,
+  memoryWhere,
   plainValue,
   shortJson,
   stateStyle,
   table,
+  timestamp,
 } from "./format.ts";
 import type { Output } from "./output.ts";
 
@@ -322,6 +327,17 @@ async function sendAndWait(ctx: Ctx, agentId: string, message: string): Promise<
     stopProgress();
   }
 }
+
+const MEMORY_ACTIONS = ["search", "ls", "export", "rm", "namespaces"] as const;
+type MemoryAction = (typeof MEMORY_ACTIONS)[number];
+/** the options each memory action takes */
+const MEMORY_OPTIONS: Record<MemoryAction, string[]> = {
+  search: ["agent", "namespace", "top", "tag", "since"],
+  ls: ["agent", "namespace", "kind", "limit", "after"],
+  export: ["agent", "namespace"],
+  rm: [],
+  namespaces: [],
+};
 
 const AGENT_ARG_HELP = "AGENT is an agent id, a unique prefix of one, or the name of exactly one live agent.";
 
@@ -896,6 +912,97 @@ export const VERBS: Record<string, Verb> = {
     },
   },
 
+  memory: {
+    summary: "search, list, export and delete agent memory (own memories and shared namespaces)",
+    help:
+      "Agent memory as the operator sees it (docs/memory.md). A record lives in an agent's own memory (shown as " +
+      "own:AGENT) or in a shared namespace; its kind is note (memory_store, kept until deleted) or archive (a " +
+      "conversation message compaction moved out of the context window).\n\n" +
+      "`memory search QUERY...` ranks records by word match (BM25, stemmed) fused with recency (memory.search); " +
+      "-k N results (default 10, at most 100), --tag T (repeat: every tag must be present), --since 7d or an ISO date.\n\n" +
+      "`memory ls` lists records oldest first (memory.list), --limit N of them (default 100), fetching page after " +
+      "page; --kind note|archive; --after SEQ starts after that seq.\n\n" +
+      "`memory export` prints every record as one JSON object per line (memory.export, page after page): the " +
+      "JSONL of a backup; the count goes to stderr.\n\n" +
+      "`memory rm ID` deletes one record (memory.delete; audited as memory.delete with its hash).\n\n" +
+      "`memory namespaces` lists every namespace holding records, with its use and its quota (memory.namespaces).\n\n" +
+      "Without --agent or --namespace, search, ls and export cover every namespace; with them, only those " +
+      "(both: both). --agent takes an agent id, a unique prefix of one, or the name of exactly one live agent; a " +
+      "stopped agent's memory stays readable until the kernel forgets the agent.",
+    methods: ["memory.search", "memory.list", "memory.export", "memory.delete", "memory.namespaces"],
+    params: {
+      args: [
+        { name: "ACTION", kind: "word", choices: [...MEMORY_ACTIONS] },
+        { name: "QUERY|ID", kind: "text", rest: true, optional: true },
+      ],
+      options: {
+        agent: {
+          type: "string",
+          short: "a",
+          value: "AGENT",
+          kind: "agent",
+          help: "search/ls/export: this agent's own memory (id, prefix or name)",
+        },
+        namespace: { type: "string", value: "NS", help: "search/ls/export: this shared namespace" },
+        top: { type: "string", short: "k", value: "N", help: "search: at most N results (default 10, at most 100)" },
+        tag: {
+          type: "string",
+          short: "t",
+          value: "TAG",
+          multiple: true,
+          help: "search: only records with this tag (repeat: every one)",
+        },
+        since: {
+          type: "string",
+          value: "WHEN",
+          help: 'search: only records newer than WHEN ("7d", "12h", an ISO date)',
+        },
+        kind: { type: "string", value: "KIND", help: "ls: only note or only archive records" },
+        limit: { type: "string", short: "n", value: "N", help: "ls: at most N records (default 100)" },
+        after: { type: "string", value: "SEQ", help: "ls: only records after seq SEQ" },
+      },
+    },
+    async run(ctx, args, opts) {
+      const action = args.ACTION as MemoryAction;
+      const word = args["QUERY|ID"];
+      const allowed = MEMORY_OPTIONS[action];
+      for (const name of ["agent", "namespace", "top", "tag", "since", "kind", "limit", "after"])
+        if (opts[name] !== undefined && !allowed.includes(name))
+          throw usageError(
+            `memory ${action}: --${name === "top" ? "top (-k)" : name} does not apply`,
+            `memory ${action} takes ${allowed.length ? allowed.map((o) => `--${o}`).join(", ") : "no options"}`,
+          );
+      if (action === "search" && word === undefined)
+        throw usageError("memory search: missing QUERY", "usage: aaosctl memory search QUERY... [options]");
+      if (action === "rm" && word === undefined)
+        throw usageError(
+          "memory rm: missing ID",
+          "usage: aaosctl memory rm ID (ids are shown by memory ls and search)",
+        );
+      if ((action === "rm" && /\s/.test(word!)) || (action !== "search" && action !== "rm" && word !== undefined))
+        throw usageError(`memory ${action}: unexpected argument ${JSON.stringify(word)}`);
+      const scope: Record<string, unknown> = {};
+      if (typeof opts.agent === "string") scope.agent_id = await resolveAgentId(ctx, opts.agent);
+      if (typeof opts.namespace === "string") scope.namespace = opts.namespace;
+      switch (action) {
+        case "search":
+          return memorySearch(ctx, await textArg(ctx, word!), scope, opts);
+        case "ls":
+          return memoryList(ctx, scope, opts);
+        case "export":
+          return memoryExport(ctx, scope);
+        case "rm": {
+          const r = await call<{ id: string; deleted: true }>(ctx, "memory.delete", { id: word! });
+          if (ctx.out.json) return ctx.out.printJson(r);
+          ctx.out.print(`${ctx.out.paint("yellow", "deleted")} ${r.id}`);
+          return;
+        }
+        case "namespaces":
+          return memoryNamespaces(ctx);
+      }
+    },
+  },
+
   shutdown: {
     summary: "power the machine off (sync, unmount, poweroff)",
     help: "Ask the kernel to stop cleanly and power off (system.shutdown {action: poweroff}).",
@@ -988,6 +1095,137 @@ export const VERBS: Record<string, Verb> = {
     },
   },
 };
+
+function memoryTable(ctx: Ctx, rows: MemoryRecordInfo[], withScore: boolean): string {
+  return table(
+    rows,
+    [
+      { header: "ID", value: (r) => r.id },
+      { header: "NAMESPACE", value: (r) => memoryWhere(r), style: (r) => (r.namespace === null ? "cyan" : undefined) },
+      { header: "KIND", value: (r) => r.kind, style: (r) => (r.kind === "archive" ? "dim" : undefined) },
+      { header: "CREATED", value: (r) => timestamp(r.created_at) },
+      ...(withScore ? [{ header: "SCORE", value: (r: MemoryRecordInfo) => (r.score ?? 0).toFixed(4) }] : []),
+      { header: "TEXT", value: (r) => firstLine(r.text), flexible: true },
+    ],
+    ctx.out.paint,
+    ctx.out.width,
+  );
+}
+
+async function memorySearch(ctx: Ctx, query: string, scope: Record<string, unknown>, opts: Opts): Promise<void> {
+  if (!query.trim()) throw usageError("memory search: QUERY is empty");
+  const params: Record<string, unknown> = { query, ...scope };
+  const k = numberOpt("top", opts.top);
+  if (k !== undefined) {
+    if (k < 1 || k > 100) throw usageError(`-k wants 1 to 100 results, not ${k}`);
+    params.k = k;
+  }
+  const tags = Array.isArray(opts.tag) ? opts.tag : typeof opts.tag === "string" ? [opts.tag] : [];
+  if (tags.length) params.tags = tags;
+  if (typeof opts.since === "string") params.since = opts.since;
+  const r = await callWaiting<{ results: MemoryRecordInfo[] }>(ctx, "searching", "memory.search", params);
+  if (ctx.out.json) return ctx.out.printJson(r);
+  if (!r.results.length) return ctx.out.note("no memory records match");
+  ctx.out.print(memoryTable(ctx, r.results, true));
+}
+
+async function memoryList(ctx: Ctx, scope: Record<string, unknown>, opts: Opts): Promise<void> {
+  let kind: string | undefined;
+  if (typeof opts.kind === "string") {
+    if (opts.kind !== "note" && opts.kind !== "archive")
+      throw usageError(`--kind is note or archive, not ${JSON.stringify(opts.kind)}`);
+    kind = opts.kind;
+  }
+  const limit = numberOpt("limit", opts.limit) ?? 100;
+  if (limit < 1) throw usageError("--limit wants at least 1");
+  let after = numberOpt("after", opts.after);
+  const records: MemoryRecordInfo[] = [];
+  let more = false;
+  // one more than wanted tells whether anything is left after the last one shown
+  while (records.length < limit) {
+    const want = Math.min(limit - records.length + 1, 1000);
+    const page = await call<{ records: MemoryRecordInfo[]; next_seq: number | null }>(ctx, "memory.list", {
+      ...scope,
+      ...(kind ? { kind } : {}),
+      ...(after === undefined ? {} : { after_seq: after }),
+      limit: want,
+    });
+    const room = limit - records.length;
+    records.push(...page.records.slice(0, room));
+    if (page.records.length > room) {
+      more = true;
+      break;
+    }
+    if (page.next_seq === null || page.records.length === 0) break;
+    after = page.next_seq;
+  }
+  const next = more ? records[records.length - 1]!.seq : null;
+  if (ctx.out.json) return ctx.out.printJson({ records, next_seq: next });
+  if (!records.length) return ctx.out.note("no memory records");
+  ctx.out.print(memoryTable(ctx, records, false));
+  if (next !== null)
+    ctx.out.note(ctx.out.paint("dim", `more records after seq ${next}: aaosctl memory ls --after ${next}`));
+}
+
+async function memoryExport(ctx: Ctx, scope: Record<string, unknown>): Promise<void> {
+  let after: number | undefined;
+  let count = 0;
+  const stop = ctx.out.progress("exporting");
+  try {
+    for (;;) {
+      const page = await call<{ jsonl: string; records: number; next_seq: number | null }>(ctx, "memory.export", {
+        ...scope,
+        ...(after === undefined ? {} : { after_seq: after }),
+      });
+      // JSONL whatever --json says: it is JSON already, one record a line
+      ctx.out.write(page.jsonl);
+      count += page.records;
+      if (page.next_seq === null || page.records === 0) break;
+      after = page.next_seq;
+    }
+  } finally {
+    stop();
+  }
+  ctx.out.note(ctx.out.paint("dim", `${count} record${count === 1 ? "" : "s"} exported`));
+}
+
+async function memoryNamespaces(ctx: Ctx): Promise<void> {
+  type Ns = {
+    namespace: string | null;
+    owner: string | null;
+    records: number;
+    bytes: number;
+    quota: { records: number; bytes: number };
+  };
+  const r = await call<{ namespaces: Ns[] }>(ctx, "memory.namespaces");
+  if (ctx.out.json) return ctx.out.printJson(r);
+  if (!r.namespaces.length) return ctx.out.note("no memory records in any namespace");
+  const full = (n: Ns) => n.records >= n.quota.records || n.bytes >= n.quota.bytes;
+  ctx.out.print(
+    table(
+      r.namespaces,
+      [
+        {
+          header: "NAMESPACE",
+          value: (n) => memoryWhere(n),
+          style: (n) => (n.namespace === null ? "cyan" : undefined),
+        },
+        {
+          header: "RECORDS",
+          value: (n) => `${n.records}/${n.quota.records}`,
+          style: (n) => (full(n) ? "red" : undefined),
+        },
+        {
+          header: "BYTES",
+          value: (n) => `${formatBytes(n.bytes)}/${formatBytes(n.quota.bytes)}`,
+          style: (n) => (full(n) ? "red" : undefined),
+        },
+      ],
+      ctx.out.paint,
+      ctx.out.width,
+    ),
+  );
+}
 
 async function verifyAudit(ctx: Ctx): Promise<number | void> {
   const r = await callWaiting<{ ok: boolean; events: number; head?: string; [k: string]: unknown }>(
