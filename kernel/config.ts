@@ -85,6 +85,8 @@ export const MemoryConfigSchema = z.strictObject({
         ]),
       ) as Record<string, { records: number; bytes: number }>,
     })),
+  /** named namespaces that may exist at once (a write creating one more is refused, -32010) */
+  max_namespaces: z.number().int().min(0).max(100_000).default(256),
   /** per agent: bytes of archived turns; past it the oldest archives are pruned (audited) */
   archive_bytes: z
     .number()

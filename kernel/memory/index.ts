@@ -108,6 +108,18 @@ export class MemoryService {
         `the text is ${bytes} bytes; one memory record holds at most ${max} (kernel.yaml memory.max_record_bytes)`,
         { bytes, limit: max },
       );
+    if (!isOwnNamespace(ns) && this.store().usage(ns).records === 0) {
+      const named = this.store()
+        .namespaces()
+        .filter((n) => !isOwnNamespace(n.namespace)).length;
+      const max = this.deps.config.max_namespaces;
+      if (named >= max)
+        throw new KernelError(
+          ErrorCode.QuotaExceeded,
+          `quota exceeded: ${named} shared namespaces exist, at most ${max} may (kernel.yaml memory.max_namespaces); "${ns}" would be one more`,
+          { namespace: ns, quota: "namespaces", limit: max, used: named },
+        );
+    }
     const vector = this.deps.embed ? await this.deps.embed(text) : null;
     const quota = this.quotaFor(ns);
     const r = this.store().add(

@@ -455,6 +455,7 @@ describe("kernel B: quotas, audit hashes, export, bad inputs", () => {
     agent: {records: 3, bytes: 100000}
     namespaces: {team: {records: 100, bytes: 200}}
   max_record_bytes: 1000
+  max_namespaces: 3
 `,
     });
   });
@@ -560,5 +561,20 @@ describe("kernel B: quotas, audit hashes, export, bad inputs", () => {
     expect(unk.message).toContain("no memory record");
     expect(unk.message).toContain("mem-0000000000000000");
     for (const e of [k0, since, ns, lim, unk]) console.log(`  ${e.code} ${e.message}`);
+  }, 30_000);
+
+  test("shared namespaces are bounded in number: one more than memory.max_namespaces is -32010", async () => {
+    const { agent_id } = await kB.client.call("agent.spawn", {
+      manifest: `name: spreader\nmodel: ${MODEL}\ncapabilities: ["memory_write: *"]\n`,
+    });
+    // team exists already; two more reach max_namespaces (3); writing into an existing one still works
+    await invoke(kB, agent_id, "memory_store", { text: "one", namespace: "extra-1" });
+    await invoke(kB, agent_id, "memory_store", { text: "two", namespace: "extra-2" });
+    await invoke(kB, agent_id, "memory_store", { text: "three", namespace: "extra-1" });
+    const over = await rpcError(invoke(kB, agent_id, "memory_store", { text: "four", namespace: "extra-3" }), -32010);
+    expect(over.message).toContain("memory.max_namespaces");
+    expect(over.data).toMatchObject({ namespace: "extra-3", quota: "namespaces", limit: 3, used: 3 });
+    // its own memory is not a shared namespace: not counted
+    expect((await invoke(kB, agent_id, "memory_store", { text: "mine" })).output.id).toMatch(/^mem-/);
   }, 30_000);
 });
