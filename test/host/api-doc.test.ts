@@ -2,7 +2,7 @@
 // checks each reply and notification against the one the page shows: the
 // same fields with the same JSON types, and the same values except where a
 // value is run-specific (ids, hashes, times, counters). Ids the page shows
-// (ag-…, apr-…) are mapped to the real ones as replies reveal them.
+// (ag-…, apr-…, msg-…, mem-…) are mapped to the real ones as replies reveal them.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -44,6 +44,17 @@ serves:
       required: [summary]
 `;
 
+// the agent of the page's memory examples: its own memory and the namespace team
+const LIBRARIAN = `name: librarian
+model: claude-haiku-4-5-20251001
+system_prompt: You keep the team's notes.
+capabilities:
+  - memory_store
+  - memory_search
+  - "memory_write: team"
+  - "memory_read: team"
+`;
+
 /** what the model answers to the request of that id on the page */
 const STEPS: Record<number, Step[]> = {
   // agent.send: a plain reply
@@ -71,6 +82,7 @@ beforeAll(async () => {
     manifests: {
       writer: `name: writer\nmodel: claude-haiku-4-5-20251001\nsystem_prompt: You write reports.\ncapabilities:\n  - "file_write: ${OUT}/*"\n  - echo\napproval_required: [file_write]\n`,
       forecaster: FORECASTER,
+      librarian: LIBRARIAN,
     },
   });
 });
@@ -108,11 +120,14 @@ const RUN_SPECIFIC = new Set([
   "input_tokens",
   "output_tokens",
   "at",
+  "created_at",
+  "score",
+  "jsonl",
 ]);
 
 /** doc value vs real value: same shape; equal values where they are not run-specific */
 function compare(doc: any, real: any, path: string, key = ""): void {
-  if (typeof doc === "string" && /^(ag|apr|msg)-[0-9a-f]{16}$/.test(doc) && typeof real === "string") {
+  if (typeof doc === "string" && /^(ag|apr|msg|mem)-[0-9a-f]{16}$/.test(doc) && typeof real === "string") {
     if (!ids.has(doc)) ids.set(doc, real);
     expect(real, path).toBe(ids.get(doc)!);
     return;
