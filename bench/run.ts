@@ -5,6 +5,7 @@ import { printFigures, type Figure } from "./figure.ts";
 const sections: [string, string, string][] = [
   ["JSON-RPC and memory", "./rpc.ts", "benchRpc"],
   ["messages between agents", "./ipc.ts", "benchIpc"],
+  ["memory", "./episodic.ts", "benchEpisodic"],
   ["idle memory (compiled)", "./memory.ts", "benchMemory"],
   ["capability checks", "./caps.ts", "benchCaps"],
   ["audit log", "./audit.ts", "benchAudit"],
