@@ -10,9 +10,12 @@
 // diacritics removed) over each record's text and tags, kept in sync with
 // the records by triggers (records are never updated, only inserted and
 // deleted). The query is reduced to plain words, so no user text can reach
-// FTS5's query syntax. The bm25 ranking inside the scope is fused, RRF
-// style, with a recency term and, when the caller gives a query vector,
-// with the cosine ranking over the records in scope that have a vector.
+// FTS5's query syntax. Relevance is each candidate's bm25 score over the
+// best one's (and, when the caller gives a query vector, its cosine over the
+// best cosine among the records in scope with a vector, averaged with it);
+// recency then scales it by 1 - RECENCY_WEIGHT + RECENCY_WEIGHT · 0.5^(age /
+// half-life): it orders records of near-equal relevance, never lets a fresh
+// weak match beat a strong old one.
 //
 // Durability: WAL with synchronous=FULL, so a statement that returned is on
 // disk. Every method is one statement or one transaction; a quota is
@@ -33,10 +36,8 @@ export const MAX_K = 100;
 export const MAX_LIST = 1000;
 export const MAX_QUERY_WORDS = 32;
 export const VECTOR_SCAN = 20_000;
-/** the RRF constant */
-const RRF_K = 60;
-/** the weight of the recency term against one ranking */
-const RECENCY_WEIGHT = 0.5;
+/** how much recency can move a record: a record of age 0 scores its relevance, an old one (1 - this) of it */
+const RECENCY_WEIGHT = 0.2;
 
 export type MemoryKind = "note" | "archive";
 
@@ -356,16 +357,19 @@ export class MemoryStore {
       since: q.since ?? Number.MIN_SAFE_INTEGER,
       tags: q.tags && q.tags.length > 0 ? JSON.stringify(q.tags) : null,
     };
-    /** seq → [fused score, created_at] */
+    /** seq → relevance in [0, 1] (each ranking's score over its best, averaged over the rankings) and created_at */
     const fused = new Map<number, { score: number; created_at: number }>();
+    let rankings = 0;
+    /** best first; v: higher is better, > 0 */
     const fuse = (ranked: { seq: number; created_at: number; v: number }[]) => {
-      let rank = 0;
-      ranked.forEach((c, i) => {
-        if (i === 0 || c.v !== ranked[i - 1]!.v) rank = i + 1; // equal values share a rank
+      rankings++;
+      const best = ranked[0]?.v ?? 0;
+      if (!(best > 0)) return;
+      for (const c of ranked) {
         const f = fused.get(c.seq) ?? { score: 0, created_at: c.created_at };
-        f.score += 1 / (RRF_K + rank);
+        f.score += Math.max(0, c.v) / best;
         fused.set(c.seq, f);
-      });
+      }
     };
 
     const lexical = this.q.lexical.all({ ...scope, m: matchExpression(words), n }) as {
@@ -373,7 +377,8 @@ export class MemoryStore {
       created_at: number;
       s: number;
     }[];
-    fuse(lexical.map((r) => ({ seq: r.seq, created_at: r.created_at, v: r.s })));
+    // bm25() is negative, lower is better
+    fuse(lexical.map((r) => ({ seq: r.seq, created_at: r.created_at, v: -r.s })));
 
     if (q.queryVector && q.queryVector.length > 0) {
       const qv = q.queryVector;
@@ -391,10 +396,10 @@ export class MemoryStore {
           if (vn === 0) continue;
           let dot = 0;
           for (let i = 0; i < v.length; i++) dot += v[i]! * qv[i]!;
-          cands.push({ seq: r.seq, created_at: r.created_at, v: -dot / (vn * qn) }); // ascending = better
+          cands.push({ seq: r.seq, created_at: r.created_at, v: dot / (vn * qn) });
         }
       }
-      cands.sort((a, b) => a.v - b.v);
+      cands.sort((a, b) => b.v - a.v);
       fuse(cands.slice(0, n));
     }
 
@@ -402,7 +407,9 @@ export class MemoryStore {
     const scored = [...fused.entries()].map(([seq, f]) => {
       const age = Math.max(0, now - f.created_at);
       const recency = half > 0 ? Math.pow(0.5, age / half) : 0;
-      return { seq, created_at: f.created_at, score: f.score + (RECENCY_WEIGHT * recency) / RRF_K };
+      // relevance first; recency moves a record by at most RECENCY_WEIGHT of its relevance
+      const relevance = f.score / Math.max(1, rankings);
+      return { seq, created_at: f.created_at, score: relevance * (1 - RECENCY_WEIGHT + RECENCY_WEIGHT * recency) };
     });
     scored.sort((a, b) => b.score - a.score || b.created_at - a.created_at || b.seq - a.seq);
     const hits: SearchHit[] = [];
