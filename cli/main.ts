@@ -10,7 +10,7 @@ import type { RpcClient } from "./client.ts";
 import { connectTarget, describeTarget, targetFrom, type Connection, type Target } from "./connect.ts";
 import { dispatch, INTERRUPTED } from "./dispatch.ts";
 import { usageError } from "./exit.ts";
-import { processOutput } from "./output.ts";
+import { flushStdout, processOutput } from "./output.ts";
 
 /** a host kernel answers at once; a serial line may be a VM still booting under TCG */
 const DEFAULT_WAIT_S: Record<Target["kind"], number> = { socket: 10, serial: 60, tty: 60 };
@@ -68,8 +68,6 @@ if (import.meta.main) {
   const code = await main(process.argv.slice(2));
   // flush stdout before leaving: a pipe may still hold our output
   process.exitCode = code;
-  await new Promise<void>((resolve) =>
-    process.stdout.write("") ? resolve() : process.stdout.once("drain", () => resolve()),
-  );
+  await flushStdout();
   process.exit(code);
 }

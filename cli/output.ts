@@ -125,13 +125,29 @@ export class Output {
   }
 }
 
+/**
+ * stdout, in order, through Bun.write: process.stdout.write into a pipe
+ * under Bun loses what is past 64 KiB if the process exits before the pipe
+ * drains (its drain signal cannot be trusted), so main() awaits
+ * flushStdout() before process.exit.
+ */
+let stdoutChain: Promise<unknown> = Promise.resolve();
+function writeStdout(text: string): void {
+  stdoutChain = stdoutChain.then(() => Bun.write(Bun.stdout, text)).catch(() => {});
+}
+
+/** resolves once everything written to stdout so far has been taken by the OS */
+export function flushStdout(): Promise<void> {
+  return stdoutChain.then(() => {});
+}
+
 export function processOutput(json: boolean, noColor: boolean): Output {
   const env = process.env;
   const stdoutTty = Boolean(process.stdout.isTTY);
   const forced = env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== "0";
   const color = !noColor && env.NO_COLOR === undefined && (forced || stdoutTty);
   return new Output({
-    stdout: { write: (t) => void process.stdout.write(t) },
+    stdout: { write: writeStdout },
     stderr: { write: (t) => void process.stderr.write(t) },
     color,
     json,

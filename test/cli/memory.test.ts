@@ -4,9 +4,6 @@
 // holding the tool and `memory_write: team`; no model is called.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { cleanup, startKernel, type RunningKernel } from "../host/harness.ts";
-import { RpcClient } from "../../cli/client.ts";
-import { dispatch } from "../../cli/dispatch.ts";
-import { Output } from "../../cli/output.ts";
 import { aaosctl } from "./run-cli.ts";
 
 setDefaultTimeout(30_000);
@@ -21,37 +18,6 @@ let other: string;
 const stored = new Map<string, string>();
 
 const cli = (...args: string[]) => aaosctl([...S, ...args]);
-
-/**
- * The verb run by cli/dispatch.ts in this process, its output captured: for
- * outputs past 64 KiB, which `bun cli/main.ts` into a pipe loses at exit
- * (process.stdout under Bun 1.4.5 does not drain before process.exit).
- */
-async function inProcess(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const client = await RpcClient.unix(k.socket);
-  try {
-    const code = await dispatch(args, {
-      interactive: false,
-      makeOutput: ({ json }) =>
-        new Output({
-          stdout: { write: (t) => void (stdout += t) },
-          stderr: { write: (t) => void (stderr += t) },
-          color: false,
-          json,
-          progress: false,
-          width: Infinity,
-        }),
-      rpc: async () => client,
-      targetName: () => `socket ${k.socket}`,
-      readStdin: async () => "",
-    });
-    return { code, stdout, stderr };
-  } finally {
-    client.close();
-  }
-}
 
 async function store(agentId: string, input: { text: string; tags?: string[]; namespace?: string }) {
   const r = await cli("invoke", agentId, "memory_store", JSON.stringify(input), "--json");
@@ -252,8 +218,8 @@ describe("paging", () => {
     // 40 records of 15,000 bytes: more than one export page
     await Promise.all(Array.from({ length: 40 }, (_, i) => put(`${i} `.padEnd(15_000, "x"))));
 
-    // in-process: more than 64 KiB through a pipe is cut short by aaosctl's exit (see inProcess)
-    const ls = await inProcess("memory", "ls", "--namespace", "bulk", "--limit", "5000", "--json");
+    // aaosctl as its own process, into a pipe: megabytes of output arrive whole before it exits
+    const ls = await cli("memory", "ls", "--namespace", "bulk", "--limit", "5000", "--json");
     expect(ls.code).toBe(0);
     const { records, next_seq } = JSON.parse(ls.stdout);
     expect(records).toHaveLength(1050);
@@ -262,13 +228,13 @@ describe("paging", () => {
     expect(seqs).toEqual([...seqs].sort((a: number, b: number) => a - b));
     expect(new Set(seqs).size).toBe(1050);
     // the default stops at 100 and says so
-    const human = await inProcess("memory", "ls", "--namespace", "bulk");
+    const human = await cli("memory", "ls", "--namespace", "bulk");
     expect(human.stdout.trimEnd().split("\n")).toHaveLength(101);
     expect(human.stderr).toContain(`more records after seq ${seqs[99]}`);
 
     const page = await k.client.call<{ next_seq: number | null }>("memory.export", { namespace: "bulk" });
     expect(page.next_seq).not.toBeNull();
-    const ex = await inProcess("memory", "export", "--namespace", "bulk");
+    const ex = await cli("memory", "export", "--namespace", "bulk");
     expect(ex.code).toBe(0);
     const lines = ex.stdout
       .trimEnd()
@@ -276,7 +242,7 @@ describe("paging", () => {
       .map((l) => JSON.parse(l));
     expect(lines).toHaveLength(1050);
     expect(lines).toEqual(records);
-    const all = await inProcess("memory", "export");
+    const all = await cli("memory", "export");
     expect(all.stdout.trimEnd().split("\n")).toHaveLength(stored.size);
   });
 });
