@@ -128,7 +128,11 @@ export class MemoryService {
     );
     if ("quota" in r) {
       const whose = isOwnNamespace(ns) ? `the agent's own memory` : `namespace "${ns}"`;
-      const key = isOwnNamespace(ns) ? "memory.quota.agent" : `memory.quota.namespace`;
+      const key = isOwnNamespace(ns)
+        ? "memory.quota.agent"
+        : this.deps.config.quota.namespaces[ns]
+          ? `memory.quota.namespaces.${ns}`
+          : "memory.quota.namespace";
       throw new KernelError(
         ErrorCode.QuotaExceeded,
         r.quota === "records"

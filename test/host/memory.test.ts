@@ -476,6 +476,8 @@ describe("kernel B: quotas, audit hashes, export, bad inputs", () => {
     expect(big.message).toContain("bytes");
     expect(big.message).toContain("200");
     expect(big.data).toMatchObject({ namespace: "team", quota: "bytes", limit: 200 });
+    // the limit comes from the team override: the message names that key
+    expect(big.message).toContain("memory.quota.namespaces.team.bytes");
 
     const huge = await rpcError(invoke(kB, agent_id, "memory_store", { text: "h".repeat(1001) }), -32602);
     expect(huge.message).toContain("1000");
