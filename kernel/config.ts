@@ -177,6 +177,21 @@ const KernelConfigFields = z.strictObject({
     .prefault({}),
   /** providers, routing, retries, scheduler limits: docs/inference.md */
   inference: InferenceConfigSchema.optional(),
+  /** the dashboard's HTTP listener (docs/dashboard.md): off unless listen is set (or --listen http:ADDR) */
+  web: z
+    .strictObject({
+      /** HOST:PORT, e.g. "0.0.0.0:8080" */
+      listen: z
+        .string()
+        .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { message: 'expected HOST:PORT, e.g. "0.0.0.0:8080"' })
+        .optional(),
+      /** the operator's and the viewer's token files (relative to the config directory); absent: created on the data disk */
+      operator_token_file: z.string().min(1).optional(),
+      viewer_token_file: z.string().min(1).optional(),
+      /** a dashboard session lasts this long after its login */
+      session_ttl: Duration.default("12h"),
+    })
+    .prefault({}),
   /** the appliance's network (init mode only; host mode ignores it): docs/operations.md */
   network: NetworkConfigSchema.optional(),
   /** agent memory: quotas, archives, search (kernel/memory/) */

@@ -60,6 +60,8 @@ import type {
   SpawnResult,
   SystemCounts,
   ToolDescription,
+  WatchEvent,
+  WatchTopic,
 } from "./services.ts";
 import { ToolRegistry, type ToolLimits } from "./tools/index.ts";
 import {
@@ -320,6 +322,30 @@ export class Kernel implements AgentServices {
   subscribe(listener: (event: KernelEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  private readonly outputWatchers = new Set<(event: WatchEvent) => void>();
+
+  watch(topics: readonly WatchTopic[], listener: (event: WatchEvent) => void): () => void {
+    const offs: (() => void)[] = [];
+    if (topics.includes("audit")) {
+      offs.push(
+        this.opts.audit.watch((line) => {
+          try {
+            listener({ method: "audit.record", params: JSON.parse(line) });
+          } catch (err) {
+            this.opts.log.warn({ err }, "an audit watcher failed");
+          }
+        }),
+      );
+    }
+    if (topics.includes("agent.output")) {
+      this.outputWatchers.add(listener);
+      offs.push(() => this.outputWatchers.delete(listener));
+    }
+    return () => {
+      for (const off of offs.splice(0)) off();
+    };
   }
 
   /** a listener's error is its own: logged, never thrown into the kernel's path */
@@ -1137,6 +1163,13 @@ export class Kernel implements AgentServices {
       }
     }
     const onOutput = (e: AgentOutputEvent) => {
+      for (const w of this.outputWatchers) {
+        try {
+          w({ method: "agent.output", params: e });
+        } catch (err) {
+          this.opts.log.warn({ err }, "an agent.output watcher failed");
+        }
+      }
       for (const w of item.watchers) {
         try {
           w.onOutput?.(e);

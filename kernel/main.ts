@@ -1,6 +1,6 @@
 // aaos-kernel: argv → boot the subsystems → serve.
 //
-// host mode:  aaos-kernel --config DIR --data DIR --listen unix:PATH|stdio|tty:/dev/X [--listen …]
+// host mode:  aaos-kernel --config DIR --data DIR --listen unix:PATH|http:HOST:PORT|stdio|tty:/dev/X [--listen …]
 // init mode:  PID 1 inside the image (or --init): init/ mounts the disks and
 //             names the RPC tty, and brings up the network from the kernel's
 //             parse of kernel.yaml; everything else is the same code.
@@ -19,13 +19,19 @@ import { Kernel } from "./kernel.ts";
 import { createInference, InferenceConfigSchema } from "./llm/index.ts";
 import { keyFile } from "./llm/router.ts";
 import { listen, methodTable, parseListen, RpcServer, type Listener, type ListenSpec } from "./rpc/index.ts";
+import { viewerTable } from "./rpc/methods.ts";
+import { parseHostPort } from "./rpc/transports.ts";
+import { parseDuration } from "./manifest/index.ts";
+import { systemStats } from "./sys/stats.ts";
+import { Auth, loadTokens, type Tokens } from "./web/auth.ts";
+import { startWeb } from "./web/server.ts";
 import type { AgentServices } from "./services.ts";
 
 export const VERSION: string = pkg.version;
 
 const USAGE = `usage: aaos-kernel --config DIR --data DIR --listen SPEC [--listen SPEC]… [--log-file PATH] [--log-level LEVEL]
        aaos-kernel --init      (PID 1 in the appliance; implied when the pid is 1)
-  SPEC: unix:PATH | stdio | tty:/dev/NAME[@BAUD]`;
+  SPEC: unix:PATH | http:HOST:PORT (the dashboard) | stdio | tty:/dev/NAME[@BAUD]`;
 
 interface Args {
   mode: "host" | "init";
@@ -204,6 +210,27 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     })();
   };
 
+  // the dashboard: --listen http:HOST:PORT, or kernel.yaml web.listen
+  const webSpecs = listenSpecs.filter((s) => s.kind === "http");
+  const fromYaml = config.web.listen ? parseHostPort(config.web.listen) : null;
+  if (fromYaml) webSpecs.push({ kind: "http", ...fromYaml });
+  let tokens: Tokens | null = null;
+  if (webSpecs.length > 0) {
+    try {
+      tokens = loadTokens({
+        configDir,
+        dataDir,
+        operatorFile: config.web.operator_token_file,
+        viewerFile: config.web.viewer_token_file,
+      });
+    } catch (err) {
+      // host mode stops on it; PID 1 serves its console without the dashboard
+      if (!init) throw err;
+      log.error({ err }, "the dashboard's tokens cannot be read: no HTTP listener");
+    }
+  }
+  const webUrls: string[] = [];
+
   const facts = {
     version: VERSION,
     bootId,
@@ -212,16 +239,47 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     config: configReport,
     boot: init?.bootReport,
     shutdown,
+    stats: () => systemStats(dataDir, startedAt),
+    ...(tokens ? { web: () => ({ operator: tokens!.operator, viewer: tokens!.viewer, urls: webUrls }) } : {}),
   };
-  const server = new RpcServer(methodTable(kernel, facts), {
+  const serverOptions = {
     maxLineBytes: config.rpc.max_line_bytes,
     maxPendingOutputBytes: config.rpc.max_pending_output_bytes,
     maxInFlight: config.rpc.max_in_flight,
     log,
-    onOpen: (conn) => conn.notify("system.ready", { version: VERSION, boot_id: bootId }),
+    onOpen: (conn: { notify(m: string, p: unknown): void }) =>
+      conn.notify("system.ready", { version: VERSION, boot_id: bootId }),
+  };
+  const server = new RpcServer(methodTable(kernel, facts), serverOptions);
+  // a dashboard viewer's table: the read-only methods, every other one refused
+  const viewer = new RpcServer(viewerTable(methodTable(kernel, facts)), serverOptions);
+  kernel.subscribe((e) => {
+    server.broadcast(e.method, e.params);
+    viewer.broadcast(e.method, e.params);
   });
-  kernel.subscribe((e) => server.broadcast(e.method, e.params));
-  for (const spec of listenSpecs) listeners.push(await listen(spec, server, log));
+  for (const spec of listenSpecs) if (spec.kind !== "http") listeners.push(await listen(spec, server, log));
+  if (tokens) {
+    const auth = new Auth(tokens, parseDuration(config.web.session_ttl)!);
+    for (const spec of webSpecs) {
+      if (spec.kind !== "http") continue;
+      try {
+        const web = startWeb({
+          hostname: spec.hostname,
+          port: spec.port,
+          auth,
+          servers: { operator: server, viewer },
+          audit: (e) => kernel.audit(e),
+          log,
+          maxMessageBytes: config.rpc.max_line_bytes,
+        });
+        webUrls.push(web.url);
+        listeners.push(web);
+      } catch (err) {
+        if (!init) throw err;
+        log.error({ err, listen: `${spec.hostname}:${spec.port}` }, "the dashboard's listener did not start");
+      }
+    }
+  }
 
   if (init) init.onShutdownRequest(shutdown);
   else for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => shutdown("poweroff"));
@@ -250,7 +308,12 @@ function kernelLogFile(args: Args, config: KernelConfig, dataDir: string): strin
 /** the key files kernel.yaml names (kernel-private whatever a grant says) */
 function configuredKeyFiles(config: KernelConfig, configDir: string): string[] {
   const p = config.inference?.providers;
-  const files = [p?.anthropic?.api_key_file, ...(p?.openai_compatible ?? []).map((e) => e.api_key_file)];
+  const files = [
+    p?.anthropic?.api_key_file,
+    ...(p?.openai_compatible ?? []).map((e) => e.api_key_file),
+    config.web.operator_token_file,
+    config.web.viewer_token_file,
+  ];
   return files.filter((f): f is string => !!f).map((f) => resolve(keyFile(configDir, f)));
 }
 

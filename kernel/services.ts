@@ -210,6 +210,12 @@ export interface MemoryScope {
 /** told to every front end as it happens (the RPC layer broadcasts it as a notification) */
 export type KernelEvent = { method: "approval.requested"; params: ApprovalInfo };
 
+/** what a front end may watch (events.subscribe): every new audit record, every agent's run output */
+export type WatchTopic = "audit" | "agent.output";
+
+export type WatchEvent =
+  { method: "audit.record"; params: AuditRecord } | { method: "agent.output"; params: AgentOutputEvent };
+
 /**
  * The one door: every front end (RPC, and whatever comes later) and every
  * tool calls these methods and nothing else of the kernel. Each method's
@@ -350,6 +356,12 @@ export interface AgentServices {
       quota: { records: number; bytes: number };
     }[];
   };
+  /**
+   * Any time: listener is told, from now on, every audit record once it is
+   * durable (topic "audit") and every agent's run output (topic
+   * "agent.output"); call the result to stop.
+   */
+  watch(topics: readonly WatchTopic[], listener: (event: WatchEvent) => void): () => void;
   /** Any time: listener is told every KernelEvent from now on; call the result to stop. */
   subscribe(listener: (event: KernelEvent) => void): () => void;
 }

@@ -44,6 +44,9 @@ export const AUDIT_KINDS = [
   "memory.compact",
   "memory.prune",
   "memory.forget",
+  // the dashboard's HTTP listener
+  "web.login",
+  "web.tokens",
   // runs and model calls
   "run.start",
   "inference.request",

@@ -265,6 +265,8 @@ export class AuditLog {
   /** set while the log is behind its anchor: the next record gets seq pendingGap + 1 */
   private pendingGap: number | null = null;
   private degradedState: { reason: string; since: string } | null = null;
+  /** told each record's line (canonical JSON with its hash) once it is durable */
+  private readonly watchers = new Set<(line: string) => void>();
 
   // The head anchor (<dir>/HEAD) as this process last wrote or read it.
   private anchorFd: number | null = null;
@@ -529,6 +531,16 @@ export class AuditLog {
   }
 
   /** Any string field containing `value` is written as "[redacted]" from now on. */
+  /**
+   * Every record from now on, as its line (canonical JSON, hash included,
+   * newline-terminated), once it is durable, in seq order. A watcher's error
+   * is its own (ignored). Returns the unsubscribe.
+   */
+  watch(fn: (line: string) => void): () => void {
+    this.watchers.add(fn);
+    return () => this.watchers.delete(fn);
+  }
+
   registerSecret(value: string): void {
     if (typeof value === "string" && value.length >= MIN_SECRET_LENGTH) this.ctx.secrets.add(value);
   }
@@ -691,6 +703,15 @@ export class AuditLog {
         this.headHash = hashes[i + take - 1]!;
         this.pendingGap = null;
         for (let q = i; q < i + take; q++) all[q]!.resolve({ seq: base + q + 1, hash: hashes[q]! });
+        if (this.watchers.size)
+          for (let q = i; q < i + take; q++)
+            for (const w of this.watchers) {
+              try {
+                w(lines[q]!);
+              } catch {
+                // a watcher's failure is its own
+              }
+            }
         i += take;
       }
     } catch (e) {

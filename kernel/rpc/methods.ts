@@ -10,9 +10,11 @@ import { manifestSource } from "../manifest/index.ts";
 import { parseSince } from "../tools/memory_search.ts";
 import type { AgentOutputEvent, AgentServices } from "../services.ts";
 import type { Method, MethodContext, MethodTable } from "./server.ts";
-import type { MethodName } from "./names.ts";
+import { READ_ONLY_METHODS, type MethodName } from "./names.ts";
+import type { SystemStats } from "../sys/stats.ts";
+import { capabilityDenied, KernelError, ErrorCode } from "../errors.ts";
 
-export { METHOD_NAMES, type MethodName } from "./names.ts";
+export { METHOD_NAMES, READ_ONLY_METHODS, type MethodName } from "./names.ts";
 
 export interface SystemFacts {
   version: string;
@@ -25,6 +27,10 @@ export interface SystemFacts {
   config: ConfigReport;
   /** poweroff/reboot (init) or exit (host); called once the reply has left the kernel (MethodContext.afterReply) */
   shutdown(action: "poweroff" | "reboot"): void;
+  /** memory, the data disk, load, network, clock (system.stats) */
+  stats(): SystemStats;
+  /** the dashboard's tokens and address (web.tokens); absent: no HTTP listener */
+  web?: () => { operator: string; viewer: string; urls: string[] };
 }
 
 const Empty = z.strictObject({});
@@ -38,6 +44,8 @@ function method<S extends z.ZodType>(params: S, handler: (p: z.output<S>, ctx: M
 }
 
 export function methodTable(services: AgentServices, sys: SystemFacts): MethodTable {
+  /** each connection's events.subscribe topics */
+  const subscriptions = new WeakMap<object, Set<string>>();
   const streamTo = (ctx: MethodContext) => (e: AgentOutputEvent) => {
     if (!ctx.conn.closed) ctx.conn.notify("agent.output", e);
   };
@@ -162,6 +170,42 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
       services.memoryDelete(null, p.id),
     ),
     "memory.namespaces": method(Empty, () => services.memoryNamespaces()),
+    "events.subscribe": method(
+      z.strictObject({
+        topics: z
+          .array(z.enum(["audit", "agent.output"]))
+          .min(1)
+          .max(2),
+      }),
+      (p, ctx) => {
+        const topics = [...new Set(p.topics)];
+        let subscribed = subscriptions.get(ctx.conn);
+        if (!subscribed) subscriptions.set(ctx.conn, (subscribed = new Set<string>()));
+        const fresh = topics.filter((t) => !subscribed.has(t));
+        if (fresh.length > 0 && !ctx.conn.closed) {
+          const off = services.watch(fresh, (e) => {
+            if (!ctx.conn.closed) ctx.conn.notify(e.method, e.params);
+          });
+          // the connection's end ends its subscription
+          ctx.conn.signal.addEventListener("abort", off, { once: true });
+          for (const t of fresh) subscribed.add(t);
+        }
+        return { topics: [...subscribed] };
+      },
+    ),
+    "system.stats": method(Empty, () => sys.stats()),
+    "web.tokens": method(Empty, async (_p, ctx) => {
+      // the tokens go to the console's operator (serial line, unix socket, stdio), never over the web
+      if (ctx.conn.transport === "websocket")
+        throw capabilityDenied("web.tokens", "the console", "the dashboard's tokens are given on the console only");
+      if (!sys.web)
+        throw new KernelError(
+          ErrorCode.AgentNotRunnable,
+          "the dashboard is off: kernel.yaml web.listen (or --listen http:HOST:PORT) turns it on",
+        );
+      await services.audit({ kind: "web.tokens", agent_id: null, transport: ctx.conn.transport });
+      return sys.web();
+    }),
     "system.ping": method(Empty, () => ({ pong: true, uptime_ms: Date.now() - sys.startedAt })),
     "system.info": method(Empty, () => {
       const counts = services.systemCounts();
@@ -191,4 +235,20 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
       },
     ),
   } satisfies Record<MethodName, Method>;
+}
+
+/** the table a dashboard viewer session gets: the read-only methods as they are, every other one refused (-32001) */
+export function viewerTable(table: MethodTable): MethodTable {
+  const out: MethodTable = {};
+  for (const [name, m] of Object.entries(table)) {
+    out[name] = READ_ONLY_METHODS.has(name as MethodName)
+      ? m
+      : {
+          params: z.unknown(),
+          handler: () => {
+            throw capabilityDenied(name, "operator", `the viewer role is read-only: ${name} needs an operator session`);
+          },
+        };
+  }
+  return out;
 }

@@ -25,6 +25,7 @@ export const METHOD_NAMES = [
   "approval.respond",
   "system.ping",
   "system.info",
+  "system.stats",
   "system.shutdown",
   "audit.query",
   "audit.verify",
@@ -34,6 +35,32 @@ export const METHOD_NAMES = [
   "memory.export",
   "memory.delete",
   "memory.namespaces",
+  "events.subscribe",
+  "web.tokens",
 ] as const;
 
 export type MethodName = (typeof METHOD_NAMES)[number];
+
+/**
+ * The methods that change nothing: all a dashboard viewer session may call
+ * (kernel/web); every other method answers it -32001.
+ */
+export const READ_ONLY_METHODS: ReadonlySet<MethodName> = new Set<MethodName>([
+  "agent.list",
+  "agent.status",
+  "agent.result",
+  "manifest.list",
+  "tool.list",
+  "approval.list",
+  "system.ping",
+  "system.info",
+  "system.stats",
+  "audit.query",
+  "audit.verify",
+  "sched.status",
+  "memory.search",
+  "memory.list",
+  "memory.export",
+  "memory.namespaces",
+  "events.subscribe",
+]);

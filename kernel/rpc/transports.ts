@@ -20,16 +20,33 @@ export interface Listener {
 }
 
 export type ListenSpec =
-  { kind: "unix"; path: string } | { kind: "stdio" } | { kind: "tty"; device: string; baud?: number };
+  | { kind: "unix"; path: string }
+  | { kind: "stdio" }
+  | { kind: "tty"; device: string; baud?: number }
+  | { kind: "http"; hostname: string; port: number };
+
+/** HOST:PORT (IPv6 in brackets) → the parts, or null */
+export function parseHostPort(text: string): { hostname: string; port: number } | null {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port > 65535) return null;
+  return { hostname: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
 
 export function parseListen(text: string): ListenSpec {
   if (text === "stdio") return { kind: "stdio" };
+  if (text.startsWith("http:")) {
+    const hp = parseHostPort(text.slice(5));
+    if (!hp) throw new Error(`--listen http: expected http:HOST:PORT (e.g. http:127.0.0.1:8080), got "${text}"`);
+    return { kind: "http", ...hp };
+  }
   if (text.startsWith("unix:") && text.length > 5) return { kind: "unix", path: text.slice(5) };
   if (text.startsWith("tty:") && text.length > 4) {
     const [device, baud] = text.slice(4).split("@");
     return { kind: "tty", device: device!, baud: baud ? Number(baud) : undefined };
   }
-  throw new Error(`--listen: expected unix:PATH, stdio or tty:/dev/NAME, got "${text}"`);
+  throw new Error(`--listen: expected unix:PATH, http:HOST:PORT, stdio or tty:/dev/NAME, got "${text}"`);
 }
 
 export async function listen(spec: ListenSpec, server: RpcServer, log: Logger): Promise<Listener> {
@@ -40,6 +57,9 @@ export async function listen(spec: ListenSpec, server: RpcServer, log: Logger): 
       return listenStdio(server, log);
     case "tty":
       return listenTty(spec.device, spec.baud, server, log);
+    case "http":
+      // the dashboard's listener needs its tokens and sessions: kernel/web starts it
+      throw new Error("an http listener is started by kernel/web (startWeb), not by listen()");
   }
 }
 

@@ -179,6 +179,9 @@ export class FakeServices implements AgentServices {
   subscribe() {
     return () => {};
   }
+  watch() {
+    return () => {};
+  }
 }
 
 export interface Harness {
