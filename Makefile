@@ -20,7 +20,7 @@ help:
 # Debian packages every build path needs. Installed only when something is missing.
 APT_PACKAGES := qemu-system-x86 qemu-utils musl-tools genimage mtools dosfstools e2fsprogs \
 	ovmf cpio zstd linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev \
-	erofs-utils squashfs-tools rsync socat python3
+	erofs-utils squashfs-tools rsync socat python3 chromium
 
 apt-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
@@ -45,9 +45,10 @@ typecheck: npm-deps
 format: npm-deps
 	node_modules/.bin/prettier --write --log-level warn "**/*.ts"
 
-# Unit and host-integration tests: seconds, no VM.
+# Unit and host-integration tests: seconds, no VM. test/browser drives Debian's chromium
+# (playwright-core, never a downloaded browser) against the dashboard of a host-mode kernel.
 test-host: npm-deps
-	$(BUN) test test/unit test/host test/cli test/buildroot
+	$(BUN) test test/unit test/host test/cli test/buildroot test/browser
 
 test: deps
 	$(MAKE) typecheck
