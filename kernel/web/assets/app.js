@@ -630,9 +630,9 @@ function agentPage(v, route) {
   let showRuns = 10;
 
   const loadStatus = async () => {
-    let st;
+    let st, sched;
     try {
-      st = await call("agent.status", { agent_id: id });
+      [st, sched] = await Promise.all([call("agent.status", { agent_id: id }), call("sched.status", {}, { quiet: true }).catch(() => null)]);
     } catch (e) {
       clear(info).append(h("p", { class: "error" }, e.message));
       return;
@@ -658,7 +658,7 @@ function agentPage(v, route) {
         st.parent_id ? h("p", null, "Parent: ", h("a", { href: "#/agent/" + encodeURIComponent(st.parent_id) }, st.parent_id)) : null,
         st.children?.length ? h("p", null, "Children: ", st.children.map((c, i) => [i ? ", " : "", h("a", { href: "#/agent/" + encodeURIComponent(typeof c === "string" ? c : c.agent_id) }, typeof c === "string" ? c : c.name || c.agent_id)])) : null,
       ),
-      section("Usage", tokensCell(st.usage, null)),
+      section("Usage", tokensCell(st.usage, sched?.agents?.find((x) => x.agent_id === id)?.budget)),
       section("Capabilities", st.capabilities?.length ? h("ul", { class: "caps", testid: "capabilities" }, st.capabilities.map((c) => h("li", null, h("code", null, c)))) : h("p", { class: "muted" }, "none")),
     );
   };
@@ -684,7 +684,7 @@ function agentPage(v, route) {
     clear(wf);
     if (!runs.length) return wf.append(h("p", { class: "muted" }, "No runs yet."));
     const shown = runs.slice(-showRuns).reverse();
-    for (const run of shown) wf.append(runView(run));
+    shown.forEach((run, i) => wf.append(runView(run, i === 0)));
     if (runs.length > showRuns) wf.append(h("button", { type: "button", class: "btn", onclick: () => ((showRuns += 20), drawWaterfall()) }, `Show older runs (${runs.length - showRuns} more)`));
   };
 
@@ -758,7 +758,7 @@ function groupRuns(records) {
       if (run === cur) cur = null;
     }
   }
-  return runs.filter((r) => !r.loose || r.records.some((x) => /^(tool|approval|inference|capability)\./.test(x.kind)));
+  return runs.filter((r) => !r.loose || r.records.some((x) => /^(tool|approval|inference)\.|^capability\.denied$/.test(x.kind)));
 }
 
 /** One run's spans: model turns, tool calls, approvals, denials. */
@@ -831,7 +831,7 @@ function runSpans(run) {
   return spans;
 }
 
-function runView(run) {
+function runView(run, newest) {
   const spans = runSpans(run);
   const recs = run.records;
   const t0 = new Date((run.start || recs[0]).ts).getTime();
@@ -851,7 +851,7 @@ function runView(run) {
   });
   return h(
     "details",
-    { class: "run", open: open || undefined, testid: "run-" + run.key },
+    { class: "run", open: open || newest || undefined, testid: "run-" + run.key },
     h("summary", null, title),
     rows.length ? h("div", { class: "wf" }, h("div", { class: "wf-axis", "aria-hidden": "true" }, h("span", null, "0"), h("span", null, dur(total / 2)), h("span", null, dur(total))), rows) : h("p", { class: "muted small" }, "No model turns or tool calls recorded."),
     h("p", { class: "legend small muted" }, h("span", { class: "k-model" }, "■"), " model turn · ", h("span", { class: "k-tool" }, "■"), " tool call · ", h("span", { class: "k-approval" }, "■"), " approval wait · outlined red: failed or denied · striped: still going"),
