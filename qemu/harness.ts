@@ -28,6 +28,13 @@ export interface GuestForward {
   hostPort: number;
 }
 
+export interface HostForward {
+  /** port on the host's loopback (127.0.0.1) */
+  hostPort: number;
+  /** TCP port the guest listens on (its user-network address, 10.0.2.15) */
+  guestPort: number;
+}
+
 export interface BootOptions {
   /** GPT disk image (out/aaos.img); attached as virtio-blk */
   image?: string;
@@ -48,6 +55,8 @@ export interface BootOptions {
   /** which guest device carries JSON-RPC: the UART (default) or virtio-console */
   rpc?: "ttyS0" | "hvc0";
   guestfwd?: GuestForward[];
+  /** host 127.0.0.1:hostPort → the guest's guestPort (user network hostfwd), e.g. the dashboard */
+  hostfwd?: HostForward[];
   /** no network device at all */
   noNetwork?: boolean;
   extraArgs?: string[];
@@ -123,7 +132,8 @@ export function qemuArgs(
     const fwd = (o.guestfwd ?? [])
       .map((f) => `,guestfwd=tcp:${f.guestAddr}:${f.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${f.hostPort}`)
       .join("");
-    a.push("-netdev", `user,id=n0${fwd}`, "-device", "virtio-net-pci,netdev=n0");
+    const hfwd = (o.hostfwd ?? []).map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`).join("");
+    a.push("-netdev", `user,id=n0${fwd}${hfwd}`, "-device", "virtio-net-pci,netdev=n0");
   }
   a.push("-device", "virtio-rng-pci");
   a.push(...(o.extraArgs ?? []));

@@ -4,6 +4,12 @@
 // approval given over the serial line, the file lands on AAOS-DATA, the audit
 // chain verifies; reboot; everything is still there and the sequence goes
 // on; poweroff and QEMU exits by itself. `make test-e2e` builds the image first.
+// The same boot serves the dashboard (kernel.yaml web.listen) through QEMU's
+// hostfwd on a free host port: the page with its CSP, the tokens over the
+// serial line (web.tokens), a login's session cookie, and system.info over
+// the WebSocket /rpc naming the boot the serial line announced; after the
+// reboot the tokens are the same ones (kept on AAOS-DATA).
+import { createServer } from "node:net";
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { startMessagesServer, type MessagesServer } from "../fixtures/messages-server.ts";
 import { bootVM, type VM } from "../../qemu/harness.ts";
@@ -20,6 +26,8 @@ inference:
     anthropic:
       base_url: http://10.0.2.100:8080
       api_key_file: secrets/anthropic_api_key
+web:
+  listen: "0.0.0.0:8080"
 `,
   "secrets/anthropic_api_key": API_KEY + "\n",
   "manifests/writer.yaml": `name: writer
@@ -36,12 +44,61 @@ approval_required:
 let server: MessagesServer;
 let vm: VM | null = null;
 let disk: string;
+let webPort: number;
+
+/** a TCP port nobody on the host's loopback listens on now (not 8080: make run's) */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** GET through the hostfwd; QEMU accepts before the guest listens, so retry a few seconds */
+async function getPage(url: string): Promise<Response> {
+  let last: unknown;
+  for (let i = 0; i < 40; i++) {
+    try {
+      return await fetch(url, { signal: AbortSignal.timeout(10_000) });
+    } catch (err) {
+      last = err;
+      await Bun.sleep(250);
+    }
+  }
+  throw new Error(`${url} unreachable: ${last}`);
+}
+
+/** one JSON-RPC call over the dashboard's WebSocket; resolves with the system.ready it got and the result */
+function wsCall(url: string, headers: Record<string, string>, method: string, params: unknown = {}) {
+  return new Promise<{ ready: any; result: any }>((resolve, reject) => {
+    const ws = new WebSocket(url, { headers } as any);
+    let ready: any = null;
+    const timer = setTimeout(() => (ws.close(), reject(new Error(`no answer to ${method} over ${url}`))), 60_000);
+    ws.onerror = (e) => (clearTimeout(timer), reject(new Error(`WebSocket ${url}: ${(e as any).message ?? e.type}`)));
+    ws.onopen = () => ws.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }));
+    ws.onmessage = (m) => {
+      const msg = JSON.parse(String(m.data));
+      if (msg.method === "system.ready") ready = msg.params;
+      if (msg.id === 1) {
+        clearTimeout(timer);
+        ws.close();
+        if (msg.error) reject(new Error(`${method}: ${msg.error.message}`));
+        else resolve({ ready, result: msg.result });
+      }
+    };
+  });
+}
 
 beforeAll(async () => {
   const a = imageArtifacts();
   if (a.missing.length) throw new Error(`missing ${a.missing.join(", ")}: run make image (make test-e2e does)`);
   server = await startMessagesServer({ port: 0, hostname: "127.0.0.1", apiKey: API_KEY });
   disk = makeDisk(config);
+  webPort = await freePort();
 });
 
 afterAll(async () => {
@@ -80,6 +137,7 @@ test("boot → agent from AAOS-CFG → approved file_write on /data → reboot �
     image: disk,
     kernel: imageArtifacts().bzImage,
     guestfwd: [{ guestAddr: "10.0.2.100", guestPort: 8080, hostPort: server.port }],
+    hostfwd: [{ hostPort: webPort, guestPort: 8080 }],
   });
   const ready1 = await vm.waitForReady();
   expect(ready1.params.boot_id).toBeString();
@@ -88,6 +146,36 @@ test("boot → agent from AAOS-CFG → approved file_write on /data → reboot �
   // the boot report: both partitions found by label and mounted, /data persistent
   expect(info.boot.config).toMatchObject({ mounted: true });
   expect(info.boot.data).toMatchObject({ mounted: true, persistent: true });
+
+  // --- the dashboard, from the host through QEMU's hostfwd
+  const origin = `http://127.0.0.1:${webPort}`;
+  const page = await getPage(origin + "/");
+  expect(page.status).toBe(200);
+  expect(page.headers.get("content-type")).toStartWith("text/html");
+  expect(page.headers.get("content-security-policy")).toContain("default-src 'self'");
+  expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+  expect(await page.text()).toContain('<script src="/app.js"');
+  const tokens = await vm.call("web.tokens");
+  expect(tokens.operator).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  expect(tokens.viewer).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  expect(tokens.viewer).not.toBe(tokens.operator);
+  // no session yet: the WebSocket is refused
+  expect((await fetch(origin + "/rpc", { headers: { origin } })).status).toBe(401);
+  const login = await fetch(origin + "/login", {
+    method: "POST",
+    headers: { origin, "content-type": "application/json" },
+    body: JSON.stringify({ token: tokens.operator }),
+  });
+  expect(login.status).toBe(200);
+  expect(await login.json()).toEqual({ role: "operator" });
+  const setCookie = login.headers.get("set-cookie") ?? "";
+  expect(setCookie).toMatch(/^aaos_session=[^;]+;/);
+  expect(setCookie).toContain("HttpOnly");
+  expect(setCookie).toContain("SameSite=Strict");
+  const cookie = setCookie.split(";")[0]!;
+  const overWs = await wsCall(`ws://127.0.0.1:${webPort}/rpc`, { cookie, origin }, "system.info");
+  expect(overWs.ready?.boot_id).toBe(ready1.params.boot_id);
+  expect(overWs.result.boot_id).toBe(ready1.params.boot_id);
 
   // --- first boot: spawn from the config partition, run, approve, verify
   const spawned = await vm.call("agent.spawn", { name: "writer" });
@@ -122,6 +210,12 @@ test("boot → agent from AAOS-CFG → approved file_write on /data → reboot �
   expect(v2.events).toBeGreaterThan(v1.events);
   const boots = await vm.call("audit.query", { kind: "system.boot", limit: 100 });
   expect(boots.events.length).toBe(2);
+  // the dashboard's tokens were kept on AAOS-DATA, not made again
+  const tokens2 = await vm.call("web.tokens");
+  expect([tokens2.operator, tokens2.viewer]).toEqual([tokens.operator, tokens.viewer]);
+  // the login was audited
+  const logins = await vm.call("audit.query", { kind: "web.login", limit: 10 });
+  expect(logins.events.map((e: any) => [e.ok, e.role])).toEqual([[true, "operator"]]);
 
   const again = await vm.call("agent.spawn", { name: "writer" });
   const read2 = await vm.call("tool.invoke", {
