@@ -545,8 +545,8 @@ function tokensCell(usage, budget) {
 function agentsPage(v) {
   const summary = h("p", { class: "muted", testid: "agents-summary" }, "Loading…");
   const body = h("div", { testid: "agents-tree" });
-  let hideStopped = localStorage.getItem("aaos.hideStopped") === "1";
-  const toggle = h("label", { class: "small" }, h("input", { type: "checkbox", checked: hideStopped, testid: "agents-hide-stopped", onchange: (e) => (localStorage.setItem("aaos.hideStopped", e.target.checked ? "1" : "0"), (hideStopped = e.target.checked), load()) }), " hide stopped agents");
+  let hideStopped = sessionStorage.getItem("aaos.hideStopped") === "1";
+  const toggle = h("label", { class: "small" }, h("input", { type: "checkbox", checked: hideStopped, testid: "agents-hide-stopped", onchange: (e) => (sessionStorage.setItem("aaos.hideStopped", e.target.checked ? "1" : "0"), (hideStopped = e.target.checked), load()) }), " hide stopped agents");
   v.append(h("div", { class: "head" }, h("h1", null, "Agents"), toggle), summary, body);
   let seq = 0;
   const load = async () => {
@@ -627,6 +627,8 @@ function agentPage(v, route) {
   v.append(h("p", null, h("a", { href: "#/agents" }, "← all agents")), head, info, section("Live output", live), section("Runs", h("p", { class: "muted small" }, "Each run is a row group on its own time axis: model turns, tool calls and approvals as bars; the text beside each says the same."), wf));
   let records = [];
   let lastSeq = 0;
+  let loading = true;
+  const held = [];
   let showRuns = 10;
 
   const loadStatus = async () => {
@@ -676,6 +678,8 @@ function agentPage(v, route) {
       if (r.events.length < 1000 || !r.next_seq || r.next_seq <= since) break;
       since = r.next_seq;
     }
+    loading = false;
+    for (const e of held.splice(0)) if (e.seq > lastSeq) records.push(e), (lastSeq = e.seq);
     drawWaterfall();
   };
 
@@ -723,7 +727,8 @@ function agentPage(v, route) {
     refresh: restatus,
     onAudit: (r) => {
       if (r.agent_id !== id) return;
-      if (r.seq > lastSeq) records.push(r), (lastSeq = r.seq);
+      if (loading) held.push(r);
+      else if (r.seq > lastSeq) records.push(r), (lastSeq = r.seq);
       redraw();
       restatus();
     },
@@ -1037,7 +1042,7 @@ function auditPage(v) {
   const count = h("span", { class: "muted small", testid: "audit-count" });
   const tbody = h("tbody", { testid: "audit-rows" });
   let paused = false;
-  const pauseBtn = h("button", { type: "button", class: "btn small", testid: "audit-pause", "aria-pressed": "false", onclick: () => ((paused = !paused), pauseBtn.setAttribute("aria-pressed", String(paused)), (pauseBtn.textContent = paused ? "Resume live" : "Pause live")) }, "Pause live");
+  const pauseBtn = h("button", { type: "button", class: "btn small", testid: "audit-pause", "aria-pressed": "false", onclick: () => ((paused = !paused), pauseBtn.setAttribute("aria-pressed", String(paused)), (pauseBtn.textContent = paused ? "Resume live" : "Pause live"), paused || load()) }, "Pause live");
   const apply = (e) => {
     e?.preventDefault();
     sessionStorage.setItem("aaos.fAgent", fAgent.value);
@@ -1076,10 +1081,14 @@ function auditPage(v) {
       h("td", { class: "det" }, h("details", null, h("summary", null, summary(r) || "…"), h("pre", null, JSON.stringify(r, null, 2)))),
     );
   const updateCount = () => (count.textContent = `${tbody.childNodes.length} record${tbody.childNodes.length === 1 ? "" : "s"} shown${tbody.childNodes.length >= 2000 ? " (the newest 2,000)" : ""}.`);
+  const queue = [];
   let gen = 0;
   let maxSeq = 0;
+  let loading = true;
   const load = async () => {
     const my = ++gen;
+    loading = true;
+    queue.length = 0;
     const f = filt();
     clear(tbody);
     count.textContent = "Loading…";
@@ -1110,6 +1119,7 @@ function auditPage(v) {
     for (const r of got.slice(-2000).reverse()) frag.append(row(r));
     tbody.append(frag);
     maxSeq = got.length ? got[got.length - 1].seq : 0;
+    loading = false;
     updateCount();
   };
   const verify = async () => {
@@ -1153,7 +1163,6 @@ function auditPage(v) {
     setTimeout(() => URL.revokeObjectURL(a.href), 60000);
     exportState.textContent = `exported ${num(lines.length)} records (${bytes(blob.size)}).`;
   };
-  const queue = [];
   const flush = debounce(() => {
     const frag = document.createDocumentFragment();
     for (const r of queue.splice(0).reverse()) frag.append(row(r));
@@ -1165,7 +1174,7 @@ function auditPage(v) {
   verify();
   return {
     onAudit: (r) => {
-      if (paused || r.seq <= maxSeq || !matches(r, filt())) return;
+      if (loading || paused || r.seq <= maxSeq || !matches(r, filt())) return;
       maxSeq = r.seq;
       queue.push(r);
       flush();
@@ -1287,14 +1296,6 @@ function systemPage(v) {
 }
 
 // ---------- boot ----------
-
-document.addEventListener("keydown", (e) => {
-  // Space/Enter on role=button elements that are not native buttons
-  if ((e.key === " " || e.key === "Enter") && e.target.getAttribute?.("role") === "button" && e.target.tagName !== "BUTTON") {
-    e.preventDefault();
-    e.target.click();
-  }
-});
 
 (async () => {
   try {
