@@ -3,12 +3,19 @@
 //
 //   bun qemu/run.ts [--uefi] [--image out/aaos.img] [--kernel out/bzImage] [--rpc ttyS0|hvc0]
 //                   [--socket out/serial.sock] [--no-console] [--guestfwd HOSTPORT]
+//                   [--web-port 8080]
 //
 // The RPC line is the unix socket out/serial.sock. When aaosctl's console is
 // available and stdin is a terminal, it is started on that socket; otherwise
 // talk to it with `aaosctl --serial out/serial.sock …` or
 // `socat - UNIX-CONNECT:out/serial.sock` (one JSON-RPC request per line).
 // Leaving the console powers the machine off cleanly.
+//
+// The dashboard (kernel.yaml web.listen, guest port 8080) is forwarded from
+// the host's 127.0.0.1:--web-port (default 8080; 0 for none) by QEMU's user
+// network: open http://127.0.0.1:8080/ and log in with a token that
+// `aaosctl dashboard-token` prints.
+import { createServer } from "node:net";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -25,8 +32,30 @@ const { values: v } = parseArgs({
     "no-console": { type: "boolean" },
     guestfwd: { type: "string" },
     memory: { type: "string", default: "1024" },
+    "web-port": { type: "string", default: "8080" },
   },
 });
+
+/** the guest port the image's kernel.yaml gives web.listen */
+const GUEST_WEB_PORT = 8080;
+const webPort = Number(v["web-port"]);
+if (!Number.isInteger(webPort) || webPort < 0 || webPort > 65535) {
+  console.error(`aaos: --web-port ${v["web-port"]}: expected a TCP port (0: no dashboard forward)`);
+  process.exit(2);
+}
+// QEMU refuses to start when a hostfwd port is taken: say so plainly first
+if (webPort > 0) {
+  const err = await new Promise<Error | null>((res) => {
+    const s = createServer();
+    s.once("error", (e) => res(e));
+    s.listen(webPort, "127.0.0.1", () => s.close(() => res(null)));
+  });
+  if (err) {
+    console.error(`aaos: host port 127.0.0.1:${webPort} is taken (${(err as NodeJS.ErrnoException).code}):`);
+    console.error(`aaos: pick another with  make run WEB_PORT=8081  (or --web-port 0 for no dashboard forward)`);
+    process.exit(1);
+  }
+}
 
 const runDir = join(ROOT, "out/run");
 mkdirSync(runDir, { recursive: true });
@@ -44,6 +73,7 @@ const argv = qemuArgs(
     memoryMb: Number(v.memory),
     waitForClient: false,
     guestfwd: v.guestfwd ? [{ guestAddr: "10.0.2.100", guestPort: 8080, hostPort: Number(v.guestfwd) }] : [],
+    hostfwd: webPort > 0 ? [{ hostPort: webPort, guestPort: GUEST_WEB_PORT }] : [],
   },
   { rpcSock: v.socket!, consoleFile, varsFile },
 );
@@ -52,6 +82,8 @@ console.error(
   `aaos: booting ${v.image} (${v.uefi ? "UEFI/OVMF" : "-kernel"}, ${accel}${accel!.startsWith("tcg") ? "; AAOS_ACCEL=kvm to use KVM" : ""})`,
 );
 console.error(`aaos: JSON-RPC on ${v.socket} (guest ${v.rpc}); console log ${consoleFile}`);
+if (webPort > 0)
+  console.error(`aaos: dashboard: http://127.0.0.1:${webPort}/ (aaosctl dashboard-token prints the tokens)`);
 const qemu = Bun.spawn(argv, { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
 
 const cliMain = join(ROOT, "cli/main.ts");
@@ -61,6 +93,7 @@ if (!interactive) {
   console.error(
     `aaos:               or:  socat - UNIX-CONNECT:${v.socket}   then e.g. {"jsonrpc":"2.0","id":1,"method":"system.info"}`,
   );
+  if (webPort > 0) console.error(`aaos: dashboard tokens:  bun cli/main.ts --serial ${v.socket} call web.tokens`);
   console.error(`aaos: power off with system.shutdown {"action":"poweroff"} (or Ctrl-C here to kill QEMU)`);
   process.exit(await qemu.exited);
 }
