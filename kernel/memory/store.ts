@@ -36,6 +36,8 @@ export const MAX_K = 100;
 export const MAX_LIST = 1000;
 export const MAX_QUERY_WORDS = 32;
 export const VECTOR_SCAN = 20_000;
+/** the first lexical try reads this many times n of the store's best matches */
+const LEXICAL_PROBE = 4;
 /** how much recency can move a record: a record of age 0 scores its relevance, an old one (1 - this) of it */
 const RECENCY_WEIGHT = 0.2;
 
@@ -163,6 +165,24 @@ const SCOPE = `namespace IN (SELECT value FROM json_each($ns)) AND kind IN (SELE
   AND ($tags IS NULL OR NOT EXISTS (
     SELECT 1 FROM json_each($tags) t WHERE t.value NOT IN (SELECT value FROM json_each(records.tags))))`;
 
+/**
+ * A record's scope as FTS5 tokens: its namespace (digits of a hash: no
+ * tokenizer or stemmer changes them, and no text can name them by chance)
+ * and its kind. A search puts its scope into the MATCH, so FTS5 ranks only
+ * the records in scope (bm25 weighs this column 0).
+ */
+function namespaceToken(ns: string): string {
+  return "n" + BigInt("0x" + createHash("sha256").update(ns).digest("hex").slice(0, 15)).toString();
+}
+
+function kindToken(kind: MemoryKind): string {
+  return kind === "note" ? "k1" : "k2";
+}
+
+function scopeText(ns: string, kind: MemoryKind): string {
+  return `${namespaceToken(ns)} ${kindToken(kind)}`;
+}
+
 export class MemoryStore {
   private readonly db: Database;
   private readonly q;
@@ -173,27 +193,47 @@ export class MemoryStore {
     this.db.exec("PRAGMA journal_mode = WAL");
     this.db.exec("PRAGMA synchronous = FULL");
     this.db.exec("PRAGMA busy_timeout = 5000");
+    // a store from before scope_text: the FTS table and its triggers are made again, then rebuilt
+    const old = this.db.query(`PRAGMA table_info(records)`).all() as { name: string }[];
+    const migrate = old.length > 0 && !old.some((c) => c.name === "scope_text");
+    if (migrate) {
+      this.db.transaction(() => {
+        this.db.exec(`ALTER TABLE records ADD COLUMN scope_text TEXT NOT NULL DEFAULT ''`);
+        const set = this.db.query(`UPDATE records SET scope_text = $t WHERE seq = $seq`);
+        for (const r of this.db.query(`SELECT seq, namespace, kind FROM records`).all() as {
+          seq: number;
+          namespace: string;
+          kind: MemoryKind;
+        }[])
+          set.run({ seq: r.seq, t: scopeText(r.namespace, r.kind) });
+        this.db.exec(
+          `DROP TRIGGER IF EXISTS records_ai; DROP TRIGGER IF EXISTS records_ad; DROP TABLE IF EXISTS records_fts;`,
+        );
+      })();
+    }
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS records (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, namespace TEXT NOT NULL, agent_id TEXT,
         kind TEXT NOT NULL, text TEXT NOT NULL, tags TEXT NOT NULL, tags_text TEXT NOT NULL,
         created_at INTEGER NOT NULL, bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, vector BLOB,
-        archive_key TEXT UNIQUE);
+        archive_key TEXT UNIQUE, scope_text TEXT NOT NULL DEFAULT '');
       CREATE INDEX IF NOT EXISTS records_scope ON records (namespace, kind, seq);
       CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(
-        text, tags_text, content='records', content_rowid='seq',
+        text, tags_text, scope_text, content='records', content_rowid='seq',
         tokenize='porter unicode61 remove_diacritics 2');
       CREATE TABLE IF NOT EXISTS usage (
         namespace TEXT NOT NULL, kind TEXT NOT NULL, records INTEGER NOT NULL, bytes INTEGER NOT NULL,
         PRIMARY KEY (namespace, kind)) WITHOUT ROWID;
       CREATE TRIGGER IF NOT EXISTS records_ai AFTER INSERT ON records BEGIN
-        INSERT INTO records_fts (rowid, text, tags_text) VALUES (new.seq, new.text, new.tags_text);
+        INSERT INTO records_fts (rowid, text, tags_text, scope_text)
+          VALUES (new.seq, new.text, new.tags_text, new.scope_text);
         INSERT OR IGNORE INTO usage (namespace, kind, records, bytes) VALUES (new.namespace, new.kind, 0, 0);
         UPDATE usage SET records = records + 1, bytes = bytes + new.bytes
           WHERE namespace = new.namespace AND kind = new.kind;
       END;
       CREATE TRIGGER IF NOT EXISTS records_ad AFTER DELETE ON records BEGIN
-        INSERT INTO records_fts (records_fts, rowid, text, tags_text) VALUES ('delete', old.seq, old.text, old.tags_text);
+        INSERT INTO records_fts (records_fts, rowid, text, tags_text, scope_text)
+          VALUES ('delete', old.seq, old.text, old.tags_text, old.scope_text);
         UPDATE usage SET records = records - 1, bytes = bytes - old.bytes
           WHERE namespace = old.namespace AND kind = old.kind;
       END;
@@ -204,22 +244,44 @@ export class MemoryStore {
         conv TEXT PRIMARY KEY, agent_id TEXT, text TEXT NOT NULL, archived INTEGER NOT NULL, updated_at INTEGER NOT NULL);
       CREATE INDEX IF NOT EXISTS summaries_agent ON summaries (agent_id);
     `);
+    if (migrate) this.db.exec(`INSERT INTO records_fts (records_fts) VALUES ('rebuild')`);
     const db = this.db;
     this.q = {
       insert: db.query(
-        `INSERT INTO records (id, namespace, agent_id, kind, text, tags, tags_text, created_at, bytes, sha256, vector)
-         VALUES ($id, $namespace, $agent_id, $kind, $text, $tags, $tags_text, $created_at, $bytes, $sha256, $vector)`,
+        `INSERT INTO records
+           (id, namespace, agent_id, kind, text, tags, tags_text, created_at, bytes, sha256, vector, scope_text)
+         VALUES ($id, $namespace, $agent_id, $kind, $text, $tags, $tags_text, $created_at, $bytes, $sha256, $vector,
+           $scope_text)`,
       ),
       insertArchive: db.query(
         `INSERT OR IGNORE INTO records
-           (id, namespace, agent_id, kind, text, tags, tags_text, created_at, bytes, sha256, archive_key)
-         VALUES ($id, $namespace, $agent_id, 'archive', $text, $tags, $tags_text, $created_at, $bytes, $sha256, $key)`,
+           (id, namespace, agent_id, kind, text, tags, tags_text, created_at, bytes, sha256, archive_key, scope_text)
+         VALUES ($id, $namespace, $agent_id, 'archive', $text, $tags, $tags_text, $created_at, $bytes, $sha256, $key,
+           $scope_text)`,
       ),
       get: db.query(`SELECT ${COLUMNS} FROM records WHERE id = $id`),
       bySeq: db.query(`SELECT ${COLUMNS} FROM records WHERE seq = $seq`),
       del: db.query(`DELETE FROM records WHERE id = $id`),
+      // first try: the best matches of the whole store, their scope checked after (fast when most of the
+      // store is in scope: the usual case for a shared namespace)
+      lexicalAll: db.query(
+        `SELECT f.seq AS seq, records.created_at AS created_at, records.namespace AS namespace,
+           records.kind AS kind, f.s AS s FROM (
+           SELECT rowid AS seq, bm25(records_fts, 1.0, 1.0, 0.0) AS s FROM records_fts
+           WHERE records_fts MATCH $m ORDER BY s LIMIT $n) AS f
+         JOIN records ON records.seq = f.seq ORDER BY f.s`,
+      ),
+      // else: the scope (namespaces, kinds) in the MATCH itself (scope_text tokens), so FTS5 ranks only what is
+      // in scope (fast when the scope is a small part of the store), and records are read only for the top n
       lexical: db.query(
-        `SELECT records.seq AS seq, records.created_at AS created_at, bm25(records_fts) AS s
+        `SELECT f.seq AS seq, records.created_at AS created_at, f.s AS s FROM (
+           SELECT rowid AS seq, bm25(records_fts, 1.0, 1.0, 0.0) AS s FROM records_fts
+           WHERE records_fts MATCH $m ORDER BY s LIMIT $n) AS f
+         JOIN records ON records.seq = f.seq ORDER BY f.s`,
+      ),
+      // with since or tags: those filters on the records too
+      lexicalFiltered: db.query(
+        `SELECT records.seq AS seq, records.created_at AS created_at, bm25(records_fts, 1.0, 1.0, 0.0) AS s
          FROM records_fts JOIN records ON records.seq = records_fts.rowid
          WHERE records_fts MATCH $m AND ${SCOPE}
          ORDER BY s LIMIT $n`,
@@ -296,6 +358,7 @@ export class MemoryStore {
         text: r.text,
         tags: JSON.stringify(r.tags),
         tags_text: r.tags.join(" "),
+        scope_text: scopeText(r.namespace, r.kind),
         created_at: r.created_at ?? Date.now(),
         bytes,
         sha256: sha256(r.text),
@@ -321,6 +384,7 @@ export class MemoryStore {
         text: row.text,
         tags: JSON.stringify(row.tags),
         tags_text: row.tags.join(" "),
+        scope_text: scopeText(namespace, "archive"),
         created_at: now,
         bytes: Buffer.byteLength(row.text, "utf8"),
         sha256: sha256(row.text),
@@ -372,11 +436,7 @@ export class MemoryStore {
       }
     };
 
-    const lexical = this.q.lexical.all({ ...scope, m: matchExpression(words), n }) as {
-      seq: number;
-      created_at: number;
-      s: number;
-    }[];
+    const lexical = this.lexical(q, words, scope, n);
     // bm25() is negative, lower is better
     fuse(lexical.map((r) => ({ seq: r.seq, created_at: r.created_at, v: -r.s })));
 
@@ -418,6 +478,36 @@ export class MemoryStore {
       if (r) hits.push({ ...toRecord(r), score: s.score });
     }
     return hits;
+  }
+
+  /**
+   * The n best bm25 matches in scope, best first. Exact either way: when the
+   * store's best LEXICAL_PROBE·n matches hold n in scope (or are all there
+   * is), no record in scope outside them can rank above those n.
+   */
+  private lexical(
+    q: SearchQuery,
+    words: string[],
+    scope: { ns: string; kinds: string; since: number; tags: string | null },
+    n: number,
+  ): { seq: number; created_at: number; s: number }[] {
+    const text = `{text tags_text} : (${matchExpression(words)})`;
+    if (scope.tags !== null || q.since !== undefined)
+      return this.q.lexicalFiltered.all({ ...scope, m: text, n }) as never;
+    const kinds = q.kinds && q.kinds.length > 0 ? q.kinds : ALL_KINDS;
+    const probe = LEXICAL_PROBE * n;
+    const all = this.q.lexicalAll.all({ m: text, n: probe }) as {
+      seq: number;
+      created_at: number;
+      namespace: string;
+      kind: MemoryKind;
+      s: number;
+    }[];
+    const ns = new Set(q.namespaces);
+    const inScope = all.filter((r) => ns.has(r.namespace) && kinds.includes(r.kind));
+    if (inScope.length >= n || all.length < probe) return inScope.slice(0, n);
+    const m = `(${text}) AND scope_text : (${q.namespaces.map(namespaceToken).join(" OR ")}) AND scope_text : (${kinds.map(kindToken).join(" OR ")})`;
+    return this.q.lexical.all({ m, n }) as never;
   }
 
   /** oldest first from after_seq; limit at most MAX_LIST */

@@ -248,6 +248,25 @@ describe("MemoryStore search", () => {
     expect(find(s, "cat", { queryVector: v(1, 0, 0) }).map((h) => h.namespace)).not.toContain("team");
   });
 
+  test("a small scope inside a large store still gets its best matches, in bm25 order", () => {
+    const s = store();
+    // 400 strong matches elsewhere: the store's best matches are all out of scope
+    for (let i = 0; i < 400; i++) ok(s.add(note(`rotation rotation rotation ${i}`, { namespace: "team" }), null));
+    const weak = ok(s.add(note("the key rotation is due, among many other things said here at length")), null);
+    const strong = ok(s.add(note("rotation rotation of keys")), null);
+    ok(s.add(note("rotation notes", { kind: "archive" }), null));
+    const own = find(s, "rotation", { kinds: ["note"] });
+    expect(own.map((h) => h.id)).toEqual([strong.id, weak.id]);
+    expect(own.every((h) => h.namespace === OWN && h.kind === "note")).toBe(true);
+    // both kinds: the archive too; the shared namespace alone: 10 of its 400
+    expect(find(s, "rotation").length).toBe(3);
+    const team = find(s, "rotation", { namespaces: ["team"] });
+    expect(team.length).toBe(10);
+    expect(team.every((h) => h.namespace === "team")).toBe(true);
+    // both scopes at once: every own record ranks by the same bm25 as the team's
+    expect(find(s, "rotation", { namespaces: ["team", OWN], k: 100 }).length).toBe(100);
+  });
+
   test("hostile query text never throws", () => {
     const s = store();
     ok(s.add(note('quoted "words" and (parens) with * stars AND OR NOT NEAR'), null));
