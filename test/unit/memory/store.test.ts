@@ -3,10 +3,11 @@
 // query text), archives and their pruning, forgetting an agent, pinned
 // blocks, summaries, compaction's single transaction, and a reopen.
 import { afterEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   isQuotaRefusal,
   matchExpression,
@@ -453,6 +454,35 @@ describe("MemoryStore blocks and summaries", () => {
 });
 
 describe("MemoryStore durability", () => {
+  test("a store from before scope_text is migrated at open: its records are found in their scope", () => {
+    const file = fresh();
+    mkdirSync(dirname(file), { recursive: true });
+    const old = new Database(file, { create: true });
+    old.exec(`
+      CREATE TABLE records (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, namespace TEXT NOT NULL, agent_id TEXT,
+        kind TEXT NOT NULL, text TEXT NOT NULL, tags TEXT NOT NULL, tags_text TEXT NOT NULL,
+        created_at INTEGER NOT NULL, bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, vector BLOB, archive_key TEXT UNIQUE);
+      CREATE VIRTUAL TABLE records_fts USING fts5(text, tags_text, content='records', content_rowid='seq',
+        tokenize='porter unicode61 remove_diacritics 2');
+      CREATE TRIGGER records_ai AFTER INSERT ON records BEGIN
+        INSERT INTO records_fts (rowid, text, tags_text) VALUES (new.seq, new.text, new.tags_text);
+      END;
+      INSERT INTO records (id, namespace, agent_id, kind, text, tags, tags_text, created_at, bytes, sha256)
+        VALUES ('mem-00000000000000aa', '${OWN}', 'ag-1', 'note', 'the old vault note', '[]', '', ${NOW}, 18, 'x'),
+               ('mem-00000000000000bb', 'team', null, 'note', 'the team vault note', '[]', '', ${NOW}, 19, 'y');
+    `);
+    old.close();
+    const s = store(file);
+    expect(find(s, "vault").map((h) => h.id)).toEqual(["mem-00000000000000aa"]);
+    expect(find(s, "vault", { namespaces: ["team"] }).map((h) => h.id)).toEqual(["mem-00000000000000bb"]);
+    // new writes and deletes keep the rebuilt index in step
+    const n = ok(s.add(note("a new vault note")), null);
+    expect(find(s, "vault").length).toBe(2);
+    s.delete(n.id);
+    expect(find(s, "vault").map((h) => h.id)).toEqual(["mem-00000000000000aa"]);
+  });
+
   test("everything is still there after a reopen", () => {
     const file = fresh();
     let s = store(file);
