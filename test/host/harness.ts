@@ -15,6 +15,8 @@ export interface KernelOptions {
   dir?: string;
   /** command to run instead of `bun kernel/main.ts` (e.g. the compiled binary) */
   command?: string[];
+  /** more --listen specs beside the unix socket (e.g. "http:127.0.0.1:0", the dashboard) */
+  extraListen?: string[];
 }
 
 export interface RunningKernel {
@@ -59,6 +61,7 @@ export async function startKernel(opts: KernelOptions = {}): Promise<RunningKern
       dataDir,
       "--listen",
       `unix:${socket}`,
+      ...(opts.extraListen ?? []).flatMap((l) => ["--listen", l]),
       "--log-file",
       logFile,
       "--log-level",
