@@ -43,6 +43,7 @@ const ORDER = [
   "deny",
   "audit",
   "memory",
+  "dashboard-token",
   "shutdown",
   "reboot",
   "call",

@@ -14,7 +14,7 @@ import type {
   ToolDescription,
 } from "../kernel/services.ts";
 import { METHOD_NAMES } from "../kernel/rpc/names.ts";
-import { ConnectionLost, type RpcClient } from "./client.ts";
+import { ConnectionLost, RpcError, type RpcClient } from "./client.ts";
 import type { Params } from "./args.ts";
 import { parseJsonArg } from "./args.ts";
 import { CliError, ExitCode, usageError } from "./exit.ts";
@@ -1003,6 +1003,46 @@ export const VERBS: Record<string, Verb> = {
     },
   },
 
+  "dashboard-token": {
+    summary: "print the dashboard's operator and viewer tokens and its address",
+    help:
+      "Ask the kernel for the web dashboard's two tokens and the address it listens on (web.tokens; " +
+      "docs/dashboard.md). The operator token opens a session that may call every method; the viewer " +
+      "token one that only reads. Open the address in a browser and paste a token on the login page: it is never put in a URL. " +
+      "The kernel gives the tokens only on the console (serial line, unix socket), never over the " +
+      "dashboard's own WebSocket, and records each request (web.tokens in the audit log).\n\n" +
+      "To change a token, replace its file (kernel.yaml web.operator_token_file / viewer_token_file, or " +
+      "<data>/state/web/operator.token and viewer.token) and restart the kernel. When the dashboard is off " +
+      "(no kernel.yaml web.listen, no --listen http:HOST:PORT) the kernel says so and the exit code is 1.",
+    methods: ["web.tokens"],
+    params: { args: [] },
+    async run(ctx) {
+      let r: { operator: string; viewer: string; urls: string[] };
+      try {
+        r = await call(ctx, "web.tokens");
+      } catch (e) {
+        // not a failure of an agent, whatever the code says: the kernel's own words, exit 1
+        if (e instanceof RpcError && /dashboard is off/.test(e.message) && !ctx.out.json)
+          throw new CliError(ExitCode.failed, e.message, "docs/dashboard.md says how to turn it on");
+        throw e;
+      }
+      if (ctx.out.json) return ctx.out.printJson(r);
+      const p = ctx.out.paint;
+      const pairs: [string, string][] = [
+        ["operator", r.operator],
+        ["viewer", r.viewer],
+      ];
+      for (const url of r.urls) pairs.push(["url", url]);
+      ctx.out.print(keyValues(pairs, p));
+      if (r.urls.some((u) => /^http:\/\/(0\.0\.0\.0|\[::\])[:/]/.test(u)))
+        ctx.out.note(
+          p("dim", "0.0.0.0 / [::]: the listener is on every address of the machine; open it at one of them"),
+        );
+      ctx.out.note(
+        p("dim", "paste a token on the page's login form; the operator's may change things, the viewer's only reads"),
+      );
+    },
+  },
   shutdown: {
     summary: "power the machine off (sync, unmount, poweroff)",
     help: "Ask the kernel to stop cleanly and power off (system.shutdown {action: poweroff}).",

@@ -665,7 +665,7 @@ describe("kernel.yaml web:", () => {
         const after = Number(r.headers.get("retry-after"));
         expect(after).toBeGreaterThan(0);
         expect(after).toBeLessThanOrEqual(60);
-        expect((await r.json()).error).toMatch(/^too many failed logins; try again in \d+ s$/);
+        expect(((await r.json()) as { error: string }).error).toMatch(/^too many failed logins; try again in \d+ s$/);
         expect(r.headers.get("set-cookie")).toBeNull();
       }
       const failed = (await k2.client.call<{ events: any[] }>("audit.query", { kind: "web.login" })).events;
