@@ -253,8 +253,8 @@ describe("MemoryStore search", () => {
     const s = store();
     // 400 strong matches elsewhere: the store's best matches are all out of scope
     for (let i = 0; i < 400; i++) ok(s.add(note(`rotation rotation rotation ${i}`, { namespace: "team" }), null));
-    const weak = ok(s.add(note("the key rotation is due, among many other things said here at length")), null);
-    const strong = ok(s.add(note("rotation rotation of keys")), null);
+    const weak = ok(s.add(note("the key rotation is due, among many other things said here at length"), null));
+    const strong = ok(s.add(note("rotation rotation of keys"), null));
     ok(s.add(note("rotation notes", { kind: "archive" }), null));
     const own = find(s, "rotation", { kinds: ["note"] });
     expect(own.map((h) => h.id)).toEqual([strong.id, weak.id]);
@@ -477,7 +477,7 @@ describe("MemoryStore durability", () => {
     expect(find(s, "vault").map((h) => h.id)).toEqual(["mem-00000000000000aa"]);
     expect(find(s, "vault", { namespaces: ["team"] }).map((h) => h.id)).toEqual(["mem-00000000000000bb"]);
     // new writes and deletes keep the rebuilt index in step
-    const n = ok(s.add(note("a new vault note")), null);
+    const n = ok(s.add(note("a new vault note"), null));
     expect(find(s, "vault").length).toBe(2);
     s.delete(n.id);
     expect(find(s, "vault").map((h) => h.id)).toEqual(["mem-00000000000000aa"]);
