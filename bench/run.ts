@@ -10,6 +10,7 @@ const sections: [string, string, string][] = [
   ["capability checks", "./caps.ts", "benchCaps"],
   ["audit log", "./audit.ts", "benchAudit"],
   ["inference scheduler", "./sched.ts", "benchSched"],
+  ["dashboard", "./dashboard.ts", "benchDashboard"],
   ["boot and image", "./boot.ts", "benchBoot"],
   ["spawn/stop soak", "./soak.ts", "benchSoak"],
 ];
