@@ -8,6 +8,8 @@
 // delete is audited with its hash, and bad inputs get clear errors.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { startMessagesServer, type MessagesServer, type RecordedRequest } from "../fixtures/messages-server.ts";
 import { cleanup, rpcError, startKernel, type RunningKernel } from "./harness.ts";
 
@@ -563,6 +565,24 @@ describe("kernel B: quotas, audit hashes, export, bad inputs", () => {
     expect(unk.message).toContain("no memory record");
     expect(unk.message).toContain("mem-0000000000000000");
     for (const e of [k0, since, ns, lim, unk]) console.log(`  ${e.code} ${e.message}`);
+  }, 30_000);
+
+  test("the memory store is kernel-private: a file grant over everything cannot read, list or write it", async () => {
+    const { agent_id } = await kB.client.call("agent.spawn", {
+      manifest: `name: snooper\nmodel: ${MODEL}\ncapabilities: ["file_read: /*", "file_write: /*"]\n`,
+    });
+    const db = join(kB.dataDir, "state", "memory.db");
+    expect(existsSync(db)).toBe(true);
+    for (const [tool, input] of [
+      ["file_read", { path: db }],
+      ["file_write", { path: db, content: "x" }],
+      ["file_read", { path: `${db}-wal` }],
+    ] as const) {
+      const e = await rpcError(invoke(kB, agent_id, tool, input), -32001);
+      expect(e.message).toContain("kernel-private");
+    }
+    const listed = await invoke(kB, agent_id, "file_list", { path: join(kB.dataDir, "state") }).catch((e) => e);
+    expect(JSON.stringify(listed)).not.toContain('memory.db"');
   }, 30_000);
 
   test("shared namespaces are bounded in number: one more than memory.max_namespaces is -32010", async () => {
