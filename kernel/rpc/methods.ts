@@ -53,7 +53,17 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
     "agent.spawn": method(manifestSource({}), (p) => services.spawn(p)),
     "agent.stop": method(z.strictObject({ agent_id: AgentId }), (p) => services.stop(p.agent_id)),
     "manifest.list": method(Empty, () => ({ manifests: services.listManifests() })),
-    "agent.list": method(Empty, () => ({ agents: services.list() })),
+    "agent.list": method(z.strictObject({ details: z.boolean().default(false) }), (p) => {
+      const agents = services.list();
+      if (!p.details) return { agents };
+      // what a dashboard shows per row, in one call instead of one agent.status per agent
+      return {
+        agents: agents.map((a) => {
+          const st = services.status(a.agent_id);
+          return { ...a, usage: st.usage, inbox: st.inbox, lifecycle: st.lifecycle, restarts: st.restarts };
+        }),
+      };
+    }),
     "agent.status": method(z.strictObject({ agent_id: AgentId }), (p) => services.status(p.agent_id)),
     "agent.run": method(z.strictObject({ agent_id: AgentId, message: z.string().min(1) }), (p, ctx) =>
       services.run(p.agent_id, p.message, { onOutput: streamTo(ctx) }),
