@@ -70,6 +70,15 @@ function ago(ts) {
   if (isNaN(ms)) return String(ts ?? "");
   return ms < 5000 ? "just now" : dur(ms).replace(/\.\d+ s$/, " s") + " ago";
 }
+/** a key as words: "rejectedBudget" -> "rejected (budget)", "aging_ms" -> "aging (ms)" */
+function label(k) {
+  if (/\s/.test(k)) return k;
+  const w = k.replace(/([a-z0-9])([A-Z])/g, "$1 $2").split(/[_\s]+/).filter(Boolean).map((x) => (/^[A-Z][a-z]/.test(x) ? x.toLowerCase() : x));
+  if (w.length > 1 && /^(ms|s|bytes|pct)$/.test(w[w.length - 1])) return w.slice(0, -1).join(" ") + ` (${w[w.length - 1]})`;
+  if (w.length === 2 && /ed$/.test(w[0]) && !/^(at|by|on|in|to|from|until|since|after|before)$/.test(w[1])) return `${w[0]} (${w[1]})`;
+  return w.join(" ");
+}
+const plural = (n, word) => `${num(n)} ${word}${n === 1 ? "" : "s"}`;
 const pretty = (v) => (typeof v === "string" ? v : JSON.stringify(v, null, 2));
 const when = (ts) => h("time", { datetime: ts, title: ts }, clock(ts));
 
@@ -81,14 +90,14 @@ function generic(v, depth = 0) {
     if (!v.length) return h("span", { class: "muted" }, "none");
     if (v.every((x) => x && typeof x === "object" && !Array.isArray(x))) {
       const keys = [...new Set(v.flatMap((x) => Object.keys(x)))];
-      return tbl(keys, v.map((x) => keys.map((k) => generic(x[k], depth + 1))));
+      return tbl(keys.map(label), v.map((x) => keys.map((k) => generic(x[k], depth + 1))));
     }
     return h("span", null, v.map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", "));
   }
   const keys = Object.keys(v);
   if (!keys.length) return h("span", { class: "muted" }, "empty");
   if (depth > 4) return h("code", null, JSON.stringify(v));
-  return h("table", { class: "kv" }, h("tbody", null, keys.map((k) => h("tr", null, h("th", { scope: "row" }, k), h("td", null, generic(v[k], depth + 1))))));
+  return h("table", { class: "kv" }, h("tbody", null, keys.map((k) => h("tr", null, h("th", { scope: "row" }, label(k)), h("td", null, generic(v[k], depth + 1))))));
 }
 /** A table in its own horizontally scrolling box. */
 function tbl(head, rows, attrs) {
@@ -294,6 +303,7 @@ function notify(method, p) {
       if (p && p.id) {
         S.pending.set(p.id, p);
         navCount();
+        if (!S.agents.has(p.agent_id)) loadNames();
         S.view?.onApproval?.(p);
       }
       break;
@@ -345,13 +355,49 @@ async function loadApprovals() {
     for (const id of [...S.pending.keys()]) if (!ids.has(id) && !S.cards.get(id)?.answered) S.pending.delete(id);
     navCount();
     if (S.route.page === "approvals") render();
+    else S.view?.refresh?.();
   } catch {}
+}
+/** agent names for pages other than Agents (agent.list); fills every [data-agent-name] shown */
+const loadNames = debounce(async () => {
+  try {
+    for (const a of (await call("agent.list", {}, { quiet: true })).agents) S.agents.set(a.agent_id, { ...S.agents.get(a.agent_id), ...a });
+  } catch {}
+  for (const el of document.querySelectorAll("[data-agent-name]")) el.textContent = S.agents.get(el.dataset.agentName)?.name || el.textContent;
+}, 50);
+const waiting = (id) => [...S.pending.values()].some((a) => a.agent_id === id);
+/** the default reasons the kernel records say nothing more than the decision */
+const realReason = (r) => (r && !/^(approved|denied) by operator$/.test(r) ? r : null);
+/** the recent decisions from the audit log, once a session: the Decided list survives a reload */
+function seedDecided() {
+  return (S.seed ??= (async () => {
+    const head = (await call("system.info", {}, { quiet: true })).audit_head?.seq || 0;
+    const req = new Map(), out = [];
+    let since = Math.max(1, head - 3000);
+    for (let i = 0; i < 5; i++) {
+      const r = await call("audit.query", { kind: "approval.*", since_seq: since, limit: 1000 }, { quiet: true, timeout: 30000 });
+      for (const e of r.events) {
+        if (e.kind === "approval.requested") req.set(e.approval_id, e);
+        else if (/^approval\.(decided|timeout|cancelled)$/.test(e.kind)) out.push(e);
+      }
+      if (r.events.length < 1000 || !r.next_seq || r.next_seq <= since) break;
+      since = r.next_seq;
+    }
+    const have = new Set(S.decided.map((d) => d.a.id));
+    const old = out.slice(-30).filter((e) => !have.has(e.approval_id) && !S.pending.has(e.approval_id)).map((e) => {
+      const q = req.get(e.approval_id) || {};
+      const a = { id: e.approval_id, agent_id: e.agent_id, tool: e.tool || q.tool, input: q.input, requested_at: q.ts || e.ts };
+      return { a, decision: e.decision || "deny", reason: realReason(e.reason), how: e.kind, at: e.ts, completion: null, seeded: true };
+    });
+    S.decided.push(...old.reverse());
+    return old.length;
+  })().catch(() => 0));
 }
 /** An approval was answered (here or elsewhere): record it and tell the view. */
 function decide(a, decision, reason, how) {
   if (!S.pending.has(a.id)) return;
   S.pending.delete(a.id);
-  const d = { a, decision, reason: reason || null, how: how || "approval.decided", at: new Date().toISOString(), completion: null, afterSeq: 0 };
+  const d = { a, decision, reason: realReason(reason), how: how || "approval.decided", at: new Date().toISOString(), completion: null, afterSeq: 0 };
   S.decided.unshift(d);
   if (S.decided.length > 100) S.decided.pop();
   if (decision === "approve") S.watch.push(d);
@@ -417,7 +463,7 @@ function loginView(message) {
           }
           let msg = (r.data && r.data.error) || `login failed (HTTP ${r.status})`;
           if (r.status === 401) msg = "Wrong token. " + (r.data?.error && r.data.error !== "wrong token" ? r.data.error : "Check it and try again.");
-          if (r.status === 429) msg = "Too many failed logins. " + (r.data?.error || `Try again in ${r.headers.get("retry-after") || "a few"} s.`);
+          if (r.status === 429) msg = (r.data?.error || `too many failed logins; try again in ${r.headers.get("retry-after") || "a few"} s`).replace(/^./, (c) => c.toUpperCase()).replace(/([^.])$/, "$1.");
           if (r.status === 403) msg = "Refused: " + (r.data?.error || "this page's origin is not allowed");
           err.textContent = msg;
           err.hidden = false;
@@ -453,6 +499,8 @@ function loggedOut(message) {
   rpc.close();
   S.role = null;
   S.pending.clear();
+  S.decided = [];
+  S.seed = null;
   loginView(message);
 }
 $("logout").addEventListener("click", async () => {
@@ -509,6 +557,7 @@ function render() {
 }
 window.addEventListener("hashchange", () => {
   render();
+  window.scrollTo(0, 0);
   $("view").focus({ preventScroll: true });
 });
 /** Refresh fn every ms while the page is shown and visible (never faster than 2 s). */
@@ -525,8 +574,9 @@ function every(ms, fn) {
 
 // ---------- page: agents ----------
 
-const STATE_ICON = { ready: "●", running: "▶", restarting: "↻", failed: "✗", stopped: "■" };
-function stateBadge(s) {
+const STATE_ICON = { ready: "●", running: "▶", restarting: "↻", failed: "✗", stopped: "■", waiting: "‖" };
+function stateBadge(s, id) {
+  if (id && s === "running" && waiting(id)) return h("a", { class: "state st-waiting", testid: "state", href: "#/approvals", title: "running, its tool call waits for an approval" }, h("span", { "aria-hidden": "true" }, "‖ "), "waiting for approval");
   return h("span", { class: "state st-" + s, testid: "state" }, h("span", { "aria-hidden": "true" }, (STATE_ICON[s] || "?") + " "), s);
 }
 function tokensCell(usage, budget) {
@@ -566,7 +616,10 @@ function agentsPage(v) {
     const all = [...S.agents.values()];
     const shown = all.filter((a) => !hideStopped || a.state !== "stopped");
     const counts = {};
-    for (const a of all) counts[a.state] = (counts[a.state] || 0) + 1;
+    for (const a of all) {
+      const k = a.state === "running" && waiting(a.agent_id) ? "waiting for approval" : a.state;
+      counts[k] = (counts[k] || 0) + 1;
+    }
     summary.textContent = all.length ? `${all.length} agent${all.length === 1 ? "" : "s"}: ` + Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(", ") : "No agents. Spawn one with aaosctl or agent.spawn; it appears here at once.";
     // the tree: roots first, children under their parent
     const ids = new Set(shown.map((a) => a.agent_id));
@@ -585,32 +638,35 @@ function agentsPage(v) {
     };
     walk(null, 0);
     clear(body);
-    if (rows.length) body.append(tbl(["Name", "ID", "State", "Model", "Tokens used / budget", "Inbox", isOp() ? "Actions" : "Actions (read-only)"], rows));
+    if (rows.length) body.append(tbl(["Name", "ID", "State", "Model", "Tokens used / budget", "Inbox", isOp() ? "Actions" : "Actions (read-only)"], rows, { class: "scroll agents" }));
   };
   const agentRow = (a, depth, sched) => {
     const st = a.status;
     const name = h("a", { href: "#/agent/" + encodeURIComponent(a.agent_id), testid: "agent-link-" + a.agent_id }, a.name);
     const nameCell = h("td", { class: "tree" }, depth ? h("span", { class: "branch", "aria-hidden": "true" }, "└─ ") : null, name, depth ? h("span", { class: "sr" }, ` (child of ${a.parent_id})`) : null);
-    nameCell.style.paddingLeft = 0.5 + depth * 1.4 + "em";
-    const inbox = st?.inbox ? h("span", null, num(st.inbox.depth), st.inbox.current ? h("span", { class: "muted small" }, " (working)") : null) : "—";
+    const inbox = st?.inbox ? h("span", null, num(st.inbox.depth), st.inbox.current ? h("span", { class: "muted small" }, waiting(a.agent_id) ? " (waiting for approval)" : " (working)") : null) : "—";
     const stop = isOp() && a.state !== "stopped" ? h("button", { type: "button", class: "btn small danger", testid: "agent-stop-" + a.agent_id, "aria-label": `Stop ${a.name}`, onclick: () => stopAgent(a) }, "■ Stop") : isOp() ? "" : h("span", { class: "muted small" }, "read-only");
-    return h(
+    const tr = h(
       "tr",
       { testid: "agent-row-" + a.agent_id, "data-state": a.state, class: a.state === "stopped" ? "dim" : "" },
       nameCell,
-      h("td", null, h("code", { title: a.agent_id }, short(a.agent_id))),
-      h("td", null, stateBadge(a.state), st?.failure && a.state !== "ready" ? h("div", { class: "small error" }, st.failure.reason) : null),
-      h("td", null, a.model || "—"),
-      h("td", null, tokensCell(st?.usage || sched?.usage, sched?.budget)),
-      h("td", null, inbox),
-      h("td", null, stop),
+      h("td", { class: "c-id" }, h("code", { title: a.agent_id }, short(a.agent_id))),
+      h("td", { class: "c-state" }, stateBadge(a.state, a.agent_id), st?.failure && a.state !== "ready" ? h("div", { class: "small error" }, st.failure.reason) : null),
+      h("td", { class: "c-model" }, a.model || "—"),
+      h("td", { class: "c-tokens", "data-label": "Tokens" }, tokensCell(st?.usage || sched?.usage, sched?.budget)),
+      h("td", { class: "c-inbox", "data-label": "Inbox" }, inbox),
+      h("td", { class: "c-act" }, stop),
     );
+    tr.style.setProperty("--d", depth);
+    return tr;
   };
   const later = debounce(load, 200);
   load();
   const stopPoll = every(10000, async () => later());
   return {
     refresh: later,
+    onApproval: later,
+    onDecided: later,
     onAudit: (r) => AGENT_KINDS.test(r.kind) && later(),
     stop: stopPoll,
   };
@@ -624,7 +680,7 @@ function agentPage(v, route) {
   const info = h("div", { class: "cols" });
   const wf = h("div", { class: "waterfall", testid: "waterfall" }, h("p", { class: "muted" }, "Loading the runs…"));
   const live = h("div", { class: "live", testid: "live-output", role: "log", "aria-live": "polite", tabindex: "0" });
-  v.append(h("p", null, h("a", { href: "#/agents" }, "← all agents")), head, info, section("Live output", live), section("Runs", h("p", { class: "muted small" }, "Each run is a row group on its own time axis: model turns, tool calls and approvals as bars; the text beside each says the same."), wf));
+  v.append(h("p", { class: "back" }, h("a", { href: "#/agents" }, "← all agents")), head, section("Runs", h("p", { class: "muted small" }, "Each run on its own time axis: model turns, tool calls and approvals as bars, the text beside each says the same."), wf), info);
   let records = [];
   let lastSeq = 0;
   let loading = true;
@@ -639,7 +695,7 @@ function agentPage(v, route) {
       clear(info).append(h("p", { class: "error" }, e.message));
       return;
     }
-    clear(head).append(h("h1", null, st.name, " "), stateBadge(st.state), h("code", { class: "muted" }, " " + st.agent_id));
+    clear(head).append(h("h1", null, st.name, " "), stateBadge(st.state, st.agent_id), h("code", { class: "muted" }, " " + st.agent_id));
     if (isOp() && st.state !== "stopped") head.append(h("button", { type: "button", class: "btn danger", testid: "agent-stop-" + st.agent_id, onclick: () => stopAgent(st) }, "■ Stop"));
     const rest = { ...st };
     for (const k of ["agent_id", "name", "state", "capabilities", "usage", "children", "lifecycle", "restart", "inbox", "failure", "restarts", "serves", "parent_id", "model"]) delete rest[k];
@@ -662,6 +718,7 @@ function agentPage(v, route) {
       ),
       section("Usage", tokensCell(st.usage, sched?.agents?.find((x) => x.agent_id === id)?.budget)),
       section("Capabilities", st.capabilities?.length ? h("ul", { class: "caps", testid: "capabilities" }, st.capabilities.map((c) => h("li", null, h("code", null, c)))) : h("p", { class: "muted" }, "none")),
+      wide(section("Live output", live)),
     );
   };
 
@@ -725,6 +782,8 @@ function agentPage(v, route) {
   const restatus = debounce(loadStatus, 300);
   return {
     refresh: restatus,
+    onApproval: restatus,
+    onDecided: restatus,
     onAudit: (r) => {
       if (r.agent_id !== id) return;
       if (loading) held.push(r);
@@ -825,7 +884,8 @@ function runSpans(run) {
         s.t1 = t;
         const d = r.kind === "approval.cancelled" ? "cancelled" : r.decision === "approve" ? "approved" : "denied";
         s.ok = d === "approved";
-        s.detail = `${d === "approved" ? "✓" : "✗"} ${d}${r.kind === "approval.timeout" ? " (timeout)" : ""}${r.reason ? ": " + r.reason : ""} · ${dur(s.t1 - s.t0)}`;
+        const why = r.kind === "approval.decided" ? realReason(r.reason) : r.reason;
+        s.detail = `${d === "approved" ? "✓" : "✗"} ${d}${r.kind === "approval.timeout" ? " (timed out)" : ""}${why ? ": " + why : r.kind === "approval.decided" ? " by the operator" : ""} · ${dur(s.t1 - s.t0)}`;
         break;
       }
       case "capability.denied":
@@ -870,7 +930,7 @@ function approvalsPage(v) {
   const decidedBox = h("div", { class: "cards", testid: "approvals-decided" });
   v.append(
     h("div", { class: "head" }, h("h1", null, "Approvals"), isOp() ? null : h("span", { class: "role viewer" }, "read-only: an operator session answers approvals")),
-    h("h2", null, "Waiting for you"),
+    h("h2", null, isOp() ? "Waiting for you" : "Waiting for an operator"),
     pendingBox,
     h("h2", null, "Decided"),
     decidedBox,
@@ -902,18 +962,26 @@ function approvalsPage(v) {
       card.move = go;
     } else setTimeout(go, 1500);
   };
+  const fillDecided = () => {
+    clear(decidedBox);
+    for (const d of S.decided.slice(0, 30).reverse()) {
+      if (S.cards.get(d.a.id)?.parentNode === pendingBox) continue; // on its way here
+      const card = approvalCard(d.a);
+      S.cards.set(d.a.id, card);
+      setOutcome(card, d);
+      if (d.completion) setCompletion(card, d);
+      decidedBox.prepend(card);
+    }
+    if (!decidedBox.firstChild) decidedBox.append(h("p", { class: "muted" }, "Nothing decided recently."));
+  };
+  loadNames();
+  seedDecided().then((n) => n && S.view?.fillDecided === fillDecided && fillDecided());
   const sorted = [...S.pending.values()].sort((a, b) => String(a.requested_at).localeCompare(String(b.requested_at)));
   for (const a of sorted) addCard(a);
-  for (const d of S.decided.slice(0, 30).reverse()) {
-    const card = approvalCard(d.a);
-    S.cards.set(d.a.id, card);
-    setOutcome(card, d);
-    if (d.completion) setCompletion(card, d);
-    decidedBox.prepend(card);
-  }
-  if (!S.decided.length) decidedBox.append(h("p", { class: "muted" }, "Nothing decided in this session yet."));
+  fillDecided();
   emptyNote();
   return {
+    fillDecided,
     onApproval: addCard,
     onDecided: (d) => {
       decidedBox.querySelector(":scope > p.muted")?.remove();
@@ -980,7 +1048,7 @@ function approvalCard(a) {
     "article",
     { class: "card approval", testid: "approval-card-" + a.id, "data-state": "pending", "aria-label": `Approval ${a.id}: ${a.tool}` },
     h("header", null, h("h3", null, h("span", { class: "tool" }, a.tool)), h("span", { class: "muted small" }, " requested ", when(a.requested_at), ` (${ago(a.requested_at)})`)),
-    h("p", null, "Agent ", h("a", { href: "#/agent/" + encodeURIComponent(a.agent_id) }, agent?.name || "agent"), " ", h("code", { title: a.agent_id }, short(a.agent_id)), ` wants to run ${a.tool}.`, h("span", { class: "muted small" }, " " + a.id)),
+    h("p", null, "Agent ", h("a", { href: "#/agent/" + encodeURIComponent(a.agent_id), "data-agent-name": a.agent_id }, agent?.name || "…"), " (", h("code", { title: a.agent_id }, short(a.agent_id)), `) wants to run ${a.tool}.`, h("span", { class: "muted small" }, " " + a.id)),
     inputView(a),
     controls,
     outcome,
@@ -996,7 +1064,7 @@ function setOutcome(card, d) {
   clear(o).append(
     h("strong", { class: ok ? "good" : "error" }, ok ? "✓ Approved" : d.how === "approval.cancelled" ? "✗ Cancelled" : d.how === "approval.timeout" ? "✗ Denied (timed out)" : "✗ Denied"),
     d.reason ? h("span", null, " — reason: ", h("q", null, d.reason)) : null,
-    h("div", { class: "muted small", testid: "approval-completion-" + d.a.id }, ok ? "Waiting for the tool to complete…" : "The tool did not run; the agent was told."),
+    h("div", { class: "muted small", testid: "approval-completion-" + d.a.id }, d.seeded ? `Decided ${ago(d.at)} (from the audit log).` : ok ? "Waiting for the tool to complete…" : "The tool did not run; the agent was told."),
   );
 }
 function setCompletion(card, d) {
@@ -1198,10 +1266,11 @@ function schedPage(v) {
     const lim = s.limits || {};
     if ("limits" in s) {
       const { providers, ...l } = lim;
-      out.push(section("Concurrency", generic({ ...l, ...(s.stats ? { stats: s.stats } : {}) })));
+      out.push(section("Concurrency", generic(l)));
+      if (s.stats) out.push(section("Admissions", generic(s.stats)));
       delete rest.stats;
     }
-    if ("queue" in s) out.push(wide(section(`Queue (${s.queue?.length ?? 0})`, s.queue?.length ? tbl(["Agent", "Provider", "Priority", "Effective", "Waiting", "Input est.", "Max tokens"], s.queue.map((q) => [agentLink(q.agent_id), q.provider, q.priority, q.effective_priority, dur(q.waiting_ms), num(q.input_tokens_estimate), num(q.max_tokens)])) : h("p", { class: "muted" }, "empty"))));
+    if ("queue" in s) out.push((s.queue?.length ? wide : (x) => x)(section(`Queue (${s.queue?.length ?? 0})`, s.queue?.length ? tbl(["Agent", "Provider", "Priority", "Effective", "Waiting", "Input est.", "Max tokens"], s.queue.map((q) => [agentLink(q.agent_id), q.provider, q.priority, q.effective_priority, dur(q.waiting_ms), num(q.input_tokens_estimate), num(q.max_tokens)])) : h("p", { class: "muted" }, "empty"))));
     if ("in_flight" in s) out.push(section(`Running calls (${s.in_flight?.length ?? 0})`, s.in_flight?.length ? tbl(["Agent", "Provider", "Reserved", "Max tokens", "Running"], s.in_flight.map((f) => [agentLink(f.agent_id), f.provider, num(f.reserved), num(f.max_tokens), dur(f.running_ms)])) : h("p", { class: "muted" }, "none")));
     if ("agents" in s)
       out.unshift(
@@ -1217,7 +1286,7 @@ function schedPage(v) {
                   pct(a.share?.served),
                   pct(a.share?.entitled),
                   num(a.share?.virtual_tokens),
-                  `${num(a.usage?.total_tokens)} (${num(a.usage?.requests)} requests)`,
+                  `${num(a.usage?.total_tokens)} (${plural(a.usage?.requests ?? 0, "request")})`,
                   a.budget ? h("div", null, `${num(a.budget.used)} / ${num(a.budget.max_tokens)} per ${a.budget.period}`, meter(a.budget.used, a.budget.max_tokens), h("div", { class: "muted small" }, `remaining ${num(a.budget.remaining)}${a.budget.reserved ? `, reserved ${num(a.budget.reserved)}` : ""}${a.budget.resets_at ? `, resets ${a.budget.resets_at}` : ""}`)) : "no budget",
                   a.available == null ? "unlimited" : num(a.available),
                   a.queued,
@@ -1285,7 +1354,12 @@ function systemPage(v) {
       }
       if (st.disk) out.push(section("Data disk", h("p", null, `${bytes(d.used_bytes)} used of ${bytes(d.total_bytes)} (${bytes(d.free_bytes)} free) `, meter(d.used_bytes, d.total_bytes)), generic({ path: d.path, total: bytes(d.total_bytes), used: bytes(d.used_bytes), free: bytes(d.free_bytes) })));
       if (st.load) out.push(section("Load average", h("p", { testid: "system-load" }, Array.isArray(st.load) ? `1 min ${st.load[0]?.toFixed?.(2)} · 5 min ${st.load[1]?.toFixed?.(2)} · 15 min ${st.load[2]?.toFixed?.(2)}` : JSON.stringify(st.load))));
-      if (st.network) out.push(section("Network", generic(st.network)));
+      if (Array.isArray(st.network)) {
+        // one row an interface: its MAC once, its addresses under each other
+        const by = new Map();
+        for (const n of st.network) by.set(n.interface, [...(by.get(n.interface) || []), n]);
+        out.push(section("Network", by.size ? h("table", { class: "kv", testid: "system-network" }, h("tbody", null, [...by].map(([i, ns]) => h("tr", null, h("th", { scope: "row" }, i, ns[0].mac ? h("div", { class: "muted small" }, "MAC ", h("code", null, ns[0].mac)) : null), h("td", null, ns.map((n) => h("div", null, h("code", null, n.address), h("span", { class: "muted small" }, " " + (n.family || ""))))))))) : h("p", { class: "muted" }, "no interfaces")));
+      } else if (st.network) out.push(section("Network", generic(st.network)));
       if (st.clock) out.push(section("Clock", generic({ now: st.clock.now, synced: st.clock.synced ? "✓ synced" : "✗ not synced", source: st.clock.source, ...Object.fromEntries(Object.entries(st.clock).filter(([k]) => !["now", "synced", "source"].includes(k))) })));
       const rest = Object.fromEntries(Object.entries(st).filter(([k]) => !["memory", "disk", "load", "network", "clock", "uptime_ms"].includes(k)));
       if (Object.keys(rest).length) out.push(section("More", generic(rest)));
