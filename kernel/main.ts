@@ -210,10 +210,10 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     })();
   };
 
-  // the dashboard: --listen http:HOST:PORT, or kernel.yaml web.listen
+  // the dashboard: --listen http:HOST:PORT (given on the command line, it replaces kernel.yaml's), or web.listen
   const webSpecs = listenSpecs.filter((s) => s.kind === "http");
   const fromYaml = config.web.listen ? parseHostPort(config.web.listen) : null;
-  if (fromYaml) webSpecs.push({ kind: "http", ...fromYaml });
+  if (fromYaml && webSpecs.length === 0) webSpecs.push({ kind: "http", ...fromYaml });
   let tokens: Tokens | null = null;
   if (webSpecs.length > 0) {
     try {

@@ -209,8 +209,9 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
       if (ctx.conn.transport === "websocket")
         throw capabilityDenied("web.tokens", "the console", "the dashboard's tokens are given on the console only");
       if (!sys.web)
+        // JSON-RPC's "method not available": this kernel serves no dashboard
         throw new KernelError(
-          ErrorCode.AgentNotRunnable,
+          ErrorCode.MethodNotFound,
           "the dashboard is off: kernel.yaml web.listen (or --listen http:HOST:PORT) turns it on",
         );
       await services.audit({ kind: "web.tokens", agent_id: null, transport: ctx.conn.transport });

@@ -102,6 +102,8 @@ export function startWeb(opts: WebOptions): WebListener {
   const cookie = (value: string, maxAge: number) =>
     `${COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAge}${opts.secureCookie ? "; Secure" : ""}`;
 
+  /** each session's open WebSockets: a logout closes them */
+  const sockets = new Map<string, Set<ServerWebSocket<SocketData>>>();
   const server: Server<SocketData> = Bun.serve<SocketData>({
     hostname: opts.hostname,
     port: opts.port,
@@ -129,7 +131,10 @@ export function startWeb(opts: WebOptions): WebListener {
         if (url.pathname === "/login" && req.method === "POST") return await login(req, client);
         if (url.pathname === "/logout" && req.method === "POST") {
           if (!sameOrigin(req)) return json(403, { error: "cross-origin request refused" });
-          auth.close(cookieOf(req));
+          const id = cookieOf(req);
+          auth.close(id);
+          // the session's sockets end with it
+          for (const ws of sockets.get(id ?? "") ?? []) ws.close(4401, "logged out");
           return new Response(null, { status: 204, headers: { "set-cookie": cookie("", 0), ...SECURITY_HEADERS } });
         }
         return json(404, { error: `no such page: ${url.pathname}` });
@@ -143,6 +148,9 @@ export function startWeb(opts: WebOptions): WebListener {
       idleTimeout: 0,
       open(ws) {
         const d = ws.data;
+        let mine = sockets.get(d.session.id);
+        if (!mine) sockets.set(d.session.id, (mine = new Set()));
+        mine.add(ws);
         d.peer = opts.servers[d.session.role].attach("websocket", {
           write: (text) => {
             // one JSON-RPC message per frame: the server writes newline-terminated lines
@@ -155,6 +163,11 @@ export function startWeb(opts: WebOptions): WebListener {
         d.peer.conn.notify("web.session", { role: d.session.role });
       },
       message(ws, msg) {
+        // an expired or evicted session's socket ends at its next message
+        if (!auth.session(ws.data.session.id)) {
+          ws.close(4401, "session ended: log in again");
+          return;
+        }
         const text = typeof msg === "string" ? msg : Buffer.from(msg).toString("utf8");
         // a raw newline is never inside a JSON string: as a separator it would split the message
         ws.data.peer?.feed(Buffer.from(text.replace(/[\r\n]/g, " ") + "\n"));
@@ -164,6 +177,9 @@ export function startWeb(opts: WebOptions): WebListener {
       },
       close(ws) {
         ws.data.peer?.close();
+        const mine = sockets.get(ws.data.session.id);
+        mine?.delete(ws);
+        if (mine && mine.size === 0) sockets.delete(ws.data.session.id);
       },
     },
   });

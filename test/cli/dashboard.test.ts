@@ -88,7 +88,7 @@ describe("with the dashboard off", () => {
     const r = await aaosctl(["--socket", plain.socket, "dashboard-token", "--json"]);
     expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout).error).toMatchObject({
-      code: -32008,
+      code: -32601,
       message: expect.stringContaining("dashboard is off"),
     });
   });

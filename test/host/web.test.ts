@@ -594,7 +594,6 @@ test("logout clears the cookie; the session no longer opens /rpc or /session", a
   const cookie = await d.cookie("operator");
   const before = d.ws(cookie);
   await before.opened;
-  before.close();
   // a foreign page cannot log the operator out
   const foreign = await fetch(d.base + "logout", { method: "POST", headers: { cookie, origin: FOREIGN } });
   expect(foreign.status).toBe(403);
@@ -606,6 +605,48 @@ test("logout clears the cookie; the session no longer opens /rpc or /session", a
   expect(cleared).toContain("Max-Age=0");
   expect((await fetch(d.base + "session", { headers: { cookie } })).status).toBe(401);
   expect(await d.upgradeStatus({ origin: d.origin, cookie })).toBe(401);
+  // the WebSocket it had open ends with it
+  expect((await before.closed).code).toBe(4401);
+});
+
+test("an expired session's WebSocket is closed at its next message", async () => {
+  const k2 = await startKernel({ kernelYaml: "web:\n  listen: 127.0.0.1:0\n  session_ttl: 1s\n" });
+  try {
+    const t = await k2.client.call<any>("web.tokens", {});
+    const base = t.urls[0] as string;
+    const origin = base.replace(/\/$/, "");
+    const login = await fetch(base + "login", {
+      method: "POST",
+      headers: { origin },
+      body: JSON.stringify({ token: t.operator }),
+    });
+    const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
+    const ws = new WebSocket(base.replace(/^http/, "ws") + "rpc", { headers: { cookie, origin } } as never);
+    await new Promise((r) => (ws.onopen = r));
+    const closed = new Promise<number>((r) => (ws.onclose = (e) => r(e.code)));
+    await Bun.sleep(1200);
+    ws.send(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "agent.list", params: {} }));
+    expect(await closed).toBe(4401);
+  } finally {
+    await k2.stop();
+    cleanup(k2);
+  }
+});
+
+test("--listen http: on the command line replaces kernel.yaml's web.listen", async () => {
+  const k3 = await startKernel({
+    kernelYaml: "web:\n  listen: 127.0.0.1:1\n",
+    extraListen: ["http:127.0.0.1:0"],
+  });
+  try {
+    const t = await k3.client.call<any>("web.tokens", {});
+    // one listener, the command line's (port 1 would have failed to bind)
+    expect(t.urls).toHaveLength(1);
+    expect(t.urls[0]).not.toContain(":1/");
+  } finally {
+    await k3.stop();
+    cleanup(k3);
+  }
 });
 
 test("a message over rpc.max_line_bytes closes that WebSocket only", async () => {
@@ -738,7 +779,7 @@ test("web.tokens on a kernel without an HTTP listener says the dashboard is off"
   const k6 = await startKernel();
   try {
     await expect(k6.client.call("web.tokens", {})).rejects.toMatchObject({
-      code: -32008,
+      code: -32601,
       message: expect.stringContaining("the dashboard is off"),
     });
   } finally {
