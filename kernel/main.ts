@@ -210,9 +210,11 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     })();
   };
 
-  // the dashboard: --listen http:HOST:PORT (given on the command line, it replaces kernel.yaml's), or web.listen
+  // the dashboard: --listen http:HOST:PORT; in the appliance (init mode) kernel.yaml's web.listen, unless the
+  // command line names one (host mode ignores web.listen, as it ignores network:: a kernel run on a
+  // workstation with the image's config must not open 0.0.0.0:8080 there)
   const webSpecs = listenSpecs.filter((s) => s.kind === "http");
-  const fromYaml = config.web.listen ? parseHostPort(config.web.listen) : null;
+  const fromYaml = init && config.web.listen ? parseHostPort(config.web.listen) : null;
   if (fromYaml && webSpecs.length === 0) webSpecs.push({ kind: "http", ...fromYaml });
   let tokens: Tokens | null = null;
   if (webSpecs.length > 0) {

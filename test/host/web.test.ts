@@ -610,7 +610,7 @@ test("logout clears the cookie; the session no longer opens /rpc or /session", a
 });
 
 test("an expired session's WebSocket is closed at its next message", async () => {
-  const k2 = await startKernel({ kernelYaml: "web:\n  listen: 127.0.0.1:0\n  session_ttl: 1s\n" });
+  const k2 = await startKernel({ kernelYaml: "web:\n  session_ttl: 1s\n", extraListen: ["http:127.0.0.1:0"] });
   try {
     const t = await k2.client.call<any>("web.tokens", {});
     const base = t.urls[0] as string;
@@ -633,19 +633,23 @@ test("an expired session's WebSocket is closed at its next message", async () =>
   }
 });
 
-test("--listen http: on the command line replaces kernel.yaml's web.listen", async () => {
-  const k3 = await startKernel({
-    kernelYaml: "web:\n  listen: 127.0.0.1:1\n",
-    extraListen: ["http:127.0.0.1:0"],
-  });
+test("host mode ignores kernel.yaml's web.listen (the appliance's); --listen http: gives it", async () => {
+  const off = await startKernel({ kernelYaml: "web:\n  listen: 127.0.0.1:1\n" });
   try {
-    const t = await k3.client.call<any>("web.tokens", {});
-    // one listener, the command line's (port 1 would have failed to bind)
+    // port 1 would have failed to bind: nothing was opened, and the kernel says the dashboard is off
+    await expect(off.client.call("web.tokens", {})).rejects.toMatchObject({ code: -32601 });
+  } finally {
+    await off.stop();
+    cleanup(off);
+  }
+  const on = await startKernel({ kernelYaml: "web:\n  listen: 127.0.0.1:1\n", extraListen: ["http:127.0.0.1:0"] });
+  try {
+    const t = await on.client.call<any>("web.tokens", {});
     expect(t.urls).toHaveLength(1);
     expect(t.urls[0]).not.toContain(":1/");
   } finally {
-    await k3.stop();
-    cleanup(k3);
+    await on.stop();
+    cleanup(on);
   }
 });
 
@@ -679,8 +683,8 @@ test("sessions are bounded: 300 logins, the oldest sessions are closed, the newe
 });
 
 describe("kernel.yaml web:", () => {
-  test("web.listen alone starts the listener; the tokens are created in <data>/state/web, 0600; failed logins are rate-limited", async () => {
-    const k2 = await startKernel({ kernelYaml: 'web:\n  listen: "127.0.0.1:0"\n' });
+  test("an http listener alone; the tokens are created in <data>/state/web, 0600; failed logins are rate-limited", async () => {
+    const k2 = await startKernel({ extraListen: ["http:127.0.0.1:0"] });
     try {
       const t = await k2.client.call<Tokens>("web.tokens", {});
       expect(t.urls).toHaveLength(1);
