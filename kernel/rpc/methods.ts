@@ -60,7 +60,14 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
       return {
         agents: agents.map((a) => {
           const st = services.status(a.agent_id);
-          return { ...a, usage: st.usage, inbox: st.inbox, lifecycle: st.lifecycle, restarts: st.restarts };
+          return {
+            ...a,
+            usage: st.usage,
+            inbox: st.inbox,
+            lifecycle: st.lifecycle,
+            restarts: st.restarts,
+            failure: st.failure,
+          };
         }),
       };
     }),

@@ -603,16 +603,16 @@ function agentsPage(v) {
     const my = ++seq;
     let list, sched;
     try {
-      [list, sched] = await Promise.all([call("agent.list"), call("sched.status", {}, { quiet: true }).catch(() => null)]);
+      // one call for every row: agent.list with details carries each agent's usage, inbox and failure
+      [list, sched] = await Promise.all([call("agent.list", { details: true }), call("sched.status", {}, { quiet: true }).catch(() => null)]);
     } catch {
       summary.textContent = "Could not load the agents.";
       return;
     }
-    const statuses = await Promise.all(list.agents.map((a) => call("agent.status", { agent_id: a.agent_id }, { quiet: true }).catch(() => null)));
     if (my !== seq) return;
     const budgets = new Map((sched?.agents || []).map((x) => [x.agent_id, x]));
     S.agents.clear();
-    list.agents.forEach((a, i) => S.agents.set(a.agent_id, { ...a, status: statuses[i] }));
+    list.agents.forEach((a) => S.agents.set(a.agent_id, { ...a, status: a }));
     const all = [...S.agents.values()];
     const shown = all.filter((a) => !hideStopped || a.state !== "stopped");
     const counts = {};
