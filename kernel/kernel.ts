@@ -1233,7 +1233,11 @@ export class Kernel implements AgentServices {
       window: mm?.context_window ?? contextWindowFor(agent.manifest.model),
       threshold: mm?.compaction_threshold ?? 0.7,
       summarizationModel: mm?.summarization_model ?? agent.manifest.model,
-      system: (base) => memorySystemPrompt(base, hasBlocks ? this.memory.blocks(agent.id) : [], summary),
+      system: (base) =>
+        memorySystemPrompt(base, hasBlocks ? this.memory.blocks(agent.id) : [], summary, {
+          blockUpdate: this.caps.mayCallTool(agent.id, "memory_block_update"),
+          search: this.caps.mayCallTool(agent.id, "memory_search"),
+        }),
       summary: () => summary,
       compacted: async (n, archived, text, info) => {
         const first = persistent ? this.store().archived(agent.id) : (mem!.archived ?? 0);

@@ -255,18 +255,22 @@ export function memorySystemPrompt(
   base: string,
   blocks: { label: string; limit: number; value: string }[],
   summary: string | null,
+  /** which memory tools the agent holds: the prompt names only those */
+  tools: { blockUpdate: boolean; search: boolean } = { blockUpdate: true, search: true },
 ): string {
   let out = base;
   if (blocks.length) {
     const inner = blocks
       .map((b) => `<block label="${b.label}" chars="${[...b.value].length}/${b.limit}">${b.value}</block>`)
       .join("\n");
-    out += `\n\n<memory_blocks>\n${inner}\n</memory_blocks>\n(edit with memory_block_update)`;
+    out += `\n\n<memory_blocks>\n${inner}\n</memory_blocks>${tools.blockUpdate ? "\n(edit with memory_block_update)" : ""}`;
   }
   if (summary !== null && summary !== "") {
     out +=
       `\n\n<conversation_summary>\n${summary}\n</conversation_summary>\n` +
-      "(The earlier conversation was compacted; its messages are archived in your memory: memory_search finds them.)";
+      (tools.search
+        ? "(The earlier conversation was compacted; its messages are archived in your memory: memory_search finds them.)"
+        : "(The earlier conversation was compacted; this summary stands in for it.)");
   }
   return out;
 }

@@ -408,6 +408,17 @@ describe("memorySystemPrompt", () => {
     expect(memorySystemPrompt("B", [], "S")).toBe(`B\n\n<conversation_summary>\nS\n</conversation_summary>\n${NOTE}`);
   });
 
+  test("the prompt names only the memory tools the agent holds", () => {
+    const none = { blockUpdate: false, search: false };
+    const s = memorySystemPrompt("B", [{ label: "l", limit: 5, value: "v" }], "S", none);
+    expect(s).not.toContain("memory_block_update");
+    expect(s).not.toContain("memory_search");
+    expect(s).toContain("this summary stands in for it");
+    expect(memorySystemPrompt("B", [], "S", { blockUpdate: false, search: true })).toContain(
+      "memory_search finds them",
+    );
+  });
+
   test("nothing escaped, nothing cut", () => {
     const value = '<b> & "q" ' + "v".repeat(9000);
     const s = memorySystemPrompt("", [{ label: "notes", limit: 10_000, value }], "s".repeat(50_000));
