@@ -177,6 +177,25 @@ const KernelConfigFields = z.strictObject({
     .prefault({}),
   /** providers, routing, retries, scheduler limits: docs/inference.md */
   inference: InferenceConfigSchema.optional(),
+  /** reversible effects: the pre-images a rewind puts back (docs/design.md, Reversibility) */
+  journal: z
+    .strictObject({
+      /** bytes of pre-images kept; past it the oldest go (audited journal.prune) */
+      max_bytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(Number.MAX_SAFE_INTEGER)
+        .default(256 * 1024 * 1024),
+      /** a file larger than this is changed without its pre-image (a rewind says it cannot restore it) */
+      max_pre_image_bytes: z
+        .number()
+        .int()
+        .min(0)
+        .max(1024 * 1024 * 1024)
+        .default(16 * 1024 * 1024),
+    })
+    .prefault({}),
   /** the dashboard's HTTP listener (docs/dashboard.md): off unless listen is set (or --listen http:ADDR) */
   web: z
     .strictObject({

@@ -74,6 +74,8 @@ import {
   wire,
 } from "./memory/index.ts";
 import type { RunMemory } from "./llm/loop.ts";
+import { Journal, shown as shownState, type PathChange } from "./journal/index.ts";
+import { settleByLooking } from "./journal/rewind.ts";
 
 export interface KernelOptions {
   config: KernelConfig;
@@ -112,6 +114,8 @@ export class Kernel implements AgentServices {
   private readonly supervisor: Supervisor;
   /** agent memory: the episodic store, pinned blocks, summaries (<data>/state/memory.db) */
   private readonly memory: MemoryService;
+  /** the pre-images of reversible effects (<data>/state/journal) */
+  private readonly journal: Journal;
 
   constructor(private readonly opts: KernelOptions) {
     // every per-agent structure is bounded by the process table's bound
@@ -162,6 +166,11 @@ export class Kernel implements AgentServices {
         crashLoopWindowMs: parseDuration(sv.crash_loop_window)!,
       },
     );
+    this.journal = new Journal({
+      dir: join(opts.dataDir, "state", "journal"),
+      maxBytes: opts.config.journal.max_bytes,
+      maxPreImageBytes: opts.config.journal.max_pre_image_bytes,
+    });
     const mc = opts.config.memory;
     this.memory = new MemoryService({
       file: join(opts.dataDir, "state", "memory.db"),
@@ -1389,7 +1398,8 @@ export class Kernel implements AgentServices {
 
     // one signal for the whole call: the agent's stop, or the caller going away
     const signal = anySignal(agent.abort.signal, opts.signal);
-    if (agent.approvalRequired.has(toolName)) {
+    // approval_required names a tool, or an effect class: every tool of that class
+    if (agent.approvalRequired.has(toolName) || agent.approvalRequired.has(tool.effect)) {
       await this.approvals.request(
         agentId,
         toolName,
@@ -1404,8 +1414,28 @@ export class Kernel implements AgentServices {
     }
 
     const pending: Promise<unknown>[] = [];
+    /** the tool.call record's seq, once durable (a tool with an effect runs after it) */
+    let callSeq: number | null = null;
+    const tickets: { seqs: number[]; settled: boolean }[] = [];
     const ctx = {
       agentId,
+      journal: {
+        begin: (changes: PathChange[]) => {
+          const seqs = this.journal.record({ agentId, lineage: this.lineage(agent), tool: toolName, callSeq }, changes);
+          const t = { seqs, settled: false };
+          tickets.push(t);
+          const settle = (happened: boolean) => {
+            if (t.settled) return;
+            t.settled = true;
+            this.journal.settle(seqs, happened);
+          };
+          return {
+            changes: changes.map((c) => ({ path: c.path, pre: shownState(c.pre), post: shownState(c.post) })),
+            done: () => settle(true),
+            failed: () => settle(false),
+          };
+        },
+      },
       services: this as AgentServices,
       signal,
       limits: this.limits,
@@ -1438,10 +1468,17 @@ export class Kernel implements AgentServices {
       token: check.token.id,
       via: opts.via,
     });
-    const result = this.toolResult(tool.effect === "none" ? null : (await call).seq, call, agentId, toolName);
+    if (tool.effect !== "none") callSeq = (await call).seq;
+    const result = this.toolResult(callSeq, call, agentId, toolName);
     try {
       if (signal.aborted) throw notRunnable(agent, "was stopped");
-      const output = await tool.run(ctx, parsed.data);
+      let output: unknown;
+      try {
+        output = await tool.run(ctx, parsed.data);
+      } finally {
+        // a change the tool began and neither settled: settled by looking at the path
+        for (const t of tickets) if (!t.settled) this.settleUnknown(t.seqs);
+      }
       await Promise.all(pending);
       await result({ ok: true, output: clip(output) });
       return output;
@@ -1574,6 +1611,29 @@ export class Kernel implements AgentServices {
 
   memoryNamespaces() {
     return { namespaces: this.memory.namespaces() };
+  }
+
+  // ---- journal -----------------------------------------------------------
+
+  /** ",ID,PARENT,…," for the journal: a rewind with include_children finds descendants by it */
+  private lineage(a: Agent): string {
+    const ids = [a.id];
+    let p = a.parentId ? this.procs.find(a.parentId) : undefined;
+    for (let i = 0; p && i < 64; i++) {
+      ids.push(p.id);
+      p = p.parentId ? this.procs.find(p.parentId) : undefined;
+    }
+    return `,${ids.join(",")},`;
+  }
+
+  /** intended rows whose outcome is not known: what is at the path says whether they happened */
+  private settleUnknown(seqs: number[]): void {
+    try {
+      const rows = this.journal.intended().filter((r) => seqs.includes(r.seq));
+      settleByLooking(this.journal, rows);
+    } catch (err) {
+      this.opts.log.error({ err }, "could not settle journal rows of a failed call");
+    }
   }
 
   // ---- messages ----------------------------------------------------------

@@ -10,6 +10,7 @@
 import type { z } from "zod";
 import type { AgentServices } from "../services.ts";
 import type { PrivateAreas, ResourceKind, Token } from "../caps/index.ts";
+import type { Capture } from "../journal/index.ts";
 
 export interface ToolContext {
   agentId: string;
@@ -29,6 +30,12 @@ export interface ToolContext {
   signal: AbortSignal;
   /** the caller's key for this call (the model's tool use): agent_call attaches to an earlier call with the same key */
   callKey?: string;
+  /**
+   * where a reversible tool records each change before it makes it (the
+   * pre-image, the post-image): kernel/journal; bound to this agent and this
+   * call's tool.call record
+   */
+  journal: Capture;
   limits: ToolLimits;
 }
 

@@ -11,6 +11,7 @@ import {
 import { capabilityDenied } from "../../../kernel/errors.ts";
 import type { AgentServices } from "../../../kernel/services.ts";
 import type { ToolContext, ToolLimits } from "../../../kernel/tools/tool.ts";
+import { shown, type PathChange } from "../../../kernel/journal/index.ts";
 
 export const defaultLimits: ToolLimits = {
   fileReadMaxBytes: 1024 * 1024,
@@ -20,6 +21,8 @@ export const defaultLimits: ToolLimits = {
 };
 
 export interface TestCtx extends ToolContext {
+  /** every journal.begin, with how it was settled */
+  journaled: { changes: PathChange[]; settled: "done" | "failed" | null }[];
   table: CapabilityTable;
   denied: { kind: ResourceKind; resource: string; capability: string; reason: string }[];
   authorized: { kind: ResourceKind; resource: string }[];
@@ -48,8 +51,21 @@ export function makeCtx(
   const services = {} as AgentServices;
   const privateAreas =
     opts.privateAreas ?? new PrivateAreas({ dataDir: "/nonexistent", configDir: "/nonexistent-config" });
+  const journaled: TestCtx["journaled"] = [];
   const ctx: TestCtx = {
     agentId,
+    journaled,
+    journal: {
+      begin(changes) {
+        const entry: TestCtx["journaled"][number] = { changes, settled: null };
+        journaled.push(entry);
+        return {
+          changes: changes.map((c) => ({ path: c.path, pre: shown(c.pre), post: shown(c.post) })),
+          done: () => void (entry.settled ??= "done"),
+          failed: () => void (entry.settled ??= "failed"),
+        };
+      },
+    },
     privateAreas,
     table,
     denied,
