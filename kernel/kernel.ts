@@ -75,7 +75,7 @@ import {
 } from "./memory/index.ts";
 import type { RunMemory } from "./llm/loop.ts";
 import { Journal, shown as shownState, type PathChange } from "./journal/index.ts";
-import { settleByLooking } from "./journal/rewind.ts";
+import { runRewind, settleByLooking, type RewindResult } from "./journal/rewind.ts";
 
 export interface KernelOptions {
   config: KernelConfig;
@@ -202,6 +202,14 @@ export class Kernel implements AgentServices {
     const stored = existsSync(file) ? this.store().agents() : [];
     const resumed = new Set(stored.map((a) => a.id));
     const cancelled = await this.approvals.recover((info) => resumed.has(info.agent_id));
+    try {
+      await this.recoverJournal();
+    } catch (err) {
+      this.opts.log.error(
+        { err },
+        "could not recover the journal (rewinds cut by a crash are finished at the next boot)",
+      );
+    }
     for (const a of stored) await this.resumeAgent(a);
     // the own memory of an agent of an earlier boot that is not resumed (a session agent) goes
     try {
@@ -1422,6 +1430,7 @@ export class Kernel implements AgentServices {
       journal: {
         begin: (changes: PathChange[]) => {
           const seqs = this.journal.record({ agentId, lineage: this.lineage(agent), tool: toolName, callSeq }, changes);
+          this.maybePrune();
           const t = { seqs, settled: false };
           tickets.push(t);
           const settle = (happened: boolean) => {
@@ -1614,6 +1623,101 @@ export class Kernel implements AgentServices {
   }
 
   // ---- journal -----------------------------------------------------------
+
+  async rewind(
+    agentId: string,
+    opts: { toSeq?: number; includeChildren?: boolean; dryRun?: boolean; force?: boolean } = {},
+  ): Promise<RewindResult & { audit_seq: number | null }> {
+    const agent = this.procs.find(agentId) ?? null;
+    const children = opts.includeChildren ?? true;
+    const force = opts.force ?? false;
+    const rows = this.journal.changesSince(agentId, opts.toSeq ?? 0, children);
+    if (!agent && rows.length === 0) throw noSuchAgent(agentId);
+    const lineage = agent ? this.lineage(agent) : `,${agentId},`;
+    const id = newId("rw");
+    const who = { agentId, lineage, callSeq: null as number | null };
+    if (opts.dryRun) return { ...runRewind(this.journal, rows, { id, force, dryRun: true, who }), audit_seq: null };
+    // nothing it rewinds may be changing files meanwhile
+    for (const a of new Set([agentId, ...rows.map((r) => r.agent_id)])) {
+      const p = this.procs.find(a);
+      if (p && p.state === "running")
+        throw notRunnable(p, "is running: a rewind waits until it is idle (or stop it first)");
+    }
+    let rec: { seq: number };
+    try {
+      rec = await this.audit({
+        kind: "agent.rewind",
+        agent_id: agentId,
+        rewind_id: id,
+        to_seq: opts.toSeq ?? 0,
+        include_children: children,
+        force,
+        steps: rows.length,
+        changes: digest(rows.map((r) => r.seq)),
+      });
+    } catch (e) {
+      throw notRecorded("agent.rewind", "nothing was rewound", e);
+    }
+    who.callSeq = rec.seq;
+    this.journal.addRewind(id, agentId, rec.seq, { seqs: rows.map((r) => r.seq), force, lineage });
+    const result = runRewind(this.journal, rows, {
+      id,
+      force,
+      dryRun: false,
+      who,
+      onStep: (done) => this.journal.rewindProgress(id, done),
+    });
+    this.journal.endRewind(id, result);
+    await this.auditRewound(agentId, result, false);
+    return { ...result, audit_seq: rec.seq };
+  }
+
+  private async auditRewound(agentId: string, r: RewindResult, recovered: boolean): Promise<void> {
+    await this.auditDenial({
+      kind: "agent.rewound",
+      agent_id: agentId,
+      rewind_id: r.rewind_id,
+      restored: r.restored.length,
+      conflicts: r.conflicts.length,
+      unrestorable: r.unrestorable.length,
+      paths: clip({ restored: r.restored.map((x) => x.path), conflicts: r.conflicts.map((x) => x.path) }),
+      ...(recovered ? { recovered: true } : {}),
+    });
+  }
+
+  /** at boot: rows a crash left intended settled by looking, rewinds a crash cut finished */
+  private async recoverJournal(): Promise<void> {
+    if (!this.journal.exists()) return;
+    settleByLooking(this.journal, this.journal.intended());
+    for (const rw of this.journal.runningRewinds()) {
+      const plan = rw.plan as { seqs: number[]; force: boolean; lineage: string };
+      const rows = this.journal.rows(plan.seqs);
+      const result = runRewind(this.journal, rows, {
+        id: rw.id,
+        force: plan.force,
+        dryRun: false,
+        from: Math.min(rw.done, rows.length),
+        who: { agentId: rw.agent_id, lineage: plan.lineage, callSeq: rw.audit_seq },
+        onStep: (done) => this.journal.rewindProgress(rw.id, done),
+      });
+      this.journal.endRewind(rw.id, result);
+      await this.auditRewound(rw.agent_id, result, true);
+    }
+  }
+
+  /** past journal.max_bytes the oldest pre-images go, audited */
+  private maybePrune(): void {
+    if (this.journal.bytes() <= this.opts.config.journal.max_bytes) return;
+    const p = this.journal.prune();
+    if (p.blobs > 0)
+      void this.auditDenial({
+        kind: "journal.prune",
+        agent_id: null,
+        pre_images: p.blobs,
+        bytes: p.bytes,
+        limit: this.opts.config.journal.max_bytes,
+      });
+  }
 
   /** ",ID,PARENT,…," for the journal: a rewind with include_children finds descendants by it */
   private lineage(a: Agent): string {

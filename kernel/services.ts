@@ -4,6 +4,7 @@
 import type { AuditEventKind, AuditQuery, AuditRecord, AuditVerifyResult } from "./audit/index.ts";
 import type { Usage } from "./sched/index.ts";
 import type { ToolEffect } from "./tools/index.ts";
+import type { RewindResult } from "./journal/rewind.ts";
 
 /**
  * ready: waiting for work; running: a run or an inbox item in progress;
@@ -362,6 +363,20 @@ export interface AgentServices {
    * "agent.output"); call the result to stop.
    */
   watch(topics: readonly WatchTopic[], listener: (event: WatchEvent) => void): () => void;
+  /**
+   * Puts back what the agent (and, include_children, its descendants)
+   * changed after the audit record to_seq (default: since it was spawned),
+   * newest first. The agent is known (-32002: in the table, or in the
+   * journal) and, unless a dry run, neither it nor a descendant is running
+   * (-32008). A path changed since by someone else is a conflict, left alone
+   * unless force. Audited: agent.rewind (durable before the first change)
+   * and agent.rewound; every restoration is journaled, so the rewind can be
+   * undone with to_seq = its audit_seq - 1.
+   */
+  rewind(
+    agentId: string,
+    opts: { toSeq?: number; includeChildren?: boolean; dryRun?: boolean; force?: boolean },
+  ): Promise<RewindResult & { audit_seq: number | null }>;
   /** Any time: listener is told every KernelEvent from now on; call the result to stop. */
   subscribe(listener: (event: KernelEvent) => void): () => void;
 }

@@ -44,6 +44,10 @@ export const AUDIT_KINDS = [
   "memory.compact",
   "memory.prune",
   "memory.forget",
+  // reversible effects: rewinds and the journal's retention
+  "agent.rewind",
+  "agent.rewound",
+  "journal.prune",
   // the dashboard's HTTP listener
   "web.login",
   "web.tokens",

@@ -230,6 +230,7 @@ export class Journal {
       rewindProgress: db.query(`UPDATE rewinds SET done = $done WHERE id = $id`),
       rewindEnd: db.query(`UPDATE rewinds SET state = 'done', result = $result WHERE id = $id`),
       runningRewinds: db.query(`SELECT * FROM rewinds WHERE state = 'running' ORDER BY ts`),
+      bySeq: db.query(`SELECT * FROM changes WHERE seq = $seq`),
     };
   }
 
@@ -280,8 +281,10 @@ export class Journal {
       changes.map((c) => {
         let restorable = c.pre.kind !== "file";
         if (c.pre.kind === "file" && c.preContent && c.preContent.length <= this.opts.maxPreImageBytes) {
-          if (big.has(c.pre.sha256)) q.putBlob.run({ sha256: c.pre.sha256, size: c.preContent.length, data: null });
-          else q.putBlob.run({ sha256: c.pre.sha256, size: c.preContent.length, data: c.preContent });
+          const put = big.has(c.pre.sha256)
+            ? q.putBlob.run({ sha256: c.pre.sha256, size: c.preContent.length, data: null })
+            : q.putBlob.run({ sha256: c.pre.sha256, size: c.preContent.length, data: c.preContent });
+          if (put.changes > 0 && this.total !== null) this.total += c.preContent.length;
           restorable = true;
         }
         const r = q.insert.run({
@@ -344,10 +347,11 @@ export class Journal {
     return (this.db().q.since.all({ after: afterSeq, pattern }) as Record<string, any>[]).map(toRow);
   }
 
-  /** bytes of pre-images kept */
+  /** bytes of pre-images kept (summed once, then kept up to date) */
+  private total: number | null = null;
   bytes(): number {
     if (!this.exists()) return 0;
-    return (this.db().q.bytes.get() as { n: number }).n;
+    return (this.total ??= (this.db().q.bytes.get() as { n: number }).n);
   }
 
   /** past max_bytes: the oldest pre-images go (their rows stay, not restorable); returns what went */
@@ -376,7 +380,19 @@ export class Journal {
       }
     })();
     for (const f of files) rmSync(join(this.opts.dir, "objects", f), { force: true });
+    this.total = null;
     return { blobs, bytes };
+  }
+
+  /** rows by seq, in the order given (a resumed rewind's plan); a row gone since is left out */
+  rows(seqs: number[]): ChangeRow[] {
+    const { q } = this.db();
+    const out: ChangeRow[] = [];
+    for (const seq of seqs) {
+      const r = q.bySeq.get({ seq }) as Record<string, any> | null;
+      if (r) out.push(toRow(r));
+    }
+    return out;
   }
 
   // ---- rewinds (rewind.ts drives these) ----------------------------------

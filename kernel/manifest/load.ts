@@ -15,6 +15,9 @@ import {
 } from "./schema.ts";
 import { describe, PositionedYaml, type PositionedError } from "./yaml.ts";
 
+/** effect classes approval_required may name: every tool of the class needs an approval */
+export const EFFECT_CLASSES: ReadonlySet<string> = new Set(["reversible", "irreversible"]);
+
 export interface LoadOptions {
   /** tool names the kernel knows: tool capabilities and approval_required must name only these */
   knownTools?: ReadonlySet<string>;
@@ -68,7 +71,15 @@ export function loadManifest(text: string, opts: LoadOptions = {}): Manifest {
   });
   if (tools) {
     manifest.approval_required.forEach((tool, i) => {
-      if (!tools.has(tool)) throw invalid(source, yaml.at(["approval_required", i], unknown("tool", tool, tools)));
+      // a tool, or an effect class: every tool of that class (kernel/tools/tool.ts ToolEffect)
+      if (!tools.has(tool) && !EFFECT_CLASSES.has(tool))
+        throw invalid(
+          source,
+          yaml.at(
+            ["approval_required", i],
+            `${unknown("tool", tool, tools)}; or an effect class: ${[...EFFECT_CLASSES].join(", ")}`,
+          ),
+        );
     });
   }
   for (const field of ["spawn_child", "message_send"] as const) {

@@ -110,6 +110,22 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
       },
     ),
     "agent.restart": method(z.strictObject({ agent_id: AgentId }), (p) => services.restart(p.agent_id)),
+    "agent.rewind": method(
+      z.strictObject({
+        agent_id: AgentId,
+        to_seq: z.number().int().min(0).optional(),
+        include_children: z.boolean().default(true),
+        dry_run: z.boolean().default(false),
+        force: z.boolean().default(false),
+      }),
+      (p) =>
+        services.rewind(p.agent_id, {
+          ...(p.to_seq === undefined ? {} : { toSeq: p.to_seq }),
+          includeChildren: p.include_children,
+          dryRun: p.dry_run,
+          force: p.force,
+        }),
+    ),
     "tool.list": method(z.strictObject({ agent_id: AgentId.optional() }), (p) => ({
       tools: services.listTools(p.agent_id),
     })),

@@ -18,6 +18,7 @@ export const METHOD_NAMES = [
   "agent.result",
   "agent.call",
   "agent.restart",
+  "agent.rewind",
   "manifest.list",
   "tool.list",
   "tool.invoke",

@@ -18,10 +18,24 @@
 //     steps can leave a `.aaos-tmp-…` file beside the target.
 //   - Appending cannot replace, so a target with more than one hard link is
 //     refused (-32001, checked on the opened fd).
-import { randomBytes } from "node:crypto";
+//
+// Reversibility (kernel/journal): before anything changes, every change the
+// call will make is handed to ctx.journal.begin — each parent directory it
+// will create (pre absent, post a directory), then the file (its pre-image:
+// absent, or its bytes as readState finds them through the parent's fd; its
+// post-image: the bytes it will hold) — and settled after: done when it
+// happened, failed when an error came before anything changed (an error
+// after a change leaves it to the kernel, which looks at the path). A
+// replaced file with more than one hard link is journaled without its bytes
+// (not restorable): a rewind would otherwise hand this name the content of
+// an inode whose other name may lie outside the grant. The helpers the other
+// changing tools share (file_delete, file_move, dir_create) live here too.
+import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
-import { authorizePath, basename, dirname, relativeTo } from "./beneath.ts";
+import { authorizePath, basename, dirname, relativeTo, type GrantedPath } from "./beneath.ts";
 import { capabilityDenied, ErrorCode, KernelError } from "../errors.ts";
+import type { PrivateAreas } from "../caps/index.ts";
+import { fileState, readState, type FileState, type JournalTicket, type PathChange } from "../journal/index.ts";
 import {
   close,
   Errno,
@@ -36,10 +50,12 @@ import {
   O_EXCL,
   O_NOCTTY,
   O_NONBLOCK,
+  O_PATH,
   O_RDONLY,
   O_WRONLY,
   openAtBeneath,
   openDirNoSymlinks,
+  readUpTo,
   renameAt,
   statAt,
   SysError,
@@ -54,8 +70,12 @@ import { defineTool } from "./tool.ts";
 export const MAX_WRITE_BYTES = 16 * 1024 * 1024;
 /** the prefix of the file a replacing write builds before it renames it over the target */
 export const TEMP_PREFIX = ".aaos-tmp-";
+/** the mode the journal records for a directory a tool creates (mkdirat's 0o755) */
+export const DIR_MODE = 0o755;
+/** the mode the journal records for a file a tool creates */
+export const FILE_MODE = 0o644;
 
-function lstatOrNull(dirFd: number, name: string): StatInfo | null {
+export function lstatOrNull(dirFd: number, name: string): StatInfo | null {
   try {
     return statAt(dirFd, name);
   } catch (e) {
@@ -72,7 +92,7 @@ function checkTarget(st: StatInfo | null, path: string): void {
   throw new KernelError(ErrorCode.InvalidParams, `${path} is not a regular file`, { path });
 }
 
-function fsyncDir(parentFd: number): void {
+export function fsyncDir(parentFd: number): void {
   const d = openAtBeneath(parentFd, ".", O_RDONLY | O_DIRECTORY);
   try {
     fsync(d);
@@ -81,15 +101,154 @@ function fsyncDir(parentFd: number): void {
   }
 }
 
-function append(parentFd: number, name: string, data: Uint8Array, errCtx: ErrorContext & { path: string }): void {
+export function joinPath(dir: string, name: string): string {
+  return dir === "/" ? `/${name}` : `${dir}/${name}`;
+}
+
+/**
+ * The directory a changing tool may create directories from: the parent of
+ * a tree grant's root (the root itself may be created), or, for an exact
+ * grant, the path's own parent (nothing may be created).
+ */
+export function createAnchor(g: GrantedPath): string {
+  return g.tree && g.root !== "/" ? dirname(g.root) : g.tree ? "/" : dirname(g.path);
+}
+
+/**
+ * Open the deepest existing directory of `rel` beneath the absolute
+ * directory `anchor` (every component with no symlink), and name the
+ * components below it that do not exist yet: the directories mkdirsBeneath
+ * will create, in order, as absolute paths. A component that is a symlink or
+ * not a directory throws (SysError), as the open would.
+ */
+export function openExisting(anchor: string, rel: string): { fd: number; missing: string[] } {
+  const parts = rel.split("/").filter((s) => s !== "" && s !== ".");
+  let cur = openDirNoSymlinks(anchor);
+  let at = anchor;
+  try {
+    for (let i = 0; i < parts.length; i++) {
+      let next: number;
+      try {
+        next = openAtBeneath(cur, parts[i]!, O_PATH | O_DIRECTORY);
+      } catch (e) {
+        if (!(e instanceof SysError) || e.errno !== Errno.ENOENT) throw e;
+        const missing: string[] = [];
+        for (const p of parts.slice(i)) missing.push((at = joinPath(at, p)));
+        const fd = cur;
+        cur = -1;
+        return { fd, missing };
+      }
+      close(cur);
+      cur = next;
+      at = joinPath(at, parts[i]!);
+    }
+    const fd = cur;
+    cur = -1;
+    return { fd, missing: [] };
+  } finally {
+    if (cur >= 0) close(cur);
+  }
+}
+
+/** the journal changes of directories a call creates */
+export function createdDirs(paths: string[]): PathChange[] {
+  return paths.map((path) => ({
+    path,
+    pre: { kind: "absent" },
+    preContent: null,
+    post: { kind: "dir", mode: DIR_MODE },
+  }));
+}
+
+/**
+ * Make the missing directories openExisting named, beneath its fd (closed
+ * here): the fd of the last one. `changed` is called before the first
+ * mkdirat could happen.
+ */
+export function makeMissing(fd: number, missing: string[], changed: () => void): number {
+  if (missing.length === 0) return fd;
+  try {
+    changed();
+    return mkdirsBeneath(fd, missing.map(basename).join("/"), DIR_MODE).fd;
+  } finally {
+    close(fd);
+  }
+}
+
+/**
+ * A kernel-private area at or beneath `path` (the data directory, the config
+ * directory that holds secrets/, a key file's directory…), or the agents'
+ * own area <data>/files itself: a directory that may not be moved or
+ * deleted, whatever the grant, since its private content would go with it.
+ * null when none. PrivateAreas answers only "is this path private"; the
+ * areas themselves are read from it here.
+ */
+export function enclosesPrivate(areas: PrivateAreas, path: string): string | null {
+  const inner = areas as unknown as {
+    data?: { dir: string; files: string }[];
+    secrets?: string[];
+    exact?: Map<string, string>;
+  };
+  const within = (p: string, dir: string) =>
+    dir === "/" || p === dir || (p.startsWith(dir) && p.charCodeAt(dir.length) === 47);
+  const candidates: string[] = [areas.filesDir, dirname(areas.filesDir)];
+  for (const d of inner.data ?? []) candidates.push(d.dir, d.files);
+  candidates.push(...(inner.secrets ?? []), ...(inner.exact?.keys() ?? []));
+  for (const c of candidates)
+    if (within(c, path))
+      return c === areas.filesDir || (inner.data ?? []).some((d) => d.files === c)
+        ? `${path} holds the agents' own area ${c}, which the kernel keeps`
+        : `${path} holds kernel-private state (${c})`;
+  return null;
+}
+
+/** the state a file will have after data is appended to it (pre: its state now, content: its bytes when kept) */
+function appendedState(
+  parentFd: number,
+  name: string,
+  pre: FileState,
+  content: Uint8Array | null,
+  data: Uint8Array,
+): FileState {
+  if (pre.kind !== "file") return fileState(data, FILE_MODE);
+  const hash = createHash("sha256");
+  if (content !== null) hash.update(content);
+  else {
+    // too large to keep: hash its bytes again, streamed through the fd
+    const fd = openAtBeneath(parentFd, name, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+    try {
+      const chunk = 1024 * 1024;
+      for (;;) {
+        const { data: part } = readUpTo(fd, chunk);
+        if (part.length === 0) break;
+        hash.update(part);
+        if (part.length < chunk) break;
+      }
+    } finally {
+      close(fd);
+    }
+  }
+  hash.update(data);
+  return { kind: "file", sha256: hash.digest("hex"), size: pre.size + data.length, mode: pre.mode };
+}
+
+function append(
+  parentFd: number,
+  name: string,
+  data: Uint8Array,
+  errCtx: ErrorContext & { path: string },
+  changed: () => void,
+): void {
   const existed = lstatOrNull(parentFd, name);
   checkTarget(existed, errCtx.path);
-  const fd = openAtBeneath(parentFd, name, O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY | O_NONBLOCK, 0o644);
+  const fd = openAtBeneath(parentFd, name, O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY | O_NONBLOCK, FILE_MODE);
+  if (existed === null) changed(); // created
   try {
     const st = fstat(fd);
     if (st.type !== "file")
       throw new KernelError(ErrorCode.InvalidParams, `${errCtx.path} is not a regular file`, { path: errCtx.path });
     if (st.nlink > 1) throw hardLinkRefused(st.nlink, errCtx);
+    changed();
     writeAll(fd, data);
     fsync(fd);
   } finally {
@@ -104,12 +263,13 @@ function replace(
   data: Uint8Array,
   errCtx: ErrorContext & { path: string },
   tmpRefused: string | null,
+  changed: () => void,
 ): void {
   const old = lstatOrNull(parentFd, name);
   checkTarget(old, errCtx.path);
   if (tmpRefused !== null) throw capabilityDenied("file_write", errCtx.capability ?? "", tmpRefused);
   const tmp = TEMP_PREFIX + randomBytes(8).toString("hex");
-  const fd = openAtBeneath(parentFd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_NONBLOCK, 0o644);
+  const fd = openAtBeneath(parentFd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_NONBLOCK, FILE_MODE);
   let renamed = false;
   try {
     try {
@@ -120,6 +280,7 @@ function replace(
       close(fd);
     }
     // a directory that took the target's place meanwhile makes this fail (EISDIR), a symlink is replaced
+    changed();
     renameAt(parentFd, tmp, parentFd, name);
     renamed = true;
     fsyncDir(parentFd);
@@ -134,13 +295,36 @@ function replace(
   }
 }
 
+/**
+ * Run a change journaled: begin() (durable when it returns), apply, done();
+ * an error before `changed` was called: failed(); after it, left to the
+ * kernel (it settles the change by looking at the path).
+ */
+export function journaled<T>(
+  begin: (changes: PathChange[]) => JournalTicket,
+  changes: PathChange[],
+  apply: (changed: () => void) => T,
+): { out: T; ticket: JournalTicket } {
+  const ticket = begin(changes);
+  let changed = false;
+  try {
+    const out = apply(() => void (changed = true));
+    ticket.done();
+    return { out, ticket };
+  } catch (e) {
+    if (!changed) ticket.failed();
+    throw e;
+  }
+}
+
 export default defineTool({
   name: "file_write",
   effect: "reversible",
   description:
     "Write a UTF-8 text file the agent holds a file_write capability on (absolute path). Creates missing " +
     "parent directories inside the grant, replaces the file (or appends with append: true). Symlinks are " +
-    "refused.",
+    "refused. The kernel keeps what the file held before, so the change can be rewound; the answer's " +
+    "changes list every path changed with its sha256 before and after.",
   input: z.strictObject({
     path: z.string().min(1).max(4096).describe("absolute path of the file"),
     content: z.string().max(MAX_WRITE_BYTES).describe("text to write"),
@@ -152,9 +336,8 @@ export default defineTool({
     if (g.path === "/") throw new KernelError(ErrorCode.InvalidParams, "/ is a directory", { path: "/" });
     // directories we may create: the grant's root and everything beneath it
     // (an exact grant lets us create nothing but the file itself)
-    const anchor = g.tree && g.root !== "/" ? dirname(g.root) : g.tree ? "/" : dirname(g.path);
-    const rel = relativeTo(anchor, g.path);
-    const parents = dirname("/" + rel).slice(1);
+    const anchor = createAnchor(g);
+    const parents = dirname("/" + relativeTo(anchor, g.path)).slice(1);
     const name = basename(g.path);
     const data = new TextEncoder().encode(input.content);
     // a replacing write builds its new file beside the target, never inside
@@ -164,19 +347,39 @@ export default defineTool({
     const tmpRefused =
       tmpWhy === null ? null : `a replacing write builds its new file beside ${g.path}, in ${dir}, and ${tmpWhy}`;
 
-    let anchorFd = -1;
     let parentFd = -1;
     try {
-      anchorFd = openDirNoSymlinks(anchor);
-      parentFd = mkdirsBeneath(anchorFd, parents).fd;
-      if (input.append) append(parentFd, name, data, errCtx);
-      else replace(parentFd, name, data, errCtx, tmpRefused);
-      return { path: g.path, bytes: data.length };
+      const at = openExisting(anchor, parents);
+      parentFd = at.fd;
+      // the pre-image, read through the parent's fd before anything changes
+      let pre: FileState = { kind: "absent" };
+      let preContent: Uint8Array | null = null;
+      if (at.missing.length === 0) {
+        const old = lstatOrNull(parentFd, name);
+        checkTarget(old, g.path);
+        if (old !== null) {
+          if (input.append && old.nlink > 1) throw hardLinkRefused(old.nlink, errCtx);
+          if (!input.append && tmpRefused !== null) throw capabilityDenied("file_write", errCtx.capability, tmpRefused);
+          const r = readState(parentFd, name);
+          pre = r.state;
+          // a hard-linked file's bytes are not kept: a rewind would give this name another name's inode's content
+          preContent = old.nlink > 1 ? null : r.content;
+        }
+      }
+      const post = input.append
+        ? appendedState(parentFd, name, pre, preContent, data)
+        : fileState(data, pre.kind === "file" ? pre.mode & 0o777 : FILE_MODE);
+      const changes = [...createdDirs(at.missing), { path: g.path, pre, preContent, post }];
+      const { ticket } = journaled(ctx.journal.begin, changes, (changed) => {
+        parentFd = makeMissing(parentFd, at.missing, changed);
+        if (input.append) append(parentFd, name, data, errCtx, changed);
+        else replace(parentFd, name, data, errCtx, tmpRefused, changed);
+      });
+      return { path: g.path, bytes: data.length, changes: ticket.changes };
     } catch (e) {
       throw toKernelError(e, errCtx);
     } finally {
       if (parentFd >= 0) close(parentFd);
-      if (anchorFd >= 0) close(anchorFd);
     }
   },
 });

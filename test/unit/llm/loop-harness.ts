@@ -182,6 +182,9 @@ export class FakeServices implements AgentServices {
   watch() {
     return () => {};
   }
+  async rewind(): Promise<never> {
+    throw new Error("not in these tests");
+  }
 }
 
 export interface Harness {
