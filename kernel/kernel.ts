@@ -1636,7 +1636,8 @@ export class Kernel implements AgentServices {
     const lineage = agent ? this.lineage(agent) : `,${agentId},`;
     const id = newId("rw");
     const who = { agentId, lineage, callSeq: null as number | null };
-    if (opts.dryRun) return { ...runRewind(this.journal, rows, { id, force, dryRun: true, who }), audit_seq: null };
+    if (opts.dryRun)
+      return { ...(await runRewind(this.journal, rows, { id, force, dryRun: true, who })), audit_seq: null };
     // nothing it rewinds may be changing files meanwhile
     for (const a of new Set([agentId, ...rows.map((r) => r.agent_id)])) {
       const p = this.procs.find(a);
@@ -1660,7 +1661,7 @@ export class Kernel implements AgentServices {
     }
     who.callSeq = rec.seq;
     this.journal.addRewind(id, agentId, rec.seq, { seqs: rows.map((r) => r.seq), force, lineage });
-    const result = runRewind(this.journal, rows, {
+    const result = await runRewind(this.journal, rows, {
       id,
       force,
       dryRun: false,
@@ -1692,7 +1693,7 @@ export class Kernel implements AgentServices {
     for (const rw of this.journal.runningRewinds()) {
       const plan = rw.plan as { seqs: number[]; force: boolean; lineage: string };
       const rows = this.journal.rows(plan.seqs);
-      const result = runRewind(this.journal, rows, {
+      const result = await runRewind(this.journal, rows, {
         id: rw.id,
         force: plan.force,
         dryRun: false,

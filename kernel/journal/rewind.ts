@@ -166,9 +166,10 @@ export interface RewindPlan {
 /**
  * Walk the rows newest first; apply each (unless dryRun), journaling every
  * restoration before it is made. onStep(i) after each step (the caller
- * persists progress). Start at `from` (a resumed rewind).
+ * persists progress). Start at `from` (a resumed rewind). Yields to the
+ * event loop every 16 steps.
  */
-export function runRewind(
+export async function runRewind(
   journal: Journal,
   rows: ChangeRow[],
   opts: {
@@ -180,7 +181,7 @@ export function runRewind(
     who: { agentId: string; lineage: string; callSeq: number | null };
     onStep?: (done: number) => void;
   },
-): RewindResult {
+): Promise<RewindResult> {
   const out: RewindResult = { rewind_id: opts.id, dry_run: opts.dryRun, restored: [], conflicts: [], unrestorable: [] };
   /** dry run: what each path would be after the steps so far */
   const overlay = new Map<string, Current>();
@@ -266,6 +267,8 @@ export function runRewind(
     };
     step();
     opts.onStep?.(i + 1);
+    // a long rewind lets the kernel answer its console between steps (PID 1 never stalls)
+    if ((i + 1) % 16 === 0) await new Promise((r) => setImmediate(r));
   }
   return out;
 }

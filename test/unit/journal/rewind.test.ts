@@ -68,7 +68,9 @@ function setup(opts: { maxBytes?: number; maxPre?: number } = {}) {
     walk(root);
     return out;
   };
-  const rewind = (o: { force?: boolean; dryRun?: boolean; after?: number; agent?: string; children?: boolean } = {}) =>
+  const rewind = async (
+    o: { force?: boolean; dryRun?: boolean; after?: number; agent?: string; children?: boolean } = {},
+  ) =>
     runRewind(journal, journal.changesSince(o.agent ?? "ag-1", o.after ?? 0, o.children ?? true), {
       id: "rw-test",
       force: o.force ?? false,
@@ -79,7 +81,7 @@ function setup(opts: { maxBytes?: number; maxPre?: number } = {}) {
 }
 
 describe("rewind", () => {
-  test("create, overwrite, delete, move, mkdir: the tree comes back byte for byte", () => {
+  test("create, overwrite, delete, move, mkdir: the tree comes back byte for byte", async () => {
     const t = setup();
     writeFileSync(join(t.root, "a.txt"), "v1");
     writeFileSync(join(t.root, "c.txt"), "gone soon");
@@ -105,17 +107,17 @@ describe("rewind", () => {
     t.journal.settle(seqs, true);
     expect(t.snapshot()).not.toEqual(before);
 
-    const dry = t.rewind({ dryRun: true });
+    const dry = await t.rewind({ dryRun: true });
     expect(dry.conflicts).toEqual([]);
     expect(t.snapshot()).not.toEqual(before); // a dry run changes nothing
-    const r = t.rewind();
+    const r = await t.rewind();
     expect(r.conflicts).toEqual([]);
     expect(r.unrestorable).toEqual([]);
     expect(t.snapshot()).toEqual(before);
     expect(r.restored.map((x) => x.path)).toEqual(dry.restored.map((x) => x.path));
   });
 
-  test("a path changed by someone else is a conflict, left alone with its older changes; force overrides", () => {
+  test("a path changed by someone else is a conflict, left alone with its older changes; force overrides", async () => {
     const t = setup();
     const a = join(t.root, "a.txt");
     const b = join(t.root, "b.txt");
@@ -124,17 +126,17 @@ describe("rewind", () => {
     t.write(a, "agent 2");
     t.write(b, "mine");
     writeFileSync(a, "edited outside");
-    const r = t.rewind();
+    const r = await t.rewind();
     expect(r.conflicts.map((c) => c.path)).toEqual([a, a]);
     expect(r.conflicts[0]!.reason).toContain("changed since");
     expect(readFileSync(a, "utf8")).toBe("edited outside");
     expect(existsSync(b)).toBe(false);
-    const f = t.rewind({ force: true });
+    const f = await t.rewind({ force: true });
     expect(f.conflicts).toEqual([]);
     expect(readFileSync(a, "utf8")).toBe("orig");
   });
 
-  test("children by lineage; another agent's change is not rewound", () => {
+  test("children by lineage; another agent's change is not rewound", async () => {
     const t = setup();
     const mine = join(t.root, "mine.txt");
     const child = join(t.root, "child.txt");
@@ -142,13 +144,13 @@ describe("rewind", () => {
     t.write(mine, "1");
     t.write(child, "2", ["ag-2", ",ag-2,ag-1,"]);
     t.write(other, "3", ["ag-3", ",ag-3,"]);
-    t.rewind({ children: false });
+    await t.rewind({ children: false });
     expect([existsSync(mine), existsSync(child), existsSync(other)]).toEqual([false, true, true]);
-    t.rewind();
+    await t.rewind();
     expect([existsSync(mine), existsSync(child), existsSync(other)]).toEqual([false, false, true]);
   });
 
-  test("a rewind is journaled: rewinding it (after its seq) puts the agent's changes back", () => {
+  test("a rewind is journaled: rewinding it (after its seq) puts the agent's changes back", async () => {
     const t = setup();
     const a = join(t.root, "a.txt");
     writeFileSync(a, "orig");
@@ -156,17 +158,17 @@ describe("rewind", () => {
     const at = t.seq();
     t.rewind(); // journaled with callSeq 1000 + at
     expect(readFileSync(a, "utf8")).toBe("orig");
-    const undo = t.rewind({ after: 1000 + at - 1 });
+    const undo = await t.rewind({ after: 1000 + at - 1 });
     expect(undo.conflicts).toEqual([]);
     expect(readFileSync(a, "utf8")).toBe("changed");
   });
 
-  test("a pre-image over the limit or pruned is reported unrestorable, with the path's older changes", () => {
+  test("a pre-image over the limit or pruned is reported unrestorable, with the path's older changes", async () => {
     const t = setup({ maxPre: 10, maxBytes: 0 });
     const a = join(t.root, "a.txt");
     writeFileSync(a, "x".repeat(100));
     t.write(a, "small");
-    const r = t.rewind();
+    const r = await t.rewind();
     expect(r.unrestorable.map((u) => u.path)).toEqual([a]);
     expect(r.unrestorable[0]!.reason).toContain("not kept");
     expect(readFileSync(a, "utf8")).toBe("small");
@@ -176,17 +178,17 @@ describe("rewind", () => {
     t.write(b, "new");
     expect(t.journal.bytes()).toBeGreaterThan(0);
     expect(t.journal.prune().blobs).toBeGreaterThan(0);
-    const p = t.rewind();
+    const p = await t.rewind();
     expect(p.unrestorable.map((u) => u.path)).toContain(b);
     expect(readFileSync(b, "utf8")).toBe("new");
   });
 
-  test("a non-empty directory the agent created is a conflict, not deleted with someone's files", () => {
+  test("a non-empty directory the agent created is a conflict, not deleted with someone's files", async () => {
     const t = setup();
     const d = join(t.root, "d");
     t.change(d, () => mkdirSync(d), { kind: "dir", mode: 0o755 });
     writeFileSync(join(d, "theirs.txt"), "not the agent's");
-    const r = t.rewind();
+    const r = await t.rewind();
     expect(r.conflicts.length + r.restored.length).toBe(1);
     expect(readFileSync(join(d, "theirs.txt"), "utf8")).toBe("not the agent's");
     rmSync(join(d, "theirs.txt"));
