@@ -1466,6 +1466,8 @@ export class Kernel implements AgentServices {
         return denied(r.capability, r.reason);
       },
     };
+    if (tool.effect === "reversible" && this.rewinding.has(agentId))
+      throw notRunnable(agent, "is being rewound: its files change when the rewind has finished");
     // a persistent agent records that the tool is starting: after a crash it is never run again unseen
     opts.beforeRun?.();
     // queued now, so its seq is below anything the run appends (a denial, tool.result)
@@ -1661,13 +1663,21 @@ export class Kernel implements AgentServices {
     }
     who.callSeq = rec.seq;
     this.journal.addRewind(id, agentId, rec.seq, { seqs: rows.map((r) => r.seq), force, lineage });
-    const result = await runRewind(this.journal, rows, {
-      id,
-      force,
-      dryRun: false,
-      who,
-      onStep: (done) => this.journal.rewindProgress(id, done),
-    });
+    // while it runs, none of the agents it rewinds may change a file (invokeTool refuses them)
+    const held = [...new Set([agentId, ...rows.map((r) => r.agent_id)])].filter((a) => !this.rewinding.has(a));
+    for (const a of held) this.rewinding.add(a);
+    let result: RewindResult;
+    try {
+      result = await runRewind(this.journal, rows, {
+        id,
+        force,
+        dryRun: false,
+        who,
+        onStep: (done) => this.journal.rewindProgress(id, done),
+      });
+    } finally {
+      for (const a of held) this.rewinding.delete(a);
+    }
     this.journal.endRewind(id, result);
     await this.auditRewound(agentId, result, false);
     return { ...result, audit_seq: rec.seq };
@@ -1685,6 +1695,9 @@ export class Kernel implements AgentServices {
       ...(recovered ? { recovered: true } : {}),
     });
   }
+
+  /** agents being rewound: their reversible tools wait for the rewind's end (refused meanwhile) */
+  private readonly rewinding = new Set<string>();
 
   /** at boot: rows a crash left intended settled by looking, rewinds a crash cut finished */
   private async recoverJournal(): Promise<void> {
