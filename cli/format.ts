@@ -228,6 +228,77 @@ export function formatApprovalRequest(a: ApprovalLike, paint: Paint, width = 100
   return [head, input, how].join("\n");
 }
 
+/** what agent.rewind answers (kernel/journal/rewind.ts RewindResult, with the agent.rewind record's seq) */
+export interface RewindResult {
+  rewind_id: string;
+  dry_run: boolean;
+  restored: { path: string; to: string; seq: number; tool: string }[];
+  conflicts: { path: string; seq: number; reason: string }[];
+  unrestorable: { path: string; seq: number; reason: string }[];
+  /** the agent.rewind audit record (null: a dry run) */
+  audit_seq: number | null;
+}
+
+/** the command that undoes a rewind: rewind the agent again, back to just before its agent.rewind record */
+export function rewindUndoCommand(agent: string, auditSeq: number): string {
+  return `aaosctl rewind ${agent} --to ${auditSeq - 1}`;
+}
+
+/**
+ * agent.rewind for a person: a headline, then tables of what was (would be)
+ * restored, the conflicts and the unrestorable paths, then the undo line.
+ */
+export function formatRewind(r: RewindResult, agent: string, paint: Paint, width = Infinity): string {
+  const out: string[] = [];
+  const n = (k: number, what: string) => `${k} ${what}${k === 1 ? "" : "s"}`;
+  const verb = r.dry_run ? "would restore" : "restored";
+  const trouble = r.conflicts.length + r.unrestorable.length;
+  const head = `${r.dry_run ? "dry run " : "rewind "}${r.rewind_id}: ${verb} ${n(r.restored.length, "path")}`;
+  const tail = trouble
+    ? `, ${n(r.conflicts.length, "conflict")}, ${r.unrestorable.length} unrestorable`
+    : r.restored.length
+      ? ""
+      : " (nothing to rewind)";
+  out.push(paint(trouble ? "yellow" : "green", head + tail));
+  if (r.restored.length)
+    out.push(
+      "",
+      table(
+        r.restored,
+        [
+          { header: "CHANGE", value: (x) => `#${x.seq}` },
+          { header: "TOOL", value: (x) => x.tool },
+          { header: r.dry_run ? "WOULD BECOME" : "NOW", value: (x) => x.to, style: () => "cyan" },
+          { header: "PATH", value: (x) => x.path, flexible: true },
+        ],
+        paint,
+        width,
+      ),
+    );
+  const problems = (title: string, rows: { path: string; seq: number; reason: string }[], style: Style) => {
+    if (!rows.length) return;
+    out.push(
+      "",
+      paint(style, title),
+      table(
+        rows,
+        [
+          { header: "CHANGE", value: (x) => `#${x.seq}` },
+          { header: "PATH", value: (x) => x.path },
+          { header: "REASON", value: (x) => x.reason, flexible: true },
+        ],
+        paint,
+        width,
+      ),
+    );
+  };
+  problems("conflicts (left alone; --force restores them anyway):", r.conflicts, "red");
+  problems("unrestorable (the journal no longer holds their pre-images):", r.unrestorable, "red");
+  if (r.audit_seq !== null && r.restored.length)
+    out.push("", paint("dim", `undo: ${rewindUndoCommand(agent, r.audit_seq)}`));
+  return out.join("\n");
+}
+
 const AUDIT_FIXED = new Set(["seq", "ts", "kind", "agent_id", "hash", "prev", "prev_hash"]);
 
 /** one audit record on one line: seq, time, kind, agent, then the other fields as key=value */

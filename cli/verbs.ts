@@ -26,9 +26,11 @@ import {
   formatBytes,
   formatDuration,
   formatOutputEvent,
+  formatRewind,
   keyValues,
   memoryWhere,
   plainValue,
+  type RewindResult,
   shortJson,
   stateStyle,
   table,
@@ -741,6 +743,52 @@ export const VERBS: Record<string, Verb> = {
       }
       if (ctx.out.json) return ctx.out.printJson(r);
       ctx.out.print(plainValue(r.output));
+    },
+  },
+
+  rewind: {
+    summary: "put back the files an agent (and its children) changed; --dry-run shows the plan",
+    help:
+      "Rewind AGENT (agent.rewind): every file change it and its descendants made through the kernel's tools " +
+      "(file_write, file_delete, file_move, dir_create) after audit seq --to (default: since it was spawned) is " +
+      "undone, newest first, from the pre-images in the kernel's journal. A path changed since by someone else " +
+      "(another agent, or outside the kernel: its hash no longer matches) is a conflict, left alone with the " +
+      "path's older changes, unless --force; a path whose pre-image was not kept (too large, or pruned past " +
+      "kernel.yaml journal.max_bytes) is unrestorable. --no-children rewinds AGENT's own changes only. An agent " +
+      "being rewound must not be running.\n\n" +
+      "Prints what was (--dry-run: would be) restored, the conflicts and the unrestorable paths, and the line that " +
+      "undoes the rewind (a rewind is journaled like any change: aaosctl rewind AGENT --to SEQ, SEQ the seq before " +
+      "its agent.rewind audit record). --json prints the kernel's result.\n\n" +
+      "Exit 0 when everything was (or would be) restored; 1 when there were conflicts or unrestorable paths.\n\n" +
+      AGENT_ARG_HELP,
+    methods: ["agent.rewind"],
+    params: {
+      args: [{ name: "AGENT", kind: "agent" }],
+      options: {
+        to: { type: "string", value: "SEQ", help: "undo only the changes after audit seq SEQ (default: all)" },
+        "dry-run": { type: "boolean", help: "show what would be restored; change nothing" },
+        force: { type: "boolean", help: "restore paths that changed since too (overwriting those changes)" },
+        "no-children": { type: "boolean", help: "leave the changes of AGENT's descendants alone" },
+      },
+    },
+    async run(ctx, { AGENT }, opts) {
+      const agentId = await resolveAgentId(ctx, AGENT!);
+      const toSeq = numberOpt("to", opts.to);
+      const dryRun = opts["dry-run"] === true;
+      const r = await callWaiting<RewindResult>(ctx, dryRun ? "planning" : "rewinding", "agent.rewind", {
+        agent_id: agentId,
+        ...(toSeq === undefined ? {} : { to_seq: toSeq }),
+        ...(opts["no-children"] === true ? { include_children: false } : {}),
+        ...(dryRun ? { dry_run: true } : {}),
+        ...(opts.force === true ? { force: true } : {}),
+      });
+      const failed = r.conflicts.length > 0 || r.unrestorable.length > 0;
+      if (ctx.out.json) {
+        ctx.out.printJson(r);
+        return failed ? ExitCode.failed : undefined;
+      }
+      ctx.out.print(formatRewind(r, agentId, ctx.out.paint, ctx.out.width));
+      if (failed) return ExitCode.failed;
     },
   },
 
