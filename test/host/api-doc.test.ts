@@ -123,6 +123,9 @@ const RUN_SPECIFIC = new Set([
   "created_at",
   "score",
   "jsonl",
+  // agent.rewind: a fresh id each call, and the seq of its agent.rewind record
+  "rewind_id",
+  "audit_seq",
   // system.stats: the machine's own figures
   "rss_bytes",
   "heap_used_bytes",
