@@ -31,11 +31,19 @@
 // an inode whose other name may lie outside the grant. The helpers the other
 // changing tools share (file_delete, file_move, dir_create) live here too.
 import { createHash, randomBytes } from "node:crypto";
+import { readSync } from "node:fs";
 import { z } from "zod";
 import { authorizePath, basename, dirname, relativeTo, type GrantedPath } from "./beneath.ts";
 import { capabilityDenied, ErrorCode, KernelError } from "../errors.ts";
 import type { PrivateAreas } from "../caps/index.ts";
-import { fileState, readState, type FileState, type JournalTicket, type PathChange } from "../journal/index.ts";
+import {
+  fileState,
+  readState,
+  type Capture,
+  type FileState,
+  type JournalTicket,
+  type PathChange,
+} from "../journal/index.ts";
 import {
   close,
   Errno,
@@ -55,7 +63,6 @@ import {
   O_WRONLY,
   openAtBeneath,
   openDirNoSymlinks,
-  readUpTo,
   renameAt,
   statAt,
   SysError,
@@ -161,15 +168,30 @@ export function createdDirs(paths: string[]): PathChange[] {
 }
 
 /**
- * Make the missing directories openExisting named, beneath its fd (closed
- * here): the fd of the last one. `changed` is called before the first
- * mkdirat could happen.
+ * Make the missing directories openExisting named, beneath the fd of their
+ * existing parent (not closed): the fd of the last one. `changed` is called
+ * once one may exist (on an error, when the first is there).
  */
-export function makeMissing(fd: number, missing: string[], changed: () => void): number {
-  if (missing.length === 0) return fd;
+export function mkdirsJournaled(fd: number, missing: string[], changed: () => void): number {
+  const names = missing.map(basename);
   try {
+    const out = mkdirsBeneath(fd, names.join("/"), DIR_MODE).fd;
     changed();
-    return mkdirsBeneath(fd, missing.map(basename).join("/"), DIR_MODE).fd;
+    return out;
+  } catch (e) {
+    try {
+      if (lstatOrNull(fd, names[0]!) !== null) changed();
+    } catch {
+      changed(); // cannot tell: the kernel will look
+    }
+    throw e;
+  }
+}
+
+/** mkdirsJournaled, closing the parent's fd */
+export function makeMissing(fd: number, missing: string[], changed: () => void): number {
+  try {
+    return mkdirsJournaled(fd, missing, changed);
   } finally {
     close(fd);
   }
@@ -212,24 +234,22 @@ function appendedState(
 ): FileState {
   if (pre.kind !== "file") return fileState(data, FILE_MODE);
   const hash = createHash("sha256");
-  if (content !== null) hash.update(content);
-  else {
+  let size = 0;
+  if (content !== null) {
+    hash.update(content);
+    size = content.length;
+  } else {
     // too large to keep: hash its bytes again, streamed through the fd
     const fd = openAtBeneath(parentFd, name, O_RDONLY | O_NOCTTY | O_NONBLOCK);
     try {
-      const chunk = 1024 * 1024;
-      for (;;) {
-        const { data: part } = readUpTo(fd, chunk);
-        if (part.length === 0) break;
-        hash.update(part);
-        if (part.length < chunk) break;
-      }
+      const buf = new Uint8Array(1024 * 1024);
+      for (let n; (n = readSync(fd, buf)) > 0; size += n) hash.update(buf.subarray(0, n));
     } finally {
       close(fd);
     }
   }
   hash.update(data);
-  return { kind: "file", sha256: hash.digest("hex"), size: pre.size + data.length, mode: pre.mode };
+  return { kind: "file", sha256: hash.digest("hex"), size: size + data.length, mode: pre.mode };
 }
 
 function append(
@@ -280,9 +300,9 @@ function replace(
       close(fd);
     }
     // a directory that took the target's place meanwhile makes this fail (EISDIR), a symlink is replaced
-    changed();
-    renameAt(parentFd, tmp, parentFd, name);
+    renameAt(parentFd, tmp, parentFd, name); // all or nothing
     renamed = true;
+    changed();
     fsyncDir(parentFd);
   } finally {
     if (!renamed) {
@@ -301,11 +321,11 @@ function replace(
  * kernel (it settles the change by looking at the path).
  */
 export function journaled<T>(
-  begin: (changes: PathChange[]) => JournalTicket,
+  ctx: { journal: Capture },
   changes: PathChange[],
   apply: (changed: () => void) => T,
 ): { out: T; ticket: JournalTicket } {
-  const ticket = begin(changes);
+  const ticket = ctx.journal.begin(changes);
   let changed = false;
   try {
     const out = apply(() => void (changed = true));
@@ -359,19 +379,23 @@ export default defineTool({
         checkTarget(old, g.path);
         if (old !== null) {
           if (input.append && old.nlink > 1) throw hardLinkRefused(old.nlink, errCtx);
-          if (!input.append && tmpRefused !== null) throw capabilityDenied("file_write", errCtx.capability, tmpRefused);
           const r = readState(parentFd, name);
           pre = r.state;
           // a hard-linked file's bytes are not kept: a rewind would give this name another name's inode's content
           preContent = old.nlink > 1 ? null : r.content;
         }
       }
+      if (!input.append && tmpRefused !== null) throw capabilityDenied("file_write", errCtx.capability, tmpRefused);
       const post = input.append
         ? appendedState(parentFd, name, pre, preContent, data)
         : fileState(data, pre.kind === "file" ? pre.mode & 0o777 : FILE_MODE);
       const changes = [...createdDirs(at.missing), { path: g.path, pre, preContent, post }];
-      const { ticket } = journaled(ctx.journal.begin, changes, (changed) => {
-        parentFd = makeMissing(parentFd, at.missing, changed);
+      const { ticket } = journaled(ctx, changes, (changed) => {
+        if (at.missing.length > 0) {
+          const base = parentFd;
+          parentFd = -1;
+          parentFd = makeMissing(base, at.missing, changed);
+        }
         if (input.append) append(parentFd, name, data, errCtx, changed);
         else replace(parentFd, name, data, errCtx, tmpRefused, changed);
       });

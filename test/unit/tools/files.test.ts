@@ -2,14 +2,17 @@
 // ToolContext over a real CapabilityTable. Every attack must be refused, and
 // a refused write must leave nothing behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
 import {
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   writeFileSync,
@@ -297,4 +300,144 @@ test("the race, many rounds: a directory flipping between real and symlink never
   stop = true;
   await flipper;
   expect(readdirSync(secret).sort()).toEqual(["key"]);
+});
+
+describe("file_write journals every change before it makes it", () => {
+  const sha = (b: string | Uint8Array) => createHash("sha256").update(b).digest("hex");
+  const grant = (opts = {}) => makeCtx([`file_write: ${data}/journaled/*`], opts);
+  const root = () => join(data, "journaled");
+
+  test("a new file: its missing parents (the grant's root too), parents first, then the file", async () => {
+    const ctx = grant();
+    const p = join(root(), "a", "new.txt");
+    const out = (await fileWrite.run(ctx, { path: p, content: "fresh ✓" })) as any;
+    const bytes = Buffer.from("fresh ✓");
+    const dirChange = (path: string) => ({
+      path,
+      pre: { kind: "absent" },
+      preContent: null,
+      post: { kind: "dir", mode: 0o755 },
+    });
+    expect(ctx.journaled as unknown).toEqual([
+      {
+        changes: [
+          dirChange(root()),
+          dirChange(join(root(), "a")),
+          {
+            path: p,
+            pre: { kind: "absent" },
+            preContent: null,
+            post: { kind: "file", sha256: sha(bytes), size: bytes.length, mode: 0o644 },
+          },
+        ],
+        settled: "done",
+      },
+    ]);
+    expect(out).toEqual({
+      path: p,
+      bytes: bytes.length,
+      changes: [
+        { path: root(), pre: { kind: "absent" }, post: { kind: "dir" } },
+        { path: join(root(), "a"), pre: { kind: "absent" }, post: { kind: "dir" } },
+        { path: p, pre: { kind: "absent" }, post: { kind: "file", sha256: sha(bytes) } },
+      ],
+    });
+  });
+
+  test("a replace: the old bytes are the pre-image, the mode is kept", async () => {
+    mkdirSync(root(), { recursive: true });
+    const p = join(root(), "replace.txt");
+    writeFileSync(p, "old content", { mode: 0o600 });
+    const ctx = grant();
+    await fileWrite.run(ctx, { path: p, content: "new content" });
+    expect(ctx.journaled as unknown).toEqual([
+      {
+        changes: [
+          {
+            path: p,
+            pre: { kind: "file", sha256: sha("old content"), size: 11, mode: 0o600 },
+            preContent: expect.any(Uint8Array),
+            post: { kind: "file", sha256: sha("new content"), size: 11, mode: 0o600 },
+          },
+        ],
+        settled: "done",
+      },
+    ]);
+    expect(Buffer.from(ctx.journaled[0]!.changes[0]!.preContent!).toString()).toBe("old content");
+    expect(statSync(p).mode & 0o777).toBe(0o600);
+  });
+
+  test("an append: the post-image is the old bytes and the new, also past the pre-image limit", async () => {
+    mkdirSync(root(), { recursive: true });
+    const p = join(root(), "append.txt");
+    writeFileSync(p, "head ");
+    const ctx = grant();
+    await fileWrite.run(ctx, { path: p, content: "tail", append: true });
+    expect(readFileSync(p, "utf8")).toBe("head tail");
+    const [c] = ctx.journaled[0]!.changes;
+    expect(c).toEqual({
+      path: p,
+      pre: { kind: "file", sha256: sha("head "), size: 5, mode: statSync(p).mode & 0o7777 },
+      preContent: expect.any(Uint8Array),
+      post: { kind: "file", sha256: sha("head tail"), size: 9, mode: statSync(p).mode & 0o7777 },
+    });
+    expect(Buffer.from(c!.preContent!).toString()).toBe("head ");
+    // larger than readState keeps: no pre-image bytes, the post sha still exact
+    const big = join(root(), "big.bin");
+    const old = Buffer.alloc(16 * 1024 * 1024 + 4096, 7);
+    writeFileSync(big, old);
+    await fileWrite.run(ctx, { path: big, content: "++", append: true });
+    const [b] = ctx.journaled[1]!.changes;
+    expect(b!.preContent).toBeNull();
+    expect(b!.pre).toMatchObject({ kind: "file" });
+    expect(b!.post).toMatchObject({ kind: "file", sha256: sha(readFileSync(big)), size: old.length + 2 });
+    expect(ctx.journaled.map((j) => j.settled)).toEqual(["done", "done"]);
+    rmSync(big);
+  });
+
+  test("replacing a hard-linked file: journaled without its bytes", async () => {
+    mkdirSync(root(), { recursive: true });
+    const outside = join(dir, "hl-outside.txt");
+    writeFileSync(outside, "outside content");
+    const link = join(root(), "hl.txt");
+    linkSync(outside, link);
+    const ctx = grant();
+    await fileWrite.run(ctx, { path: link, content: "mine" });
+    expect(readFileSync(outside, "utf8")).toBe("outside content");
+    const [c] = ctx.journaled[0]!.changes;
+    expect(c!.pre).toMatchObject({ kind: "file" });
+    expect(c!.preContent).toBeNull();
+  });
+
+  test("refusals journal nothing; an error after begin and before the change is settled failed", async () => {
+    mkdirSync(root(), { recursive: true });
+    const ctx = grant();
+    const link = join(root(), "sym");
+    symlinkSync(join(secret, "key"), link);
+    denied(await rejection(fileWrite.run(ctx, { path: link, content: "x" })));
+    denied(await rejection(fileWrite.run(ctx, { path: join(data, "project", "x"), content: "x" })));
+    expect(ctx.journaled).toEqual([]);
+    const p = join(root(), "becomes-dir.txt");
+    writeFileSync(p, "x");
+    const racing = grant({
+      onBegin: () => {
+        rmSync(p);
+        mkdirSync(p);
+      },
+    });
+    const e = await rejection(fileWrite.run(racing, { path: p, content: "y" }));
+    expect(e.code).toBe(ErrorCode.InvalidParams);
+    expect(racing.journaled.map((j) => j.settled)).toEqual(["failed"]);
+    const a = join(root(), "append-race.txt");
+    writeFileSync(a, "x");
+    const racing2 = grant({
+      onBegin: () => {
+        rmSync(a);
+        symlinkSync(join(secret, "key"), a);
+      },
+    });
+    denied(await rejection(fileWrite.run(racing2, { path: a, content: "y", append: true })));
+    expect(racing2.journaled.map((j) => j.settled)).toEqual(["failed"]);
+    expect(readFileSync(join(secret, "key"), "utf8")).toBe("TOP SECRET");
+  });
 });

@@ -37,6 +37,8 @@ export function makeCtx(
     signal?: AbortSignal;
     /** the kernel-private areas (default: a data and config directory that do not exist) */
     privateAreas?: PrivateAreas;
+    /** runs in journal.begin, after the changes are recorded and before the tool makes them (races) */
+    onBegin?: (changes: PathChange[]) => void;
   } = {},
 ): TestCtx {
   const table = new CapabilityTable();
@@ -59,6 +61,7 @@ export function makeCtx(
       begin(changes) {
         const entry: TestCtx["journaled"][number] = { changes, settled: null };
         journaled.push(entry);
+        opts.onBegin?.(changes);
         return {
           changes: changes.map((c) => ({ path: c.path, pre: shown(c.pre), post: shown(c.post) })),
           done: () => void (entry.settled ??= "done"),
