@@ -6,6 +6,9 @@ import echo from "./echo.ts";
 import fileRead from "./file_read.ts";
 import fileWrite from "./file_write.ts";
 import fileList from "./file_list.ts";
+import fileDelete from "./file_delete.ts";
+import fileMove from "./file_move.ts";
+import dirCreate from "./dir_create.ts";
 import webFetch from "./web_fetch.ts";
 import spawnAgent from "./spawn_agent.ts";
 import messageSend from "./message_send.ts";
@@ -24,6 +27,9 @@ export const builtinTools: readonly Tool[] = [
   fileRead,
   fileWrite,
   fileList,
+  fileDelete,
+  fileMove,
+  dirCreate,
   webFetch,
   spawnAgent,
   messageSend,
