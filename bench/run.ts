@@ -9,6 +9,7 @@ const sections: [string, string, string][] = [
   ["idle memory (compiled)", "./memory.ts", "benchMemory"],
   ["capability checks", "./caps.ts", "benchCaps"],
   ["audit log", "./audit.ts", "benchAudit"],
+  ["journal", "./journal.ts", "benchJournal"],
   ["inference scheduler", "./sched.ts", "benchSched"],
   ["dashboard", "./dashboard.ts", "benchDashboard"],
   ["boot and image", "./boot.ts", "benchBoot"],
