@@ -27,6 +27,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
   writeSync,
@@ -40,7 +41,6 @@ import {
   O_NONBLOCK,
   O_RDONLY,
   openAtBeneath,
-  readUpTo,
   statAt,
   SysError,
 } from "../sys/openat2.ts";
@@ -129,13 +129,14 @@ export function readState(
     let kept: Uint8Array | null = null;
     const chunk = 1024 * 1024;
     const parts: Uint8Array[] = [];
+    const buf = new Uint8Array(chunk);
     for (;;) {
-      const { data } = readUpTo(fd, chunk);
-      if (data.length === 0) break;
+      const n = readSync(fd, buf, 0, chunk, null);
+      if (n === 0) break;
+      const data = buf.subarray(0, n);
       hash.update(data);
-      size += data.length;
+      size += n;
       if (size <= maxBytes) parts.push(data.slice());
-      if (data.length < chunk) break;
     }
     if (size <= maxBytes) kept = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     return { state: { kind: "file", sha256: hash.digest("hex"), size, mode: f.mode }, content: kept };

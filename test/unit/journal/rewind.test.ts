@@ -195,3 +195,29 @@ describe("rewind", () => {
     rmdirSync(d);
   });
 });
+
+describe("readState", () => {
+  test("a file past 1 MiB is hashed and kept whole", async () => {
+    const t = setup();
+    const { readState } = await import("../../../kernel/journal/index.ts");
+    const { openDirNoSymlinks, close } = await import("../../../kernel/sys/openat2.ts");
+    const big = new Uint8Array(3 * 1024 * 1024 + 10).map((_, i) => i % 251);
+    writeFileSync(join(t.root, "big.bin"), big);
+    const fd = openDirNoSymlinks(t.root);
+    try {
+      const r = readState(fd, "big.bin");
+      expect(r.state).toMatchObject({
+        kind: "file",
+        size: big.length,
+        sha256: fileState(big, 0o644).kind === "file" ? (fileState(big, 0o644) as { sha256: string }).sha256 : "",
+      });
+      expect(Buffer.compare(Buffer.from(r.content!), Buffer.from(big))).toBe(0);
+      // over the limit: hashed whole, bytes not kept
+      const over = readState(fd, "big.bin", 1024);
+      expect(over.content).toBeNull();
+      expect(over.state).toEqual(r.state);
+    } finally {
+      close(fd);
+    }
+  });
+});
