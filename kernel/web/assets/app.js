@@ -533,6 +533,70 @@ async function stopAgent(a) {
   S.view?.refresh?.();
 }
 
+// ---------- rewind (agent.rewind: dry run, the plan, then the rewind and its undo) ----------
+
+function rewindTables(r) {
+  const rows = (list, cells) => h("table", { class: "rewind-list" }, h("tbody", null, list.map((x) => h("tr", null, cells(x).map((c) => h("td", null, c))))));
+  const out = [];
+  if (r.restored.length) out.push(h("h3", null, r.dry_run ? `Would restore ${r.restored.length}` : `Restored ${r.restored.length}`), rows(r.restored, (x) => [h("code", null, x.path), x.to === "absent" ? "removed" : `back to the ${x.to}`, h("span", { class: "muted" }, `${x.tool} #${x.seq}`)]));
+  if (r.conflicts.length) out.push(h("h3", { class: "bad" }, `Conflicts: ${r.conflicts.length} (left alone)`), rows(r.conflicts, (x) => [h("code", null, x.path), h("span", { class: "muted" }, x.reason)]));
+  if (r.unrestorable.length) out.push(h("h3", { class: "bad" }, `Unrestorable: ${r.unrestorable.length}`), rows(r.unrestorable, (x) => [h("code", null, x.path), h("span", { class: "muted" }, x.reason)]));
+  if (!out.length) out.push(h("p", { class: "muted" }, "Nothing to rewind: the agent changed no file the journal holds."));
+  return out;
+}
+
+async function rewindAgent(a) {
+  if (!isOp()) return;
+  const plan = h("div", { class: "rewind-plan", testid: "rewind-plan", role: "status", "aria-live": "polite" }, h("p", { class: "muted" }, "Planning (a dry run)…"));
+  const result = h("div", { class: "rewind-result", testid: "rewind-result", role: "status", "aria-live": "polite", hidden: true });
+  const go = h("button", { type: "button", class: "btn danger", testid: "rewind-confirm", disabled: true }, "Rewind now");
+  const undo = h("button", { type: "button", class: "btn", testid: "rewind-undo", hidden: true }, "Undo this rewind");
+  const close = h("button", { type: "button", class: "btn", testid: "rewind-close" }, "Cancel");
+  const d = h(
+    "dialog",
+    { class: "rewind", testid: "rewind-dialog", "aria-labelledby": "rewind-title" },
+    h("h2", { id: "rewind-title" }, "Rewind ", a.name, " ", h("code", { class: "muted" }, a.agent_id)),
+    h("p", { class: "muted small" }, "Every file it and its children changed through the kernel's tools is put back, newest first. A file changed since by someone else is a conflict and left alone. The rewind is journaled too, so it can be undone."),
+    plan,
+    result,
+    h("div", { class: "row end" }, close, undo, go),
+  );
+  document.body.append(d);
+  d.addEventListener("close", () => (d.remove(), S.view?.refresh?.()), { once: true });
+  close.addEventListener("click", () => d.close());
+  d.showModal();
+  close.focus();
+  const show = (el, r) => clear(el).append(...rewindTables(r));
+  const run = async (params, label) => {
+    go.disabled = true;
+    undo.disabled = true;
+    result.hidden = false;
+    clear(result).append(h("p", { class: "muted" }, label));
+    try {
+      const r = await call("agent.rewind", { agent_id: a.agent_id, ...params }, { timeout: 120000, quiet: true });
+      show(result, r);
+      close.textContent = "Close";
+      undo.hidden = !(r.audit_seq && r.restored.length);
+      undo.disabled = false;
+      undo.onclick = () => run({ to_seq: r.audit_seq - 1 }, "Undoing the rewind…");
+    } catch (e) {
+      clear(result).append(h("p", { class: "error" }, e.message));
+    }
+  };
+  try {
+    const r = await call("agent.rewind", { agent_id: a.agent_id, dry_run: true }, { quiet: true });
+    show(plan, r);
+    go.disabled = !r.restored.length;
+    go.addEventListener("click", () => {
+      plan.hidden = true;
+      go.hidden = true;
+      run({}, "Rewinding…");
+    });
+  } catch (e) {
+    clear(plan).append(h("p", { class: "error" }, e.message));
+  }
+}
+
 // ---------- routing ----------
 
 function parseRoute() {
@@ -696,6 +760,7 @@ function agentPage(v, route) {
       return;
     }
     clear(head).append(h("h1", null, st.name, " "), stateBadge(st.state, st.agent_id), h("code", { class: "muted" }, " " + st.agent_id));
+    if (isOp()) head.append(h("button", { type: "button", class: "btn", testid: "agent-rewind", title: "Put back the files it changed (a dry run first)", onclick: () => rewindAgent(st) }, "↶ Rewind…"));
     if (isOp() && st.state !== "stopped") head.append(h("button", { type: "button", class: "btn danger", testid: "agent-stop-" + st.agent_id, onclick: () => stopAgent(st) }, "■ Stop"));
     const rest = { ...st };
     for (const k of ["agent_id", "name", "state", "capabilities", "usage", "children", "lifecycle", "restart", "inbox", "failure", "restarts", "serves", "parent_id", "model"]) delete rest[k];
