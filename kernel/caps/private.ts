@@ -93,6 +93,23 @@ export class PrivateAreas {
   }
 
   /**
+   * null when nothing kernel-private, and not the agents' area itself, lies
+   * at or beneath `path` (a directory a tool would move or delete whole);
+   * otherwise why (moving the config directory would carry secrets/ out)
+   */
+  encloses(path: string): string | null {
+    const candidates: string[] = [];
+    for (const d of this.data) candidates.push(d.dir, d.files);
+    candidates.push(...this.secrets, ...this.exact.keys());
+    for (const c of candidates)
+      if (within(c, path))
+        return this.data.some((d) => d.files === c)
+          ? `${path} holds the agents' own area ${c}, which the kernel keeps`
+          : `${path} holds kernel-private state (${c})`;
+    return null;
+  }
+
+  /**
    * true when a directory listing of `dir` must not show entry `name` (it is
    * private, or leads only into private state). Every area is a whole tree
    * or a single file, and every directory that holds one also holds

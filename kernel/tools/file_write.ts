@@ -206,22 +206,7 @@ export function makeMissing(fd: number, missing: string[], changed: () => void):
  * areas themselves are read from it here.
  */
 export function enclosesPrivate(areas: PrivateAreas, path: string): string | null {
-  const inner = areas as unknown as {
-    data?: { dir: string; files: string }[];
-    secrets?: string[];
-    exact?: Map<string, string>;
-  };
-  const within = (p: string, dir: string) =>
-    dir === "/" || p === dir || (p.startsWith(dir) && p.charCodeAt(dir.length) === 47);
-  const candidates: string[] = [areas.filesDir, dirname(areas.filesDir)];
-  for (const d of inner.data ?? []) candidates.push(d.dir, d.files);
-  candidates.push(...(inner.secrets ?? []), ...(inner.exact?.keys() ?? []));
-  for (const c of candidates)
-    if (within(c, path))
-      return c === areas.filesDir || (inner.data ?? []).some((d) => d.files === c)
-        ? `${path} holds the agents' own area ${c}, which the kernel keeps`
-        : `${path} holds kernel-private state (${c})`;
-  return null;
+  return areas.encloses(path);
 }
 
 /** the state a file will have after data is appended to it (pre: its state now, content: its bytes when kept) */
