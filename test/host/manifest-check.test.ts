@@ -43,7 +43,7 @@ describe("agent.spawn refuses names nothing defines", () => {
     const e = await rpcError(spawn(`${head}capabilities:\n  - echo\n  - "tool: frobnicate"\n`), -32005);
     expect(e.data).toEqual({ source: "manifest", path: "capabilities[1]", line: 5, column: 5 });
     expect(e.message).toContain(
-      'unknown tool "frobnicate" (known: agent_call, agent_notify, echo, file_list, file_read, file_write, memory_block_update, memory_delete, memory_search, memory_store, message_read, message_send, spawn_agent, web_fetch)',
+      'unknown tool "frobnicate" (known: agent_call, agent_notify, dir_create, echo, file_delete, file_list, file_move, file_read, file_write, memory_block_update, memory_delete, memory_search, memory_store, message_read, message_send, spawn_agent, web_fetch)',
     );
   });
 

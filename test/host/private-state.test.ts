@@ -126,7 +126,7 @@ test("listings show neither the kernel's stores nor the secrets", async () => {
 test("the agents' own area works: <data>/files", async () => {
   const path = join(k.dataDir, "files", "reports", "r.md");
   const w = await invoke("file_write", { path, content: "# report" });
-  expect(w.output).toEqual({ path, bytes: 8 });
+  expect(w.output).toMatchObject({ path, bytes: 8 });
   expect(readFileSync(path, "utf8")).toBe("# report");
   const r = await invoke("file_read", { path });
   expect(r.output.content).toBe("# report");
