@@ -18,7 +18,8 @@ let S: string[];
 let files: string;
 
 beforeAll(async () => {
-  k = await startKernel({ manifests: {} });
+  // spawn_child names a manifest of the config directory; the child itself is spawned from text
+  k = await startKernel({ manifests: { helper: `name: helper\nmodel: ${MODEL}\n` } });
   files = join(k.dataDir, "files");
   mkdirSync(files, { recursive: true });
   S = ["--socket", k.socket];
@@ -153,6 +154,34 @@ describe("aaosctl rewind", () => {
     expect(f.code).toBe(0);
     expect(existsSync(c)).toBe(false);
     await cli("stop", id);
+  });
+
+  test("a child's changes are rewound with its parent's, unless --no-children", async () => {
+    const root = join(files, "team");
+    mkdirSync(root, { recursive: true });
+    const grant = `capabilities:\n  - "file_write: ${root}/*"\n`;
+    const parent = `name: lead\nmodel: ${MODEL}\n${grant}spawn_child: [helper]\n`;
+    const r = await aaosctl([...S, "spawn", "-", "--json"], { stdin: parent });
+    expect(r.code).toBe(0);
+    const lead = JSON.parse(r.stdout).agent_id;
+    const child = `name: helper\nmodel: ${MODEL}\n${grant}`;
+    const sp = await cli("invoke", lead, "spawn_agent", JSON.stringify({ manifest: child }), "--json");
+    expect(sp.code).toBe(0);
+    const helper = JSON.parse(sp.stdout).output.agent_id;
+    const e = join(root, "e.md");
+    await write(helper, e, "the helper's e\n");
+
+    const own = await cli("rewind", lead, "--no-children", "--dry-run", "--json");
+    expect(own.code).toBe(0);
+    expect(JSON.parse(own.stdout).restored).toEqual([]);
+    const human = await cli("rewind", lead, "--no-children", "--dry-run");
+    expect(human.stdout).toMatch(/would restore 0 paths \(nothing to rewind\)/);
+
+    const all = await cli("rewind", lead);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toMatch(new RegExp(`file_write\\s+absent\\s+${e}`));
+    expect(existsSync(e)).toBe(false);
+    await cli("stop", lead);
   });
 
   test("--help, an unknown agent, a bad --to", async () => {
