@@ -1683,7 +1683,8 @@ export class Kernel implements AgentServices {
     return { ...result, audit_seq: rec.seq };
   }
 
-  private async auditRewound(agentId: string, r: RewindResult, recovered: boolean): Promise<void> {
+  /** resumedAt: a rewind a crash cut, finished from that step (the counts are of the steps from there) */
+  private async auditRewound(agentId: string, r: RewindResult, recovered: boolean, resumedAt = 0): Promise<void> {
     await this.auditDenial({
       kind: "agent.rewound",
       agent_id: agentId,
@@ -1692,7 +1693,7 @@ export class Kernel implements AgentServices {
       conflicts: r.conflicts.length,
       unrestorable: r.unrestorable.length,
       paths: clip({ restored: r.restored.map((x) => x.path), conflicts: r.conflicts.map((x) => x.path) }),
-      ...(recovered ? { recovered: true } : {}),
+      ...(recovered ? { recovered: true, resumed_at_step: resumedAt } : {}),
     });
   }
 
@@ -1715,7 +1716,7 @@ export class Kernel implements AgentServices {
         onStep: (done) => this.journal.rewindProgress(rw.id, done),
       });
       this.journal.endRewind(rw.id, result);
-      await this.auditRewound(rw.agent_id, result, true);
+      await this.auditRewound(rw.agent_id, result, true, Math.min(rw.done, rows.length));
     }
   }
 

@@ -5,7 +5,7 @@
 //   NAME                      = tool: NAME            (e.g. web_search, echo)
 //   tool: NAME
 //   file_read: PATH_GLOB      implies tool: file_read and tool: file_list
-//   file_write: PATH_GLOB     implies tool: file_write
+//   file_write: PATH_GLOB     implies tool: file_write, file_delete, file_move, dir_create
 //   web_fetch: URL_PATTERN    implies tool: web_fetch
 //   call: AGENT.METHOD        implies tool: agent_call and tool: agent_notify
 //   call: AGENT.*
@@ -73,7 +73,7 @@ export const MAX_PATH_BYTES = 4096;
 /** which tools a resource capability lets an agent call */
 export const IMPLIED_TOOLS: Record<ResourceKind, readonly string[]> = {
   file_read: ["file_read", "file_list"],
-  file_write: ["file_write"],
+  file_write: ["file_write", "file_delete", "file_move", "dir_create"],
   web_fetch: ["web_fetch"],
   call: ["agent_call", "agent_notify"],
   memory_read: ["memory_search"],

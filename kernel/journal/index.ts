@@ -328,11 +328,22 @@ export class Journal {
     }
   }
 
+  /**
+   * The outcome, committed without waiting for the disk (synchronous=NORMAL
+   * for this one commit): the next FULL commit makes it durable, and a crash
+   * before that leaves the rows intended, which the next boot settles by
+   * looking at the paths, as it would have been. One fsync per change, not two.
+   */
   settle(seqs: number[], happened: boolean): void {
     const { db, q } = this.db();
-    db.transaction(() => {
-      for (const seq of seqs) happened ? q.setState.run({ seq, state: "done" }) : q.del.run({ seq });
-    })();
+    db.exec("PRAGMA synchronous = NORMAL");
+    try {
+      db.transaction(() => {
+        for (const seq of seqs) happened ? q.setState.run({ seq, state: "done" }) : q.del.run({ seq });
+      })();
+    } finally {
+      db.exec("PRAGMA synchronous = FULL");
+    }
   }
 
   /** rows a crash left intended: the caller decides from the path whether each happened */

@@ -14,7 +14,6 @@
 //
 // Paths are opened as the file tools open them: the parent with no symlink
 // anywhere in it (openDirNoSymlinks), the name beneath it with none either.
-import { randomBytes } from "node:crypto";
 import {
   close,
   Errno,
@@ -37,7 +36,8 @@ import {
 } from "../sys/openat2.ts";
 import { readState, sameState, type ChangeRow, type FileState, type Journal, type PathChange } from "./index.ts";
 
-const TEMP_PREFIX = ".aaos-tmp-";
+/** a restoring write's new file beside its target: named by the rewind and the step, so a resumed step removes a leftover first */
+const TEMP_PREFIX = ".aaos-rw-";
 
 function dirnameOf(p: string): string {
   const i = p.lastIndexOf("/");
@@ -88,6 +88,7 @@ function restore(
   to: FileState,
   content: Uint8Array | null,
   movedFrom: string | null,
+  tmpName: string,
 ): void {
   const parent = openDirNoSymlinks(dirnameOf(path));
   const name = basenameOf(path);
@@ -111,7 +112,13 @@ function restore(
       if (cur.kind !== "dir") close(mkdirsBeneath(parent, name, to.mode || 0o755).fd);
     } else {
       if (cur.kind === "dir") unlinkAt(parent, name, { dir: true });
-      const tmp = TEMP_PREFIX + randomBytes(8).toString("hex");
+      const tmp = tmpName;
+      // a kill -9 between this step's write and its rename left it: gone before the step is made again
+      try {
+        unlinkAt(parent, tmp);
+      } catch {
+        // none
+      }
       const fd = openAtBeneath(parent, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_NONBLOCK, 0o600);
       let renamed = false;
       try {
@@ -229,7 +236,11 @@ export async function runRewind(
       }
       if (movedFrom !== null) {
         const src = overlay.get(movedFrom) ?? currentState(movedFrom).state;
-        if (src.kind !== "absent" && !opts.force) {
+        // the source holds what an older change of this same plan left there (undoing a move that
+        // overwrote a file): that change is dealt with after this one, so the move back may replace it
+        const older = rows.slice(i + 1).find((x) => x.path === movedFrom);
+        const planned = src.kind === "file" && older !== undefined && same(src, older.post);
+        if (src.kind !== "absent" && !planned && !opts.force) {
           blocked.set(r.path, "its source path is taken");
           out.conflicts.push({ path: r.path, seq: r.seq, reason: `cannot move back: ${movedFrom} exists again` });
           return;
@@ -242,16 +253,19 @@ export async function runRewind(
         // journaled before it is made: the restoration can itself be rewound
         const now = currentState(r.path, 64 * 1024 * 1024);
         const changes: PathChange[] = [{ path: r.path, pre: asState(now.state), preContent: now.content, post: r.pre }];
-        if (movedFrom !== null)
+        if (movedFrom !== null) {
+          // what the move back replaces (nothing, or a file) is kept like any pre-image
+          const src = currentState(movedFrom, 64 * 1024 * 1024);
           changes.push({
             path: movedFrom,
-            pre: { kind: "absent" },
-            preContent: null,
+            pre: asState(src.state),
+            preContent: src.content,
             post: { ...r.post, moved_from: r.path } as FileState,
           });
+        }
         const seqs = journal.record({ ...opts.who, tool: "rewind", rewindId: opts.id }, changes);
         try {
-          restore(r.path, now.state, r.pre, content, movedFrom);
+          restore(r.path, now.state, r.pre, content, movedFrom, `${TEMP_PREFIX}${opts.id}-${r.seq}`);
           journal.settle(seqs, true);
         } catch (e) {
           settleByLooking(
