@@ -103,8 +103,8 @@ function area(kk: RunningKernel, name: string): string {
   return d;
 }
 
-// a `file_write:` grant implies only the file_write tool (kernel/caps/grammar.ts IMPLIED_TOOLS): the other
-// reversible file tools are granted by name; each still needs file_write: on every path it changes
+// a `file_write:` grant implies every reversible file tool (kernel/caps/grammar.ts IMPLIED_TOOLS); naming them
+// as tools as well changes nothing
 const FILE_TOOLS = ["tool: file_delete", "tool: file_move", "tool: dir_create"];
 const grants = (kk: RunningKernel) => [
   `file_write: ${kk.dataDir}/files/*`,
@@ -330,6 +330,29 @@ describe("rewind puts back every change an agent made", () => {
     // and that one too
     await rewind(id, { to_seq: back.audit_seq - 1 });
     expect(snapshot(root)).toEqual(before);
+  });
+
+  test("moves that overwrite, and whole directories: the rewind and its undo are both exact", async () => {
+    const { invoke, rewind, spawn } = clientOf(k);
+    const root = area(k, "t4b");
+    writeFileSync(join(root, "keep.txt"), "keep");
+    mkdirSync(join(root, "d1"));
+    writeFileSync(join(root, "d1", "x.txt"), "x");
+    const before = snapshot(root);
+    const id = await spawn("t4b", [`file_write: ${root}/*`]);
+    await invoke(id, "dir_create", { path: `${root}/a/b/c` });
+    await invoke(id, "file_write", { path: `${root}/a/b/c/f.txt`, content: "f" });
+    await invoke(id, "file_move", { from: `${root}/d1`, to: `${root}/a/d1moved` });
+    await invoke(id, "file_move", { from: `${root}/keep.txt`, to: `${root}/a/b/c/f.txt`, overwrite: true });
+    await invoke(id, "file_delete", { path: `${root}/a/b/c/f.txt` });
+    const after = snapshot(root);
+    const r = await rewind(id);
+    expect(r.conflicts).toEqual([]);
+    expect(snapshot(root)).toEqual(before);
+    const undo = await rewind(id, { to_seq: r.audit_seq - 1 });
+    expect(undo.conflicts).toEqual([]);
+    expect(undo.unrestorable).toEqual([]);
+    expect(snapshot(root)).toEqual(after);
   });
 });
 
