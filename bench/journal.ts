@@ -23,11 +23,14 @@ import {
   rmSync,
   statSync,
   writeSync,
+  writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileState, Journal, type PathChange } from "../kernel/journal/index.ts";
 import { startKernel } from "../test/host/harness.ts";
+import { makeCtx } from "../test/unit/tools/tool-context.ts";
+import fileWrite from "../kernel/tools/file_write.ts";
 import type { Figure } from "./figure.ts";
 
 const SIZE = 4096;
@@ -210,6 +213,75 @@ function direct(): Figure[] {
   }
 }
 
+/**
+ * The file_write tool itself, run the same way twice in one process over the
+ * same 4 KiB overwrites: once with the kernel's capture (a real Journal), once
+ * with a capture that keeps nothing. No RPC and no audit around it: the
+ * journal's share of the tool's own work, the strictest ratio.
+ */
+async function toolWithAndWithout(): Promise<Figure[]> {
+  const dir = mkdtempSync(join(tmpdir(), "aaos-bench-tool-"));
+  try {
+    const root = join(dir, "files");
+    mkdirSync(root, { recursive: true });
+    const journal = new Journal({
+      dir: join(dir, "state", "journal"),
+      maxBytes: Number.MAX_SAFE_INTEGER,
+      maxPreImageBytes: 16 * 1024 * 1024,
+    });
+    const real = makeCtx([`file_write: ${root}/*`]);
+    real.journal = {
+      begin(changes) {
+        const seqs = journal.record(
+          { agentId: "ag-bench", lineage: ",ag-bench,", tool: "file_write", callSeq: 1 },
+          changes,
+        );
+        return {
+          changes: [],
+          done: () => journal.settle(seqs, true),
+          failed: () => journal.settle(seqs, false),
+        };
+      },
+    };
+    const none = makeCtx([`file_write: ${root}/*`]);
+    none.journal = { begin: () => ({ changes: [], done() {}, failed() {} }) };
+    const files = Array.from({ length: 20 }, (_, i) => join(root, `f${i}.txt`));
+    for (const f of files) writeFileSync(f, text());
+    const timeIt = async (ctx: typeof real) => {
+      const t0 = performance.now();
+      await fileWrite.run(ctx, { path: files[Math.floor(Math.random() * files.length)]!, content: text() });
+      return performance.now() - t0;
+    };
+    const withCapture: number[] = [];
+    const without: number[] = [];
+    for (let i = 0; i < 30; i++) await timeIt(i % 2 ? real : none);
+    for (let i = 0; i < WRITES; i++) {
+      // alternated, so both see the same disk and the same load
+      withCapture.push(await timeIt(real));
+      without.push(await timeIt(none));
+    }
+    journal.close();
+    const a = quantiles(withCapture);
+    const b = quantiles(without);
+    return [
+      {
+        name: `file_write tool, 4 KiB overwrite, with capture p50 (of ${WRITES}; goal ≤ 1.5×)`,
+        value: us(a.p50),
+        unit: "µs",
+        baseline: { name: "the same tool with a capture that keeps nothing p50", value: us(b.p50) },
+      },
+      {
+        name: "file_write tool, 4 KiB overwrite, with capture p99",
+        value: us(a.p99),
+        unit: "µs",
+        baseline: { name: "without capture p99", value: us(b.p99) },
+      },
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function benchJournal(): Promise<Figure[]> {
   const d = direct();
   const kernel = await throughKernel();
@@ -217,7 +289,9 @@ export async function benchJournal(): Promise<Figure[]> {
   const row = d.find((f) => f.name.includes("a new file's row"))!.value;
   const over = kernel[0]!;
   const none = over.baseline!.value - row;
+  const tool = await toolWithAndWithout();
   return [
+    ...tool,
     ...kernel,
     {
       name: "tool.invoke file_write 4 KiB overwrite with capture p50",
