@@ -707,6 +707,12 @@ export class Kernel implements AgentServices {
     }
     this.storeHandle = null;
     this.memory.close();
+    // every database on /data closed: the unmount that follows finds no open file
+    try {
+      this.journal.close();
+    } catch (err) {
+      this.opts.log.error({ err }, "could not close the journal");
+    }
   }
 
   private async stopNow(agent: Agent): Promise<{ agent_id: string; state: "stopped" }> {
