@@ -103,12 +103,27 @@ export function verbHelp(name: string): string {
     v.summary[0]!.toUpperCase() + v.summary.slice(1) + ".",
     "",
   ];
-  for (const para of v.help.split("\n\n")) lines.push(...wrap(para, 78), "");
+  for (const para of v.help.split("\n\n")) lines.push(...paragraph(para), "");
   if (v.methods.length) lines.push(`calls: ${v.methods.join(", ")}`, "");
   if (v.params.options && Object.keys(v.params.options).length)
     lines.push("options:", ...optionLines(v.params.options), "");
   lines.push("global options (--socket, --serial, --tty, --json, ...): aaosctl --help");
   return lines.join("\n");
+}
+
+/** a help paragraph wrapped to 78 columns; its lines indented by two spaces (a list) are kept as written */
+function paragraph(para: string): string[] {
+  const out: string[] = [];
+  let text: string[] = [];
+  for (const line of para.split("\n")) {
+    if (!line.startsWith("  ")) {
+      text.push(line);
+      continue;
+    }
+    out.push(...wrap(text.join(" "), 78), line);
+    text = [];
+  }
+  return [...out, ...wrap(text.join(" "), 78)];
 }
 
 function wrap(text: string, width: number): string[] {

@@ -14,6 +14,7 @@ import type {
   ToolDescription,
 } from "../kernel/services.ts";
 import { METHOD_NAMES } from "../kernel/rpc/names.ts";
+import { AUDIT_KINDS } from "../kernel/audit/kinds.ts";
 import { ConnectionLost, RpcError, type RpcClient } from "./client.ts";
 import type { Params } from "./args.ts";
 import { parseJsonArg } from "./args.ts";
@@ -36,7 +37,7 @@ import {
   table,
   timestamp,
 } from "./format.ts";
-import type { Output } from "./output.ts";
+import { flushStdout, type Output } from "./output.ts";
 
 export interface Ctx {
   out: Output;
@@ -342,6 +343,13 @@ const MEMORY_OPTIONS: Record<MemoryAction, string[]> = {
 };
 
 const AGENT_ARG_HELP = "AGENT is an agent id, a unique prefix of one, or the name of exactly one live agent.";
+
+type AuditEvent = Record<string, unknown> & { seq: number };
+type AuditPage = { events: AuditEvent[]; next_seq: number };
+/** the most events one audit.query returns */
+const AUDIT_PAGE = 1000;
+/** the most `audit --tail` holds in memory at once */
+const AUDIT_TAIL_MAX = 100_000;
 
 export const VERBS: Record<string, Verb> = {
   info: {
@@ -894,15 +902,24 @@ export const VERBS: Record<string, Verb> = {
   },
 
   audit: {
-    summary: "read the audit log (--follow to tail it; `audit verify` checks the hash chain)",
+    summary:
+      "read the audit log (--tail N, --follow; `audit export` prints it all as JSONL; `audit verify` checks the chain)",
     help:
-      "Print audit events (audit.query), one per line: seq, time, kind, agent, then the event's own fields. " +
-      "Filters: --agent, --kind, --since SEQ, --limit N. --follow keeps polling for new events every --interval ms " +
-      "until interrupted (with --json: one JSON object per line).\n\n" +
-      "`aaosctl audit verify` checks the log's hash chain (audit.verify); exit status 1 if it is broken.",
-    methods: ["audit.query", "audit.verify"],
+      "Print audit events (audit.query), oldest first, one per line: seq, time, kind, agent, then the event's own " +
+      "fields. Filters: --agent, --kind (a kind, or PREFIX.* for a whole group: --kind tool.*, --kind agent.spawn), " +
+      "--since SEQ. Without --tail: the first --limit N events from --since (default 100; aaosctl pages past the " +
+      "kernel's 1000 a query for you); stderr says when more follow. --tail N: the newest N matching events instead " +
+      `(at most ${AUDIT_TAIL_MAX}), still oldest first. --follow keeps polling for new events every --interval ms ` +
+      "until interrupted, after the --tail N newest if given (with --json: one JSON object per line); otherwise " +
+      "--json prints {events, next_seq}.\n\n" +
+      "`aaosctl audit export` prints every matching record (--agent, --kind, --since SEQ) as one JSON object per " +
+      "line on stdout and nothing else, page after page up to the log's head as it was when the export began; the " +
+      "count goes to stderr. `aaosctl audit export > audit.jsonl` is a copy of the log to keep or to feed to jq.\n\n" +
+      "`aaosctl audit verify` checks the log's hash chain (audit.verify); exit status 1 if it is broken.\n\n" +
+      auditKindsHelp(),
+    methods: ["audit.query", "system.info", "audit.verify"],
     params: {
-      args: [{ name: "verify", kind: "word", optional: true, choices: ["verify"] }],
+      args: [{ name: "action", kind: "word", optional: true, choices: ["verify", "export"] }],
       options: {
         agent: {
           type: "string",
@@ -915,35 +932,71 @@ export const VERBS: Record<string, Verb> = {
           type: "string",
           short: "k",
           value: "KIND",
-          help: "only events of this kind, e.g. tool.call, or tool.* for every tool record",
+          help: "only events of this kind, e.g. agent.spawn, or tool.* for every tool record (the kinds: above)",
         },
         since: { type: "string", value: "SEQ", help: "only events with seq ≥ SEQ" },
-        limit: { type: "string", short: "n", value: "N", help: "at most N events per query" },
+        limit: {
+          type: "string",
+          short: "n",
+          value: "N",
+          help: "at most N events from the oldest (default 100; more than 1000 are fetched page by page)",
+        },
+        tail: { type: "string", short: "t", value: "N", help: `the newest N events (at most ${AUDIT_TAIL_MAX})` },
         follow: { type: "boolean", short: "f", help: "keep printing new events as they are logged" },
         interval: { type: "string", value: "MS", help: "poll interval for --follow (default 500)" },
       },
     },
     async run(ctx, args, opts) {
-      if (args.verify) return verifyAudit(ctx);
+      if (args.action === "verify") return verifyAudit(ctx);
       const query: Record<string, unknown> = {};
+      const since = numberOpt("since", opts.since);
+      const limit = numberOpt("limit", opts.limit);
+      const tail = numberOpt("tail", opts.tail);
+      if (tail !== undefined && (tail < 1 || tail > AUDIT_TAIL_MAX))
+        throw usageError(`--tail wants a number from 1 to ${AUDIT_TAIL_MAX}, not ${JSON.stringify(opts.tail)}`);
+      if (limit === 0) throw usageError("--limit wants a number of at least 1");
+      if (tail !== undefined && limit !== undefined)
+        throw usageError("--tail N and --limit N do not mix: --tail counts from the newest, --limit from the oldest");
+      if (args.action === "export") {
+        for (const o of ["tail", "limit", "follow", "interval"] as const)
+          if (opts[o] !== undefined)
+            throw usageError(`audit export takes --agent, --kind and --since, not --${o}`, "it prints every record");
+      }
       if (typeof opts.agent === "string") query.agent_id = await resolveAgentId(ctx, opts.agent);
       if (typeof opts.kind === "string") query.kind = opts.kind;
-      const since = numberOpt("since", opts.since);
-      if (since !== undefined) query.since_seq = since;
-      const limit = numberOpt("limit", opts.limit);
-      if (limit !== undefined) query.limit = limit;
+      const from = Math.max(1, since ?? 1);
+      if (args.action === "export") return auditExport(ctx, query, from);
       const interval = numberOpt("interval", opts.interval) ?? 500;
-      const printEvents = (events: Record<string, unknown>[]) => {
-        for (const ev of events) {
-          if (ctx.out.json) ctx.out.write(JSON.stringify(ev) + "\n");
-          else ctx.out.print(formatAuditEvent(ev, ctx.out.paint, ctx.out.width));
-        }
+      const printEvents = (events: AuditEvent[]) => {
+        if (!events.length) return;
+        const lines = ctx.out.json
+          ? events.map((ev) => JSON.stringify(ev))
+          : events.map((ev) => formatAuditEvent(ev, ctx.out.paint, ctx.out.width));
+        ctx.out.endLine();
+        ctx.out.write(lines.join("\n") + "\n");
       };
-      let r = await call<{ events: Record<string, unknown>[]; next_seq: number }>(ctx, "audit.query", query);
+      let r: AuditPage;
+      if (tail !== undefined) r = await auditTail(ctx, query, tail, from);
+      else if (limit === undefined || limit <= AUDIT_PAGE)
+        r = await call<AuditPage>(ctx, "audit.query", {
+          ...query,
+          ...(since === undefined ? {} : { since_seq: since }),
+          ...(limit === undefined ? {} : { limit }),
+        });
+      else r = await auditFirst(ctx, query, from, limit);
       if (!opts.follow) {
         if (ctx.out.json) return ctx.out.printJson(r);
-        if (!r.events.length) return ctx.out.note("no audit events match");
-        return printEvents(r.events);
+        if (!r.events.length) return ctx.out.note(`no audit events match${unknownKindHint(query.kind)}`);
+        printEvents(r.events);
+        if (tail === undefined && r.events.length === (limit ?? 100))
+          ctx.out.note(
+            ctx.out.paint(
+              "dim",
+              `stopped at --limit ${limit ?? 100}; more may follow: --since ${r.next_seq} goes on, ` +
+                "--tail N shows the newest, `aaosctl audit export` prints them all",
+            ),
+          );
+        return;
       }
       printEvents(r.events);
       const client = await ctx.rpc();
@@ -1346,6 +1399,134 @@ async function verifyAudit(ctx: Ctx): Promise<number | void> {
     }
   }
   if (!r.ok) return ExitCode.failed;
+}
+
+/** the seq of the newest durable audit record (system.info's audit_head) */
+async function auditHeadSeq(ctx: Ctx): Promise<number> {
+  const info = await call<{ audit_head: { seq: number } }>(ctx, "system.info");
+  return info.audit_head.seq;
+}
+
+/**
+ * audit.query page after page over seqs from..upto, each page's events (none
+ * past upto) handed to `each`; returns the since_seq that goes on after upto.
+ * A page stops where its 1000th match is, so the next starts right after.
+ */
+async function auditPages(
+  ctx: Ctx,
+  query: Record<string, unknown>,
+  from: number,
+  upto: number,
+  each: (events: AuditEvent[]) => void | Promise<void>,
+): Promise<number> {
+  let since = Math.max(1, from);
+  while (since <= upto) {
+    const r = await call<AuditPage>(ctx, "audit.query", { ...query, since_seq: since, limit: AUDIT_PAGE });
+    await each(r.events.filter((e) => e.seq <= upto));
+    if (r.next_seq <= since) break; // cannot happen; never loop forever
+    since = r.next_seq;
+  }
+  return Math.max(since, upto + 1);
+}
+
+/** the first `limit` matching events from seq `from`, more than one query's worth */
+async function auditFirst(ctx: Ctx, query: Record<string, unknown>, from: number, limit: number): Promise<AuditPage> {
+  const events: AuditEvent[] = [];
+  let since = from;
+  while (events.length < limit) {
+    const want = Math.min(AUDIT_PAGE, limit - events.length);
+    const r = await call<AuditPage>(ctx, "audit.query", { ...query, since_seq: since, limit: want });
+    events.push(...r.events);
+    since = r.next_seq;
+    if (r.events.length < want) break; // the query reached the head
+  }
+  return { events, next_seq: since };
+}
+
+/**
+ * The newest n matching events, oldest first: from the head back, a span of
+ * seqs at a time (n seqs, doubling while filters leave it short), each span
+ * read forward page by page, until n events or seq `floor`.
+ */
+async function auditTail(ctx: Ctx, query: Record<string, unknown>, n: number, floor: number): Promise<AuditPage> {
+  const head = await auditHeadSeq(ctx);
+  const stop = ctx.out.progress("reading the audit log");
+  try {
+    let found: AuditEvent[] = [];
+    let hi = head;
+    let span = n;
+    while (hi >= floor && found.length < n) {
+      const lo = Math.max(floor, hi - span + 1);
+      const chunk: AuditEvent[] = [];
+      await auditPages(ctx, query, lo, hi, (events) => void chunk.push(...events));
+      found = chunk.concat(found).slice(-n);
+      hi = lo - 1;
+      span = Math.min(span * 2, 1_000_000);
+    }
+    return { events: found, next_seq: head + 1 };
+  } finally {
+    stop();
+  }
+}
+
+/** every matching record from seq `from` to the head as it is now, one JSON object a line */
+async function auditExport(ctx: Ctx, query: Record<string, unknown>, from: number): Promise<void> {
+  const head = await auditHeadSeq(ctx);
+  let count = 0;
+  let drained: Promise<void> = Promise.resolve();
+  const stop = ctx.out.progress("exporting the audit log");
+  try {
+    await auditPages(ctx, query, from, head, async (events) => {
+      if (!events.length) return;
+      // one page in flight on stdout at a time: memory stays a page or two
+      await drained;
+      ctx.out.write(events.map((e) => JSON.stringify(e)).join("\n") + "\n");
+      drained = flushStdout();
+      count += events.length;
+    });
+    await drained;
+  } finally {
+    stop();
+  }
+  ctx.out.note(
+    ctx.out.paint(
+      "dim",
+      `${count} audit record${count === 1 ? "" : "s"} exported (up to seq ${head})${count ? "" : unknownKindHint(query.kind)}`,
+    ),
+  );
+}
+
+/** ": no record kind is named X" when --kind names no kind of this kernel (the log may hold older ones) */
+function unknownKindHint(kind: unknown): string {
+  if (typeof kind !== "string" || kind === "*") return "";
+  const known: readonly string[] = AUDIT_KINDS;
+  const ok = kind.endsWith(".*") ? known.some((k) => k.startsWith(kind.slice(0, -1))) : known.includes(kind);
+  return ok ? "" : `; no record kind is named ${JSON.stringify(kind)} (aaosctl audit --help lists them)`;
+}
+
+/** the record kinds for `audit --help`, a line per group (what PREFIX.* matches), as kernel/audit/kinds.ts lists them */
+function auditKindsHelp(): string {
+  const groups = new Map<string, string[]>();
+  for (const kind of AUDIT_KINDS) {
+    const g = `${kind.slice(0, kind.indexOf("."))}.*`;
+    groups.set(g, [...(groups.get(g) ?? []), kind]);
+  }
+  const w = Math.max(...[...groups.keys()].map((g) => g.length));
+  const lines = ["Record kinds (--kind takes one of these, or a group's PREFIX.*):"];
+  for (const [g, kinds] of groups) {
+    let line = `  ${g.padEnd(w)}  `;
+    const indent = " ".repeat(line.length);
+    let first = true;
+    for (const k of kinds) {
+      if (!first && line.length + 1 + k.length > 78) {
+        lines.push(line);
+        line = indent + k;
+      } else line += (first ? "" : " ") + k;
+      first = false;
+    }
+    lines.push(line);
+  }
+  return lines.join("\n");
 }
 
 /** resolves on Ctrl-C (console) or SIGINT (one-shot); rejects when the kernel goes away */
