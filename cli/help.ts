@@ -1,15 +1,12 @@
 // Help text, generated from the verb table and the global options so that
 // it cannot drift from what the parser accepts.
-import { readFileSync } from "node:fs";
+import pkg from "../package.json" with { type: "json" };
 import { GLOBAL_OPTIONS, optionLines, usageLine } from "./args.ts";
 import { VERBS } from "./verbs.ts";
 
+/** the version of this aaosctl (package.json, bundled into a compiled binary) */
 export function cliVersion(): string {
-  try {
-    return JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version ?? "unknown";
-  } catch {
-    return "unknown";
-  }
+  return pkg.version ?? "unknown";
 }
 
 export const EXIT_CODES: [number, string][] = [

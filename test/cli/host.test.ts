@@ -285,7 +285,7 @@ describe("call, usage and failures", () => {
     expect(g.stdout).toContain("exit codes:");
     const v = await aaosctl(["audit", "--help"]);
     expect(v.code).toBe(0);
-    expect(v.stdout).toContain("usage: aaosctl audit [verify] [options]");
+    expect(v.stdout).toContain("usage: aaosctl audit [verify|export] [options]");
   });
 });
 

@@ -85,6 +85,10 @@ describe("make aaosctl", () => {
     const v = await run([BINARY, "status", "--help"]);
     expect(v.code).toBe(0);
     expect(v.stdout).toContain("AGENT");
+    // the version is bundled into the binary (package.json is not beside it)
+    const ver = await run([BINARY, "version"]);
+    expect(ver.stdout).toContain(JSON.parse(readFileSync(join(import.meta.dir, "../../package.json"), "utf8")).version);
+    expect(ver.stdout).not.toContain("unknown");
   });
 
   test("ping reaches the kernel on its socket", async () => {

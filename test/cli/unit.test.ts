@@ -437,6 +437,6 @@ describe("help", () => {
     expect(h).toContain("usage: aaosctl deny APPROVAL [options]");
     expect(h).toContain("calls: approval.respond");
     expect(h).toMatch(/-r, --reason TEXT/);
-    expect(verbHelp("audit")).toContain("usage: aaosctl audit [verify] [options]");
+    expect(verbHelp("audit")).toContain("usage: aaosctl audit [verify|export] [options]");
   });
 });
