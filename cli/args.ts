@@ -16,6 +16,8 @@ export interface OptionSpec {
   kind?: ArgKind;
   /** may be given more than once (the value is then a list) */
   multiple?: boolean;
+  /** the values it takes, for checking and completion */
+  choices?: string[];
 }
 
 /** what a positional argument is: drives completion in the console */
@@ -50,7 +52,14 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
     value: "SECONDS",
     help: "how long to wait for the kernel to answer (default 10 for --socket, 60 for --serial/--tty; env AAOS_WAIT)",
   },
-  json: { type: "boolean", help: "print results as JSON, for programs" },
+  output: {
+    type: "string",
+    short: "o",
+    value: "FORMAT",
+    help: "json, yaml (results for programs), wide (tables with more columns) or text (the default)",
+    choices: ["json", "yaml", "wide", "text"],
+  },
+  json: { type: "boolean", help: "print results as JSON, for programs (the same as -o json)" },
   "no-color": { type: "boolean", help: "no colour even on a terminal (also NO_COLOR=1)" },
   help: { type: "boolean", short: "h", help: "show help (for a verb: aaosctl VERB --help)" },
   version: { type: "boolean", help: "print aaosctl's version" },
@@ -75,8 +84,47 @@ export function findVerb(argv: string[]): number {
     if (a === "--") return i + 1 < argv.length ? i + 1 : -1;
     if (!a.startsWith("-") || a === "-") return i;
     if (a.startsWith("--") && !a.includes("=") && GLOBAL_OPTIONS[a.slice(2)]?.type === "string") i++;
+    else if (/^-[^-]$/.test(a) && Object.values(GLOBAL_OPTIONS).some((s) => s.short === a[1] && s.type === "string"))
+      i++;
   }
   return -1;
+}
+
+/** how results are printed: -o FORMAT, --json (= -o json) */
+export type OutputFormat = "text" | "json" | "yaml" | "wide";
+
+/** the output format the options ask for; a usage error for an unknown one */
+export function outputFormat(options: ParsedCommand["options"]): OutputFormat {
+  const o = options.output;
+  if (typeof o === "string") {
+    const choices = GLOBAL_OPTIONS.output!.choices!;
+    if (!choices.includes(o))
+      throw usageError(`-o is one of ${choices.join(", ")}, not ${JSON.stringify(o)}`, "e.g. aaosctl ps -o wide");
+    if (options.json === true && o !== "json") throw usageError(`--json and -o ${o} disagree; give one`);
+    return o as OutputFormat;
+  }
+  return options.json === true ? "json" : "text";
+}
+
+/** the output format asked for in raw argv, for errors before the command line parses */
+export function outputFormatOfArgv(argv: string[]): OutputFormat {
+  let f: OutputFormat = "text";
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") break;
+    const v =
+      a === "--json"
+        ? "json"
+        : a === "-o" || a === "--output"
+          ? argv[i + 1]
+          : a.startsWith("--output=")
+            ? a.slice(9)
+            : a.startsWith("-o") && a.length > 2
+              ? a.slice(2).replace(/^=/, "")
+              : undefined;
+    if (v === "json" || v === "yaml" || v === "wide" || v === "text") f = v;
+  }
+  return f;
 }
 
 export function toParseArgsOptions(specs: Record<string, OptionSpec>) {

@@ -141,12 +141,13 @@ export async function runConsole(ctx: Ctx): Promise<number> {
     const code = await dispatch(words, {
       interactive: true,
       signal: running.signal,
-      makeOutput: ({ json, noColor }) =>
+      makeOutput: ({ json, noColor, format }) =>
         (current = new Output({
           stdout: { write: (t) => void stdout.write(t) },
           stderr: { write: (t) => void process.stderr.write(t) },
           color: color && !noColor,
           json,
+          format,
           progress: terminal,
           width: width(),
         })),
@@ -228,15 +229,21 @@ export async function complete(client: RpcClient, line: string): Promise<[string
   const options: Record<string, OptionSpec> = {
     ...(verb.params.options ?? {}),
     json: GLOBAL_OPTIONS.json!,
+    output: GLOBAL_OPTIONS.output!,
     help: GLOBAL_OPTIONS.help!,
   };
+  const byShort = (w: string) => Object.keys(options).find((o) => options[o]!.short === w.slice(1));
   if (word.startsWith("-")) return pick(Object.keys(options).map((o) => `--${o}`));
 
-  // the value of an option: `audit --agent <Tab>`
+  // the value of an option: `audit --agent <Tab>`, `ps -o <Tab>`
   const prev = words[index - 1];
-  if (prev?.startsWith("--")) {
-    const spec = options[prev.slice(2)];
-    if (spec?.type === "string") return spec.kind ? pick(await candidates(client, spec.kind, word, words)) : [[], word];
+  const prevName = prev?.startsWith("--") ? prev.slice(2) : prev && /^-[^-]$/.test(prev) ? byShort(prev) : undefined;
+  if (prevName !== undefined) {
+    const spec = options[prevName];
+    if (spec?.type === "string") {
+      if (spec.choices) return pick(spec.choices);
+      return spec.kind ? pick(await candidates(client, spec.kind, word, words)) : [[], word];
+    }
   }
 
   // which positional this word is: count the earlier words that are not options or their values
@@ -244,7 +251,8 @@ export async function complete(client: RpcClient, line: string): Promise<[string
   for (let i = 1; i < index; i++) {
     const w = words[i]!;
     if (w.startsWith("-")) {
-      if (options[w.replace(/^--?/, "")]?.type === "string" && !w.includes("=")) i++;
+      const name = w.startsWith("--") ? w.slice(2) : byShort(w);
+      if (name !== undefined && options[name]?.type === "string" && !w.includes("=")) i++;
       continue;
     }
     pos++;

@@ -1,16 +1,26 @@
 // One command line → one verb run → one exit code. Shared by the one-shot
 // command (cli/main.ts) and each line typed into the console.
 import type { RpcClient } from "./client.ts";
-import { bindArgs, GLOBAL_OPTIONS, nearest, parseCommand, type ParsedCommand } from "./args.ts";
-import { CliError, ExitCode, exitCodeFor, usageError } from "./exit.ts";
-import { errorJson, formatError } from "./format.ts";
+import {
+  bindArgs,
+  GLOBAL_OPTIONS,
+  nearest,
+  outputFormat,
+  outputFormatOfArgv,
+  parseCommand,
+  type OutputFormat,
+  type ParsedCommand,
+} from "./args.ts";
+import { CliError, errorJson, ExitCode, exitCodeFor, usageError } from "./exit.ts";
+import { formatError } from "./format.ts";
 import { globalHelp, verbHelp } from "./help.ts";
 import type { Output } from "./output.ts";
 import { VERBS, type Ctx } from "./verbs.ts";
 import { cliVersion } from "./help.ts";
 
 export interface DispatchEnv {
-  makeOutput(opts: { json: boolean; noColor: boolean }): Output;
+  /** json is true for -o json and -o yaml (results for programs); format says which */
+  makeOutput(opts: { json: boolean; noColor: boolean; format: OutputFormat }): Output;
   /** the kernel connection, for these parsed options; opened on first use */
   rpc(options: ParsedCommand["options"]): Promise<RpcClient>;
   targetName(options: ParsedCommand["options"]): string;
@@ -26,7 +36,9 @@ export async function dispatch(argv: string[], env: DispatchEnv): Promise<number
   try {
     parsed = parseCommand(argv, (v) => VERBS[v]?.params);
   } catch (e) {
-    const out = env.makeOutput({ json: argv.includes("--json"), noColor: argv.includes("--no-color") });
+    const format = outputFormatOfArgv(argv);
+    const json = format === "json" || format === "yaml";
+    const out = env.makeOutput({ json, noColor: argv.includes("--no-color"), format });
     return fail(out, e);
   }
   const { verb, options } = parsed;
@@ -35,10 +47,21 @@ export async function dispatch(argv: string[], env: DispatchEnv): Promise<number
   for (const name of Object.keys(VERBS[verb ?? ""]?.params.options ?? {}))
     if (name in GLOBAL_OPTIONS) delete conn[name];
   Object.assign(conn, parsed.shadowed ?? {});
-  const out = env.makeOutput({ json: options.json === true, noColor: options["no-color"] === true });
+  let format: OutputFormat;
+  try {
+    format = outputFormat(options);
+  } catch (e) {
+    return fail(env.makeOutput({ json: false, noColor: options["no-color"] === true, format: "text" }), e);
+  }
+  const out = env.makeOutput({
+    json: format === "json" || format === "yaml",
+    noColor: options["no-color"] === true,
+    format,
+  });
   try {
     if (options.version && !verb) {
-      out.print(out.json ? JSON.stringify({ aaosctl: cliVersion() }) : `aaosctl ${cliVersion()}`);
+      if (out.json) out.printJson({ aaosctl: cliVersion() });
+      else out.print(`aaosctl ${cliVersion()}`);
       return ExitCode.ok;
     }
     if (verb === undefined) {
@@ -99,7 +122,7 @@ function safeTargetName(env: DispatchEnv, options: ParsedCommand["options"]): st
 
 function fail(out: Output, e: unknown): number {
   const code = exitCodeFor(e);
-  if (out.json) out.print(JSON.stringify(errorJson(e)));
+  if (out.json) out.printErrorJson(errorJson(e));
   else out.note(formatError(e, out.paint));
   if (
     code === ExitCode.failed &&

@@ -68,3 +68,21 @@ export const RPC_ERROR_NAMES: Readonly<Record<number, string>> = {
   [ErrorCode.TimedOut]: "timed out",
   [ErrorCode.QuotaExceeded]: "quota exceeded",
 } satisfies Record<ErrorCode, string>;
+
+/**
+ * A failure for programs (--json, -o json|yaml), always one shape:
+ * {error: {code, message, data, exit}}. code is the kernel's JSON-RPC error
+ * code (-32001 capability denied, ...) when the kernel refused, null when the
+ * failure is aaosctl's own (a usage error, nothing answered); data is the
+ * kernel's error data (null when it gave none), or {hint} for aaosctl's own;
+ * exit is the exit code the process ends with.
+ */
+export function errorJson(err: unknown): {
+  error: { code: number | null; message: string; data: unknown; exit: ExitCodeValue };
+} {
+  const exit = exitCodeFor(err);
+  if (err instanceof RpcError) return { error: { code: err.code, message: err.message, data: err.data ?? null, exit } };
+  const message = err instanceof Error ? err.message : String(err);
+  const hint = err instanceof CliError ? err.hint : undefined;
+  return { error: { code: null, message, data: hint ? { hint } : null, exit } };
+}

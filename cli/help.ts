@@ -48,6 +48,7 @@ const ORDER = [
   "console",
   "help",
   "version",
+  "completion",
 ];
 
 export function verbOrder(): string[] {
@@ -68,7 +69,10 @@ export function globalHelp(interactive = false): string {
   lines.push("verbs:");
   for (const n of names) lines.push(`  ${n.padEnd(w)}  ${VERBS[n]!.summary}`);
   if (interactive) {
-    lines.push("", "Add --json to a verb for JSON; VERB --help for its help.");
+    lines.push(
+      "",
+      "Add --json (or -o json|yaml|wide) to a verb for JSON, YAML or wider tables; VERB --help for its help.",
+    );
     return lines.join("\n");
   }
   lines.push("", "global options:", ...optionLines(GLOBAL_OPTIONS));
@@ -104,7 +108,7 @@ export function verbHelp(name: string): string {
   if (v.methods.length) lines.push(`calls: ${v.methods.join(", ")}`, "");
   if (v.params.options && Object.keys(v.params.options).length)
     lines.push("options:", ...optionLines(v.params.options), "");
-  lines.push("global options (--socket, --serial, --tty, --json, ...): aaosctl --help");
+  lines.push("global options (--socket, --serial, --tty, -o json|yaml|wide, --json, ...): aaosctl --help");
   return lines.join("\n");
 }
 

@@ -47,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
     return await dispatch(argv, {
       interactive: false,
       signal: controller.signal,
-      makeOutput: ({ json, noColor }) => processOutput(json, noColor),
+      makeOutput: ({ json, noColor, format }) => processOutput(json, noColor, format),
       targetName: (options) => describeTarget(targetFrom(options as Record<string, string>)),
       rpc: async (options): Promise<RpcClient> => {
         connection ??= (async () => {

@@ -1,7 +1,11 @@
 // Where a verb's words go. One Output per invocation (or per console):
 // stdout carries results, stderr carries notes and the progress spinner, and
-// --json turns results into one JSON document. Writes clear the spinner first
-// so that it never tears a line.
+// -o json|yaml (--json) turns results into one document, -o wide adds
+// columns to tables. Writes clear the spinner first so that it never tears a
+// line. The format is the Output's, not each verb's: a verb prints a result
+// with printJson() and its tables with `wide` in mind, and every format works.
+import YAML from "yaml";
+import type { OutputFormat } from "./args.ts";
 import { painter, type Paint } from "./format.ts";
 
 export interface Writer {
@@ -15,6 +19,8 @@ export interface OutputOptions {
   color: boolean;
   /** results as JSON for programs; no colour, no spinner */
   json: boolean;
+  /** -o FORMAT; when absent, json or text by `json` */
+  format?: OutputFormat;
   /** stderr is a terminal: the spinner may animate there */
   progress: boolean;
   /** terminal columns, for cutting tables and events */
@@ -25,7 +31,11 @@ const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "
 
 export class Output {
   readonly paint: Paint;
+  /** results for programs (-o json or -o yaml): print them with printJson() */
   readonly json: boolean;
+  readonly format: OutputFormat;
+  /** -o wide: tables with their extra columns */
+  readonly wide: boolean;
   readonly width: number;
   /** false while a streamed line (model text) is still open on stdout */
   private atLineStart = true;
@@ -37,9 +47,11 @@ export class Output {
   private shown = false;
 
   constructor(private opts: OutputOptions) {
-    this.json = opts.json;
-    this.width = opts.width;
-    this.paint = painter(opts.color && !opts.json);
+    this.format = opts.format ?? (opts.json ? "json" : "text");
+    this.json = this.format === "json" || this.format === "yaml";
+    this.wide = this.format === "wide";
+    this.width = this.wide ? Infinity : opts.width;
+    this.paint = painter(opts.color && !this.json);
   }
 
   /** true when the next write starts a line */
@@ -68,9 +80,24 @@ export class Output {
     this.opts.stderr.write(text + "\n");
   }
 
-  /** a result for programs */
+  /** a result for programs: JSON, or YAML with -o yaml */
   printJson(value: unknown): void {
-    this.print(JSON.stringify(value, null, 2));
+    this.print(this.format === "yaml" ? YAML.stringify(value).replace(/\n$/, "") : JSON.stringify(value, null, 2));
+  }
+
+  /** one record of a stream (--follow): a JSON line, or a YAML document with -o yaml */
+  printRecord(value: unknown): void {
+    this.print(this.recordText(value));
+  }
+
+  /** the text of one streamed record, without its newline */
+  recordText(value: unknown): string {
+    return this.format === "yaml" ? `---\n${YAML.stringify(value).replace(/\n$/, "")}` : JSON.stringify(value);
+  }
+
+  /** an error for programs: one JSON line, or YAML with -o yaml */
+  printErrorJson(value: unknown): void {
+    this.print(this.format === "yaml" ? YAML.stringify(value).replace(/\n$/, "") : JSON.stringify(value));
   }
 
   /** close a streamed line so that what follows starts at column 0 */
@@ -141,7 +168,7 @@ export function flushStdout(): Promise<void> {
   return stdoutChain.then(() => {});
 }
 
-export function processOutput(json: boolean, noColor: boolean): Output {
+export function processOutput(json: boolean, noColor: boolean, format?: OutputFormat): Output {
   const env = process.env;
   const stdoutTty = Boolean(process.stdout.isTTY);
   const forced = env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== "0";
@@ -151,6 +178,7 @@ export function processOutput(json: boolean, noColor: boolean): Output {
     stderr: { write: (t) => void process.stderr.write(t) },
     color,
     json,
+    format,
     progress: Boolean(process.stderr.isTTY),
     // into a pipe nothing is cut: grep and friends want whole lines
     width: stdoutTty ? process.stdout.columns || Number(env.COLUMNS) || 100 : Infinity,

@@ -38,6 +38,7 @@ import {
   timestamp,
 } from "./format.ts";
 import { flushStdout, type Output } from "./output.ts";
+import { completionScript, SHELLS, type Shell } from "./completion.ts";
 
 export interface Ctx {
   out: Output;
@@ -65,6 +66,9 @@ export interface Verb {
   params: Params;
   run(ctx: Ctx, args: Args, opts: Opts): Promise<number | void>;
 }
+
+/** what agent.list {details: true} adds per agent (ps -o wide) */
+type PsDetails = Pick<AgentStatus, "lifecycle" | "restarts" | "inbox" | "usage">;
 
 /** every method of the contract, for `call` and completion: the kernel's own list, so it cannot fall behind */
 export const KNOWN_METHODS: readonly string[] = METHOD_NAMES;
@@ -394,7 +398,12 @@ export const VERBS: Record<string, Verb> = {
     methods: ["agent.list"],
     params: { args: [] },
     async run(ctx) {
-      const { agents } = await call<{ agents: AgentInfo[] }>(ctx, "agent.list");
+      // -o wide: agent.list {details: true} adds lifecycle, restarts, inbox and usage per agent
+      const { agents } = await call<{ agents: (AgentInfo & Partial<PsDetails>)[] }>(
+        ctx,
+        "agent.list",
+        ctx.out.wide ? { details: true } : {},
+      );
       if (ctx.out.json) return ctx.out.printJson({ agents });
       if (!agents.length) return ctx.out.note("no agents (spawn one: aaosctl spawn NAME)");
       ctx.out.print(
@@ -405,6 +414,22 @@ export const VERBS: Record<string, Verb> = {
             { header: "NAME", value: (a) => a.name },
             { header: "STATE", value: (a) => a.state, style: (a) => stateStyle(a.state) },
             { header: "PARENT", value: (a) => a.parent_id ?? "-" },
+            ...(ctx.out.wide
+              ? [
+                  { header: "LIFECYCLE", value: (a: AgentInfo & Partial<PsDetails>) => a.lifecycle ?? "-" },
+                  { header: "RESTARTS", value: (a: AgentInfo & Partial<PsDetails>) => String(a.restarts ?? "-") },
+                  {
+                    header: "INBOX",
+                    value: (a: AgentInfo & Partial<PsDetails>) =>
+                      a.inbox ? `${a.inbox.depth}${a.inbox.current ? " (1 running)" : ""}` : "-",
+                  },
+                  {
+                    header: "TOKENS IN/OUT",
+                    value: (a: AgentInfo & Partial<PsDetails>) =>
+                      a.usage ? `${a.usage.input_tokens}/${a.usage.output_tokens}` : "-",
+                  },
+                ]
+              : []),
             { header: "MODEL", value: (a) => a.model, flexible: true },
           ],
           ctx.out.paint,
@@ -480,16 +505,28 @@ export const VERBS: Record<string, Verb> = {
 
   stop: {
     summary: "stop an agent",
-    help: "Stop AGENT (agent.stop). A running turn is aborted.\n\n" + AGENT_ARG_HELP,
+    help:
+      "Stop AGENT (agent.stop). A running turn is aborted. Stopping an agent that is already stopped is not an " +
+      "error: it says so and exits 0 (with --json: already_stopped is true).\n\n" +
+      AGENT_ARG_HELP,
     methods: ["agent.stop"],
     params: { args: [{ name: "AGENT", kind: "agent" }] },
     async run(ctx, { AGENT }) {
-      const agentId = await resolveAgentId(ctx, AGENT!);
+      const { agents } = await call<{ agents: AgentInfo[] }>(ctx, "agent.list");
+      let agentId = await resolveAgentId(ctx, AGENT!);
+      if (!agents.some((a) => a.agent_id === agentId)) {
+        // a name resolves to live agents only: a name whose agents are all stopped is the newest of them
+        const stopped = agents.filter((a) => a.name === AGENT && a.state === "stopped");
+        if (stopped.length) agentId = stopped.at(-1)!.agent_id;
+      }
+      const already = agents.find((a) => a.agent_id === agentId)?.state === "stopped";
+      // the kernel answers a stopped agent's state again; stopping it twice is no error
       const r = await callWaiting<{ agent_id: string; state: string }>(ctx, "stopping", "agent.stop", {
         agent_id: agentId,
       });
-      if (ctx.out.json) return ctx.out.printJson(r);
+      if (ctx.out.json) return ctx.out.printJson({ ...r, already_stopped: already });
       ctx.out.print(`${r.agent_id} ${ctx.out.paint(stateStyle(r.state) ?? "bold", r.state)}`);
+      if (already) ctx.out.note(ctx.out.paint("dim", `${r.agent_id} was already stopped`));
     },
   },
 
@@ -819,7 +856,7 @@ export const VERBS: Record<string, Verb> = {
       const show = (a: ApprovalInfo) => {
         if (seen.has(a.id)) return;
         seen.add(a.id);
-        if (ctx.out.json) ctx.out.write(JSON.stringify(a) + "\n");
+        if (ctx.out.json) ctx.out.printRecord(a);
         else ctx.out.print(formatApprovalRequest(a, ctx.out.paint, ctx.out.width));
       };
       const off = opts.follow
@@ -970,7 +1007,7 @@ export const VERBS: Record<string, Verb> = {
       const printEvents = (events: AuditEvent[]) => {
         if (!events.length) return;
         const lines = ctx.out.json
-          ? events.map((ev) => JSON.stringify(ev))
+          ? events.map((ev) => ctx.out.recordText(ev))
           : events.map((ev) => formatAuditEvent(ev, ctx.out.paint, ctx.out.width));
         ctx.out.endLine();
         ctx.out.write(lines.join("\n") + "\n");
@@ -1196,6 +1233,22 @@ export const VERBS: Record<string, Verb> = {
     },
   },
 
+  completion: {
+    summary: "print a bash, zsh or fish completion script",
+    help:
+      "Print the shell completion for aaosctl, generated from this verb table: verbs, their options, -o's formats, " +
+      "fixed choices (audit export, memory search) and for `call` every method of the contract.\n\n" +
+      "  bash: source <(aaosctl completion bash)\n" +
+      "  zsh:  source <(aaosctl completion zsh)\n" +
+      "  fish: aaosctl completion fish | source\n\n" +
+      "Agent and approval ids are completed by `aaosctl console`, which is connected to the kernel.",
+    methods: [],
+    params: { args: [{ name: "SHELL", kind: "word", choices: [...SHELLS] }] },
+    async run(ctx, { SHELL }) {
+      ctx.out.write(completionScript(SHELL as Shell, VERBS));
+    },
+  },
+
   version: {
     summary: "print aaosctl's version (and the kernel's, if one is given)",
     help: "Print aaosctl's version; with a connection (--socket, --serial, --tty or AAOS_*), the kernel's too.",
@@ -1232,7 +1285,8 @@ export const VERBS: Record<string, Verb> = {
     async run(ctx, { METHOD, PARAMS }) {
       const params = await jsonArg(ctx, "PARAMS", PARAMS, {});
       const r = await callWaiting(ctx, METHOD!, METHOD!, params);
-      ctx.out.print(JSON.stringify(r, null, 2));
+      // JSON whatever -o says, but YAML with -o yaml
+      ctx.out.printJson(r);
     },
   },
 };
