@@ -20,6 +20,7 @@ import {
 import { PrivateAreas } from "./caps/private.ts";
 import type { KernelConfig } from "./config.ts";
 import { cut } from "./cut.ts";
+import { fsList, fsRead, type FsListResult, type FsReadResult } from "./fs.ts";
 import { capabilityDenied, ErrorCode, invalidParams, KernelError, noSuchAgent } from "./errors.ts";
 import { describeZodIssues } from "./zod.ts";
 import { deadlockRefused, route, waitCycle } from "./ipc/index.ts";
@@ -1628,6 +1629,52 @@ export class Kernel implements AgentServices {
 
   memoryNamespaces() {
     return { namespaces: this.memory.namespaces() };
+  }
+
+  // ---- the operator's view of files/ -----------------------------------------
+
+  async filesList(path: string): Promise<FsListResult> {
+    return this.filesAudited(
+      "fs.list",
+      path,
+      () => fsList(this.privateAreas.filesDir, path, this.privateAreas),
+      (r) => ({ entries: r.entries.length, truncated: r.truncated }),
+    );
+  }
+
+  async filesRead(path: string, opts: { offset: number; length?: number }): Promise<FsReadResult> {
+    const max = this.limits.fileReadMaxBytes;
+    return this.filesAudited(
+      "fs.read",
+      path,
+      () => fsRead(this.privateAreas.filesDir, path, { ...opts, max }, this.privateAreas),
+      (r) => ({ offset: r.offset, bytes: r.bytes, size: r.size }),
+    );
+  }
+
+  /** run an fs.* read and record it (durable before the answer); a refusal is recorded with its error */
+  private async filesAudited<T extends { path: string }>(
+    kind: "fs.list" | "fs.read",
+    path: string,
+    f: () => T,
+    fields: (r: T) => Record<string, unknown>,
+  ): Promise<T> {
+    let r: T;
+    try {
+      r = f();
+    } catch (e) {
+      const err = e instanceof KernelError ? e : null;
+      await this.audit({
+        kind,
+        agent_id: null,
+        path: cut(path, AUDIT_STRING_LIMIT),
+        ok: false,
+        error: { code: err?.code ?? ErrorCode.InternalError, message: cut(String((e as Error)?.message ?? e), 512) },
+      });
+      throw e;
+    }
+    await this.audit({ kind, agent_id: null, path: r.path, ok: true, ...fields(r) });
+    return r;
   }
 
   // ---- journal -----------------------------------------------------------

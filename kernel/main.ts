@@ -23,6 +23,7 @@ import { viewerTable } from "./rpc/methods.ts";
 import { parseHostPort } from "./rpc/transports.ts";
 import { parseDuration } from "./manifest/index.ts";
 import { systemStats } from "./sys/stats.ts";
+import { logReader } from "./sys/logs.ts";
 import { Auth, loadTokens, type Tokens } from "./web/auth.ts";
 import { startWeb } from "./web/server.ts";
 import type { AgentServices } from "./services.ts";
@@ -242,6 +243,8 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     boot: init?.bootReport,
     shutdown,
     stats: () => systemStats(dataDir, startedAt),
+    // the appliance's init logs to <data>/logs/init.log once /data is mounted (init/index.ts)
+    logs: logReader({ kernel: logFile, ...(init ? { init: join(dataDir, "logs", "init.log") } : {}) }),
     ...(tokens ? { web: () => ({ operator: tokens!.operator, viewer: tokens!.viewer, urls: webUrls }) } : {}),
   };
   const serverOptions = {

@@ -358,6 +358,20 @@ export interface AgentServices {
     }[];
   };
   /**
+   * The operator's view of the agents' area of the data disk (<data>/files;
+   * path relative to it, "/" its root). The path is a directory beneath it
+   * reached with no symlink and no `..` out (-32001), existing (-32602), not
+   * kernel-private (-32001). At most 10,000 entries (truncated). Audited
+   * (fs.list) before the reply; refusals too.
+   */
+  filesList(path: string): Promise<import("./fs.ts").FsListResult>;
+  /**
+   * As filesList, a regular file with one hard link (-32602, -32001): at
+   * most tools.file_read_max_bytes from offset (length: fewer). Audited
+   * (fs.read, with the bytes read) before the reply; refusals too.
+   */
+  filesRead(path: string, opts: { offset: number; length?: number }): Promise<import("./fs.ts").FsReadResult>;
+  /**
    * Any time: listener is told, from now on, every audit record once it is
    * durable (topic "audit") and every agent's run output (topic
    * "agent.output"); call the result to stop.

@@ -51,6 +51,9 @@ export const AUDIT_KINDS = [
   // the dashboard's HTTP listener
   "web.login",
   "web.tokens",
+  // the operator's read-only view of the agents' files (fs.list, fs.read)
+  "fs.list",
+  "fs.read",
   // runs and model calls
   "run.start",
   "inference.request",

@@ -12,6 +12,7 @@ import type { AgentOutputEvent, AgentServices } from "../services.ts";
 import type { Method, MethodContext, MethodTable } from "./server.ts";
 import { READ_ONLY_METHODS, type MethodName } from "./names.ts";
 import type { SystemStats } from "../sys/stats.ts";
+import { LOG_TAIL_MAX, type LogReader } from "../sys/logs.ts";
 import { capabilityDenied, KernelError, ErrorCode } from "../errors.ts";
 
 export { METHOD_NAMES, READ_ONLY_METHODS, type MethodName } from "./names.ts";
@@ -29,6 +30,8 @@ export interface SystemFacts {
   shutdown(action: "poweroff" | "reboot"): void;
   /** memory, the data disk, load, network, clock (system.stats) */
   stats(): SystemStats;
+  /** the kernel's and init's log files (system.logs) */
+  logs: LogReader;
   /** the dashboard's tokens and address (web.tokens); absent: no HTTP listener */
   web?: () => { operator: string; viewer: string; urls: string[] };
 }
@@ -227,6 +230,40 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
       },
     ),
     "system.stats": method(Empty, () => sys.stats()),
+    "system.logs": method(
+      z.strictObject({
+        source: z.enum(["kernel", "init"]).default("kernel"),
+        tail: z.number().int().min(0).max(LOG_TAIL_MAX).default(100),
+        since: z.string().min(1).max(64).optional(),
+        follow: z.boolean().default(false),
+      }),
+      (p, ctx) => {
+        const since = p.since === undefined ? undefined : parseSince(p.since);
+        const r = sys.logs.read(p.source, { tail: p.tail, ...(since === undefined ? {} : { since }) });
+        // the lines logged from here on, as system.log notifications, until the connection closes
+        if (p.follow && !ctx.conn.closed)
+          sys.logs.follow(
+            p.source,
+            r.offset,
+            (lines) => {
+              for (const line of lines) if (!ctx.conn.closed) ctx.conn.notify("system.log", { source: p.source, line });
+            },
+            ctx.conn.signal,
+          );
+        return { lines: r.lines, truncated: r.truncated, ...(p.follow ? { following: true } : {}) };
+      },
+    ),
+    "fs.list": method(z.strictObject({ path: z.string().min(1).max(4096).default("/") }), (p) =>
+      services.filesList(p.path),
+    ),
+    "fs.read": method(
+      z.strictObject({
+        path: z.string().min(1).max(4096),
+        offset: z.number().int().min(0).default(0),
+        length: z.number().int().min(0).optional(),
+      }),
+      (p) => services.filesRead(p.path, { offset: p.offset, ...(p.length === undefined ? {} : { length: p.length }) }),
+    ),
     "web.tokens": method(Empty, async (_p, ctx) => {
       // the tokens go to the console's operator (serial line, unix socket, stdio), never over the web
       if (ctx.conn.transport === "websocket")

@@ -27,6 +27,7 @@ export const METHOD_NAMES = [
   "system.ping",
   "system.info",
   "system.stats",
+  "system.logs",
   "system.shutdown",
   "audit.query",
   "audit.verify",
@@ -38,6 +39,8 @@ export const METHOD_NAMES = [
   "memory.namespaces",
   "events.subscribe",
   "web.tokens",
+  "fs.list",
+  "fs.read",
 ] as const;
 
 export type MethodName = (typeof METHOD_NAMES)[number];
@@ -56,6 +59,9 @@ export const READ_ONLY_METHODS: ReadonlySet<MethodName> = new Set<MethodName>([
   "system.ping",
   "system.info",
   "system.stats",
+  "system.logs",
+  "fs.list",
+  "fs.read",
   "audit.query",
   "audit.verify",
   "sched.status",

@@ -4,7 +4,7 @@
 // value is run-specific (ids, hashes, times, counters). Ids the page shows
 // (ag-…, apr-…, msg-…, mem-…) are mapped to the real ones as replies reveal them.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { METHOD_NAMES } from "../../kernel/rpc/names.ts";
 import { startMessagesServer, type MessagesServer, type Step } from "../fixtures/messages-server.ts";
@@ -85,6 +85,13 @@ beforeAll(async () => {
       librarian: LIBRARIAN,
     },
   });
+  // what an agent left in the agents' area, for fs.list and fs.read
+  mkdirSync(join(k.dataDir, "files", "reports"), { recursive: true });
+  writeFileSync(join(k.dataDir, "files", "reports", "q1.md"), "# Q1\n\nRevenue rose 4%.\n");
+  writeFileSync(
+    join(k.dataDir, "files", "reports", "chart.png"),
+    Buffer.from("89504e470d0a1a0a0000000d49484452", "hex"),
+  );
 });
 afterAll(async () => {
   await k.stop();
@@ -137,7 +144,7 @@ const RUN_SPECIFIC = new Set([
   "now",
 ]);
 /** run-specific values named by where they are rather than by their key alone */
-const RUN_SPECIFIC_PATHS = [/\.disk\.path$/];
+const RUN_SPECIFIC_PATHS = [/\.disk\.path$/, /\.(lines\[\d+\]|line)\.(level|time|msg)$/];
 
 /** doc value vs real value: same shape; equal values where they are not run-specific */
 function compare(doc: any, real: any, path: string, key = ""): void {
@@ -220,6 +227,8 @@ test("every example of docs/api.md holds against a running kernel", async () => 
       replies.set(b.msg.id, p);
       if (b.background) await Bun.sleep(200);
       else await p;
+      // system.logs follow: a second connection opens meanwhile, which the kernel logs
+      if (msg.method === "system.logs" && msg.params.follow) (await k.connect()).client.close();
     } else if (b.tag === "response") {
       const real = await replies.get(b.msg.id);
       expect(real, `no request with id ${b.msg.id} before its response`).toBeDefined();

@@ -122,6 +122,12 @@ export class FakeServices implements AgentServices {
   async restart(): Promise<never> {
     throw new Error("not in these tests");
   }
+  async filesList(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  async filesRead(): Promise<never> {
+    throw new Error("not in these tests");
+  }
   async memoryStore(): Promise<never> {
     throw new Error("not in these tests");
   }
