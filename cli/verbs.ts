@@ -738,6 +738,8 @@ export const VERBS: Record<string, Verb> = {
           tools,
           [
             { header: "TOOL", value: (t) => t.name },
+            // -o wide: what running it does (none, reversible, irreversible)
+            ...(ctx.out.wide ? [{ header: "EFFECT", value: (t: ToolDescription) => t.effect }] : []),
             { header: "DESCRIPTION", value: (t) => t.description.split("\n")[0] ?? "", flexible: true },
           ],
           ctx.out.paint,

@@ -83,6 +83,15 @@ describe("-o wide", () => {
     expect(row).toMatch(new RegExp(`^${id}\\s+echoer\\s+ready\\s+-\\s+\\w+\\s+0\\s+0\\s+0/0\\s+${MODEL}$`));
   });
 
+  test("tools -o wide adds what each tool's run does", async () => {
+    const id = await spawnId();
+    const w = await cli("tools", id, "-o", "wide");
+    expect(w.code).toBe(0);
+    expect(w.stdout.split("\n")[0]).toMatch(/^TOOL\s+EFFECT\s+DESCRIPTION$/);
+    expect(w.stdout).toMatch(/\necho\s+none\s+/);
+    expect((await cli("tools", id)).stdout.split("\n")[0]).toMatch(/^TOOL\s+DESCRIPTION$/);
+  });
+
   test("a verb without extra columns prints its usual text with -o wide", async () => {
     const id = await spawnId();
     const a = await cli("status", id);
