@@ -4,10 +4,11 @@
 // every front end holds the kernel as AgentServices only. Every action is
 // audited durably before its result is returned.
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { stringify as yamlStringify } from "yaml";
 import type { Logger } from "pino";
-import { ApprovalQueue } from "./approval/index.ts";
+import { ApprovalQueue, type ApprovalQueueOptions } from "./approval/index.ts";
 import type { AuditLog, AuditQuery } from "./audit/index.ts";
 import {
   CapabilityTable,
@@ -18,7 +19,9 @@ import {
   type TokenSpec,
 } from "./caps/index.ts";
 import { PrivateAreas } from "./caps/private.ts";
-import type { KernelConfig } from "./config.ts";
+import { KernelConfigSchema, parseKernelConfig, type KernelConfig } from "./config.ts";
+import { ManifestLayers, writeFileAtomic } from "./manifest/store.ts";
+import { describe as describeYaml, PositionedYaml } from "./manifest/yaml.ts";
 import { cut } from "./cut.ts";
 import { fsList, fsRead, type FsListResult, type FsReadResult } from "./fs.ts";
 import { capabilityDenied, ErrorCode, invalidParams, KernelError, noSuchAgent } from "./errors.ts";
@@ -33,7 +36,6 @@ import {
   loadManifest,
   ManifestCache,
   MANIFEST_NAME,
-  manifestNames,
   ONE_SOURCE_MESSAGE,
   parseDuration,
   servedMethods,
@@ -48,10 +50,13 @@ import type {
   ApprovalInfo,
   AuditEventInput,
   CallRequest,
+  ConfigApplyResult,
   InboxResult,
   InvokeOptions,
   KernelEvent,
+  ManifestDeleteResult,
   ManifestInfo,
+  ManifestPutResult,
   MemoryRecordInfo,
   MemoryScope,
   MemorySearchRequest,
@@ -131,14 +136,15 @@ export class Kernel implements AgentServices {
       keyFiles: opts.keyFiles,
       logFiles: opts.logFiles,
     });
-    this.approvals = new ApprovalQueue({
+    this.approvalOptions = {
       dataDir: opts.dataDir,
       timeoutMs: parseDuration(opts.config.approval.timeout)!,
       audit: (e) => this.audit(e),
       onRequested: (info) => this.publish({ method: "approval.requested", params: info }),
       onPersistError: (err) =>
         opts.log.error({ err }, "could not write approvals/pending.json (retried at the next change)"),
-    });
+    };
+    this.approvals = new ApprovalQueue(this.approvalOptions);
     const t = opts.config.tools;
     this.limits = {
       fileReadMaxBytes: t.file_read_max_bytes,
@@ -237,7 +243,7 @@ export class Kernel implements AgentServices {
     try {
       manifest = this.manifests.load(a.manifest, {
         knownTools: this.tools.names(),
-        knownAgents: manifestNames(join(this.opts.configDir, "manifests")),
+        knownAgents: this.layers.names(),
         source: a.source,
       }).manifest;
     } catch (e) {
@@ -303,10 +309,12 @@ export class Kernel implements AgentServices {
       if (!m.valid) continue;
       try {
         // the parsed field, not the text: "autostart: true" inside a system prompt starts nothing
-        const parsed = loadManifest(readFileSync(join(this.opts.configDir, "manifests", m.file), "utf8"), {
+        const found = this.layers.find(m.name);
+        if (!found) continue;
+        const parsed = loadManifest(this.layers.read(found), {
           knownTools: this.tools.names(),
-          knownAgents: manifestNames(join(this.opts.configDir, "manifests")),
-          source: `manifests/${m.file}`,
+          knownAgents: this.layers.names(),
+          source: found.label,
         });
         if (parsed.autostart) names.add(m.name);
       } catch {
@@ -427,7 +435,7 @@ export class Kernel implements AgentServices {
     // agents spawned from one text share its parse (checked against the same tool and agent names)
     const { manifest, sha256 } = this.manifests.load(text, {
       knownTools: this.tools.names(),
-      knownAgents: manifestNames(join(this.opts.configDir, "manifests")),
+      knownAgents: this.layers.names(),
       source,
     });
     const parent = parentId === undefined ? null : this.procs.get(parentId);
@@ -593,13 +601,11 @@ export class Kernel implements AgentServices {
     const name = req.name!;
     if (!MANIFEST_NAME.test(name))
       throw invalidParams(`name: "${name}" is not a manifest name (lower-case letters, digits, '-', '_')`);
-    for (const ext of [".yaml", ".yml"]) {
-      const file = join(this.opts.configDir, "manifests", name + ext);
-      if (existsSync(file)) return { text: readFileSync(file, "utf8"), source: `manifests/${name}${ext}` };
-    }
+    const found = this.layers.find(name);
+    if (found) return { text: this.layers.read(found), source: found.label };
     throw new KernelError(
       ErrorCode.InvalidManifest,
-      `no manifest named "${name}" in ${join(this.opts.configDir, "manifests")}`,
+      `no manifest named "${name}" in ${this.layers.configDir} or ${this.layers.dataDir}`,
       {
         path: "name",
         line: 0,
@@ -636,28 +642,151 @@ export class Kernel implements AgentServices {
     return null;
   }
 
-  /** the manifests on the config partition, each checked as spawn would check it */
+  /** the manifests of both layers (the data disk's over the config partition's), each checked as spawn would check it */
   listManifests(): ManifestInfo[] {
-    const dir = join(this.opts.configDir, "manifests");
-    if (!existsSync(dir)) return [];
-    return readdirSync(dir)
-      .filter((f) => /\.ya?ml$/.test(f))
-      .sort()
-      .map((file) => {
-        const name = file.replace(/\.ya?ml$/, "");
-        try {
-          const m = loadManifest(readFileSync(join(dir, file), "utf8"), {
-            knownTools: this.tools.names(),
-            knownAgents: manifestNames(dir),
-            source: `manifests/${file}`,
-          });
-          if (m.name !== name)
-            return { name, file, valid: false, error: `name "${m.name}" differs from the file name` };
-          return { name, file, valid: true };
-        } catch (e) {
-          return { name, file, valid: false, error: (e as Error).message };
-        }
+    const known = this.layers.names();
+    return this.layers.list().map((l) => {
+      const where: Omit<ManifestInfo, "valid"> = { name: l.name, file: l.file, source: l.source };
+      if (l.overrides) where.overrides = true;
+      try {
+        const m = loadManifest(this.layers.read(l), {
+          knownTools: this.tools.names(),
+          knownAgents: known,
+          source: l.label,
+        });
+        if (m.name !== l.name) return { ...where, valid: false, error: `name "${m.name}" differs from the file name` };
+        return { ...where, valid: true };
+      } catch (e) {
+        return { ...where, valid: false, error: (e as Error).message };
+      }
+    });
+  }
+
+  // ---- live configuration: manifests, kernel.yaml, secrets ---------------
+
+  private layersHandle: ManifestLayers | null = null;
+  /** the manifests by name: <data>/state/manifests over <config>/manifests */
+  private get layers(): ManifestLayers {
+    return (this.layersHandle ??= new ManifestLayers(this.opts.configDir, this.opts.dataDir));
+  }
+  /** the approval queue's options, kept to change approval.timeout live (read when an approval is created) */
+  private approvalOptions!: ApprovalQueueOptions;
+
+  async putManifest(name: string, text: string): Promise<ManifestPutResult> {
+    if (!MANIFEST_NAME.test(name))
+      throw invalidParams(`name: "${name}" is not a manifest name (lower-case letters, digits, '-', '_')`);
+    const source = `state/manifests/${name}.yaml`;
+    // exactly as a spawn by name will check it, this name counted among the known agents
+    const m = loadManifest(text, {
+      knownTools: this.tools.names(),
+      knownAgents: new Set([...this.layers.names(), name]),
+      source,
+    });
+    if (m.name !== name) {
+      const parsed = PositionedYaml.parse(text);
+      const at =
+        "error" in parsed
+          ? { message: "", path: "name", line: 1, column: 1 }
+          : parsed.yaml.at(["name"], `name "${m.name}" differs from the name it is put as ("${name}")`);
+      throw new KernelError(ErrorCode.InvalidManifest, `invalid manifest: ${describeYaml(source, at)}`, {
+        source,
+        path: at.path,
+        line: at.line,
+        column: at.column,
       });
+    }
+    const overrides = this.layers.inConfig(name);
+    const sha256 = createHash("sha256").update(text).digest("hex");
+    await this.audit({
+      kind: "manifest.put",
+      agent_id: null,
+      name,
+      bytes: Buffer.byteLength(text),
+      sha256,
+      overrides,
+    });
+    this.layers.put(name, text);
+    return { name, source: "data", overrides, file: source, sha256 };
+  }
+
+  async deleteManifest(name: string): Promise<ManifestDeleteResult> {
+    if (!MANIFEST_NAME.test(name))
+      throw invalidParams(`name: "${name}" is not a manifest name (lower-case letters, digits, '-', '_')`);
+    const file = this.layers.dataFile(name);
+    const inConfig = this.layers.inConfig(name);
+    if (file === null) {
+      if (inConfig)
+        throw invalidParams(
+          `"${name}" is only in the config partition (${join(this.layers.configDir, name)}.yaml), which is the operator's: ` +
+            "manifest.delete removes only what manifest.put wrote; edit the config partition to remove it",
+          { name, source: "config" },
+        );
+      throw invalidParams(`no manifest named "${name}" was put (manifest.put)`, { name });
+    }
+    let sha256: string | null = null;
+    try {
+      sha256 = createHash("sha256").update(readFileSync(file)).digest("hex");
+    } catch {
+      // unreadable: removed all the same
+    }
+    await this.audit({ kind: "manifest.delete", agent_id: null, name, sha256, config_remains: inConfig });
+    this.layers.remove(name);
+    return { name, deleted: true, source: inConfig ? "config" : null };
+  }
+
+  private kernelYamlPath(): string {
+    return join(this.opts.configDir, "kernel.yaml");
+  }
+
+  getConfig(): { yaml: string; source: "kernel.yaml" | "defaults"; path: string } {
+    const path = this.kernelYamlPath();
+    if (existsSync(path)) return { yaml: readFileSync(path, "utf8"), source: "kernel.yaml", path };
+    return { yaml: yamlStringify(KernelConfigSchema.parse({})), source: "defaults", path };
+  }
+
+  async applyConfig(text: string): Promise<ConfigApplyResult> {
+    const path = this.kernelYamlPath();
+    const next = parseKernelConfig(text, "kernel.yaml");
+    const cur = this.opts.config as Record<string, unknown>;
+    const nxt = next as Record<string, unknown>;
+    const applied: string[] = [];
+    const atReboot: string[] = [];
+    const sections = [...new Set([...Object.keys(cur), ...Object.keys(nxt)])].sort();
+    for (const s of sections) {
+      if (JSON.stringify(cur[s]) === JSON.stringify(nxt[s])) continue;
+      (liveSection(s, this.opts.config, next) ? applied : atReboot).push(s);
+    }
+    const sha256 = createHash("sha256").update(text).digest("hex");
+    await this.audit({
+      kind: "config.apply",
+      agent_id: null,
+      path,
+      bytes: Buffer.byteLength(text),
+      sha256,
+      applied,
+      at_reboot: atReboot,
+    });
+    writeFileAtomic(path, text);
+    for (const s of applied) {
+      if (s === "approval") this.approvalOptions.timeoutMs = parseDuration(next.approval.timeout)!;
+      if (s === "log") this.opts.log.level = next.log.level;
+      cur[s] = nxt[s];
+    }
+    return { applied, at_reboot: atReboot, path, sha256 };
+  }
+
+  async setSecret(name: string, value: string): Promise<{ name: string; bytes: number; file: string }> {
+    if (!SECRET_NAME.test(name) || /^\.+$/.test(name))
+      throw invalidParams(`name: "${name}" is not a secret name (1 to 64 of a-z, 0-9, '_', '.', '-'; not only dots)`);
+    // redacted from every audit record from now on, before anything could carry it
+    this.opts.audit.registerSecret(value);
+    this.opts.audit.registerSecret(value.trim());
+    const bytes = Buffer.byteLength(value);
+    await this.audit({ kind: "secret.set", agent_id: null, name, bytes });
+    const dir = join(this.opts.configDir, "secrets");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileAtomic(join(dir, name), value, 0o600);
+    return { name, bytes, file: `secrets/${name}` };
   }
 
   // ---- stop --------------------------------------------------------------
@@ -1948,4 +2077,20 @@ function chainOf(caller: Agent | null): string[] {
 function digest(value: unknown): { bytes: number; sha256: string } {
   const text = JSON.stringify(value ?? null);
   return { bytes: Buffer.byteLength(text), sha256: createHash("sha256").update(text).digest("hex") };
+}
+
+/** a file name under <config>/secrets (secret.set) */
+const SECRET_NAME = /^[a-z0-9_.-]{1,64}$/;
+
+/**
+ * Can config.apply put this changed kernel.yaml section in effect now? Only
+ * where the kernel reads the value at use time: limits (each spawn and
+ * queued message), approval (timeout of approvals asked from now on), ipc
+ * (the deadline of calls made from now on), log (its level; a new file only
+ * at reboot). Everything else is read once at boot.
+ */
+function liveSection(section: string, cur: KernelConfig, next: KernelConfig): boolean {
+  if (section === "limits" || section === "approval" || section === "ipc") return true;
+  if (section === "log") return cur.log.file === next.log.file;
+  return false;
 }

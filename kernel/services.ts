@@ -156,10 +156,40 @@ export interface AuditEventInput {
 
 export interface ManifestInfo {
   name: string;
-  /** the file under <config>/manifests */
+  /** the file under <config>/manifests (source config) or <data>/state/manifests (source data) */
   file: string;
+  /** config: the config partition's manifests/; data: put with manifest.put, on the data disk */
+  source: "config" | "data";
+  /** a data-disk manifest hiding a config one of the same name */
+  overrides?: true;
   valid: boolean;
   error?: string;
+}
+
+/** what manifest.put answers */
+export interface ManifestPutResult {
+  name: string;
+  source: "data";
+  /** it hides a config-partition manifest of the same name */
+  overrides: boolean;
+  /** state/manifests/NAME.yaml, under the data directory */
+  file: string;
+  sha256: string;
+}
+
+/** what manifest.delete answers: source is what a spawn by that name finds now (null: nothing) */
+export interface ManifestDeleteResult {
+  name: string;
+  deleted: true;
+  source: "config" | null;
+}
+
+/** what config.apply answers: the changed top-level sections of kernel.yaml, in effect now or at the next boot */
+export interface ConfigApplyResult {
+  applied: string[];
+  at_reboot: string[];
+  path: string;
+  sha256: string;
 }
 
 /** what system.info counts */
@@ -268,8 +298,33 @@ export interface AgentServices {
   listApprovals(): ApprovalInfo[];
   /** The approval is pending and not being decided (-32007). Answers once approval.decided is durable. */
   respondApproval(id: string, decision: "approve" | "deny", reason?: string): Promise<{ id: string; decision: string }>;
-  /** Any time: the manifests under <config>/manifests, each checked as spawn would check it. */
+  /** Any time: the manifests of <data>/state/manifests over <config>/manifests, each checked as spawn would check it. */
   listManifests(): ManifestInfo[];
+  /**
+   * The operator only. A manifest name (-32602); the YAML valid as a spawn
+   * checks it, its name: the given name (-32005, positioned; nothing
+   * written). Audited (manifest.put, durable first), then written
+   * atomically to <data>/state/manifests/NAME.yaml: a spawn by name finds it
+   * from now on, over a config-partition manifest of the same name.
+   */
+  putManifest(name: string, yaml: string): Promise<ManifestPutResult>;
+  /** The operator only. A manifest put with putManifest (-32602 otherwise, also for one only in the config partition). Audited (manifest.delete). */
+  deleteManifest(name: string): Promise<ManifestDeleteResult>;
+  /** Any time: kernel.yaml as text (absent: the defaults rendered as YAML). Holds key file names, never a key. */
+  getConfig(): { yaml: string; source: "kernel.yaml" | "defaults"; path: string };
+  /**
+   * The operator only. The YAML valid as boot checks it (-32602 with line
+   * and column; nothing written). Audited (config.apply), written
+   * atomically to <config>/kernel.yaml; the changed sections the kernel
+   * reads at use time take effect now, the others at the next boot.
+   */
+  applyConfig(yaml: string): Promise<ConfigApplyResult>;
+  /**
+   * The operator only. A secret name (-32602). The value is registered for
+   * redaction, secret.set is audited (name and bytes only), then the value
+   * written to <config>/secrets/NAME (0600, atomic). Never returned by any method.
+   */
+  setSecret(name: string, value: string): Promise<{ name: string; bytes: number; file: string }>;
   /** Any time; durable: resolves once the record is on disk, rejects while the log cannot be written. */
   audit(event: AuditEventInput): Promise<{ seq: number }>;
   /** Any time, degraded too: answers from what is durable. */

@@ -48,6 +48,11 @@ export const AUDIT_KINDS = [
   "agent.rewind",
   "agent.rewound",
   "journal.prune",
+  // live configuration (manifest.put, manifest.delete, config.apply, secret.set)
+  "manifest.put",
+  "manifest.delete",
+  "config.apply",
+  "secret.set",
   // the dashboard's HTTP listener
   "web.login",
   "web.tokens",

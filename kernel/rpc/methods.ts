@@ -6,7 +6,7 @@
 import { z } from "zod";
 import type { ConfigReport } from "../config.ts";
 import { NAMESPACE_NAME, NAMESPACE_RULE } from "../caps/index.ts";
-import { manifestSource } from "../manifest/index.ts";
+import { MAX_MANIFEST_BYTES, manifestSource } from "../manifest/index.ts";
 import { parseSince } from "../tools/memory_search.ts";
 import type { AgentOutputEvent, AgentServices } from "../services.ts";
 import type { Method, MethodContext, MethodTable } from "./server.ts";
@@ -56,6 +56,19 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
     "agent.spawn": method(manifestSource({}), (p) => services.spawn(p)),
     "agent.stop": method(z.strictObject({ agent_id: AgentId }), (p) => services.stop(p.agent_id)),
     "manifest.list": method(Empty, () => ({ manifests: services.listManifests() })),
+    "manifest.put": method(
+      z.strictObject({ name: z.string().min(1).max(128), yaml: z.string().max(MAX_MANIFEST_BYTES) }),
+      (p) => services.putManifest(p.name, p.yaml),
+    ),
+    "manifest.delete": method(z.strictObject({ name: z.string().min(1).max(128) }), (p) =>
+      services.deleteManifest(p.name),
+    ),
+    "config.get": method(Empty, () => services.getConfig()),
+    "config.apply": method(z.strictObject({ yaml: z.string().max(1024 * 1024) }), (p) => services.applyConfig(p.yaml)),
+    "secret.set": method(
+      z.strictObject({ name: z.string().min(1).max(64), value: z.string().min(1).max(65_536) }),
+      (p) => services.setSecret(p.name, p.value),
+    ),
     "agent.list": method(z.strictObject({ details: z.boolean().default(false) }), (p) => {
       const agents = services.list();
       if (!p.details) return { agents };

@@ -144,7 +144,12 @@ const RUN_SPECIFIC = new Set([
   "now",
 ]);
 /** run-specific values named by where they are rather than by their key alone */
-const RUN_SPECIFIC_PATHS = [/\.disk\.path$/, /\.(lines\[\d+\]|line)\.(level|time|msg)$/];
+const RUN_SPECIFIC_PATHS = [
+  /\.disk\.path$/,
+  /\.(lines\[\d+\]|line)\.(level|time|msg)$/,
+  // config.get, config.apply: where this kernel's kernel.yaml is
+  /^response 18[58]\.result\.path$/,
+];
 
 /** doc value vs real value: same shape; equal values where they are not run-specific */
 function compare(doc: any, real: any, path: string, key = ""): void {

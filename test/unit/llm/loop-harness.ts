@@ -164,6 +164,21 @@ export class FakeServices implements AgentServices {
   listManifests() {
     return [];
   }
+  async putManifest(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  async deleteManifest(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  getConfig(): never {
+    throw new Error("not in these tests");
+  }
+  async applyConfig(): Promise<never> {
+    throw new Error("not in these tests");
+  }
+  async setSecret(): Promise<never> {
+    throw new Error("not in these tests");
+  }
   async queryAudit() {
     return { events: [], next_seq: 1 };
   }
