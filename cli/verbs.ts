@@ -1143,6 +1143,158 @@ export const VERBS: Record<string, Verb> = {
     },
   },
 
+  logs: {
+    summary: "read the kernel's log (--tail N, --since 10m, -f to follow; --source init for the boot)",
+    help:
+      "Print the newest lines of the kernel's log (system.logs), oldest first, one per line: time, level, message, " +
+      "then the record's own fields as key=value. --tail N: how many (default 100, at most 10000); --since: only " +
+      "lines newer than a duration back from now (10m, 2h) or an ISO time; --source init: the appliance's boot log " +
+      "instead of the kernel's. -f keeps printing new lines as they are logged until interrupted (at most 1,000 a " +
+      "second; a `dropped N lines` line says when more came). --json prints {lines, truncated}, or with -f one " +
+      "record per line, the parsed pino records as the kernel keeps them. A host-mode kernel started without " +
+      "--log-file logs to stderr, and there is nothing to read here.",
+    methods: ["system.logs"],
+    params: {
+      args: [],
+      options: {
+        follow: { type: "boolean", short: "f", help: "keep printing new lines as they are logged" },
+        tail: { type: "string", short: "t", value: "N", help: "the newest N lines (default 100, at most 10000)" },
+        since: { type: "string", value: "WHEN", help: "only lines since a duration back (10m, 2h) or an ISO time" },
+        source: {
+          type: "string",
+          value: "SOURCE",
+          help: "kernel (the default) or init (the appliance's boot)",
+          choices: ["kernel", "init"],
+        },
+      },
+    },
+    async run(ctx, _args, opts) {
+      const tail = numberOpt("tail", opts.tail);
+      if (tail !== undefined && tail > 10_000)
+        throw usageError(`--tail wants a number from 0 to 10000, not ${JSON.stringify(opts.tail)}`);
+      const source = typeof opts.source === "string" ? opts.source : undefined;
+      if (source !== undefined && source !== "kernel" && source !== "init")
+        throw usageError(`--source is kernel or init, not ${JSON.stringify(source)}`);
+      const params = {
+        ...(source ? { source } : {}),
+        ...(tail === undefined ? {} : { tail }),
+        ...(typeof opts.since === "string" ? { since: opts.since } : {}),
+        ...(opts.follow ? { follow: true } : {}),
+      };
+      const printLine = (l: Record<string, unknown>) =>
+        ctx.out.json ? ctx.out.printRecord(l) : ctx.out.print(formatLogLine(l, ctx.out.paint));
+      if (!opts.follow) {
+        const r = await call<{ lines: Record<string, unknown>[]; truncated: boolean }>(ctx, "system.logs", params);
+        if (ctx.out.json) return ctx.out.printJson(r);
+        if (!r.lines.length) return ctx.out.note("no log lines match");
+        for (const l of r.lines) printLine(l);
+        return;
+      }
+      const client = await ctx.rpc();
+      // lines that arrive before the tail is printed wait for it
+      let early: Record<string, unknown>[] | null = [];
+      const off = client.onNotification((n) => {
+        if (n.method !== "system.log") return;
+        const line = (n.params as { line: Record<string, unknown> }).line;
+        if (early) early.push(line);
+        else printLine(line);
+      });
+      try {
+        const r = await call<{ lines: Record<string, unknown>[] }>(ctx, "system.logs", params);
+        for (const l of r.lines) printLine(l);
+        for (const l of early) printLine(l);
+        early = null;
+        await untilClosedOrAborted(ctx, client);
+      } finally {
+        off();
+      }
+    },
+  },
+
+  ls: {
+    summary: "list a directory of the files agents wrote (the data disk's files/; / is its root)",
+    help:
+      "List a directory of the agents' area of the data disk (fs.list): /data/files in the appliance, --data's " +
+      "files/ in host mode. PATH is relative to it (default /). Prints type, size in bytes and name, sorted by " +
+      "name; a symlink is shown, never followed. Nothing else on the data disk is reachable: `..` out of it and " +
+      "symlinks are refused. Read-only, and recorded in the audit log (fs.list).",
+    methods: ["fs.list"],
+    params: { args: [{ name: "PATH", kind: "word", optional: true }] },
+    async run(ctx, args) {
+      const r = await call<{
+        path: string;
+        entries: { name: string; type: string; size: number }[];
+        truncated: boolean;
+      }>(ctx, "fs.list", { path: args.PATH ?? "/" });
+      if (ctx.out.json) return ctx.out.printJson(r);
+      if (!r.entries.length) return ctx.out.note(`${r.path} is empty`);
+      ctx.out.print(
+        table(
+          r.entries,
+          [
+            { header: "TYPE", value: (e) => e.type },
+            { header: "SIZE", value: (e) => String(e.size) },
+            { header: "NAME", value: (e) => (e.type === "dir" ? `${e.name}/` : e.name), flexible: true },
+          ],
+          ctx.out.paint,
+          ctx.out.width,
+        ),
+      );
+      if (r.truncated) ctx.out.note(ctx.out.paint("dim", `only the first ${r.entries.length} entries are shown`));
+    },
+  },
+
+  cat: {
+    summary: "print a file agents wrote (the data disk's files/), byte for byte",
+    help:
+      "Print a file of the agents' area of the data disk (fs.read) to stdout, exactly its bytes, reading it page " +
+      "by page (kernel.yaml tools.file_read_max_bytes a call) until its end: `aaosctl cat /report.pdf > report.pdf` " +
+      "copies it. PATH as for `aaosctl ls`. --json prints {path, size, encoding} with the content as text (UTF-8) " +
+      "or data_base64. Read-only, and each page is recorded in the audit log (fs.read).",
+    methods: ["fs.read"],
+    params: { args: [{ name: "PATH", kind: "word" }] },
+    async run(ctx, args) {
+      const parts: Buffer[] = [];
+      let offset = 0;
+      let path = args.PATH!;
+      let size = 0;
+      for (;;) {
+        const r = await call<{
+          path: string;
+          bytes: number;
+          size: number;
+          eof: boolean;
+          encoding: "utf-8" | "base64";
+          text?: string;
+          data_base64?: string;
+        }>(ctx, "fs.read", { path: args.PATH!, offset });
+        path = r.path;
+        size = r.size;
+        const bytes = r.encoding === "base64" ? Buffer.from(r.data_base64 ?? "", "base64") : Buffer.from(r.text ?? "");
+        if (ctx.out.json || ctx.interactive) parts.push(bytes);
+        else await writeStdoutBytes(bytes);
+        offset += r.bytes;
+        if (r.eof || r.bytes === 0) break;
+      }
+      if (ctx.out.json) {
+        const all = Buffer.concat(parts);
+        let text: string | null = null;
+        try {
+          text = new TextDecoder("utf-8", { fatal: true }).decode(all);
+        } catch {}
+        return ctx.out.printJson({
+          path,
+          size,
+          ...(text !== null
+            ? { encoding: "utf-8", text }
+            : { encoding: "base64", data_base64: all.toString("base64") }),
+        });
+      }
+      // the console: as text
+      if (ctx.interactive) ctx.out.write(Buffer.concat(parts).toString("utf8"));
+    },
+  },
+
   "dashboard-token": {
     summary: "print the dashboard's operator and viewer tokens and its address",
     help:
@@ -1603,4 +1755,33 @@ function untilClosedOrAborted(ctx: Ctx, client: RpcClient): Promise<void> {
     };
     ctx.signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/** bytes to stdout as they are (aaosctl cat), after whatever was written before them */
+async function writeStdoutBytes(bytes: Uint8Array): Promise<void> {
+  await flushStdout();
+  let n = 0;
+  while (n < bytes.length) {
+    const w = await Bun.write(Bun.stdout, bytes.subarray(n));
+    if (w <= 0) throw new CliError(ExitCode.failed, "stdout would take no more bytes");
+    n += w;
+  }
+}
+
+/** one system.logs line for a person: TIME LEVEL msg key=value… */
+export function formatLogLine(l: Record<string, unknown>, paint: Ctx["out"]["paint"]): string {
+  const level = typeof l.level === "string" ? l.level : "-";
+  const style =
+    level === "error" || level === "fatal" ? "red" : level === "warn" ? "yellow" : level === "info" ? undefined : "dim";
+  const lv = level.toUpperCase().padEnd(5);
+  const rest: string[] = [];
+  for (const [k, v] of Object.entries(l)) {
+    if (k === "level" || k === "time" || k === "msg" || k === "pid") continue;
+    const text = typeof v === "string" && !/[\s="]/.test(v) && v !== "" ? v : JSON.stringify(v);
+    rest.push(`${k}=${text}`);
+  }
+  const msg = typeof l.msg === "string" ? l.msg : "";
+  return [paint("dim", typeof l.time === "string" ? l.time : "-"), style ? paint(style, lv) : lv, msg, ...rest]
+    .filter((s) => s !== "")
+    .join(" ");
 }
