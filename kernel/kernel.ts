@@ -4,7 +4,7 @@
 // every front end holds the kernel as AgentServices only. Every action is
 // audited durably before its result is returned.
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify as yamlStringify } from "yaml";
 import type { Logger } from "pino";
@@ -757,22 +757,64 @@ export class Kernel implements AgentServices {
       (liveSection(s, this.opts.config, next) ? applied : atReboot).push(s);
     }
     const sha256 = createHash("sha256").update(text).digest("hex");
-    await this.audit({
-      kind: "config.apply",
-      agent_id: null,
-      path,
-      bytes: Buffer.byteLength(text),
-      sha256,
-      applied,
-      at_reboot: atReboot,
+    await this.withConfigWritable(async () => {
+      await this.audit({
+        kind: "config.apply",
+        agent_id: null,
+        path,
+        bytes: Buffer.byteLength(text),
+        sha256,
+        applied,
+        at_reboot: atReboot,
+      });
+      writeFileAtomic(path, text);
     });
-    writeFileAtomic(path, text);
     for (const s of applied) {
       if (s === "approval") this.approvalOptions.timeoutMs = parseDuration(next.approval.timeout)!;
       if (s === "log") this.opts.log.level = next.log.level;
       cur[s] = nxt[s];
     }
     return { applied, at_reboot: atReboot, path, sha256 };
+  }
+
+  /**
+   * Runs f (which writes under the config directory) with it writable. The
+   * appliance mounts AAOS-CFG read-only: it is remounted read-write for the
+   * write and read-only again after, so the partition is writable only
+   * while the kernel writes it. Nothing is audited when it cannot be made
+   * writable (-32603, the reason).
+   */
+  private async withConfigWritable(f: () => Promise<void>): Promise<void> {
+    const dir = this.opts.configDir;
+    let remounted = false;
+    try {
+      accessSync(dir, fsConstants.W_OK);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EROFS")
+        throw new KernelError(ErrorCode.InternalError, `${dir} is not writable: ${(e as Error).message}`);
+      try {
+        const { mount, MS_REMOUNT, MS_NOSUID, MS_NODEV, MS_NOEXEC } = await import("./sys/mount.ts");
+        mount("none", dir, "vfat", MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        remounted = true;
+      } catch (err) {
+        throw new KernelError(
+          ErrorCode.InternalError,
+          `${dir} is mounted read-only and could not be remounted read-write: ${(err as Error).message}`,
+        );
+      }
+    }
+    try {
+      await f();
+    } finally {
+      if (remounted) {
+        try {
+          const { mount, MS_REMOUNT, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC } = await import("./sys/mount.ts");
+          mount("none", dir, "vfat", MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        } catch (err) {
+          this.opts.log.error({ err, dir }, "could not remount the config partition read-only");
+        }
+      }
+    }
   }
 
   async setSecret(name: string, value: string): Promise<{ name: string; bytes: number; file: string }> {
@@ -782,10 +824,12 @@ export class Kernel implements AgentServices {
     this.opts.audit.registerSecret(value);
     this.opts.audit.registerSecret(value.trim());
     const bytes = Buffer.byteLength(value);
-    await this.audit({ kind: "secret.set", agent_id: null, name, bytes });
-    const dir = join(this.opts.configDir, "secrets");
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    writeFileAtomic(join(dir, name), value, 0o600);
+    await this.withConfigWritable(async () => {
+      await this.audit({ kind: "secret.set", agent_id: null, name, bytes });
+      const dir = join(this.opts.configDir, "secrets");
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      writeFileAtomic(join(dir, name), value, 0o600);
+    });
     return { name, bytes, file: `secrets/${name}` };
   }
 
