@@ -3,6 +3,8 @@
 // lookup; usage lines, --help, the console's completion and docs/aaosctl.md
 // all read this table, so a verb is described in exactly one place.
 import { readFileSync, existsSync } from "node:fs";
+import { basename } from "node:path";
+import YAML from "yaml";
 import type {
   AgentInfo,
   AgentOutputEvent,
@@ -124,6 +126,28 @@ export async function resolveApprovalId(ctx: Ctx, given: string): Promise<string
       "give more of the id",
     );
   return given;
+}
+
+/** a file on this machine, or '-': stdin */
+async function fileArg(ctx: Ctx, file: string): Promise<string> {
+  if (file === "-") return ctx.readStdin();
+  try {
+    return readFileSync(file, "utf8");
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new CliError(ExitCode.failed, `cannot read ${file}: ${why}`);
+  }
+}
+
+/** the manifest's `name:` (a text that does not parse: its file name; the kernel then says what is wrong) */
+function manifestNameOf(text: string, file: string): string {
+  try {
+    const v = YAML.parse(text) as { name?: unknown } | null;
+    if (v && typeof v.name === "string") return v.name;
+  } catch {
+    // the kernel's message, with its position, is the one to show
+  }
+  return file === "-" ? "manifest" : basename(file).replace(/\.ya?ml$/, "");
 }
 
 async function textArg(ctx: Ctx, text: string): Promise<string> {
@@ -1335,6 +1359,119 @@ export const VERBS: Record<string, Verb> = {
       );
     },
   },
+  apply: {
+    summary: "put a manifest on the data disk, or (--config) replace kernel.yaml, without a reboot",
+    help:
+      "Send FILE (a path on this machine, or '-' for stdin). A manifest goes to manifest.put under the name its " +
+      "`name:` field gives: the kernel checks it as a spawn would (a mistake is shown with its line and column and " +
+      "nothing is stored), keeps it on the data disk (<data>/state/manifests) across reboots, and from then on " +
+      "`spawn NAME` finds it, over a config-partition manifest of the same name.\n\n" +
+      "With --config FILE is kernel.yaml (config.apply): checked as the boot checks it, written to the config " +
+      "directory, and the changed sections are listed as applied (in effect now) or at reboot.",
+    methods: ["manifest.put", "config.apply"],
+    params: {
+      args: [],
+      options: {
+        file: { type: "string", short: "f", value: "FILE", kind: "file", help: "the YAML to apply ('-': stdin)" },
+        config: { type: "boolean", help: "FILE is kernel.yaml, not a manifest" },
+      },
+    },
+    async run(ctx, _args, opts) {
+      const file = opts.file;
+      if (typeof file !== "string") throw usageError("apply needs -f FILE", "aaosctl apply -f manifest.yaml");
+      const text = await fileArg(ctx, file);
+      if (opts.config === true) {
+        const r = await call<{ applied: string[]; at_reboot: string[]; path: string }>(ctx, "config.apply", {
+          yaml: text,
+        });
+        if (ctx.out.json) return ctx.out.printJson(r);
+        const p = ctx.out.paint;
+        ctx.out.print(`${r.path} ${p("bold", "written")}`);
+        const list = (xs: string[]) => (xs.length ? xs.join(", ") : "-");
+        const rows: [string, string][] = [
+          ["applied", list(r.applied)],
+          ["at reboot", list(r.at_reboot)],
+        ];
+        ctx.out.print(keyValues(rows, p));
+        return;
+      }
+      const name = manifestNameOf(text, file);
+      const r = await call<{ name: string; overrides: boolean; file: string }>(ctx, "manifest.put", {
+        name,
+        yaml: text,
+      });
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print(
+        `manifest ${ctx.out.paint("bold", r.name)} stored (${r.file})` +
+          (r.overrides ? ctx.out.paint("dim", ", over the config partition's manifest of that name") : ""),
+      );
+    },
+  },
+
+  delete: {
+    summary: "remove a manifest put with `apply` (the config partition's are the operator's files)",
+    help:
+      "`aaosctl delete manifest NAME` removes the data disk's manifest NAME (manifest.delete). A config-partition " +
+      "manifest of the same name shows again; one that exists only on the config partition is refused.",
+    methods: ["manifest.delete"],
+    params: {
+      args: [
+        { name: "KIND", kind: "word", choices: ["manifest"] },
+        { name: "NAME", kind: "word" },
+      ],
+    },
+    async run(ctx, args) {
+      const r = await call<{ name: string; source: string | null }>(ctx, "manifest.delete", { name: args.NAME! });
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print(
+        `manifest ${ctx.out.paint("bold", r.name)} deleted` +
+          (r.source === "config" ? ctx.out.paint("dim", "; the config partition's one shows again") : ""),
+      );
+    },
+  },
+
+  config: {
+    summary: "print kernel.yaml as the kernel has it (key file names only, never a key)",
+    help:
+      "`aaosctl config get` prints kernel.yaml (config.get); when there is none, the defaults. Change it with " +
+      "`aaosctl apply --config -f kernel.yaml`.",
+    methods: ["config.get"],
+    params: { args: [{ name: "ACTION", kind: "word", choices: ["get"] }] },
+    async run(ctx) {
+      const r = await call<{ yaml: string; source: string; path: string }>(ctx, "config.get");
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.write(r.yaml.endsWith("\n") || r.yaml === "" ? r.yaml : r.yaml + "\n");
+      if (r.source === "defaults") ctx.out.note(ctx.out.paint("dim", `no ${r.path}: these are the defaults`));
+    },
+  },
+
+  secret: {
+    summary: "write a secret (a provider's API key) from stdin into the config directory's secrets/",
+    help:
+      "`aaosctl secret set NAME` reads the value from stdin (never from the command line, where `ps` and the " +
+      "shell's history would show it; one trailing newline is dropped) and writes <config>/secrets/NAME, mode " +
+      "0600 (secret.set). No method ever shows it again. kernel.yaml names it, e.g. " +
+      "inference.providers.anthropic.api_key_file: secrets/anthropic_api_key; a provider that had no key uses " +
+      "it at its next call, without a reboot.",
+    methods: ["secret.set"],
+    params: {
+      args: [
+        { name: "ACTION", kind: "word", choices: ["set"] },
+        { name: "NAME", kind: "word" },
+      ],
+    },
+    async run(ctx, args) {
+      const value = (await ctx.readStdin()).replace(/\r?\n$/, "");
+      if (!value) throw usageError("no value on stdin", `printf %s "$KEY" | aaosctl secret set ${args.NAME}`);
+      const r = await call<{ name: string; bytes: number; file: string }>(ctx, "secret.set", {
+        name: args.NAME!,
+        value,
+      });
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print(`secret ${ctx.out.paint("bold", r.name)} written (${r.file}, ${r.bytes} bytes)`);
+    },
+  },
+
   shutdown: {
     summary: "power the machine off (sync, unmount, poweroff)",
     help: "Ask the kernel to stop cleanly and power off (system.shutdown {action: poweroff}).",
