@@ -206,6 +206,22 @@ describe("config.get / config.apply", () => {
   });
 });
 
+test("config.apply: a new approval.timeout holds for the next approval, without a reboot", async () => {
+  const k = await start({
+    manifests: { asker: `name: asker\nmodel: ${MODEL}\ncapabilities: [echo]\napproval_required: [echo]\n` },
+  });
+  const r = await k.client.call<any>("config.apply", { yaml: "approval:\n  timeout: 1s\n" });
+  expect(r.applied).toEqual(["approval"]);
+  const a = await k.client.call<any>("agent.spawn", { name: "asker" });
+  const t0 = Date.now();
+  await rpcError(
+    k.client.call("tool.invoke", { agent_id: a.agent_id, tool: "echo", input: { message: "hi" } }),
+    -32003,
+  );
+  expect(Date.now() - t0).toBeLessThan(5000);
+  expect((await auditOf(k, "approval.timeout")).length).toBe(1);
+});
+
 describe("secret.set", () => {
   let llm: MessagesServer;
   afterAll(async () => {
