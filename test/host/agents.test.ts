@@ -149,7 +149,7 @@ describe("manifest.list", () => {
     expect(broken.valid).toBe(false);
     expect(broken.error).toContain("lifecycle");
     expect(broken.error).toContain("line 3, column 12");
-    expect(manifests[7]).toEqual({ name: "echoer", file: "echoer.yaml", valid: true });
+    expect(manifests[7]).toEqual({ name: "echoer", file: "echoer.yaml", source: "config", valid: true });
   });
 });
 
