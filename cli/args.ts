@@ -21,7 +21,7 @@ export interface OptionSpec {
 }
 
 /** what a positional argument is: drives completion in the console */
-export type ArgKind = "agent" | "approval" | "method" | "tool" | "file" | "json" | "text" | "word";
+export type ArgKind = "agent" | "approval" | "method" | "tool" | "file" | "json" | "text" | "word" | "context";
 
 export interface ArgSpec {
   name: string;
@@ -47,6 +47,12 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   },
   tty: { type: "string", value: "DEVICE", help: "real serial device, e.g. /dev/ttyUSB0 (env AAOS_TTY)" },
   baud: { type: "string", value: "N", help: "line speed for --tty (default 115200)" },
+  context: {
+    type: "string",
+    value: "NAME",
+    help: "a kernel named in the config file ($AAOSCONFIG or ~/.config/aaos/config.yaml; see aaosctl context ls)",
+    kind: "context",
+  },
   wait: {
     type: "string",
     value: "SECONDS",

@@ -4,7 +4,8 @@
 // (-o json|yaml|wide), fixed positional choices (audit export, memory
 // search), file arguments, and for `call` the contract's method names
 // (kernel/rpc/names.ts). Agent ids and approval ids are not completed by the
-// shell (that needs the kernel); the console completes them.
+// shell (that needs the kernel); the console completes them. Context names
+// (--context, context use) come from `aaosctl context ls -q` as you type.
 import { GLOBAL_OPTIONS, type ArgSpec, type OptionSpec } from "./args.ts";
 import { METHOD_NAMES } from "../kernel/rpc/names.ts";
 
@@ -18,13 +19,14 @@ export interface CompletableVerb {
 }
 
 /** what a word completes to: a word list, files, or nothing */
-type Reply = { words: string[] } | "files" | "none";
+type Reply = { words: string[] } | "files" | "contexts" | "none";
 
 function argReply(verb: string, a: ArgSpec, verbs: string[]): Reply {
   if (a.choices) return { words: a.choices };
   if (verb === "help") return { words: verbs };
   if (a.kind === "method") return { words: [...METHOD_NAMES] };
   if (a.kind === "file") return "files";
+  if (a.kind === "context") return "contexts";
   return "none";
 }
 
@@ -32,6 +34,7 @@ function optionReply(o: OptionSpec): Reply {
   if (o.choices) return { words: o.choices };
   if (o.kind === "method") return { words: [...METHOD_NAMES] };
   if (o.kind === "file") return "files";
+  if (o.kind === "context") return "contexts";
   return "none";
 }
 
@@ -40,9 +43,9 @@ function spellings(name: string, o: OptionSpec): string[] {
   return [`--${name}`, ...(o.short ? [`-${o.short}`] : [])];
 }
 
-/** a Reply as the shell scripts' spec string: w:WORDS, f, n */
+/** a Reply as the shell scripts' spec string: w:WORDS, f, c (contexts), n */
 function spec(r: Reply): string {
-  return r === "files" ? "f" : r === "none" ? "n" : `w:${r.words.join(" ")}`;
+  return r === "files" ? "f" : r === "contexts" ? "c" : r === "none" ? "n" : `w:${r.words.join(" ")}`;
 }
 
 /** a word for a shell script, in double quotes (the table's names and choices are plain words) */
@@ -109,6 +112,7 @@ _aaosctl_reply() {
   case $1 in
     w:*) COMPREPLY=($(compgen -W "\${1#w:}" -- "$cur")) ;;
     f) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+    c) COMPREPLY=($(compgen -W "$("\${COMP_WORDS[0]}" context ls -q 2>/dev/null)" -- "$cur")) ;;
     *) COMPREPLY=() ;;
   esac
 }
@@ -173,6 +177,7 @@ _aaosctl_reply() {
   case $1 in
     w:*) compadd -- \${=\${1#w:}} ;;
     f) _files ;;
+    c) compadd -- \${(f)"$(\${words[1]} context ls -q 2>/dev/null)"} ;;
   esac
 }
 
@@ -249,6 +254,7 @@ export function fishScript(VERBS: Record<string, CompletableVerb>): string {
     if (o.type === "string") {
       const r = optionReply(o);
       if (r === "files") parts.push("-r", "-F");
+      else if (r === "contexts") parts.push("-x", "-a", sq("(aaosctl context ls -q 2>/dev/null)"));
       else if (r === "none") parts.push("-x");
       else parts.push("-x", "-a", sq(r.words.join(" ")));
     }
@@ -265,6 +271,8 @@ export function fishScript(VERBS: Record<string, CompletableVerb>): string {
     for (const a of VERBS[v]!.params.args) {
       const r = argReply(v, a, verbs);
       if (r === "files") lines.push(`complete -c aaosctl -n ${sq(cond)} -F`);
+      else if (r === "contexts")
+        lines.push(`complete -c aaosctl -n ${sq(cond)} -a ${sq("(aaosctl context ls -q 2>/dev/null)")}`);
       else if (r !== "none") lines.push(`complete -c aaosctl -n ${sq(cond)} -a ${sq(r.words.join(" "))}`);
     }
   }

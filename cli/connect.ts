@@ -9,6 +9,7 @@
 // yet in raw mode.
 import { RpcClient, connectUnix, type ByteStream } from "./client.ts";
 import { unreachable, usageError } from "./exit.ts";
+import { CONFIG_HINT, contextEndpoint, currentEndpoint, type ContextEndpoint } from "./contexts.ts";
 
 export type Target =
   { kind: "socket"; path: string } | { kind: "serial"; path: string } | { kind: "tty"; path: string; baud: number };
@@ -18,11 +19,17 @@ export interface TargetOptions {
   serial?: string;
   tty?: string;
   baud?: string;
+  /** a context of the config file (cli/contexts.ts) */
+  context?: string;
 }
 
 export const DEFAULT_BAUD = 115200;
 
-/** from the command line, else from AAOS_SOCKET / AAOS_SERIAL / AAOS_TTY */
+/**
+ * Which kernel: an explicit --socket/--serial/--tty, else --context NAME,
+ * else AAOS_SOCKET / AAOS_SERIAL / AAOS_TTY, else the config file's
+ * current-context.
+ */
 export function targetFrom(opts: TargetOptions, env: Record<string, string | undefined> = process.env): Target {
   const given = (["socket", "serial", "tty"] as const).filter((k) => opts[k] !== undefined);
   if (given.length > 1)
@@ -31,13 +38,24 @@ export function targetFrom(opts: TargetOptions, env: Record<string, string | und
   if (opts.socket !== undefined) return { kind: "socket", path: opts.socket };
   if (opts.serial !== undefined) return { kind: "serial", path: opts.serial };
   if (opts.tty !== undefined) return { kind: "tty", path: opts.tty, baud };
+  if (opts.context !== undefined) return endpointTarget(contextEndpoint(opts.context, env), opts, env);
   if (env.AAOS_SOCKET) return { kind: "socket", path: env.AAOS_SOCKET };
   if (env.AAOS_SERIAL) return { kind: "serial", path: env.AAOS_SERIAL };
   if (env.AAOS_TTY) return { kind: "tty", path: env.AAOS_TTY, baud };
+  const current = currentEndpoint(env);
+  if (current) return endpointTarget(current.endpoint, opts, env);
   throw usageError(
     "which kernel? give --socket PATH (host mode), --serial PATH (QEMU's serial socket) or --tty DEVICE",
-    "or set AAOS_SOCKET, AAOS_SERIAL or AAOS_TTY",
+    `or --context NAME, or set AAOS_SOCKET, AAOS_SERIAL or AAOS_TTY (${CONFIG_HINT})`,
   );
+}
+
+/** a context's endpoint; --baud (or AAOS_BAUD) over the context's baud */
+function endpointTarget(e: ContextEndpoint, opts: TargetOptions, env: Record<string, string | undefined>): Target {
+  if ("socket" in e) return { kind: "socket", path: e.socket };
+  if ("serial" in e) return { kind: "serial", path: e.serial };
+  const text = opts.baud ?? (e.baud !== undefined ? String(e.baud) : env.AAOS_BAUD);
+  return { kind: "tty", path: e.tty, baud: parseBaud(text) };
 }
 
 function parseBaud(text: string | undefined): number {

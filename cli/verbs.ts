@@ -414,52 +414,40 @@ export const VERBS: Record<string, Verb> = {
   },
 
   ps: {
-    summary: "list agents",
+    summary: "list agents (-w: and keep the list up to date)",
     help:
       "List every agent the kernel knows: id, name, state, parent and model (agent.list). STATE is ready, running, " +
       "restarting (a failed run waits out its backoff), failed (`aaosctl status` says why; `aaosctl restart` " +
-      "brings it back) or stopped. `aaosctl status AGENT` shows its inbox.",
-    methods: ["agent.list"],
-    params: { args: [] },
-    async run(ctx) {
+      "brings it back) or stopped. `aaosctl status AGENT` shows its inbox.\n\n" +
+      "-w (--watch) keeps the list up to date until Ctrl-C: it is redrawn every 2 s, and as soon as an agent.* " +
+      "audit record says an agent changed (events.subscribe, at most every 200 ms). On a terminal the screen is " +
+      "redrawn in place; into a pipe (or with --json, one JSON line each) a new list is printed each time it " +
+      "changes, separated by a blank line.",
+    methods: ["agent.list", "events.subscribe"],
+    params: {
+      args: [],
+      options: {
+        watch: { type: "boolean", short: "w", help: "keep redrawing the list until Ctrl-C (every 2 s and on changes)" },
+      },
+    },
+    async run(ctx, _args, opts) {
       // -o wide: agent.list {details: true} adds lifecycle, restarts, inbox and usage per agent
-      const { agents } = await call<{ agents: (AgentInfo & Partial<PsDetails>)[] }>(
-        ctx,
-        "agent.list",
-        ctx.out.wide ? { details: true } : {},
-      );
-      if (ctx.out.json) return ctx.out.printJson({ agents });
-      if (!agents.length) return ctx.out.note("no agents (spawn one: aaosctl spawn NAME)");
-      ctx.out.print(
-        table(
-          agents,
-          [
-            { header: "AGENT ID", value: (a) => a.agent_id },
-            { header: "NAME", value: (a) => a.name },
-            { header: "STATE", value: (a) => a.state, style: (a) => stateStyle(a.state) },
-            { header: "PARENT", value: (a) => a.parent_id ?? "-" },
-            ...(ctx.out.wide
-              ? [
-                  { header: "LIFECYCLE", value: (a: AgentInfo & Partial<PsDetails>) => a.lifecycle ?? "-" },
-                  { header: "RESTARTS", value: (a: AgentInfo & Partial<PsDetails>) => String(a.restarts ?? "-") },
-                  {
-                    header: "INBOX",
-                    value: (a: AgentInfo & Partial<PsDetails>) =>
-                      a.inbox ? `${a.inbox.depth}${a.inbox.current ? " (1 running)" : ""}` : "-",
-                  },
-                  {
-                    header: "TOKENS IN/OUT",
-                    value: (a: AgentInfo & Partial<PsDetails>) =>
-                      a.usage ? `${a.usage.input_tokens}/${a.usage.output_tokens}` : "-",
-                  },
-                ]
-              : []),
-            { header: "MODEL", value: (a) => a.model, flexible: true },
-          ],
-          ctx.out.paint,
-          ctx.out.width,
-        ),
-      );
+      const list = async () =>
+        (
+          await call<{ agents: (AgentInfo & Partial<PsDetails>)[] }>(
+            ctx,
+            "agent.list",
+            ctx.out.wide ? { details: true } : {},
+          )
+        ).agents;
+      if (!opts.watch) {
+        const agents = await list();
+        if (ctx.out.json) return ctx.out.printJson({ agents });
+        if (!agents.length) return ctx.out.note(NO_AGENTS);
+        ctx.out.print(psTable(ctx, agents));
+        return;
+      }
+      return watchPs(ctx, list);
     },
   },
 
@@ -1540,6 +1528,67 @@ export const VERBS: Record<string, Verb> = {
     },
   },
 
+  context: {
+    summary: "list the config file's named kernels (ls), or choose the current one (use NAME)",
+    help:
+      "The config file ($AAOSCONFIG, else ${XDG_CONFIG_HOME:-~/.config}/aaos/config.yaml) names kernels, like a " +
+      "kubeconfig or talosconfig:\n\n" +
+      "  current-context: vm\n" +
+      "  contexts:\n" +
+      "    host: {socket: /tmp/aaos.sock}\n" +
+      "    vm: {serial: out/serial.sock}\n" +
+      "    board: {tty: /dev/ttyUSB0, baud: 115200}\n\n" +
+      "`aaosctl --context NAME VERB` talks to NAME; without --socket, --serial, --tty, --context or AAOS_SOCKET " +
+      "(AAOS_SERIAL, AAOS_TTY), the current context is used. `context ls` lists the contexts, * marking the " +
+      "current one (-q: the names only); `context use NAME` rewrites current-context and nothing else in the " +
+      "file, comments included. Relative paths are relative to the file's directory.",
+    methods: [],
+    params: {
+      args: [
+        { name: "ACTION", kind: "word", choices: ["ls", "use"], optional: true },
+        { name: "NAME", kind: "context", optional: true },
+      ],
+      options: { quiet: { type: "boolean", short: "q", help: "context ls: the names only, one a line" } },
+    },
+    async run(ctx, { ACTION, NAME }, opts) {
+      const { configPath, describeEndpoint, loadContexts, useContext } = await import("./contexts.ts");
+      if (ACTION === "use") {
+        if (NAME === undefined) throw usageError("context use: missing NAME", "usage: aaosctl context use NAME");
+        const f = useContext(NAME);
+        if (ctx.out.json) return ctx.out.printJson({ config: f.path, current_context: NAME });
+        ctx.out.print(`current context: ${NAME} (${f.path})`);
+        return;
+      }
+      if (NAME !== undefined) throw usageError(`context ls: unexpected argument ${JSON.stringify(NAME)}`);
+      const f = loadContexts();
+      const contexts = (f?.contexts ?? []).map((c) => ({
+        name: c.name,
+        current: c.name === f?.current,
+        ...c.endpoint,
+      }));
+      if (ctx.out.json)
+        return ctx.out.printJson({ config: f?.path ?? configPath(), current_context: f?.current ?? null, contexts });
+      if (opts.quiet) {
+        for (const c of contexts) ctx.out.print(c.name);
+        return;
+      }
+      if (!f) return ctx.out.note(`no config file ${configPath()} (aaosctl context --help shows one)`);
+      if (!contexts.length) return ctx.out.note(`no contexts in ${f.path}`);
+      ctx.out.print(
+        table(
+          f.contexts,
+          [
+            { header: "CURRENT", value: (c) => (c.name === f.current ? "*" : "") },
+            { header: "NAME", value: (c) => c.name },
+            { header: "ENDPOINT", value: (c) => describeEndpoint(c.endpoint), flexible: true },
+          ],
+          ctx.out.paint,
+          ctx.out.width,
+        ),
+      );
+    },
+  },
+
   version: {
     summary: "print aaosctl's version (and the kernel's, if one is given)",
     help: "Print aaosctl's version; with a connection (--socket, --serial, --tty or AAOS_*), the kernel's too.",
@@ -1872,6 +1921,106 @@ function auditKindsHelp(): string {
     lines.push(line);
   }
   return lines.join("\n");
+}
+
+const NO_AGENTS = "no agents (spawn one: aaosctl spawn NAME)";
+
+function psTable(ctx: Ctx, agents: (AgentInfo & Partial<PsDetails>)[]): string {
+  return table(
+    agents,
+    [
+      { header: "AGENT ID", value: (a) => a.agent_id },
+      { header: "NAME", value: (a) => a.name },
+      { header: "STATE", value: (a) => a.state, style: (a) => stateStyle(a.state) },
+      { header: "PARENT", value: (a) => a.parent_id ?? "-" },
+      ...(ctx.out.wide
+        ? [
+            { header: "LIFECYCLE", value: (a: AgentInfo & Partial<PsDetails>) => a.lifecycle ?? "-" },
+            { header: "RESTARTS", value: (a: AgentInfo & Partial<PsDetails>) => String(a.restarts ?? "-") },
+            {
+              header: "INBOX",
+              value: (a: AgentInfo & Partial<PsDetails>) =>
+                a.inbox ? `${a.inbox.depth}${a.inbox.current ? " (1 running)" : ""}` : "-",
+            },
+            {
+              header: "TOKENS IN/OUT",
+              value: (a: AgentInfo & Partial<PsDetails>) =>
+                a.usage ? `${a.usage.input_tokens}/${a.usage.output_tokens}` : "-",
+            },
+          ]
+        : []),
+      { header: "MODEL", value: (a) => a.model, flexible: true },
+    ],
+    ctx.out.paint,
+    ctx.out.width,
+  );
+}
+
+/** how often ps -w redraws on its own, and at most how often an agent.* record makes it redraw */
+export const PS_WATCH_EVERY_MS = 2000;
+export const PS_WATCH_MIN_MS = 200;
+
+/**
+ * ps -w: draw, then wait for the next tick (2 s) or an agent.* audit record
+ * (no sooner than 200 ms after the last draw), until Ctrl-C. On a terminal
+ * the screen is redrawn in place; otherwise a list is printed only when it
+ * changed, each after a blank line, with no cursor codes.
+ */
+async function watchPs(ctx: Ctx, list: () => Promise<(AgentInfo & Partial<PsDetails>)[]>): Promise<void> {
+  const client = await ctx.rpc();
+  const inPlace = !ctx.interactive && !ctx.out.json && Boolean(process.stdout.isTTY);
+  let dirty = false;
+  let wake: (() => void) | null = null;
+  const off = client.onNotification((n) => {
+    if (n.method !== "audit.record" || typeof n.params?.kind !== "string" || !n.params.kind.startsWith("agent."))
+      return;
+    dirty = true;
+    wake?.();
+  });
+  const stopped = untilClosedOrAborted(ctx, client).then(() => "stop" as const);
+  // (the connection closes after we return: that rejection is nobody's)
+  stopped.catch(() => {});
+  let last: string | undefined;
+  try {
+    await call(ctx, "events.subscribe", { topics: ["audit"] });
+    while (!ctx.signal?.aborted) {
+      const drawnAt = Date.now();
+      dirty = false;
+      const agents = await Promise.race([list(), stopped]);
+      if (agents === "stop") break;
+      const text = ctx.out.json ? ctx.out.recordText({ agents }) : agents.length ? psTable(ctx, agents) : NO_AGENTS;
+      if (inPlace) {
+        const head = ctx.out.paint(
+          "dim",
+          `every ${PS_WATCH_EVERY_MS / 1000}s: aaosctl ps  ${new Date().toISOString()}`,
+        );
+        ctx.out.write(`\x1b[H\x1b[2J${head}\n\n${text}\n`);
+      } else if (text !== last) {
+        if (last !== undefined && !ctx.out.json) ctx.out.print("");
+        ctx.out.print(text);
+      }
+      last = text;
+      const next = await Promise.race([
+        stopped,
+        new Promise<"tick">((res) => {
+          const tick = setTimeout(() => res("tick"), PS_WATCH_EVERY_MS);
+          wake = () => {
+            wake = null;
+            clearTimeout(tick);
+            setTimeout(() => res("tick"), Math.max(0, PS_WATCH_MIN_MS - (Date.now() - drawnAt)));
+          };
+          if (dirty) wake();
+        }),
+      ]);
+      wake = null;
+      if (next === "stop") break;
+    }
+  } catch (e) {
+    // Ctrl-C while a call was on its way: a clean stop all the same
+    if (!ctx.signal?.aborted) throw e;
+  } finally {
+    off();
+  }
 }
 
 /** resolves on Ctrl-C (console) or SIGINT (one-shot); rejects when the kernel goes away */
