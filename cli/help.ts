@@ -52,6 +52,7 @@ const ORDER = [
   "help",
   "version",
   "completion",
+  "context",
 ];
 
 export function verbOrder(): string[] {
@@ -66,7 +67,7 @@ export function globalHelp(interactive = false): string {
     : [
         "aaosctl: the aaOS operator's command line",
         "",
-        "usage: aaosctl [--socket PATH | --serial PATH | --tty DEVICE [--baud N]] VERB [args] [options]",
+        "usage: aaosctl [--socket PATH | --serial PATH | --tty DEVICE [--baud N] | --context NAME] VERB [args] [options]",
         "",
       ];
   lines.push("verbs:");
@@ -93,6 +94,7 @@ export function globalHelp(interactive = false): string {
     "  aaosctl rewind ag-3f2a --dry-run",
     "  aaosctl memory search 'backup schedule' --namespace team",
     "  aaosctl --serial out/serial.sock console",
+    "  aaosctl --context vm ps -w",
     "",
     "aaosctl VERB --help shows a verb's arguments and options. See docs/aaosctl.md.",
   );
