@@ -20,7 +20,8 @@ import {
 } from "./caps/index.ts";
 import { PrivateAreas } from "./caps/private.ts";
 import { KernelConfigSchema, parseKernelConfig, type KernelConfig } from "./config.ts";
-import { ManifestLayers, writeFileAtomic } from "./manifest/store.ts";
+import { ManifestLayers } from "./manifest/store.ts";
+import { writeFileAtomic } from "./sys/files.ts";
 import { describe as describeYaml, PositionedYaml } from "./manifest/yaml.ts";
 import { cut } from "./cut.ts";
 import { fsList, fsRead, type FsListResult, type FsReadResult } from "./fs.ts";

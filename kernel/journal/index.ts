@@ -20,19 +20,9 @@
 // not kept at all (the row says so).
 import { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../sys/files.ts";
 import {
   close,
   Errno,
@@ -307,25 +297,9 @@ export class Journal {
   }
 
   private keepFile(content: Uint8Array): void {
-    const sha = sha256hex(content);
-    const file = join(this.opts.dir, "objects", sha);
-    if (existsSync(file)) return;
-    mkdirSync(join(this.opts.dir, "objects"), { recursive: true });
-    const tmp = `${file}.tmp`;
-    const fd = openSync(tmp, "w", 0o600);
-    try {
-      writeSync(fd, content);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-    const dfd = openSync(join(this.opts.dir, "objects"), "r");
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
+    const file = join(this.opts.dir, "objects", sha256hex(content));
+    // content-addressed: a file of that name already holds these bytes
+    if (!existsSync(file)) writeFileAtomic(file, content, 0o600);
   }
 
   /**

@@ -19,13 +19,12 @@ import {
   Errno,
   fchmod,
   fsync,
+  fsyncDir,
   mkdirsBeneath,
   O_CREAT,
-  O_DIRECTORY,
   O_EXCL,
   O_NOCTTY,
   O_NONBLOCK,
-  O_RDONLY,
   O_WRONLY,
   openAtBeneath,
   openDirNoSymlinks,
@@ -143,15 +142,6 @@ function restore(
     fsyncDir(parent);
   } finally {
     close(parent);
-  }
-}
-
-function fsyncDir(dirFd: number): void {
-  const d = openAtBeneath(dirFd, ".", O_RDONLY | O_DIRECTORY);
-  try {
-    fsync(d);
-  } finally {
-    close(d);
   }
 }
 

@@ -6,20 +6,9 @@
 // same name in the config layer. Every reader of manifests by name (spawn by
 // name, manifest.list, autostart, the known agent names, resume) goes
 // through one ManifestLayers, so they all see the same layering.
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from "node:fs";
-import { dirname, join } from "node:path";
-import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { syncDir, writeFileAtomic } from "../sys/files.ts";
 import { MANIFEST_NAME } from "./schema.ts";
 
 export type ManifestLayer = "config" | "data";
@@ -35,45 +24,6 @@ export interface LayeredManifest {
   path: string;
   /** for messages and audit records: manifests/NAME.yaml or state/manifests/NAME.yaml */
   label: string;
-}
-
-/**
- * Writes data to path so that a crash leaves either the old file or the new
- * one, never a mix: a temporary file beside it, fsync, rename over, fsync of
- * the directory.
- */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${randomBytes(6).toString("hex")}.tmp`);
-  const fd = openSync(tmp, "wx", mode);
-  try {
-    const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  syncDir(dir);
-}
-
-function syncDir(dir: string): void {
-  const dfd = openSync(dir, "r");
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
 }
 
 /** the NAME.yaml / NAME.yml files of a directory whose NAME is a manifest name, by name (.yaml first) */

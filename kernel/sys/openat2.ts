@@ -377,6 +377,16 @@ export function fsync(fd: number): void {
   sys("fsync", `fd ${fd}`, () => sym.fsync(fd));
 }
 
+/** fsync of a directory fd (O_PATH ones included): what was created, renamed or removed in it is durable */
+export function fsyncDir(dirFd: number): void {
+  const d = openAtBeneath(dirFd, ".", O_RDONLY | O_DIRECTORY);
+  try {
+    fsync(d);
+  } finally {
+    close(d);
+  }
+}
+
 export function fchmod(fd: number, mode: number): void {
   sys("fchmod", `fd ${fd}`, () => sym.fchmod(fd, mode));
 }

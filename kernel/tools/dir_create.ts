@@ -9,16 +9,18 @@
 import { z } from "zod";
 import { authorizePath, basename, dirname, relativeTo } from "./beneath.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
-import { close, Errno, fsync, O_DIRECTORY, O_RDONLY, openAtBeneath, SysError, toKernelError } from "../sys/openat2.ts";
 import {
-  createAnchor,
-  createdDirs,
+  close,
+  Errno,
+  fsync,
+  O_DIRECTORY,
+  O_RDONLY,
+  openAtBeneath,
+  SysError,
+  toKernelError,
   fsyncDir,
-  journaled,
-  lstatOrNull,
-  mkdirsJournaled,
-  openExisting,
-} from "./file_write.ts";
+} from "../sys/openat2.ts";
+import { createAnchor, createdDirs, journaled, lstatOrNull, mkdirsJournaled, openExisting } from "./file_write.ts";
 import { defineTool } from "./tool.ts";
 
 export default defineTool({

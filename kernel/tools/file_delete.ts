@@ -27,8 +27,9 @@ import {
   toKernelError,
   unlinkAt,
   Errno,
+  fsyncDir,
 } from "../sys/openat2.ts";
-import { enclosesPrivate, fsyncDir, journaled, lstatOrNull } from "./file_write.ts";
+import { enclosesPrivate, journaled, lstatOrNull } from "./file_write.ts";
 import { defineTool } from "./tool.ts";
 
 export default defineTool({

@@ -23,12 +23,20 @@ import { z } from "zod";
 import { authorizePath, basename, dirname, relativeTo } from "./beneath.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
 import { readState, type FileState, type PathChange } from "../journal/index.ts";
-import { close, Errno, hardLinkRefused, openDirNoSymlinks, renameAt, SysError, toKernelError } from "../sys/openat2.ts";
+import {
+  close,
+  Errno,
+  hardLinkRefused,
+  openDirNoSymlinks,
+  renameAt,
+  SysError,
+  toKernelError,
+  fsyncDir,
+} from "../sys/openat2.ts";
 import {
   createAnchor,
   createdDirs,
   enclosesPrivate,
-  fsyncDir,
   journaled,
   lstatOrNull,
   makeMissing,

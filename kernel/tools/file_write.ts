@@ -71,6 +71,7 @@ import {
   writeAll,
   type ErrorContext,
   type StatInfo,
+  fsyncDir,
 } from "../sys/openat2.ts";
 import { defineTool } from "./tool.ts";
 
@@ -97,15 +98,6 @@ function checkTarget(st: StatInfo | null, path: string): void {
   if (st.type === "symlink") throw new SysError(Errno.ELOOP, "open", path);
   if (st.type === "dir") throw new KernelError(ErrorCode.InvalidParams, `${path} is a directory`, { path });
   throw new KernelError(ErrorCode.InvalidParams, `${path} is not a regular file`, { path });
-}
-
-export function fsyncDir(parentFd: number): void {
-  const d = openAtBeneath(parentFd, ".", O_RDONLY | O_DIRECTORY);
-  try {
-    fsync(d);
-  } finally {
-    close(d);
-  }
 }
 
 export function joinPath(dir: string, name: string): string {
