@@ -18,11 +18,11 @@
 // (their rows stay, marked pruned: a rewind past them says it cannot restore
 // them), audited as journal.prune. A pre-image over max_pre_image_bytes is
 // not kept at all (the row says so).
-import { Database } from "bun:sqlite";
+import type { Database } from "bun:sqlite";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../sys/files.ts";
+import { openStateDb, writeFileAtomic } from "../sys/files.ts";
 import {
   close,
   Errno,
@@ -167,10 +167,7 @@ export class Journal {
   private db(): { db: Database; q: ReturnType<Journal["prepare"]> } {
     if (!this.handle) {
       mkdirSync(join(this.opts.dir, "objects"), { recursive: true });
-      const db = new Database(join(this.opts.dir, "journal.db"), { create: true, strict: true });
-      db.exec("PRAGMA journal_mode = WAL");
-      db.exec("PRAGMA synchronous = FULL");
-      db.exec("PRAGMA busy_timeout = 5000");
+      const db = openStateDb(join(this.opts.dir, "journal.db"));
       db.exec(`
         CREATE TABLE IF NOT EXISTS changes (
           seq INTEGER PRIMARY KEY AUTOINCREMENT, call_seq INTEGER, agent_id TEXT NOT NULL, lineage TEXT NOT NULL,

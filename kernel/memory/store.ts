@@ -27,10 +27,9 @@
 // and compares the query vector with at most VECTOR_SCAN of the newest
 // vectors in scope; a list returns at most MAX_LIST records. Quotas (the
 // caller's) bound the notes; pruneArchive bounds the archives.
-import { Database } from "bun:sqlite";
+import type { Database } from "bun:sqlite";
+import { openStateDb } from "../sys/files.ts";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
 
 export const MAX_K = 100;
 export const MAX_LIST = 1000;
@@ -188,11 +187,7 @@ export class MemoryStore {
   private readonly q;
 
   constructor(readonly file: string) {
-    mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file, { create: true, strict: true });
-    this.db.exec("PRAGMA journal_mode = WAL");
-    this.db.exec("PRAGMA synchronous = FULL");
-    this.db.exec("PRAGMA busy_timeout = 5000");
+    this.db = openStateDb(file);
     // a store from before scope_text: the FTS table and its triggers are made again, then rebuilt
     const old = this.db.query(`PRAGMA table_info(records)`).all() as { name: string }[];
     const migrate = old.length > 0 && !old.some((c) => c.name === "scope_text");

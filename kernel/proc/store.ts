@@ -18,9 +18,8 @@
 // messages, the oldest messages are archived in the memory store and
 // summarised, then removed here: compactTurns); a stopped agent's rows are
 // deleted.
-import { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import type { Database } from "bun:sqlite";
+import { openStateDb } from "../sys/files.ts";
 import type { ConversationMessage, ToolResultBlock } from "../llm/providers/types.ts";
 import { MAX_MESSAGES } from "../memory/compact.ts";
 
@@ -90,11 +89,7 @@ export class AgentStore {
   private readonly q;
 
   constructor(readonly file: string) {
-    mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file, { create: true, strict: true });
-    this.db.exec("PRAGMA journal_mode = WAL");
-    this.db.exec("PRAGMA synchronous = FULL");
-    this.db.exec("PRAGMA busy_timeout = 5000");
+    this.db = openStateDb(file);
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS agents (
         id TEXT PRIMARY KEY, name TEXT NOT NULL, manifest TEXT NOT NULL, source TEXT NOT NULL,

@@ -1,6 +1,7 @@
 // Whole-file writes of the kernel's own state (manifests on the data disk,
 // kernel.yaml, secrets, large journal pre-images): a crash leaves the old
-// file or the new one, never a mix.
+// file or the new one, never a mix; and how each store opens its database.
+import { Database } from "bun:sqlite";
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -43,4 +44,18 @@ export function syncDir(dir: string): void {
   } finally {
     closeSync(dfd);
   }
+}
+
+/**
+ * A kernel store's bun:sqlite database (its directory made first): WAL with
+ * synchronous=FULL, so a statement that returned is on disk (the WAL is
+ * fsynced at every commit), and a busy timeout for a second connection.
+ */
+export function openStateDb(file: string): Database {
+  mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file, { create: true, strict: true });
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = FULL");
+  db.exec("PRAGMA busy_timeout = 5000");
+  return db;
 }
