@@ -165,6 +165,14 @@ export const INTERRUPTED =
 
 export const PRUNED = "(the earlier conversation was pruned)";
 
+/** the text blocks of a reply, joined */
+function textOf(content: AssistantBlock[]): string {
+  return content
+    .filter((b) => b.type === "text")
+    .map((b) => (b as { text: string }).text)
+    .join("");
+}
+
 /** a user message of tool results: a cut there would separate them from their tool_use */
 function cutsAnswer(m: ConversationMessage): boolean {
   return m.role === "user" && hasToolResult(m);
@@ -319,6 +327,18 @@ export async function runLoop(
     /** the tool calls of the last assistant message: replayed, reported as interrupted, or run */
     const answerTools = async (uses: Extract<AssistantBlock, { type: "tool_use" }>[]): Promise<void> => {
       const results: ToolResultBlock[] = [];
+      /** a tool call that failed (or never ran): recorded, told to the watchers, its result block for the model */
+      const failed = (u: { id: string; name: string; input: unknown }, error: { code: number; message: string }) => {
+        toolCalls.push({ tool: u.name, input: u.input, ok: false, error });
+        emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: false, error });
+        const block: ToolResultBlock = {
+          type: "tool_result",
+          tool_use_id: u.id,
+          content: `error ${error.code}: ${error.message}`,
+          is_error: true,
+        };
+        return block;
+      };
       for (const u of uses) {
         if (signal.aborted) break;
         if (reply && u.name === REPLY_TOOL) {
@@ -358,30 +378,14 @@ export async function runLoop(
         }
         emit({ agent_id: agent.id, type: "tool_use", tool: u.name, input: u.input, id: u.id });
         if (prior?.state === "started" && !run.reattach?.has(u.name)) {
-          const error = { code: ErrorCode.InternalError, message: INTERRUPTED };
-          const block: ToolResultBlock = {
-            type: "tool_result",
-            tool_use_id: u.id,
-            content: `error ${error.code}: ${error.message}`,
-            is_error: true,
-          };
+          const block = failed(u, { code: ErrorCode.InternalError, message: INTERRUPTED });
           journal?.setStep(u.id, { state: "done", result: block });
-          toolCalls.push({ tool: u.name, input: u.input, ok: false, error });
           results.push(block);
-          emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: false, error });
           continue;
         }
         let block: ToolResultBlock;
         if (u.input_error) {
-          const error = { code: ErrorCode.InvalidParams, message: u.input_error };
-          toolCalls.push({ tool: u.name, input: u.input, ok: false, error });
-          block = {
-            type: "tool_result",
-            tool_use_id: u.id,
-            content: `error ${error.code}: ${error.message}`,
-            is_error: true,
-          };
-          emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: false, error });
+          block = failed(u, { code: ErrorCode.InvalidParams, message: u.input_error });
         } else {
           try {
             const output = await services.invokeTool(agent.id, u.name, u.input, {
@@ -403,18 +407,10 @@ export async function runLoop(
             emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: true, output: shown });
           } catch (e) {
             if (signal.aborted) break;
-            const error = {
+            block = failed(u, {
               code: e instanceof KernelError ? e.code : ErrorCode.InternalError,
               message: deps.scrub(e instanceof Error ? e.message : String(e)),
-            };
-            toolCalls.push({ tool: u.name, input: u.input, ok: false, error });
-            block = {
-              type: "tool_result",
-              tool_use_id: u.id,
-              content: `error ${error.code}: ${error.message}`,
-              is_error: true,
-            };
-            emit({ agent_id: agent.id, type: "tool_result", tool: u.name, id: u.id, ok: false, error });
+            });
           }
         }
         journal?.setStep(u.id, { state: "done", result: block });
@@ -504,11 +500,7 @@ export async function runLoop(
       );
       usage.input_tokens += resp.usage.input_tokens;
       usage.output_tokens += resp.usage.output_tokens;
-      const text = resp.content
-        .filter((b) => b.type === "text")
-        .map((b) => (b as { text: string }).text)
-        .join("")
-        .trim();
+      const text = textOf(resp.content).trim();
       if (!text) throw new Error("the summarisation model answered no text");
       return text;
     };
@@ -581,10 +573,7 @@ export async function runLoop(
       usage.output_tokens += resp.usage.output_tokens;
       last = resp.usage;
       emit({ agent_id: agent.id, type: "turn", turn: turns, usage: { ...resp.usage } });
-      const text = resp.content
-        .filter((b) => b.type === "text")
-        .map((b) => (b as { text: string }).text)
-        .join("");
+      const text = textOf(resp.content);
       if (text) response = text;
       const said: ConversationMessage = { role: "assistant", content: resp.content };
       journal?.append(said);
