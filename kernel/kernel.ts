@@ -242,11 +242,7 @@ export class Kernel implements AgentServices {
   private async resumeAgent(a: ReturnType<AgentStore["agents"]>[number]): Promise<void> {
     let manifest: Manifest;
     try {
-      manifest = this.manifests.load(a.manifest, {
-        knownTools: this.tools.names(),
-        knownAgents: this.layers.names(),
-        source: a.source,
-      }).manifest;
+      manifest = this.manifests.load(a.manifest, this.loadOptions(a.source)).manifest;
     } catch (e) {
       this.opts.log.error({ err: e, agent_id: a.id }, "a persistent agent's manifest no longer loads: not resumed");
       await this.auditDenial({
@@ -261,15 +257,7 @@ export class Kernel implements AgentServices {
     const parent = a.parent_id ? (this.procs.find(a.parent_id) ?? null) : null;
     const id = a.id;
     const tokens = this.caps.mint(id, grantFromManifest(manifest, Date.now()));
-    const agent = new AgentRecord({
-      id,
-      name: manifest.name,
-      manifest,
-      approvalRequired: this.approvalSet(manifest, parent),
-      parentId: parent?.id ?? null,
-      depth: parent ? parent.depth + 1 : 0,
-      state: a.state === "failed" ? "failed" : "ready",
-    });
+    const agent = this.newRecord(id, manifest, parent, a.state === "failed" ? "failed" : "ready");
     agent.failure = a.failure;
     const items = this.store().pending(id);
     const interrupted = items.find((i) => i.state === "running")?.id ?? null;
@@ -312,11 +300,7 @@ export class Kernel implements AgentServices {
         // the parsed field, not the text: "autostart: true" inside a system prompt starts nothing
         const found = this.layers.find(m.name);
         if (!found) continue;
-        const parsed = loadManifest(this.layers.read(found), {
-          knownTools: this.tools.names(),
-          knownAgents: this.layers.names(),
-          source: found.label,
-        });
+        const parsed = loadManifest(this.layers.read(found), this.loadOptions(found.label));
         if (parsed.autostart) names.add(m.name);
       } catch {
         // listed a moment ago; gone or changed now: nothing to start
@@ -434,11 +418,7 @@ export class Kernel implements AgentServices {
   async spawn(req: SpawnRequest, parentId?: string, internal: { autostart?: string } = {}): Promise<SpawnResult> {
     const { text, source } = this.manifestText(req);
     // agents spawned from one text share its parse (checked against the same tool and agent names)
-    const { manifest, sha256 } = this.manifests.load(text, {
-      knownTools: this.tools.names(),
-      knownAgents: this.layers.names(),
-      source,
-    });
+    const { manifest, sha256 } = this.manifests.load(text, this.loadOptions(source));
     const parent = parentId === undefined ? null : this.procs.get(parentId);
     const specs = grantFromManifest(manifest, Date.now());
     const max = this.opts.config.limits;
@@ -474,14 +454,7 @@ export class Kernel implements AgentServices {
     }
     const id = newAgentId();
     const tokens = this.caps.mint(id, specs);
-    const agent: Agent = new AgentRecord({
-      id,
-      name: manifest.name,
-      manifest,
-      approvalRequired: this.approvalSet(manifest, parent),
-      parentId: parent?.id ?? null,
-      depth: parent ? parent.depth + 1 : 0,
-    });
+    const agent: Agent = this.newRecord(id, manifest, parent);
     if (this.inference) {
       try {
         this.inference.onSpawn(this.runtime(agent));
@@ -554,6 +527,24 @@ export class Kernel implements AgentServices {
     } catch (err) {
       this.opts.log.error({ err, agent_id: a.id }, "could not set up an agent's pinned blocks");
     }
+  }
+
+  /** what a manifest is checked against, as a spawn checks it: the kernel's tools and the known agent names */
+  private loadOptions(source: string, knownAgents: ReadonlySet<string> = this.layers.names()) {
+    return { knownTools: this.tools.names(), knownAgents, source };
+  }
+
+  /** an agent's table entry: its approvals (the parent's too) and its depth under the parent */
+  private newRecord(id: string, manifest: Manifest, parent: Agent | null, state?: "ready" | "failed"): Agent {
+    return new AgentRecord({
+      id,
+      name: manifest.name,
+      manifest,
+      approvalRequired: this.approvalSet(manifest, parent),
+      parentId: parent?.id ?? null,
+      depth: parent ? parent.depth + 1 : 0,
+      ...(state ? { state } : {}),
+    });
   }
 
   private forgetStored(id: string): void {
@@ -650,11 +641,7 @@ export class Kernel implements AgentServices {
       const where: Omit<ManifestInfo, "valid"> = { name: l.name, file: l.file, source: l.source };
       if (l.overrides) where.overrides = true;
       try {
-        const m = loadManifest(this.layers.read(l), {
-          knownTools: this.tools.names(),
-          knownAgents: known,
-          source: l.label,
-        });
+        const m = loadManifest(this.layers.read(l), this.loadOptions(l.label, known));
         if (m.name !== l.name) return { ...where, valid: false, error: `name "${m.name}" differs from the file name` };
         return { ...where, valid: true };
       } catch (e) {
@@ -678,11 +665,7 @@ export class Kernel implements AgentServices {
       throw invalidParams(`name: "${name}" is not a manifest name (lower-case letters, digits, '-', '_')`);
     const source = `state/manifests/${name}.yaml`;
     // exactly as a spawn by name will check it, this name counted among the known agents
-    const m = loadManifest(text, {
-      knownTools: this.tools.names(),
-      knownAgents: new Set([...this.layers.names(), name]),
-      source,
-    });
+    const m = loadManifest(text, this.loadOptions(source, new Set([...this.layers.names(), name])));
     if (m.name !== name) {
       const parsed = PositionedYaml.parse(text);
       const at =
