@@ -197,7 +197,9 @@ export async function runRewind(
         return;
       }
       const movedFrom = (r.post as { moved_from?: string }).moved_from ?? null;
-      const cur = overlay.get(r.path) ?? currentState(r.path, 64 * 1024 * 1024).state;
+      // looked at once: the state decides the step, and (a real rewind) its bytes are what the step journals
+      const looked = overlay.has(r.path) ? null : currentState(r.path, opts.dryRun ? 0 : journal.opts.maxPreImageBytes);
+      const cur = overlay.get(r.path) ?? looked!.state;
       if (same(cur, r.pre) && !same(cur, r.post)) {
         // already back (a rewind resumed after a crash, or someone restored it by hand)
         out.restored.push({ path: r.path, to: r.pre.kind, seq: r.seq, tool: r.tool });
@@ -241,11 +243,11 @@ export async function runRewind(
         if (movedFrom !== null) overlay.set(movedFrom, r.post);
       } else {
         // journaled before it is made: the restoration can itself be rewound
-        const now = currentState(r.path, 64 * 1024 * 1024);
+        const now = looked ?? currentState(r.path, journal.opts.maxPreImageBytes);
         const changes: PathChange[] = [{ path: r.path, pre: asState(now.state), preContent: now.content, post: r.pre }];
         if (movedFrom !== null) {
           // what the move back replaces (nothing, or a file) is kept like any pre-image
-          const src = currentState(movedFrom, 64 * 1024 * 1024);
+          const src = currentState(movedFrom, journal.opts.maxPreImageBytes);
           changes.push({
             path: movedFrom,
             pre: asState(src.state),

@@ -430,9 +430,8 @@ export async function runLoop(
      * archived, and the rest is kept. A failed summary is replaced by a mechanical one: a run
      * never fails because its history outgrew the window.
      */
-    const compact = async (): Promise<"stopped" | void> => {
+    const compact = async (system: string): Promise<"stopped" | "compacted" | void> => {
       if (!mem) return;
-      const system = mem.system(agent.systemPrompt);
       const size =
         last !== null
           ? last.input_tokens + last.output_tokens + estimateTokens("", added.slice(1), [])
@@ -475,6 +474,7 @@ export async function runLoop(
       messages = repairConversation(conv);
       last = null;
       added = [...messages];
+      return "compacted";
     };
 
     /** one summarisation call: the archived messages (and the previous summary) in, a summary out */
@@ -527,14 +527,16 @@ export async function runLoop(
         stopReason = "max_turns";
         break;
       }
+      // the system prompt with the blocks and the summary, read once per model call (again after a compaction)
+      let system = mem ? mem.system(agent.systemPrompt) : agent.systemPrompt;
       if (mem) {
-        const cut = await compact();
+        const cut = await compact(system);
         if (cut === "stopped") {
           stopReason = "stopped";
           break;
         }
+        if (cut === "compacted") system = mem.system(agent.systemPrompt);
       }
-      const system = mem ? mem.system(agent.systemPrompt) : agent.systemPrompt;
       const fromBytes = bytesEstimate(system, messages, tools);
       const inputEstimate = last ? Math.min(fromBytes, incrementalEstimate(last, added)) : fromBytes;
       const toolChoice: ToolChoice | undefined = reply
