@@ -12,11 +12,76 @@ import { parseDuration } from "./manifest/index.ts";
 import { describe, PositionedYaml, type PositionedError } from "./manifest/yaml.ts";
 import { KernelError, ErrorCode } from "./errors.ts";
 import { InferenceConfigSchema } from "./llm/config.ts";
-import { NAMESPACE_NAME, NAMESPACE_RULE } from "./caps/grammar.ts";
+import { MCP_SERVER_NAME, NAMESPACE_NAME, NAMESPACE_RULE } from "./caps/grammar.ts";
 
 const Duration = z
   .string()
   .refine((s) => parseDuration(s) !== null, { message: 'expected a duration like "30s" or "10m"' });
+
+const McpName = z.string().regex(MCP_SERVER_NAME, {
+  message: "lower-case letters, digits, '-' and '_', at most 63 characters",
+});
+
+/** kernel.yaml `mcp.clients.NAME`: a principal the kernel serves over MCP */
+export const McpClientSchema = z.strictObject({
+  /** the manifest whose capabilities are exactly what the client may do */
+  manifest: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: "expected a manifest name" }),
+  /** relative to the config directory: the bearer token of /mcp (absent: no HTTP, aaosctl mcp only) */
+  token_file: z.string().min(1).optional(),
+  /** a gateway: the client also sees this server's tools (their own names), resources and prompts */
+  upstream: McpName.optional(),
+});
+
+/** kernel.yaml `mcp.servers.NAME`: an external MCP server whose tools agents may be granted */
+export const McpServerSchema = z
+  .strictObject({
+    /** Streamable HTTP */
+    url: z.url({ protocol: /^https?$/, message: "expected an http:// or https:// URL" }).optional(),
+    /** a stdio server: the program and its arguments (host mode only) */
+    command: z.array(z.string().min(1)).min(1).optional(),
+    /** relative to the config directory: a bearer token sent to the server */
+    token_file: z.string().min(1).optional(),
+    timeout: Duration.default("30s"),
+    max_result_bytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024)
+      .default(1024 * 1024),
+  })
+  .superRefine((v, ctx) => {
+    if ((v.url === undefined) === (v.command === undefined))
+      ctx.addIssue({
+        code: "custom",
+        path: [],
+        message: "give exactly one of url (Streamable HTTP) or command (stdio)",
+      });
+  });
+
+export const McpConfigSchema = z
+  .strictObject({
+    clients: z.record(McpName, McpClientSchema).default({}),
+    servers: z.record(McpName, McpServerSchema).default({}),
+    /** a tool annotated destructiveHint needs an approval, for every agent */
+    approve_destructive: z.boolean().default(false),
+    /** the client whose principal answers /mcp requests without a token, from loopback addresses only */
+    anonymous: McpName.optional(),
+    /** Host names /mcp accepts besides IP literals and localhost (DNS-rebinding protection) */
+    allowed_hosts: z.array(z.string().min(1).max(253)).default([]),
+  })
+  .superRefine((v, ctx) => {
+    if (v.anonymous !== undefined && !(v.anonymous in v.clients))
+      ctx.addIssue({ code: "custom", path: ["anonymous"], message: `no mcp.clients entry is named "${v.anonymous}"` });
+    for (const [name, c] of Object.entries(v.clients))
+      if (c.upstream !== undefined && !(c.upstream in v.servers))
+        ctx.addIssue({
+          code: "custom",
+          path: ["clients", name, "upstream"],
+          message: `no mcp.servers entry is named "${c.upstream}"`,
+        });
+  });
+export type McpConfig = z.infer<typeof McpConfigSchema>;
+export type McpServerConfig = z.infer<typeof McpServerSchema>;
 
 const IPv4 = z.string().regex(/^(\d{1,3})(\.\d{1,3}){3}$/, { message: "expected an IPv4 address like 10.0.2.15" });
 
@@ -215,6 +280,8 @@ const KernelConfigFields = z.strictObject({
   network: NetworkConfigSchema.optional(),
   /** agent memory: quotas, archives, search (kernel/memory/) */
   memory: MemoryConfigSchema.prefault({}),
+  /** MCP both ways (docs/mcp.md): clients are principals; servers' tools are mcp.SERVER.TOOL */
+  mcp: McpConfigSchema.prefault({}),
 });
 
 export const KernelConfigSchema = KernelConfigFields.superRefine((c, ctx) => {

@@ -13,6 +13,7 @@ import type { AuditLog, AuditQuery } from "./audit/index.ts";
 import {
   CapabilityTable,
   grantFromManifest,
+  mcpToolName,
   normalizePath,
   type ResourceKind,
   type Token,
@@ -54,6 +55,7 @@ import type {
   ConfigApplyResult,
   InboxResult,
   InvokeOptions,
+  ReachableMethod,
   KernelEvent,
   ManifestDeleteResult,
   ManifestInfo,
@@ -83,6 +85,7 @@ import {
 import type { RunMemory } from "./llm/loop.ts";
 import { Journal, shown as shownState, type PathChange } from "./journal/index.ts";
 import { runRewind, settleByLooking, type RewindResult } from "./journal/rewind.ts";
+import { McpServers } from "./mcp/client.ts";
 
 export interface KernelOptions {
   config: KernelConfig;
@@ -99,10 +102,22 @@ export interface KernelOptions {
   /** files kernel.yaml names as key files and the kernel's log files: kernel-private, like <data> */
   keyFiles?: string[];
   logFiles?: string[];
+  /** init mode refuses stdio MCP servers (no programs to run); default host */
+  mode?: "host" | "init";
+  version?: string;
+  /** reconnect backoff of external MCP servers (tests shorten it) */
+  mcpBackoffMs?: { base: number; max: number };
 }
 
 /** UTF-8 bytes of one string of a tool's input or output in its audit record */
 const AUDIT_STRING_LIMIT = 4096;
+
+/** approval_required names the tool, its effect class, or (an MCP tool) its server's mcp.SERVER.* */
+function needsApproval(required: ReadonlySet<string>, tool: string, effect: string): boolean {
+  if (required.has(tool) || required.has(effect)) return true;
+  const m = mcpToolName(tool);
+  return m !== null && required.has(`mcp.${m.server}.*`);
+}
 
 /** tools whose call after a crash is made again instead of reported as interrupted: they attach by their call key */
 const REATTACH: ReadonlySet<string> = new Set(["agent_call"]);
@@ -123,6 +138,8 @@ export class Kernel implements AgentServices {
   private readonly memory: MemoryService;
   /** the pre-images of reversible effects (<data>/state/journal) */
   private readonly journal: Journal;
+  /** external MCP servers: their tools are registered as mcp.SERVER.TOOL (kernel/mcp/client.ts) */
+  readonly mcp: McpServers;
 
   constructor(private readonly opts: KernelOptions) {
     // every per-agent structure is bounded by the process table's bound
@@ -194,6 +211,17 @@ export class Kernel implements AgentServices {
             log: opts.log,
           })
         : undefined,
+    });
+    this.mcp = new McpServers({
+      config: opts.config.mcp,
+      configDir: opts.configDir,
+      mode: opts.mode ?? "host",
+      version: opts.version ?? "0",
+      tools: this.tools,
+      audit: (e) => this.audit(e),
+      registerSecret: (s) => opts.audit.registerSecret(s),
+      log: opts.log,
+      ...(opts.mcpBackoffMs ? { backoffMs: opts.mcpBackoffMs } : {}),
     });
     // last: everything the inference may call is in place
     this.inference = opts.inference?.(this) ?? null;
@@ -531,7 +559,21 @@ export class Kernel implements AgentServices {
 
   /** what a manifest is checked against, as a spawn checks it: the kernel's tools and the known agent names */
   private loadOptions(source: string, knownAgents: ReadonlySet<string> = this.layers.names()) {
-    return { knownTools: this.tools.names(), knownAgents, source };
+    return { knownTools: this.knownTools(), knownAgents, source };
+  }
+
+  /** the kernel's tools, and mcp.S.* / mcp.S.<any> of every configured MCP server (its list is dynamic) */
+  private knownTools(): ReadonlySet<string> {
+    const servers = new Set(this.mcp.names());
+    const known = this.tools.names();
+    for (const s of servers) known.add(`mcp.${s}.*`);
+    return new (class extends Set<string> {
+      override has(name: string): boolean {
+        if (super.has(name)) return true;
+        const m = mcpToolName(name);
+        return m !== null && servers.has(m.server);
+      }
+    })(known);
   }
 
   /** an agent's table entry: its approvals (the parent's too) and its depth under the parent */
@@ -865,6 +907,7 @@ export class Kernel implements AgentServices {
     }
     this.storeHandle = null;
     this.memory.close();
+    await this.mcp.close().catch((err) => this.opts.log.error({ err }, "could not close the MCP servers"));
     // every database on /data closed: the unmount that follows finds no open file
     try {
       this.journal.close();
@@ -1124,6 +1167,32 @@ export class Kernel implements AgentServices {
     if (agent.manifest.lifecycle === "persistent") this.store().setState(agent.id, "ready", agent.failure);
     this.supervisor.pump(agent);
     return { agent_id: agent.id, state: agent.state };
+  }
+
+  reachable(agentId: string): { methods: ReachableMethod[]; spawn_child: string[] } {
+    const a = this.procs.get(agentId);
+    const methods: ReachableMethod[] = [];
+    const seen = new Set<string>();
+    if (a.state !== "stopped") {
+      for (const t of this.procs.all()) {
+        if (t.state === "stopped" || t.id === a.id || seen.has(t.name)) continue;
+        const served = servedMethods(t.manifest);
+        if (served.size === 0) continue;
+        seen.add(t.name);
+        for (const [method, m] of served) {
+          if (!this.caps.mayCall(a.id, t.name, method)) continue;
+          methods.push({
+            agent_id: t.id,
+            agent: t.name,
+            method,
+            description: m.description,
+            params: m.paramsSchema,
+            result: m.resultSchema,
+          });
+        }
+      }
+    }
+    return { methods, spawn_child: a.state === "stopped" ? [] : [...a.manifest.spawn_child] };
   }
 
   /** who may call what: the recipient live and serving the method, the params valid (never delivered otherwise) */
@@ -1553,6 +1622,7 @@ export class Kernel implements AgentServices {
         reason,
         ...(resource === undefined ? {} : { resource }),
         via: opts.via,
+        ...(opts.client === undefined ? {} : { client: opts.client }),
       });
     const deny = async (capability: string, reason: string): Promise<never> => {
       await recordDenial(capability, reason);
@@ -1571,7 +1641,7 @@ export class Kernel implements AgentServices {
     // one signal for the whole call: the agent's stop, or the caller going away
     const signal = anySignal(agent.abort.signal, opts.signal);
     // approval_required names a tool, or an effect class: every tool of that class
-    if (agent.approvalRequired.has(toolName) || agent.approvalRequired.has(tool.effect)) {
+    if (tool.alwaysApprove || needsApproval(agent.approvalRequired, toolName, tool.effect)) {
       await this.approvals.request(
         agentId,
         toolName,
@@ -1589,8 +1659,11 @@ export class Kernel implements AgentServices {
     /** the tool.call record's seq, once durable (a tool with an effect runs after it) */
     let callSeq: number | null = null;
     const tickets: { seqs: number[]; settled: boolean }[] = [];
+    /** what the tool adds to its tool.result record */
+    const extra: Record<string, unknown> = {};
     const ctx = {
       agentId,
+      record: (fields: Record<string, unknown>) => void Object.assign(extra, fields),
       journal: {
         begin: (changes: PathChange[]) => {
           const seqs = this.journal.record({ agentId, lineage: this.lineage(agent), tool: toolName, callSeq }, changes);
@@ -1642,6 +1715,8 @@ export class Kernel implements AgentServices {
       input: clip(parsed.data),
       token: check.token.id,
       via: opts.via,
+      ...(opts.client === undefined ? {} : { client: opts.client }),
+      ...tool.auditFields,
     });
     if (tool.effect !== "none") callSeq = (await call).seq;
     const result = this.toolResult(callSeq, call, agentId, toolName);
@@ -1655,7 +1730,7 @@ export class Kernel implements AgentServices {
         for (const t of tickets) if (!t.settled) this.settleUnknown(t.seqs);
       }
       await Promise.all(pending);
-      await result({ ok: true, output: clip(output) });
+      await result({ ok: true, output: clip(output), ...extra });
       return output;
     } catch (e) {
       await Promise.allSettled(pending);
@@ -1663,7 +1738,7 @@ export class Kernel implements AgentServices {
         e instanceof KernelError
           ? e
           : new KernelError(ErrorCode.InternalError, `tool ${toolName} failed: ${(e as Error)?.message ?? String(e)}`);
-      await result({ ok: false, error: { code: err.code, message: err.message } });
+      await result({ ok: false, error: { code: err.code, message: err.message }, ...extra });
       throw err;
     }
   }

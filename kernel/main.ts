@@ -26,6 +26,7 @@ import { systemStats } from "./sys/stats.ts";
 import { logReader } from "./sys/logs.ts";
 import { Auth, loadTokens, type Tokens } from "./web/auth.ts";
 import { startWeb } from "./web/server.ts";
+import { McpService } from "./mcp/server.ts";
 import type { AgentServices } from "./services.ts";
 
 export const VERSION: string = pkg.version;
@@ -168,6 +169,8 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
       }),
     keyFiles: configuredKeyFiles(config, configDir),
     logFiles: logFile === undefined ? [] : [logFile],
+    mode: args.mode,
+    version: VERSION,
   });
   guardProcess(kernel, log);
 
@@ -191,12 +194,25 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     })
     .catch((err) => log.error({ err }, "could not record system.boot: running degraded"));
 
+  // MCP both ways (docs/mcp.md): external servers connect in the background; each client's principal is spawned
+  kernel.mcp.start();
+  const mcp = new McpService({
+    services: kernel,
+    servers: kernel.mcp,
+    config: config.mcp,
+    configDir,
+    version: VERSION,
+    log,
+  });
+  await mcp.start();
+
   const listeners: Listener[] = [];
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     for (const l of listeners) l.close();
+    await mcp.close();
     // every agent stopped; a persistent one's state kept for the next boot
     await kernel.shutdown().catch((err) => log.error({ err }, "error while stopping the agents"));
     await kernel.audit({ kind: "system.stop", agent_id: null, boot_id: bootId }).catch(() => {});
@@ -246,6 +262,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     // the appliance's init logs to <data>/logs/init.log once /data is mounted (init/index.ts)
     logs: logReader({ kernel: logFile, ...(init ? { init: join(dataDir, "logs", "init.log") } : {}) }),
     ...(tokens ? { web: () => ({ operator: tokens!.operator, viewer: tokens!.viewer, urls: webUrls }) } : {}),
+    mcp,
   };
   const serverOptions = {
     maxLineBytes: config.rpc.max_line_bytes,
@@ -276,6 +293,12 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
           audit: (e) => kernel.audit(e),
           log,
           maxMessageBytes: config.rpc.max_line_bytes,
+          mcp: (req, client) =>
+            mcp.fetch(req, client, (e) => {
+              void kernel
+                .audit({ kind: "mcp.refused", agent_id: null, ...e })
+                .catch((err) => log.error({ err }, "mcp.refused was not recorded"));
+            }),
         });
         webUrls.push(web.url);
         listeners.push(web);
@@ -318,6 +341,8 @@ function configuredKeyFiles(config: KernelConfig, configDir: string): string[] {
     ...(p?.openai_compatible ?? []).map((e) => e.api_key_file),
     config.web.operator_token_file,
     config.web.viewer_token_file,
+    ...Object.values(config.mcp.clients).map((c) => c.token_file),
+    ...Object.values(config.mcp.servers).map((c) => c.token_file),
   ];
   return files.filter((f): f is string => !!f).map((f) => resolve(keyFile(configDir, f)));
 }

@@ -38,6 +38,18 @@ export interface AgentStatus extends AgentInfo {
   serves: string[];
 }
 
+/** a method a live agent serves that the asking agent may call (AgentServices.reachable) */
+export interface ReachableMethod {
+  agent_id: string;
+  /** the serving agent's manifest name: what a call names in `to` */
+  agent: string;
+  method: string;
+  description: string;
+  /** the JSON Schemas of the manifest's serves: entry */
+  params: object;
+  result: object;
+}
+
 /** what agent.result and the agent.done notification say about one inbox item */
 export interface InboxResult {
   agent_id: string;
@@ -122,11 +134,15 @@ export interface ToolDescription {
   /** what running it does (kernel/tools/tool.ts ToolEffect): none, reversible or irreversible */
   effect: ToolEffect;
   input_schema: Record<string, unknown>;
+  /** an MCP server's tool: the annotations it gave (readOnlyHint, destructiveHint, …) */
+  annotations?: Record<string, unknown>;
 }
 
 export interface InvokeOptions {
-  /** who asked: the operator over RPC, or the agent's model */
-  via: "rpc" | "model";
+  /** who asked: the operator over RPC, the agent's model, or an MCP client (a principal) */
+  via: "rpc" | "model" | "mcp";
+  /** an MCP client's name (kernel.yaml mcp.clients), in the call's audit records */
+  client?: string;
   /** aborted when the caller goes away; the agent's own stop aborts too */
   signal?: AbortSignal;
   /** told when the call starts waiting for a human */
@@ -446,6 +462,13 @@ export interface AgentServices {
     agentId: string,
     opts: { toSeq?: number; includeChildren?: boolean; dryRun?: boolean; force?: boolean },
   ): Promise<RewindResult & { audit_seq: number | null }>;
+  /**
+   * The agent exists (-32002): what it may reach besides its tools (an MCP
+   * principal's tools/list): each method of a live agent it holds `call:` for
+   * (one per manifest name: a call by name reaches the first), and the
+   * manifests its spawn_child lists. Nothing is counted.
+   */
+  reachable(agentId: string): { methods: ReachableMethod[]; spawn_child: string[] };
   /** Any time: listener is told every KernelEvent from now on; call the result to stop. */
   subscribe(listener: (event: KernelEvent) => void): () => void;
 }

@@ -56,6 +56,10 @@ export const AUDIT_KINDS = [
   // the dashboard's HTTP listener
   "web.login",
   "web.tokens",
+  // MCP (docs/mcp.md): an external server's state and tool list; an MCP client refused at /mcp
+  "mcp.server",
+  "mcp.tools",
+  "mcp.refused",
   // the operator's read-only view of the agents' files (fs.list, fs.read)
   "fs.list",
   "fs.read",

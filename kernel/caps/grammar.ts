@@ -11,6 +11,8 @@
 //   call: AGENT.*
 //   memory_read: NAMESPACE    implies tool: memory_search
 //   memory_write: NAMESPACE   implies tool: memory_store and tool: memory_delete
+//   tool: mcp.SERVER.TOOL     a tool of an external MCP server (kernel/mcp/client.ts)
+//   tool: mcp.SERVER.*        every tool of that server, now or later
 //
 // PATH_GLOB is absolute; `/dir/*` grants /dir and everything beneath it on a
 // `/` boundary, anything else grants exactly that path. URL_PATTERN is
@@ -59,6 +61,25 @@ export class CapabilityParseError extends Error {
 }
 
 const TOOL_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+/** the SERVER of `mcp.SERVER.TOOL`: a kernel.yaml mcp.servers name */
+export const MCP_SERVER_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** the TOOL of `mcp.SERVER.TOOL`: the name the server gives it (MCP's own rule) */
+export const MCP_TOOL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** `mcp.SERVER.TOOL` (tool "*": every tool of SERVER) split, or null for any other name */
+export function mcpToolName(name: string): { server: string; tool: string } | null {
+  if (!name.startsWith("mcp.")) return null;
+  const dot = name.indexOf(".", 4);
+  if (dot < 0) return null;
+  const server = name.slice(4, dot);
+  const tool = name.slice(dot + 1);
+  if (!MCP_SERVER_NAME.test(server) || (tool !== "*" && !MCP_TOOL_NAME.test(tool))) return null;
+  return { server, tool };
+}
+
+function validToolName(name: string): boolean {
+  return name.startsWith("mcp.") ? mcpToolName(name) !== null : TOOL_NAME.test(name);
+}
 const KINDS = ["tool", "file_read", "file_write", "web_fetch", "call", "memory_read", "memory_write"] as const;
 /** the AGENT of `call: AGENT.METHOD`: a manifest name (kernel/manifest/schema.ts MANIFEST_NAME) */
 export const CALL_AGENT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -81,7 +102,8 @@ export const IMPLIED_TOOLS: Record<ResourceKind, readonly string[]> = {
 };
 
 export function impliesTool(c: Capability, tool: string): boolean {
-  if (c.kind === "tool") return c.tool === tool;
+  // mcp.S.* grants every tool of S (and covers a child's mcp.S.*; mcp.S.T never covers mcp.S.*)
+  if (c.kind === "tool") return c.tool === tool || (c.tool.endsWith(".*") && tool.startsWith(c.tool.slice(0, -1)));
   return IMPLIED_TOOLS[c.kind].includes(tool);
 }
 
@@ -98,7 +120,7 @@ export function parseCapability(text: string): Capability {
     fail('empty capability; write a tool name (e.g. "echo") or "KIND: VALUE" (e.g. "file_read: /data/files/*")');
   const colon = t.indexOf(":");
   if (colon < 0) {
-    if (!TOOL_NAME.test(t))
+    if (!validToolName(t))
       fail(`"${t}" is not a tool name (letters, digits, '_', '-', '.', starting with a letter) nor "KIND: VALUE"`);
     return { kind: "tool", tool: t };
   }
@@ -110,8 +132,10 @@ export function parseCapability(text: string): Capability {
   if (value === "") fail(`"${kind}:" needs a value, e.g. ${example(kind)}`);
   switch (kind) {
     case "tool":
-      if (!TOOL_NAME.test(value))
-        fail(`"${value}" is not a tool name (letters, digits, '_', '-', '.', starting with a letter)`);
+      if (!validToolName(value))
+        fail(
+          `"${value}" is not a tool name (letters, digits, '_', '-', '.', starting with a letter; or mcp.SERVER.TOOL, mcp.SERVER.*)`,
+        );
       return { kind: "tool", tool: value };
     case "file_read":
     case "file_write":

@@ -254,6 +254,14 @@ export class CapabilityTable {
     return (this.byAgent.get(agentId) ?? []).some((t) => impliesTool(t.capability, tool) && deadness(t, now) === null);
   }
 
+  /** a live `call:` token covers AGENT.METHOD: no counting (an MCP principal's tools/list) */
+  mayCall(agentId: string, agent: string, method: string): boolean {
+    const now = this.now();
+    return (this.byAgent.get(agentId) ?? []).some(
+      (t) => t.capability.kind === "call" && callMatches(t.capability, agent, method) && deadness(t, now) === null,
+    );
+  }
+
   /**
    * Tool level. A live `tool: NAME` token is preferred and counted here,
    * before the tool runs. When only a resource capability implies the tool

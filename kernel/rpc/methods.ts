@@ -12,6 +12,7 @@ import type { AgentOutputEvent, AgentServices } from "../services.ts";
 import type { Method, MethodContext, MethodTable } from "./server.ts";
 import { READ_ONLY_METHODS, type MethodName } from "./names.ts";
 import type { SystemStats } from "../sys/stats.ts";
+import type { McpService } from "../mcp/server.ts";
 import { LOG_TAIL_MAX, type LogReader } from "../sys/logs.ts";
 import { capabilityDenied, KernelError, ErrorCode } from "../errors.ts";
 
@@ -34,6 +35,21 @@ export interface SystemFacts {
   logs: LogReader;
   /** the dashboard's tokens and address (web.tokens); absent: no HTTP listener */
   web?: () => { operator: string; viewer: string; urls: string[] };
+  /** the kernel as an MCP server: its clients' surfaces (mcp.*, for aaosctl mcp); absent: none */
+  mcp?: McpService;
+}
+
+/** an MCP protocol error (the SDK's) as the contract's error: the same code when the contract has it */
+function asKernelError(e: unknown): unknown {
+  if (e instanceof KernelError) return e;
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code !== "number") return e;
+  const known = (Object.values(ErrorCode) as number[]).includes(code);
+  return new KernelError(
+    known ? (code as ErrorCode) : ErrorCode.InvalidParams,
+    (e as Error).message,
+    (e as { data?: Record<string, unknown> }).data,
+  );
 }
 
 const Empty = z.strictObject({});
@@ -46,7 +62,13 @@ function method<S extends z.ZodType>(params: S, handler: (p: z.output<S>, ctx: M
   return { params, handler };
 }
 
+const McpClientName = z.string().min(1).max(63);
+
 export function methodTable(services: AgentServices, sys: SystemFacts): MethodTable {
+  const mcpOf = (): McpService => {
+    if (!sys.mcp) throw new KernelError(ErrorCode.MethodNotFound, "this kernel serves no MCP (kernel.yaml mcp:)");
+    return sys.mcp;
+  };
   /** each connection's events.subscribe topics */
   const subscriptions = new WeakMap<object, Set<string>>();
   const streamTo = (ctx: MethodContext) => (e: AgentOutputEvent) => {
@@ -290,6 +312,56 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
       await services.audit({ kind: "web.tokens", agent_id: null, transport: ctx.conn.transport });
       return sys.web();
     }),
+    "mcp.clients": method(Empty, () => ({ clients: mcpOf().clients() })),
+    "mcp.servers": method(Empty, () => ({ servers: mcpOf().servers() })),
+    "mcp.surface": method(z.strictObject({ as: McpClientName }), async (p) => {
+      const surface = mcpOf().surface(p.as);
+      try {
+        return { ...(await surface.list()), features: surface.features() };
+      } catch (e) {
+        throw asKernelError(e);
+      }
+    }),
+    "mcp.call": method(
+      z.strictObject({
+        as: McpClientName,
+        name: z.string().min(1).max(200),
+        arguments: z.record(z.string(), z.unknown()).default({}),
+      }),
+      (p, ctx) =>
+        mcpOf()
+          .surface(p.as)
+          .call(p.name, p.arguments, {
+            signal: ctx.conn.signal,
+            onProgress: (message) => {
+              if (!ctx.conn.closed) ctx.conn.notify("mcp.progress", { as: p.as, name: p.name, message });
+            },
+          }),
+    ),
+    "mcp.read": method(z.strictObject({ as: McpClientName, uri: z.string().min(1).max(4096) }), (p) =>
+      mcpOf()
+        .surface(p.as)
+        .read(p.uri)
+        .catch((e) => Promise.reject(asKernelError(e))),
+    ),
+    "mcp.prompt": method(
+      z.strictObject({
+        as: McpClientName,
+        name: z.string().min(1).max(200),
+        arguments: z.record(z.string(), z.string()).default({}),
+      }),
+      (p) =>
+        mcpOf()
+          .surface(p.as)
+          .prompt(p.name, p.arguments)
+          .catch((e) => Promise.reject(asKernelError(e))),
+    ),
+    "mcp.complete": method(z.strictObject({ as: McpClientName, params: z.record(z.string(), z.unknown()) }), (p) =>
+      mcpOf()
+        .surface(p.as)
+        .complete(p.params)
+        .catch((e) => Promise.reject(asKernelError(e))),
+    ),
     "system.ping": method(Empty, () => ({ pong: true, uptime_ms: Date.now() - sys.startedAt })),
     "system.info": method(Empty, () => {
       const counts = services.systemCounts();

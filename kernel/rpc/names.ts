@@ -46,6 +46,13 @@ export const METHOD_NAMES = [
   "web.tokens",
   "fs.list",
   "fs.read",
+  "mcp.clients",
+  "mcp.servers",
+  "mcp.surface",
+  "mcp.call",
+  "mcp.read",
+  "mcp.prompt",
+  "mcp.complete",
 ] as const;
 
 export type MethodName = (typeof METHOD_NAMES)[number];
@@ -76,4 +83,7 @@ export const READ_ONLY_METHODS: ReadonlySet<MethodName> = new Set<MethodName>([
   "memory.export",
   "memory.namespaces",
   "events.subscribe",
+  "mcp.clients",
+  "mcp.servers",
+  "mcp.surface",
 ]);

@@ -47,17 +47,29 @@ export class ToolRegistry {
   private descriptions = new Map<string, ToolDescription>();
 
   constructor(tools: readonly Tool[] = builtinTools) {
-    for (const t of tools) {
-      this.tools.set(t.name, t);
-      const schema = z.toJSONSchema(t.input, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+    for (const t of tools) this.register(t);
+  }
+
+  /** adds a tool, or replaces one of the same name (an MCP server's tools come and go: kernel/mcp/client.ts) */
+  register(t: Tool): void {
+    let schema = t.inputSchema;
+    if (!schema) {
+      schema = z.toJSONSchema(t.input, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
       delete schema.$schema;
-      this.descriptions.set(t.name, {
-        name: t.name,
-        description: t.description,
-        effect: t.effect,
-        input_schema: schema,
-      });
     }
+    this.tools.set(t.name, t);
+    this.descriptions.set(t.name, {
+      name: t.name,
+      description: t.description,
+      effect: t.effect,
+      input_schema: schema,
+      ...(t.annotations ? { annotations: t.annotations } : {}),
+    });
+  }
+
+  unregister(name: string): void {
+    this.tools.delete(name);
+    this.descriptions.delete(name);
   }
 
   get(name: string): Tool | undefined {

@@ -37,6 +37,8 @@ export interface ToolContext {
    */
   journal: Capture;
   limits: ToolLimits;
+  /** fields added to this call's tool.result record (an MCP tool: the result's hash and size) */
+  record(fields: Record<string, unknown>): void;
 }
 
 export interface ToolLimits {
@@ -67,6 +69,14 @@ export interface Tool<I = any> {
   effect: ToolEffect;
   input: z.ZodType<I>;
   run(ctx: ToolContext, input: I): Promise<unknown>;
+  /** the input's JSON Schema as tool.list shows it (absent: converted from input) */
+  inputSchema?: Record<string, unknown>;
+  /** MCP tool annotations (an external server's, as it gave them) */
+  annotations?: Record<string, unknown>;
+  /** every call needs an approval, whatever the manifest says (kernel.yaml mcp.approve_destructive) */
+  alwaysApprove?: boolean;
+  /** fields every tool.call record of this tool carries (an MCP tool: its server and its own name) */
+  auditFields?: Record<string, unknown>;
 }
 
 export function defineTool<I>(tool: Tool<I>): Tool<I> {

@@ -53,6 +53,8 @@ export interface WebOptions {
   maxMessageBytes: number;
   /** the session cookie's Secure flag (behind TLS) */
   secureCookie?: boolean;
+  /** /mcp: the kernel's MCP server (kernel/mcp/server.ts), which checks its own bearer tokens */
+  mcp?: (req: Request, clientAddress: string) => Promise<Response>;
 }
 
 interface SocketData {
@@ -107,12 +109,13 @@ export function startWeb(opts: WebOptions): WebListener {
   const server: Server<SocketData> = Bun.serve<SocketData>({
     hostname: opts.hostname,
     port: opts.port,
-    // the body of a login is a token; nothing else is posted
-    maxRequestBodySize: 64 * 1024,
+    // the body of a login is a token; an MCP request at most the RPC line's size
+    maxRequestBodySize: opts.mcp ? Math.max(64 * 1024, opts.maxMessageBytes) : 64 * 1024,
     async fetch(req, srv) {
       const url = new URL(req.url);
       const client = srv.requestIP(req)?.address ?? "unknown";
       try {
+        if (url.pathname === "/mcp" && opts.mcp) return await opts.mcp(req, client);
         if (req.method === "GET" && ASSETS[url.pathname]) {
           const a = ASSETS[url.pathname]!;
           return new Response(a.body, { headers: { "content-type": a.type, ...SECURITY_HEADERS } });

@@ -197,6 +197,9 @@ export class FakeServices implements AgentServices {
   systemCounts() {
     return { agents: 0, pending_approvals: 0, tools: Object.keys(this.tools) };
   }
+  reachable() {
+    return { methods: [], spawn_child: [] };
+  }
   subscribe() {
     return () => {};
   }

@@ -76,6 +76,7 @@ export function makeCtx(
     services,
     signal: opts.signal ?? new AbortController().signal,
     limits: { ...defaultLimits, ...opts.limits },
+    record() {},
     authorize(kind, resource) {
       if (kind !== "web_fetch") {
         const n = normalizePath(resource);
