@@ -49,6 +49,7 @@ const ORDER = [
   "reboot",
   "call",
   "console",
+  "mcp",
   "help",
   "version",
   "completion",
@@ -60,7 +61,7 @@ export function verbOrder(): string[] {
 }
 
 export function globalHelp(interactive = false): string {
-  const names = verbOrder().filter((v) => !(interactive && v === "console"));
+  const names = verbOrder().filter((v) => !(interactive && (v === "console" || v === "mcp")));
   const w = Math.max(...names.map((n) => n.length));
   const lines = interactive
     ? ["Type a verb and its arguments; Tab completes. exit or Ctrl-D leaves.", ""]

@@ -1499,6 +1499,36 @@ export const VERBS: Record<string, Verb> = {
     },
   },
 
+  mcp: {
+    summary:
+      "serve MCP on stdin/stdout as the client NAME of kernel.yaml mcp.clients (for Claude Desktop and the like)",
+    help:
+      "The stdio bridge a desktop MCP client launches: MCP (2026-07-28, or 2025-11-25 for a client that opens with " +
+      "initialize) on stdin and stdout, and behind it the kernel's surface for the principal NAME " +
+      "(kernel.yaml mcp.clients.NAME): the tools, served methods, agent_run and resources its manifest allows, " +
+      "nothing more. Denials are tool errors and audited; a call that needs an approval waits for " +
+      "`aaosctl approve`. The line to the kernel is the operator's (--socket, --serial, --tty, --context), so no " +
+      "token is needed. stdout carries MCP only; notes go to stderr. A NAME the kernel does not know exits 2 " +
+      "before serving; a lost kernel connection ends the session with exit 3. docs/mcp.md has a Claude Desktop " +
+      "configuration.\n\n" +
+      "  aaosctl mcp --as desk --socket /run/aaos.sock",
+    methods: ["mcp.clients", "system.info", "mcp.surface", "mcp.call", "mcp.read", "mcp.prompt", "mcp.complete"],
+    params: {
+      args: [],
+      options: {
+        as: { type: "string", value: "NAME", help: "the MCP client (kernel.yaml mcp.clients.NAME) to serve as" },
+      },
+    },
+    async run(ctx, _args, opts) {
+      if (ctx.interactive)
+        throw usageError("mcp serves a desktop client on stdin/stdout: run it as `aaosctl mcp --as NAME`, not here");
+      if (typeof opts.as !== "string" || opts.as === "")
+        throw usageError("mcp needs --as NAME, a client of kernel.yaml mcp.clients", "aaosctl mcp --as desk");
+      const { runMcp } = await import("./mcp.ts");
+      return runMcp(ctx, opts.as);
+    },
+  },
+
   help: {
     summary: "show help for aaosctl or for one verb",
     help: "Same as aaosctl --help, or aaosctl VERB --help.",
