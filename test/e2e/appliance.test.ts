@@ -9,7 +9,16 @@
 // serial line (web.tokens), a login's session cookie, and system.info over
 // the WebSocket /rpc naming the boot the serial line announced; after the
 // reboot the tokens are the same ones (kept on AAOS-DATA).
+// Through the same hostfwd, the official v2 MCP client on the host speaks
+// Streamable HTTP to /mcp as the principal "ide" (kernel.yaml mcp.clients,
+// a manifest and a bearer token on this run's config partition only): it
+// negotiates 2026-07-28, lists exactly that manifest's tools, calls echo and
+// a file_write that lands on AAOS-DATA, and a tool and a path it was not
+// granted come back isError; the serial line's audit log names the client,
+// and after the poweroff the file is on AAOS-DATA.
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { startMessagesServer, type MessagesServer } from "../fixtures/messages-server.ts";
 import { bootVM, type VM } from "../../qemu/harness.ts";
@@ -17,6 +26,8 @@ import { checkDataFs, cleanupDisks, imageArtifacts, makeDisk, readDataFile } fro
 
 const API_KEY = "sk-ant-e2e-not-a-real-key";
 const MODEL = "claude-haiku-4-5-20251001";
+// this run's bearer token for the MCP client "ide": a fresh one each run, never in the shipped image
+const MCP_TOKEN = randomBytes(32).toString("base64url");
 
 const config = {
   "kernel.yaml": `network:
@@ -28,8 +39,22 @@ inference:
       api_key_file: secrets/anthropic_api_key
 web:
   listen: "0.0.0.0:8080"
+mcp:
+  clients:
+    ide:
+      manifest: ide
+      token_file: secrets/mcp_ide_token
 `,
   "secrets/anthropic_api_key": API_KEY + "\n",
+  "secrets/mcp_ide_token": MCP_TOKEN + "\n",
+  // the MCP client's principal: echo, and writes beneath /data/files/mcp only (no file_read at all)
+  "manifests/ide.yaml": `name: ide
+model: ${MODEL}
+system_prompt: "The principal of the MCP client ide; it never runs a model."
+capabilities:
+  - "tool: echo"
+  - "file_write: /data/files/mcp/*"
+`,
   "manifests/writer.yaml": `name: writer
 model: ${MODEL}
 system_prompt: "You write files for the operator."
@@ -107,6 +132,34 @@ afterAll(async () => {
   cleanupDisks();
 });
 
+/** a v2 MCP client connected as "ide" over Streamable HTTP through the hostfwd, negotiating the protocol version */
+async function mcpConnect(url: URL): Promise<Client> {
+  const client = new Client({ name: "aaos-e2e", version: "1.0.0" }, { versionNegotiation: { mode: "auto" } });
+  const transport = new StreamableHTTPClientTransport(url, {
+    requestInit: { headers: { authorization: `Bearer ${MCP_TOKEN}` } },
+  });
+  await client.connect(transport, { timeout: 60_000 });
+  return client;
+}
+
+/** the text blocks of a CallToolResult, joined */
+function resultText(r: any): string {
+  return (r.content ?? [])
+    .filter((c: any) => c.type === "text")
+    .map((c: any) => c.text)
+    .join("\n");
+}
+
+/** one raw JSON-RPC POST to /mcp, to see the HTTP status the SDK client would hide */
+function mcpPost(url: URL, headers: Record<string, string>): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
+    signal: AbortSignal.timeout(30_000),
+  });
+}
+
 function writeStep(tag: string, path: string, content: string) {
   server.script([
     { match: { contains: tag }, content: [{ type: "tool_use", name: "file_write", input: { path, content } }] },
@@ -177,6 +230,75 @@ test("boot → agent from AAOS-CFG → approved file_write on /data → reboot �
   expect(overWs.ready?.boot_id).toBe(ready1.params.boot_id);
   expect(overWs.result.boot_id).toBe(ready1.params.boot_id);
 
+  // --- MCP: a client on the host calls the appliance's tools over Streamable HTTP, through the hostfwd
+  const mcpUrl = new URL(origin + "/mcp");
+  // no token, or a wrong one: 401 with a Bearer challenge; a foreign Origin (DNS rebinding): 403
+  const anonymous = await mcpPost(mcpUrl, {});
+  expect(anonymous.status).toBe(401);
+  expect(anonymous.headers.get("www-authenticate") ?? "").toStartWith("Bearer");
+  expect((await mcpPost(mcpUrl, { authorization: "Bearer not-the-token" })).status).toBe(401);
+  expect(
+    (await mcpPost(mcpUrl, { authorization: `Bearer ${MCP_TOKEN}`, origin: "http://rebind.example" })).status,
+  ).toBe(403);
+  const { clients } = await vm.call("mcp.clients");
+  expect(clients.map((c: any) => [c.name, c.manifest, c.http])).toEqual([["ide", "ide", true]]);
+  const principal: string = clients[0].agent_id;
+  expect(principal).toBeString();
+
+  const mcp = await mcpConnect(mcpUrl);
+  expect(mcp.getProtocolEra()).toBe("modern");
+  expect(mcp.getNegotiatedProtocolVersion()).toBe("2026-07-28");
+  // exactly the manifest's tools: echo, and the four that file_write implies; no file_read, no agent_run
+  const { tools } = await mcp.listTools();
+  expect(tools.map((t) => t.name).sort()).toEqual(["dir_create", "echo", "file_delete", "file_move", "file_write"]);
+  expect(tools.find((t) => t.name === "echo")?.annotations?.readOnlyHint).toBe(true);
+  expect(tools.find((t) => t.name === "file_write")?.inputSchema.properties).toHaveProperty("path");
+
+  const echoed = await mcp.callTool({ name: "echo", arguments: { message: "hello from the host" } });
+  expect(echoed.isError).toBeFalsy();
+  expect(resultText(echoed)).toContain("hello from the host");
+  const wrote = await mcp.callTool({
+    name: "file_write",
+    arguments: { path: "/data/files/mcp/from-host.txt", content: "written by an MCP client on the host\n" },
+  });
+  expect(wrote.isError).toBeFalsy();
+  // a tool it does not hold, and a path outside its grant: isError results naming what is missing
+  const noRead = await mcp.callTool({ name: "file_read", arguments: { path: "/data/files/mcp/from-host.txt" } });
+  expect(noRead.isError).toBe(true);
+  expect(resultText(noRead)).toContain("file_read");
+  const outside = await mcp.callTool({
+    name: "file_write",
+    arguments: { path: "/data/files/outside.txt", content: "must not land\n" },
+  });
+  expect(outside.isError).toBe(true);
+  expect(resultText(outside)).toContain("/data/files/outside.txt");
+  await mcp.close();
+
+  // over the serial line: the file is there, the denied write left nothing, and the audit log names the client
+  const landed = await vm.call("fs.read", { path: "/mcp/from-host.txt" });
+  expect(landed.text).toBe("written by an MCP client on the host\n");
+  expect((await vm.call("fs.list", { path: "/" })).entries.map((e: any) => e.name)).toEqual(["mcp"]);
+  const calls = (await vm.call("audit.query", { agent_id: principal, kind: "tool.call" })).events;
+  // the write outside the grant passed the tool check (file_write is held) and was refused at its path
+  expect(calls.map((e: any) => [e.tool, e.via, e.client, e.input.path])).toEqual([
+    ["echo", "mcp", "ide", undefined],
+    ["file_write", "mcp", "ide", "/data/files/mcp/from-host.txt"],
+    ["file_write", "mcp", "ide", "/data/files/outside.txt"],
+  ]);
+  const results = (await vm.call("audit.query", { agent_id: principal, kind: "tool.result" })).events;
+  expect(results.map((e: any) => [e.tool, e.ok])).toEqual([
+    ["echo", true],
+    ["file_write", true],
+    ["file_write", false],
+  ]);
+  const denials = (await vm.call("audit.query", { agent_id: principal, kind: "capability.denied" })).events;
+  expect(denials.map((e: any) => [e.tool, e.via, e.client])).toEqual([
+    ["file_read", "mcp", "ide"],
+    ["file_write", "mcp", "ide"],
+  ]);
+  expect(denials[0].capability).toBe("tool: file_read");
+  expect(denials[1].resource).toContain("/data/files/outside.txt");
+
   // --- first boot: spawn from the config partition, run, approve, verify
   const spawned = await vm.call("agent.spawn", { name: "writer" });
   expect(spawned.name).toBe("writer");
@@ -239,6 +361,7 @@ test("boot → agent from AAOS-CFG → approved file_write on /data → reboot �
   // the host reads the data partition: both files, the audit log, a clean file system
   expect(readDataFile(disk, "files/first.txt")).toBe("written before the reboot\n");
   expect(readDataFile(disk, "files/second.txt")).toBe("written after the reboot\n");
+  expect(readDataFile(disk, "files/mcp/from-host.txt")).toBe("written by an MCP client on the host\n");
   const fs = checkDataFs(disk);
   expect({ clean: fs.clean, needsRecovery: fs.needsRecovery, fsckOk: fs.fsckOk }).toEqual({
     clean: true,
