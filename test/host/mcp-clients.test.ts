@@ -11,6 +11,7 @@
 // audit.query, approval.list / approval.respond). One kernel for the file.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { connect as connectTcp } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client as ClientV2, StreamableHTTPClientTransport as HttpV2 } from "@modelcontextprotocol/client";
@@ -144,6 +145,22 @@ async function until<T>(what: string, f: () => Promise<T | null | undefined | fa
     if (v) return v as T;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await Bun.sleep(25);
+  }
+}
+
+/** the whole audit log, paged with since_seq */
+async function auditAll(params: Record<string, unknown> = {}): Promise<any[]> {
+  const out: any[] = [];
+  let since_seq: number | undefined;
+  for (;;) {
+    const r = await rpc<{ events: any[]; next_seq?: number }>("audit.query", {
+      ...params,
+      limit: 1000,
+      ...(since_seq !== undefined ? { since_seq } : {}),
+    });
+    out.push(...r.events);
+    if (r.events.length < 1000 || r.next_seq === undefined) return out;
+    since_seq = r.next_seq;
   }
 }
 
@@ -497,6 +514,63 @@ describe("/mcp over HTTP", () => {
       const r = await post({ authorization: `Bearer ${DESK_TOKEN}`, origin });
       await r.arrayBuffer();
       expect(r.status).toBe(403);
+    }
+  });
+
+  test("a Host header naming another server is 403 even with the right token (DNS rebinding)", async () => {
+    const { hostname, port } = new URL(mcpUrl);
+    // fetch sets Host itself: a raw request says what a rebound browser would send
+    const raw = (host: string) =>
+      new Promise<string>((resolve, reject) => {
+        const sock = connectTcp({ host: hostname, port: Number(port) }, () => {
+          sock.write(
+            `POST /mcp HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${DESK_TOKEN}\r\n` +
+              `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n` +
+              `Content-Length: ${Buffer.byteLength(initialize)}\r\nConnection: close\r\n\r\n${initialize}`,
+          );
+        });
+        let data = "";
+        sock.on("data", (d) => (data += d.toString()));
+        sock.on("end", () => resolve(data));
+        sock.on("error", reject);
+      });
+    expect(await raw(`evil.example:${port}`)).toStartWith("HTTP/1.1 403");
+    expect(await raw(`${hostname}:${port}`)).toStartWith("HTTP/1.1 200");
+  });
+
+  test("refusals are audited as mcp.refused, and no bearer token is written to the audit log", async () => {
+    // the refusal's record is written beside the answer, not before it: wait for it
+    const refused = await until("the mcp.refused records", async () => {
+      const r = await auditAll({ kind: "mcp.refused" });
+      return r.filter((e) => e.status === 401).length >= 4 && r.filter((e) => e.status === 403).length >= 4 && r;
+    });
+    expect(refused.every((e) => e.agent_id === null && e.client_address === "127.0.0.1")).toBe(true);
+    expect(refused.find((e) => e.status === 401 && /wrong bearer token/.test(e.reason))).toBeTruthy();
+    expect(refused.find((e) => e.status === 403 && /Origin/.test(e.reason))).toBeTruthy();
+    expect(refused.find((e) => e.status === 403 && /Host/.test(e.reason))).toBeTruthy();
+    const all = JSON.stringify(await auditAll());
+    expect(all).not.toContain(DESK_TOKEN);
+    expect(all).not.toContain(NARROW_TOKEN);
+  });
+});
+
+describe("a stopped principal", () => {
+  test("is spawned again at the client's next request, with its manifest's capabilities", async () => {
+    const before = principal.narrow;
+    await rpc("agent.stop", { agent_id: before });
+    expect((await rpc("agent.status", { agent_id: before })).state).toBe("stopped");
+    const narrow = await connect("v1", "http", "narrow");
+    try {
+      const r = await narrow.call("echo", { message: "back again" });
+      expect(r.isError).toBeFalsy();
+      expect(textOf(r)).toContain("back again");
+      const after = (await rpc<{ clients: any[] }>("mcp.clients")).clients.find((c) => c.name === "narrow");
+      expect(after.agent_id).toMatch(/^ag-/);
+      expect(after.agent_id).not.toBe(before);
+      expect((await rpc("agent.status", { agent_id: after.agent_id })).capabilities).toEqual(["tool: echo"]);
+      expect((await narrow.listTools()).map((t) => t.name)).toEqual(["echo"]);
+    } finally {
+      await narrow.close();
     }
   });
 });
