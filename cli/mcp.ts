@@ -9,8 +9,9 @@
 // checked against its manifest and audited there (docs/mcp.md).
 //
 // stdout carries MCP and nothing else; every word for a person goes to stderr.
+import { ProtocolError } from "@modelcontextprotocol/server";
 import { serveStdio, StdioServerTransport } from "@modelcontextprotocol/server/stdio";
-import { buildMcpServer, protocolError, type Surface } from "../kernel/mcp/surface.ts";
+import { buildMcpServer, TaskStore, type Surface } from "../kernel/mcp/surface.ts";
 import { ConnectionLost, RpcError, type RpcClient } from "./client.ts";
 import { CliError, ExitCode, unreachable, usageError } from "./exit.ts";
 import { cliVersion } from "./help.ts";
@@ -29,6 +30,11 @@ export interface McpClientInfo {
 
 const METHOD_NOT_FOUND = -32601;
 
+/** the kernel's error as the SDK's, so the MCP client sees the kernel's code, message and data */
+function protocolError(e: RpcError): ProtocolError {
+  return new ProtocolError(e.code, e.message, e.data);
+}
+
 /** what mcp.surface answers: the lists, and which optional features the principal's server declares */
 interface SurfaceReply {
   tools?: any[];
@@ -41,8 +47,9 @@ interface SurfaceReply {
 
 /**
  * The principal NAME's MCP surface, each method one RPC call to the kernel.
- * mcp.progress notifications (an approval being waited for) go to the
- * onProgress of the calls in flight of that principal and tool. features:
+ * mcp.progress notifications go to the calls in flight of that principal and
+ * tool: a message to onProgress, an approval_id (the call now waits for a
+ * person) to onApprovalPending, which may make the call a task. features:
  * from the first mcp.surface (prompts and completions: an upstream gateway).
  */
 export function rpcSurface(
@@ -50,11 +57,16 @@ export function rpcSurface(
   as: string,
   features: { prompts: boolean; completions: boolean },
 ): Surface {
-  const waiting = new Set<{ name: string; onProgress: (message: string) => void }>();
+  type Waiting = { name: string; onProgress?: (message: string) => void; onApprovalPending?: (id: string) => void };
+  const waiting = new Set<Waiting>();
   client.onNotification((n) => {
     const p = n.params;
-    if (n.method !== "mcp.progress" || p?.as !== as || typeof p?.message !== "string") return;
-    for (const w of waiting) if (p.name === undefined || p.name === w.name) w.onProgress(p.message);
+    if (n.method !== "mcp.progress" || p?.as !== as) return;
+    for (const w of waiting) {
+      if (p.name !== undefined && p.name !== w.name) continue;
+      if (typeof p.message === "string") w.onProgress?.(p.message);
+      if (typeof p.approval_id === "string") w.onApprovalPending?.(p.approval_id);
+    }
   });
   const rpc = async <T>(method: string, params: Record<string, unknown>): Promise<T> => {
     try {
@@ -77,8 +89,8 @@ export function rpcSurface(
       };
     },
     async call(name, args, opts) {
-      const w = opts.onProgress ? { name, onProgress: opts.onProgress } : null;
-      if (w) waiting.add(w);
+      const w: Waiting = { name, onProgress: opts.onProgress, onApprovalPending: opts.onApprovalPending };
+      waiting.add(w);
       try {
         return await client.call("mcp.call", { as, name, arguments: args }, { signal: opts.signal });
       } catch (e) {
@@ -89,7 +101,7 @@ export function rpcSurface(
           return { content: [{ type: "text", text: `[${e.code}] ${e.message}` }], isError: true };
         throw e;
       } finally {
-        if (w) waiting.delete(w);
+        waiting.delete(w);
       }
     },
     read: (uri) => rpc("mcp.read", { uri }),
@@ -144,8 +156,10 @@ export async function runMcp(ctx: Ctx, as: string): Promise<number> {
   const upstream = Boolean(me.upstream);
   const surface = rpcSurface(client, as, first.features ?? { prompts: upstream, completions: upstream });
 
+  // a task (a call waiting for an approval, 2026-07-28) outlives the request that started it: this process keeps them
+  const tasks = new TaskStore();
   const wire = new BridgeTransport();
-  const handle = serveStdio(() => buildMcpServer(surface, { name: "aaos", version }), {
+  const handle = serveStdio(({ era }) => buildMcpServer(surface, { name: "aaos", version }, tasks, era), {
     transport: wire,
     onerror: (e) => log(e.message),
   });

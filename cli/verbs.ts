@@ -1500,8 +1500,7 @@ export const VERBS: Record<string, Verb> = {
   },
 
   mcp: {
-    summary:
-      "serve MCP on stdin/stdout as the client NAME of kernel.yaml mcp.clients (for Claude Desktop and the like)",
+    summary: "serve MCP on stdin/stdout as an MCP client of kernel.yaml (a desktop client launches it)",
     help:
       "The stdio bridge a desktop MCP client launches: MCP (2026-07-28, or 2025-11-25 for a client that opens with " +
       "initialize) on stdin and stdout, and behind it the kernel's surface for the principal NAME " +
