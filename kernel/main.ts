@@ -294,11 +294,11 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
           log,
           maxMessageBytes: config.rpc.max_line_bytes,
           mcp: (req, client) =>
-            mcp.fetch(req, client, (e) => {
-              void kernel
+            mcp.fetch(req, client, (e) =>
+              kernel
                 .audit({ kind: "mcp.refused", agent_id: null, ...e })
-                .catch((err) => log.error({ err }, "mcp.refused was not recorded"));
-            }),
+                .catch((err) => log.error({ err }, "mcp.refused was not recorded")),
+            ),
         });
         webUrls.push(web.url);
         listeners.push(web);

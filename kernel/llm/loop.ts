@@ -8,6 +8,7 @@
 // honoured, bounded in count and time) re-admitted through the scheduler.
 import type { Logger } from "pino";
 import { cut } from "../cut.ts";
+import { modelTools } from "./toolnames.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
 import { SchedCancelled, type Grant, type Scheduler, type Usage } from "../sched/index.ts";
 import type {
@@ -310,7 +311,7 @@ export async function runLoop(
     };
     const mem = run.memory;
     const agentTools: ToolDescription[] = services.listTools(agent.id);
-    const tools: ToolDescription[] = reply
+    const all: ToolDescription[] = reply
       ? [
           ...agentTools,
           {
@@ -321,6 +322,9 @@ export async function runLoop(
           },
         ]
       : agentTools;
+    // the model sees names its API accepts (mcp.S.T is mcp__S__T); a tool_use is mapped back before anything else
+    const named = modelTools(all);
+    const tools = named.tools;
     let last: Usage | null = null;
     let added: ConversationMessage[] = [...messages];
 
@@ -339,7 +343,8 @@ export async function runLoop(
         };
         return block;
       };
-      for (const u of uses) {
+      for (const use of uses) {
+        const u = { ...use, name: named.kernelName(use.name) };
         if (signal.aborted) break;
         if (reply && u.name === REPLY_TOOL) {
           if (replied) {

@@ -18,7 +18,7 @@ import type { McpConfig } from "../config.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
 import type { AgentServices, ToolDescription } from "../services.ts";
 import type { McpServers } from "./client.ts";
-import { buildMcpServer, type Surface } from "./surface.ts";
+import { buildMcpServer, TaskStore, type Surface } from "./surface.ts";
 
 export interface McpServiceOptions {
   services: AgentServices;
@@ -41,6 +41,8 @@ export interface McpClientInfo {
   upstream: string | null;
   error?: string;
 }
+
+type CallOpts = Parameters<Surface["call"]>[2];
 
 const SELF_STATUS = "aaos://self/status";
 const SELF_AUDIT = "aaos://self/audit";
@@ -96,6 +98,15 @@ export class McpService {
         ),
       ),
     );
+  }
+
+  private readonly taskStores = new Map<string, TaskStore>();
+
+  /** a principal's tasks (an approval-waiting call answered as a task), kept across HTTP requests */
+  tasksOf(name: string): TaskStore {
+    let t = this.taskStores.get(name);
+    if (!t) this.taskStores.set(name, (t = new TaskStore()));
+    return t;
   }
 
   /** the external servers (kernel.yaml mcp.servers) and their state */
@@ -236,26 +247,19 @@ export class McpService {
       return { tools, resources, resourceTemplates, prompts, upstream: upstream !== null };
     }
 
-    async function invoke(
-      id: string,
-      tool: string,
-      args: Record<string, unknown>,
-      opts: { signal?: AbortSignal; onProgress?: (m: string) => void },
-    ) {
+    async function invoke(id: string, tool: string, args: Record<string, unknown>, opts: CallOpts) {
       return s.invokeTool(id, tool, args, {
         via: "mcp",
         client: name,
         ...(opts.signal ? { signal: opts.signal } : {}),
-        onApprovalPending: (approvalId) =>
-          opts.onProgress?.(`waiting for approval ${approvalId}: the operator decides with approval.respond`),
+        onApprovalPending: (approvalId) => {
+          opts.onProgress?.(`waiting for approval ${approvalId}: the operator decides with approval.respond`);
+          opts.onApprovalPending?.(approvalId);
+        },
       });
     }
 
-    async function call(
-      tool: string,
-      args: Record<string, unknown>,
-      opts: { signal?: AbortSignal; onProgress?: (m: string) => void },
-    ): Promise<any> {
+    async function call(tool: string, args: Record<string, unknown>, opts: CallOpts): Promise<any> {
       const id = await self.principal(name);
       try {
         if (upstream && servers.wireTools(upstream).some((t) => t.name === tool)) {
@@ -292,11 +296,7 @@ export class McpService {
       }
     }
 
-    async function agentRun(
-      id: string,
-      args: Record<string, unknown>,
-      opts: { signal?: AbortSignal; onProgress?: (m: string) => void },
-    ) {
+    async function agentRun(id: string, args: Record<string, unknown>, opts: CallOpts) {
       const agent = args.agent;
       const message = args.message;
       if (typeof agent !== "string" || typeof message !== "string" || message.length === 0)
@@ -308,8 +308,9 @@ export class McpService {
         opts.onProgress?.(`agent ${child.agent_id} (${agent}) is running`);
         const r = await s.run(child.agent_id, message, {
           onOutput: (ev) => {
-            if (ev.type === "approval_pending")
-              opts.onProgress?.(`waiting for approval ${ev.approval_id} (${ev.tool}): the operator decides`);
+            if (ev.type !== "approval_pending") return;
+            opts.onProgress?.(`waiting for approval ${ev.approval_id} (${ev.tool}): the operator decides`);
+            opts.onApprovalPending?.(ev.approval_id);
           },
         });
         return {
@@ -399,9 +400,14 @@ export class McpService {
    * name (403, DNS rebinding), an Origin other than the Host's own (403), no
    * or a wrong bearer token (401).
    */
-  async fetch(req: Request, clientAddress: string, audit: (e: Record<string, unknown>) => void): Promise<Response> {
-    const refuse = (status: number, message: string, headers: Record<string, string> = {}) => {
-      audit({ status, reason: message, client_address: clientAddress });
+  async fetch(
+    req: Request,
+    clientAddress: string,
+    audit: (e: Record<string, unknown>) => Promise<unknown>,
+  ): Promise<Response> {
+    // a refusal is recorded before it is answered (a failed record is logged by the caller)
+    const refuse = async (status: number, message: string, headers: Record<string, string> = {}) => {
+      await audit({ status, reason: message, client_address: clientAddress }).catch(() => {});
       return new Response(JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32600, message } }), {
         status,
         headers: { "content-type": "application/json", ...headers },
@@ -440,7 +446,12 @@ export class McpService {
     this.handler ??= createMcpHandler((ctx) => {
       const who = ctx.authInfo?.clientId;
       if (!who) throw new Error("no principal");
-      return buildMcpServer(this.surface(who), { name: "aaos", version: this.opts.version });
+      return buildMcpServer(
+        this.surface(who),
+        { name: "aaos", version: this.opts.version },
+        this.tasksOf(who),
+        ctx.era,
+      );
     });
     return this.handler.fetch(req, { authInfo: { token, clientId: client, scopes: [] } });
   }

@@ -336,6 +336,10 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
             onProgress: (message) => {
               if (!ctx.conn.closed) ctx.conn.notify("mcp.progress", { as: p.as, name: p.name, message });
             },
+            // the bridge answers its client with a task from here on (kernel/mcp/surface.ts)
+            onApprovalPending: (id) => {
+              if (!ctx.conn.closed) ctx.conn.notify("mcp.progress", { as: p.as, name: p.name, approval_id: id });
+            },
           }),
     ),
     "mcp.read": method(z.strictObject({ as: McpClientName, uri: z.string().min(1).max(4096) }), (p) =>
