@@ -19,6 +19,13 @@
 // fetch, undici's request, node:http's request); nothing else about its
 // requests changes, and the kernel checks the token for real.
 //
+// The tasks scenarios need tools the kernel answers as tasks. The kernel makes
+// a task of a call that waits for a human's approval, so the test principal's
+// manifest puts the scenarios' "task-supporting" tools (slow_compute,
+// failing_job, ...) under approval_required, and while the suite runs the test
+// acts as the operator, approving each one over the RPC line (approval.list /
+// approval.respond) as it appears.
+//
 // Every scenario's result is recorded in test/host/mcp-conformance.expected.json
 // (docs/mcp.md carries the same table), both for the fixture on its own
 // (proving it offers what the scenarios need, so a kernel failure is the
@@ -66,12 +73,26 @@ const kernelYaml = (url: string) => `mcp:
       token_file: secrets/conformance.token
       upstream: conformance
 `;
-/** the principal the suite speaks as: every tool of the fixture, nothing else (it never runs a model) */
+/**
+ * the principal the suite speaks as: every tool of the fixture, nothing else (it
+ * never runs a model). The tasks scenarios' "task-supporting" tools need an
+ * approval: a call waiting for one is how the kernel makes a task.
+ */
+const TASK_TOOLS = [
+  "slow_compute",
+  "failing_job",
+  "protocol_error_job",
+  "confirm_delete",
+  "multi_input",
+  "test_tool_with_task",
+];
 const PRINCIPAL = `name: conformance
 model: ${MODEL}
 system_prompt: "The MCP conformance suite's principal."
 capabilities:
   - "tool: mcp.conformance.*"
+approval_required:
+${TASK_TOOLS.map((t) => `  - mcp.conformance.${t}`).join("\n")}
 `;
 
 let work: string;
@@ -215,6 +236,35 @@ function account(run: SuiteRun): string {
   return `${run.scenarios.size} scenarios in ${run.ms} ms\n${lines.join("\n")}\n--- suite output (tail)\n${run.output.slice(-3000)}`;
 }
 
+/**
+ * the operator, over the RPC line: approves each approval the kernel asks for
+ * while the suite runs (only the task tools above need one); `approved` names
+ * the tools approved
+ */
+function operatorApproving(): { approved: string[]; stop: () => Promise<void> } {
+  const approved: string[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const { approvals } = await k.client.call<{ approvals: { id: string; tool: string }[] }>("approval.list", {});
+      for (const a of approvals) {
+        await k.client.call("approval.respond", { id: a.id, decision: "approve" }).then(
+          () => approved.push(a.tool),
+          () => {}, // decided already (cancelled, or timed out)
+        );
+      }
+      await Bun.sleep(25);
+    }
+  })();
+  return {
+    approved,
+    stop: async () => {
+      running = false;
+      await loop;
+    },
+  };
+}
+
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "aaos-conformance-"));
   fixture = Bun.spawn([process.execPath, FIXTURE, "--port", "0"], { stdout: "pipe", stderr: "pipe" });
@@ -274,7 +324,11 @@ describe("the kernel's /mcp, as the gateway principal `conformance`", () => {
   });
 
   test(`the conformance suite (${REVISION}): the record holds`, async () => {
-    const run = await runSuite(mcpUrl, join(KEEP ?? work, "kernel"), TOKEN);
+    const approvals = operatorApproving();
+    const run = await runSuite(mcpUrl, join(KEEP ?? work, "kernel"), TOKEN).finally(approvals.stop);
+    // the tasks scenarios' calls waited for the operator (and were answered as tasks)
+    expect(approvals.approved.length, account(run)).toBeGreaterThan(0);
+    expect(new Set(approvals.approved).size).toBeLessThanOrEqual(TASK_TOOLS.length);
     expect(run.scenarios.size, account(run)).toBeGreaterThan(30);
     expect(compare(run, record.kernel), account(run)).toEqual([]);
     // the suite's calls went through the kernel's capability check and audit
