@@ -9,6 +9,7 @@
 // checked against its manifest and audited there (docs/mcp.md).
 //
 // stdout carries MCP and nothing else; every word for a person goes to stderr.
+import { randomUUID } from "node:crypto";
 import { ProtocolError } from "@modelcontextprotocol/server";
 import { serveStdio, StdioServerTransport } from "@modelcontextprotocol/server/stdio";
 import { buildMcpServer, TaskStore, type Surface } from "../kernel/mcp/surface.ts";
@@ -57,13 +58,18 @@ export function rpcSurface(
   as: string,
   features: { prompts: boolean; completions: boolean },
 ): Surface {
-  type Waiting = { name: string; onProgress?: (message: string) => void; onApprovalPending?: (id: string) => void };
+  type Waiting = {
+    id: string;
+    name: string;
+    onProgress?: (message: string) => void;
+    onApprovalPending?: (id: string) => void;
+  };
   const waiting = new Set<Waiting>();
   client.onNotification((n) => {
     const p = n.params;
     if (n.method !== "mcp.progress" || p?.as !== as) return;
     for (const w of waiting) {
-      if (p.name !== undefined && p.name !== w.name) continue;
+      if (p.call_id !== undefined ? p.call_id !== w.id : p.name !== w.name) continue;
       if (typeof p.message === "string") w.onProgress?.(p.message);
       if (typeof p.approval_id === "string") w.onApprovalPending?.(p.approval_id);
     }
@@ -89,10 +95,18 @@ export function rpcSurface(
       };
     },
     async call(name, args, opts) {
-      const w: Waiting = { name, onProgress: opts.onProgress, onApprovalPending: opts.onApprovalPending };
+      const w: Waiting = {
+        id: randomUUID(),
+        name,
+        onProgress: opts.onProgress,
+        onApprovalPending: opts.onApprovalPending,
+      };
       waiting.add(w);
+      // the MCP client gave up (notifications/cancelled, tasks/cancel): so does the kernel's call
+      const cancel = () => void client.call("mcp.cancel", { call_id: w.id }).catch(() => {});
+      opts.signal?.addEventListener("abort", cancel, { once: true });
       try {
-        return await client.call("mcp.call", { as, name, arguments: args }, { signal: opts.signal });
+        return await client.call("mcp.call", { as, name, arguments: args, call_id: w.id }, { signal: opts.signal });
       } catch (e) {
         // the line is gone: no answer is true; the bridge is about to exit
         if (e instanceof ConnectionLost) throw e;
@@ -101,6 +115,7 @@ export function rpcSurface(
           return { content: [{ type: "text", text: `[${e.code}] ${e.message}` }], isError: true };
         throw e;
       } finally {
+        opts.signal?.removeEventListener("abort", cancel);
         waiting.delete(w);
       }
     },

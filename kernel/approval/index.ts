@@ -189,7 +189,9 @@ export class ApprovalQueue {
           entry.settle?.({ decision: "deny", reason: "the kernel is shutting down", by: "stop" });
           return;
         }
-        void this.conclude(id, { decision: "deny", reason: "the agent was stopped", by: "stop" });
+        // a caller that gave up says why (an MCP client's cancel); otherwise the agent stopped
+        const why = signal?.reason instanceof KernelError ? signal.reason.message : "the agent was stopped";
+        void this.conclude(id, { decision: "deny", reason: why, by: "stop" });
       };
       entry.settle = (o) => {
         signal?.removeEventListener("abort", onAbort);

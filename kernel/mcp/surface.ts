@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { ProtocolError, Server } from "@modelcontextprotocol/server";
+import { ErrorCode, KernelError } from "../errors.ts";
 
 /** one principal's MCP surface, in MCP wire shapes (tools/list entries, CallToolResult, …) */
 export interface Surface {
@@ -102,7 +103,7 @@ export class TaskStore {
     if (t.status === "working") {
       Object.assign(t, { status: "cancelled", lastUpdatedAt: new Date().toISOString() });
       delete t.statusMessage;
-      t.controller.abort();
+      t.controller.abort(new KernelError(ErrorCode.AgentNotRunnable, "the MCP client cancelled the task"));
     }
     return t;
   }
@@ -207,7 +208,8 @@ export function buildMcpServer(
       // the call's own signal: a task outlives the request that started it
       const controller = new AbortController();
       const onAbort = () => {
-        if (!detached) controller.abort();
+        if (!detached)
+          controller.abort(new KernelError(ErrorCode.AgentNotRunnable, "the MCP client cancelled the call"));
       };
       ctx.mcpReq.signal.addEventListener("abort", onAbort, { once: true });
       let approval: (id: string) => void = () => {};

@@ -14,7 +14,7 @@ import { READ_ONLY_METHODS, type MethodName } from "./names.ts";
 import type { SystemStats } from "../sys/stats.ts";
 import type { McpService } from "../mcp/server.ts";
 import { LOG_TAIL_MAX, type LogReader } from "../sys/logs.ts";
-import { capabilityDenied, KernelError, ErrorCode } from "../errors.ts";
+import { capabilityDenied, invalidParams, KernelError, ErrorCode } from "../errors.ts";
 
 export { METHOD_NAMES, READ_ONLY_METHODS, type MethodName } from "./names.ts";
 
@@ -65,6 +65,13 @@ function method<S extends z.ZodType>(params: S, handler: (p: z.output<S>, ctx: M
 const McpClientName = z.string().min(1).max(63);
 
 export function methodTable(services: AgentServices, sys: SystemFacts): MethodTable {
+  /** each connection's mcp.call calls in flight, by call_id */
+  const mcpCallsOf = new WeakMap<object, Map<string, AbortController>>();
+  const mcpCalls = (conn: object) => {
+    let m = mcpCallsOf.get(conn);
+    if (!m) mcpCallsOf.set(conn, (m = new Map()));
+    return m;
+  };
   const mcpOf = (): McpService => {
     if (!sys.mcp) throw new KernelError(ErrorCode.MethodNotFound, "this kernel serves no MCP (kernel.yaml mcp:)");
     return sys.mcp;
@@ -327,21 +334,40 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
         as: McpClientName,
         name: z.string().min(1).max(200),
         arguments: z.record(z.string(), z.unknown()).default({}),
+        /** the caller's id for this call: its mcp.progress notifications carry it, mcp.cancel names it */
+        call_id: z.string().min(1).max(100).optional(),
       }),
-      (p, ctx) =>
-        mcpOf()
-          .surface(p.as)
-          .call(p.name, p.arguments, {
-            signal: ctx.conn.signal,
-            onProgress: (message) => {
-              if (!ctx.conn.closed) ctx.conn.notify("mcp.progress", { as: p.as, name: p.name, message });
-            },
-            // the bridge answers its client with a task from here on (kernel/mcp/surface.ts)
-            onApprovalPending: (id) => {
-              if (!ctx.conn.closed) ctx.conn.notify("mcp.progress", { as: p.as, name: p.name, approval_id: id });
-            },
-          }),
+      async (p, ctx) => {
+        const calls = mcpCalls(ctx.conn);
+        if (p.call_id !== undefined && calls.has(p.call_id))
+          throw invalidParams(`call_id "${p.call_id}" is already in flight on this connection`);
+        const stop = new AbortController();
+        if (p.call_id !== undefined) calls.set(p.call_id, stop);
+        const tag = { as: p.as, name: p.name, ...(p.call_id === undefined ? {} : { call_id: p.call_id }) };
+        try {
+          return await mcpOf()
+            .surface(p.as)
+            .call(p.name, p.arguments, {
+              signal: AbortSignal.any([ctx.conn.signal, stop.signal]),
+              onProgress: (message) => {
+                if (!ctx.conn.closed) ctx.conn.notify("mcp.progress", { ...tag, message });
+              },
+              // the bridge answers its client with a task from here on (kernel/mcp/surface.ts)
+              onApprovalPending: (id) => {
+                if (!ctx.conn.closed) ctx.conn.notify("mcp.progress", { ...tag, approval_id: id });
+              },
+            });
+        } finally {
+          if (p.call_id !== undefined) calls.delete(p.call_id);
+        }
+      },
     ),
+    "mcp.cancel": method(z.strictObject({ call_id: z.string().min(1).max(100) }), (p, ctx) => {
+      // the client gave up (notifications/cancelled, tasks/cancel): the call stops, its approval is withdrawn
+      const c = mcpCalls(ctx.conn).get(p.call_id);
+      c?.abort(new KernelError(ErrorCode.AgentNotRunnable, "the MCP client cancelled the call"));
+      return { call_id: p.call_id, cancelled: c !== undefined };
+    }),
     "mcp.read": method(z.strictObject({ as: McpClientName, uri: z.string().min(1).max(4096) }), (p) =>
       mcpOf()
         .surface(p.as)

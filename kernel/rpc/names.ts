@@ -50,6 +50,7 @@ export const METHOD_NAMES = [
   "mcp.servers",
   "mcp.surface",
   "mcp.call",
+  "mcp.cancel",
   "mcp.read",
   "mcp.prompt",
   "mcp.complete",

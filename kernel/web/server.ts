@@ -115,7 +115,11 @@ export function startWeb(opts: WebOptions): WebListener {
       const url = new URL(req.url);
       const client = srv.requestIP(req)?.address ?? "unknown";
       try {
-        if (url.pathname === "/mcp" && opts.mcp) return await opts.mcp(req, client);
+        if (url.pathname === "/mcp" && opts.mcp) {
+          // a call may wait for a human's approval, or an agent's run: no idle cut (Bun's default is 10 s)
+          srv.timeout(req, 0);
+          return await opts.mcp(req, client);
+        }
         if (req.method === "GET" && ASSETS[url.pathname]) {
           const a = ASSETS[url.pathname]!;
           return new Response(a.body, { headers: { "content-type": a.type, ...SECURITY_HEADERS } });
