@@ -13,6 +13,7 @@ import { randomUUID } from "node:crypto";
 import { ProtocolError } from "@modelcontextprotocol/server";
 import { serveStdio, StdioServerTransport } from "@modelcontextprotocol/server/stdio";
 import { buildMcpServer, TaskStore, type Surface } from "../kernel/mcp/surface.ts";
+import type { McpForward } from "../kernel/services.ts";
 import { ConnectionLost, RpcError, type RpcClient } from "./client.ts";
 import { CliError, ExitCode, unreachable, usageError } from "./exit.ts";
 import { cliVersion } from "./help.ts";
@@ -46,6 +47,15 @@ interface SurfaceReply {
   features?: { prompts: boolean; completions: boolean };
 }
 
+/** what the client's request carries on to an upstream server, as the mcp.* methods take it */
+function forwardParams(f: McpForward): Record<string, unknown> {
+  return {
+    ...(f.clientCapabilities ? { client_capabilities: f.clientCapabilities } : {}),
+    ...(f.inputResponses ? { input_responses: f.inputResponses } : {}),
+    ...(f.requestState !== undefined ? { request_state: f.requestState } : {}),
+  };
+}
+
 /**
  * The principal NAME's MCP surface, each method one RPC call to the kernel.
  * mcp.progress notifications go to the calls in flight of that principal and
@@ -63,6 +73,7 @@ export function rpcSurface(
     name: string;
     onProgress?: (message: string) => void;
     onApprovalPending?: (id: string) => void;
+    forward?: McpForward;
   };
   const waiting = new Set<Waiting>();
   client.onNotification((n) => {
@@ -70,6 +81,15 @@ export function rpcSurface(
     if (n.method !== "mcp.progress" || p?.as !== as) return;
     for (const w of waiting) {
       if (p.call_id !== undefined ? p.call_id !== w.id : p.name !== w.name) continue;
+      if (typeof p.progress === "number") {
+        // an external server's progress, its numbers kept
+        w.forward?.onProgress?.({
+          progress: p.progress,
+          ...(typeof p.total === "number" ? { total: p.total } : {}),
+          ...(typeof p.message === "string" ? { message: p.message } : {}),
+        });
+        continue;
+      }
       if (typeof p.message === "string") w.onProgress?.(p.message);
       if (typeof p.approval_id === "string") w.onApprovalPending?.(p.approval_id);
     }
@@ -100,13 +120,19 @@ export function rpcSurface(
         name,
         onProgress: opts.onProgress,
         onApprovalPending: opts.onApprovalPending,
+        forward: opts.forward,
       };
+      const forward = opts.forward && forwardParams(opts.forward);
       waiting.add(w);
       // the MCP client gave up (notifications/cancelled, tasks/cancel): so does the kernel's call
       const cancel = () => void client.call("mcp.cancel", { call_id: w.id }).catch(() => {});
       opts.signal?.addEventListener("abort", cancel, { once: true });
       try {
-        return await client.call("mcp.call", { as, name, arguments: args, call_id: w.id }, { signal: opts.signal });
+        return await client.call(
+          "mcp.call",
+          { as, name, arguments: args, call_id: w.id, ...(forward ? { forward } : {}) },
+          { signal: opts.signal },
+        );
       } catch (e) {
         // the line is gone: no answer is true; the bridge is about to exit
         if (e instanceof ConnectionLost) throw e;
@@ -119,8 +145,9 @@ export function rpcSurface(
         waiting.delete(w);
       }
     },
-    read: (uri) => rpc("mcp.read", { uri }),
-    prompt: (name, args) => rpc("mcp.prompt", { name, arguments: args }),
+    read: (uri, f) => rpc("mcp.read", { uri, ...(f ? { forward: forwardParams(f) } : {}) }),
+    prompt: (name, args, f) =>
+      rpc("mcp.prompt", { name, arguments: args, ...(f ? { forward: forwardParams(f) } : {}) }),
     complete: (params) => rpc("mcp.complete", { params: params ?? {} }),
   };
 }

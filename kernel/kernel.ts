@@ -1664,6 +1664,7 @@ export class Kernel implements AgentServices {
     const ctx = {
       agentId,
       record: (fields: Record<string, unknown>) => void Object.assign(extra, fields),
+      ...(opts.forward ? { forward: opts.forward } : {}),
       journal: {
         begin: (changes: PathChange[]) => {
           const seqs = this.journal.record({ agentId, lineage: this.lineage(agent), tool: toolName, callSeq }, changes);

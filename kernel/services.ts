@@ -143,6 +143,8 @@ export interface InvokeOptions {
   via: "rpc" | "model" | "mcp";
   /** an MCP client's name (kernel.yaml mcp.clients), in the call's audit records */
   client?: string;
+  /** an MCP client's call to an external server's tool: what it carries through to that server */
+  forward?: McpForward;
   /** aborted when the caller goes away; the agent's own stop aborts too */
   signal?: AbortSignal;
   /** told when the call starts waiting for a human */
@@ -153,6 +155,19 @@ export interface InvokeOptions {
   beforeRun?: () => void;
   /** the caller's key for this call, given to the tool (agent_call attaches to an earlier call with the same key) */
   callKey?: string;
+}
+
+/**
+ * What an MCP client's tools/call carries through the kernel to an external
+ * server's tool (an upstream gateway principal): its declared capabilities,
+ * a multi-round-trip retry's inputResponses and requestState (2026-07-28),
+ * and a way back for the server's progress notifications.
+ */
+export interface McpForward {
+  clientCapabilities?: unknown;
+  inputResponses?: unknown;
+  requestState?: string;
+  onProgress?: (p: { progress: number; total?: number; message?: string }) => void;
 }
 
 export interface ApprovalInfo {

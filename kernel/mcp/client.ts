@@ -13,14 +13,20 @@ import { readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import {
+  Client,
+  ProtocolError,
+  SdkError,
+  SdkErrorCode,
+  StreamableHTTPClientTransport,
+} from "@modelcontextprotocol/client";
 import { StdioClientTransport } from "@modelcontextprotocol/client/stdio";
 import type { McpConfig, McpServerConfig } from "../config.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
 import { parseDuration } from "../manifest/index.ts";
 import { MCP_TOOL_NAME } from "../caps/index.ts";
-import type { AuditEventInput } from "../services.ts";
-import type { Tool } from "../tools/index.ts";
+import type { AuditEventInput, McpForward } from "../services.ts";
+import type { Tool, ToolContext } from "../tools/index.ts";
 
 /** where the kernel's tools live: the registry adds and removes a server's tools */
 export interface ToolSink {
@@ -124,6 +130,23 @@ function isConnectionError(e: unknown): boolean {
     code === "ConnectionRefused" ||
     /connect|closed|refused|unable to|socket|fetch failed|network|econn/.test(m)
   );
+}
+
+/**
+ * What an MCP client's request carries on to an external server (2026-07-28
+ * only): its declared capabilities, and a multi-round-trip retry's
+ * inputResponses and requestState, so the server can ask that client for
+ * input (an input_required result goes back to it as it is).
+ */
+export function forwardedParams(forward: McpForward | undefined, modern: boolean): Record<string, unknown> {
+  if (!forward || !modern) return {};
+  return {
+    ...(forward.clientCapabilities !== undefined
+      ? { _meta: { "io.modelcontextprotocol/clientCapabilities": forward.clientCapabilities } }
+      : {}),
+    ...(forward.inputResponses !== undefined ? { inputResponses: forward.inputResponses } : {}),
+    ...(forward.requestState !== undefined ? { requestState: forward.requestState } : {}),
+  };
 }
 
 export class McpServers {
@@ -352,7 +375,7 @@ export class McpServers {
       ...(t.annotations ? { annotations: t.annotations } : {}),
       alwaysApprove: this.opts.config.approve_destructive && destructive,
       auditFields: { server: c.name, mcp_tool: t.name },
-      run: (ctx, input) => this.call(c, t.name, input as Record<string, unknown>, ctx.signal, ctx.record),
+      run: (ctx, input) => this.call(c, t.name, input as Record<string, unknown>, ctx),
     };
   }
 
@@ -360,9 +383,9 @@ export class McpServers {
     c: ServerConn,
     tool: string,
     args: Record<string, unknown>,
-    signal: AbortSignal,
-    record: (f: Record<string, unknown>) => void,
+    ctx: Pick<ToolContext, "signal" | "record" | "forward">,
   ): Promise<unknown> {
+    const { signal, record, forward } = ctx;
     if (c.state !== "connected" || !c.client) {
       if (c.state === "down" && c.retryAt === null && c.transport === "http") void this.connect(c);
       throw this.unreachable(c);
@@ -370,17 +393,28 @@ export class McpServers {
     const client = c.client;
     const generation = c.generation;
     let result: Record<string, unknown>;
+    // an MCP client's call through an upstream gateway: its capabilities and a retry's answers go on to the server
+    const modern = c.protocol === "2026-07-28";
+    const params = { name: tool, arguments: args, ...forwardedParams(forward, modern) };
+    const onprogress = forward?.onProgress;
     try {
-      result = (await client.callTool({ name: tool, arguments: args }, {
-        timeout: c.timeoutMs,
-        signal,
-        resetTimeoutOnProgress: false,
-      } as never)) as Record<string, unknown>;
+      result = (await client.callTool(
+        params as never,
+        {
+          timeout: c.timeoutMs,
+          signal,
+          // an input_required result goes back to the MCP client that can answer it; an agent's call has none
+          allowInputRequired: forward !== undefined && modern,
+          ...(onprogress
+            ? { onprogress: (p: { progress: number; total?: number; message?: string }) => onprogress(p) }
+            : {}),
+        } as never,
+      )) as Record<string, unknown>;
     } catch (e) {
       if (signal.aborted)
         throw new KernelError(ErrorCode.AgentNotRunnable, `the call to mcp.${c.name}.${tool} was cancelled`);
       const m = messageOf(e);
-      if (/timed? ?out/i.test(m) || (e as { code?: unknown })?.code === -32001)
+      if (e instanceof SdkError ? e.code === SdkErrorCode.RequestTimeout : /timed? ?out/i.test(m))
         throw new KernelError(ErrorCode.TimedOut, `mcp.${c.name}.${tool} did not answer within ${c.cfg.timeout}`, {
           server: c.name,
         });
@@ -388,7 +422,14 @@ export class McpServers {
         if (c.generation === generation) this.markDown(c, m);
         throw this.unreachable(c);
       }
-      throw new KernelError(ErrorCode.InternalError, `mcp.${c.name}.${tool} failed: ${m}`, { server: c.name });
+      // the server's own JSON-RPC error, kept for an MCP client the kernel passes it on to
+      const code = (e as { code?: unknown })?.code;
+      throw new KernelError(ErrorCode.InternalError, `mcp.${c.name}.${tool} failed: ${m}`, {
+        server: c.name,
+        ...(e instanceof ProtocolError && typeof code === "number"
+          ? { mcp_error: { code, message: e.message, data: (e as { data?: unknown }).data ?? null } }
+          : {}),
+      });
     }
     const text = JSON.stringify(result);
     const bytes = Buffer.byteLength(text);
@@ -400,6 +441,7 @@ export class McpServers {
         { server: c.name, bytes },
       );
     const { _meta: _ignored, ...rest } = result;
+    if (rest.resultType === "input_required") return rest;
     if (rest.isError === true) {
       const said = Array.isArray(rest.content)
         ? (rest.content as { type?: string; text?: string }[])

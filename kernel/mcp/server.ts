@@ -16,8 +16,8 @@ import type { Logger } from "pino";
 import { createMcpHandler, ProtocolError, type McpHttpHandler } from "@modelcontextprotocol/server";
 import type { McpConfig } from "../config.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
-import type { AgentServices, ToolDescription } from "../services.ts";
-import type { McpServers } from "./client.ts";
+import type { AgentServices, McpForward, ToolDescription } from "../services.ts";
+import { forwardedParams, type McpServers } from "./client.ts";
 import { buildMcpServer, TaskStore, type Surface } from "./surface.ts";
 
 export interface McpServiceOptions {
@@ -43,6 +43,16 @@ export interface McpClientInfo {
 }
 
 type CallOpts = Parameters<Surface["call"]>[2];
+
+/** an upstream server's JSON-RPC error, passed on to the gateway's client as the same error */
+class UpstreamError extends Error {
+  readonly protocol: ProtocolError;
+  constructor(e: { code: number; message: string; data: unknown }) {
+    super(e.message);
+    // the SDK's message carries its own "MCP error CODE: " prefix
+    this.protocol = new ProtocolError(e.code, e.message.replace(/^MCP error -?\d+: /, ""), e.data ?? undefined);
+  }
+}
 
 const SELF_STATUS = "aaos://self/status";
 const SELF_AUDIT = "aaos://self/audit";
@@ -252,6 +262,8 @@ export class McpService {
         via: "mcp",
         client: name,
         ...(opts.signal ? { signal: opts.signal } : {}),
+        // an external server's tool gets what the client's call carries (its capabilities, a retry's answers)
+        ...(opts.forward && tool.startsWith("mcp.") ? { forward: opts.forward } : {}),
         onApprovalPending: (approvalId) => {
           opts.onProgress?.(`waiting for approval ${approvalId}: the operator decides with approval.respond`);
           opts.onApprovalPending?.(approvalId);
@@ -266,9 +278,11 @@ export class McpService {
           try {
             return await invoke(id, `mcp.${upstream}.${tool}`, args, opts);
           } catch (e) {
-            // the upstream's own error result, as it gave it
-            const result = (e as KernelError)?.data as { result?: unknown } | undefined;
-            if (result?.result) return result.result;
+            const data = (e as KernelError)?.data as
+              { result?: unknown; mcp_error?: { code: number; message: string; data: unknown } } | undefined;
+            // the upstream's own error result, as it gave it; its JSON-RPC error stays one
+            if (data?.result) return data.result;
+            if (data?.mcp_error) throw new UpstreamError(data.mcp_error);
             throw e;
           }
         }
@@ -292,6 +306,7 @@ export class McpService {
         if (tool.startsWith("mcp.") && output && typeof output === "object" && "content" in output) return output;
         return { content: [text(output)] };
       } catch (e) {
+        if (e instanceof UpstreamError) throw e.protocol;
         return toolError(e);
       }
     }
@@ -328,7 +343,7 @@ export class McpService {
       }
     }
 
-    async function read(uri: string): Promise<any> {
+    async function read(uri: string, forward?: McpForward): Promise<any> {
       const id = await self.principal(name);
       const json = (value: unknown) => ({
         contents: [{ uri, mimeType: "application/json", text: JSON.stringify(value, null, 2) }],
@@ -345,7 +360,16 @@ export class McpService {
         if (reach.methods.some((x) => x.agent_id === m[1]) || s.status(id).children.includes(m[1]!))
           return json(s.status(m[1]!));
       }
-      if (upstream && !uri.startsWith("aaos://")) return servers.clientOf(upstream).readResource({ uri });
+      if (upstream && !uri.startsWith("aaos://")) {
+        const c = servers.clientOf(upstream);
+        const modern = c.getNegotiatedProtocolVersion() === "2026-07-28";
+        return c.readResource(
+          { uri, ...forwardedParams(forward, modern) } as never,
+          {
+            allowInputRequired: forward !== undefined && modern,
+          } as never,
+        );
+      }
       throw new ProtocolError(-32602, `Resource not found: ${uri}`, { uri });
     }
 
@@ -354,9 +378,16 @@ export class McpService {
       list,
       call,
       read,
-      prompt: async (n, args) => {
+      prompt: async (n, args, forward) => {
         if (!upstream) throw new ProtocolError(-32602, `no prompt named "${n}"`);
-        return servers.clientOf(upstream).getPrompt({ name: n, arguments: args });
+        const c = servers.clientOf(upstream);
+        const modern = c.getNegotiatedProtocolVersion() === "2026-07-28";
+        return c.getPrompt(
+          { name: n, arguments: args, ...forwardedParams(forward, modern) } as never,
+          {
+            allowInputRequired: forward !== undefined && modern,
+          } as never,
+        );
       },
       complete: async (params) => {
         if (!upstream) throw new ProtocolError(-32601, "completion/complete needs an upstream server");

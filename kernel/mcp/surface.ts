@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { ProtocolError, Server } from "@modelcontextprotocol/server";
 import { ErrorCode, KernelError } from "../errors.ts";
+import type { McpForward } from "../services.ts";
 
 /** one principal's MCP surface, in MCP wire shapes (tools/list entries, CallToolResult, …) */
 export interface Surface {
@@ -22,10 +23,13 @@ export interface Surface {
       onProgress?: (message: string) => void;
       /** the call now waits for a human: it may become a task */
       onApprovalPending?: (approvalId: string) => void;
+      /** what the client's call carries on to an external server's tool (capabilities, a retry's answers, progress) */
+      forward?: McpForward;
     },
   ): Promise<any>;
-  read(uri: string): Promise<any>;
-  prompt(name: string, args: Record<string, string>): Promise<any>;
+  /** forward: what the client's request carries on to an upstream server (capabilities, a retry's answers) */
+  read(uri: string, forward?: McpForward): Promise<any>;
+  prompt(name: string, args: Record<string, string>, forward?: McpForward): Promise<any>;
   complete(params: any): Promise<any>;
 }
 
@@ -152,6 +156,18 @@ async function guarded<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
+/** what a 2026-07-28 request carries on to an upstream server: the client's capabilities, a retry's answers */
+function forwardOf(req: { params: object }, ctx: any): McpForward {
+  const params = req.params as { inputResponses?: unknown; requestState?: unknown };
+  const requestState = ctx.mcpReq.requestState?.() ?? params.requestState;
+  const inputResponses = ctx.mcpReq.inputResponses ?? params.inputResponses;
+  return {
+    clientCapabilities: ctx.mcpReq.envelope?.["io.modelcontextprotocol/clientCapabilities"],
+    ...(inputResponses !== undefined ? { inputResponses } : {}),
+    ...(typeof requestState === "string" ? { requestState } : {}),
+  };
+}
+
 /** the tasks extension was declared by this request's client (the 2026-07-28 per-request envelope) */
 function tasksDeclared(ctx: { mcpReq: { envelope?: Record<string, any> } }): boolean {
   const caps = ctx.mcpReq.envelope?.["io.modelcontextprotocol/clientCapabilities"];
@@ -214,10 +230,22 @@ export function buildMcpServer(
       ctx.mcpReq.signal.addEventListener("abort", onAbort, { once: true });
       let approval: (id: string) => void = () => {};
       const pending = new Promise<string>((r) => (approval = r));
+      const forward: McpForward = {
+        ...forwardOf(req, ctx),
+        // a server's own progress, its numbers kept (they must grow), to this request's progress token
+        onProgress: (p) => {
+          if (detached || token === undefined) return;
+          n = Math.max(n, p.progress);
+          void ctx.mcpReq
+            .notify({ method: "notifications/progress", params: { progressToken: token, ...p } })
+            .catch(() => {});
+        },
+      };
       const run = surface.call(req.params.name, (req.params.arguments ?? {}) as Record<string, unknown>, {
         signal: controller.signal,
         onProgress,
         onApprovalPending: approval,
+        forward,
       });
       try {
         if (!asTask) return await run;
@@ -251,6 +279,14 @@ export function buildMcpServer(
       return modernTask(tasks.get(p.taskId), true);
     }),
   );
+  // this kernel's tasks wait for a human, never for the client's input: an update is acknowledged, nothing more
+  custom("tasks/update", { params: TaskIdParams, result: AnyResult }, (p, ctx) =>
+    guarded(async () => {
+      gate(ctx);
+      tasks.get(p.taskId);
+      return {};
+    }),
+  );
   custom("tasks/cancel", { params: TaskIdParams, result: AnyResult }, (p, ctx) =>
     guarded(async () => {
       gate(ctx);
@@ -264,11 +300,15 @@ export function buildMcpServer(
   server.setRequestHandler("resources/templates/list", () =>
     guarded(async () => ({ resourceTemplates: (await surface.list()).resourceTemplates })),
   );
-  server.setRequestHandler("resources/read", (req) => guarded(() => surface.read(req.params.uri)));
+  server.setRequestHandler("resources/read", (req, ctx) =>
+    guarded(() => surface.read(req.params.uri, forwardOf(req, ctx))),
+  );
   if (f.prompts) {
     server.setRequestHandler("prompts/list", () => guarded(async () => ({ prompts: (await surface.list()).prompts })));
-    server.setRequestHandler("prompts/get", (req) =>
-      guarded(() => surface.prompt(req.params.name, (req.params.arguments ?? {}) as Record<string, string>)),
+    server.setRequestHandler("prompts/get", (req, ctx) =>
+      guarded(() =>
+        surface.prompt(req.params.name, (req.params.arguments ?? {}) as Record<string, string>, forwardOf(req, ctx)),
+      ),
     );
   }
   if (f.completions)

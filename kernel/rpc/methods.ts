@@ -8,7 +8,7 @@ import type { ConfigReport } from "../config.ts";
 import { NAMESPACE_NAME, NAMESPACE_RULE } from "../caps/index.ts";
 import { MAX_MANIFEST_BYTES, manifestSource } from "../manifest/index.ts";
 import { parseSince } from "../tools/memory_search.ts";
-import type { AgentOutputEvent, AgentServices } from "../services.ts";
+import type { AgentOutputEvent, AgentServices, McpForward } from "../services.ts";
 import type { Method, MethodContext, MethodTable } from "./server.ts";
 import { READ_ONLY_METHODS, type MethodName } from "./names.ts";
 import type { SystemStats } from "../sys/stats.ts";
@@ -63,6 +63,25 @@ function method<S extends z.ZodType>(params: S, handler: (p: z.output<S>, ctx: M
 }
 
 const McpClientName = z.string().min(1).max(63);
+/** what an MCP client's request carries on to an external server (McpForward): for aaosctl mcp */
+const McpForwardParams = z
+  .strictObject({
+    client_capabilities: z.record(z.string(), z.unknown()).optional(),
+    input_responses: z.record(z.string(), z.unknown()).optional(),
+    request_state: z
+      .string()
+      .max(1024 * 1024)
+      .optional(),
+  })
+  .optional();
+
+function mcpForward(f: NonNullable<z.output<typeof McpForwardParams>>): McpForward {
+  return {
+    ...(f.client_capabilities ? { clientCapabilities: f.client_capabilities } : {}),
+    ...(f.input_responses ? { inputResponses: f.input_responses } : {}),
+    ...(f.request_state !== undefined ? { requestState: f.request_state } : {}),
+  };
+}
 
 export function methodTable(services: AgentServices, sys: SystemFacts): MethodTable {
   /** each connection's mcp.call calls in flight, by call_id */
@@ -336,6 +355,7 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
         arguments: z.record(z.string(), z.unknown()).default({}),
         /** the caller's id for this call: its mcp.progress notifications carry it, mcp.cancel names it */
         call_id: z.string().min(1).max(100).optional(),
+        forward: McpForwardParams,
       }),
       async (p, ctx) => {
         const calls = mcpCalls(ctx.conn);
@@ -356,6 +376,17 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
               onApprovalPending: (id) => {
                 if (!ctx.conn.closed) ctx.conn.notify("mcp.progress", { ...tag, approval_id: id });
               },
+              ...(p.forward
+                ? {
+                    forward: {
+                      ...mcpForward(p.forward),
+                      // an external server's own progress: its numbers, for the bridge's client
+                      onProgress: (pr: { progress: number; total?: number; message?: string }) => {
+                        if (!ctx.conn.closed) ctx.conn.notify("mcp.progress", { ...tag, ...pr });
+                      },
+                    },
+                  }
+                : {}),
             });
         } finally {
           if (p.call_id !== undefined) calls.delete(p.call_id);
@@ -368,22 +399,25 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
       c?.abort(new KernelError(ErrorCode.AgentNotRunnable, "the MCP client cancelled the call"));
       return { call_id: p.call_id, cancelled: c !== undefined };
     }),
-    "mcp.read": method(z.strictObject({ as: McpClientName, uri: z.string().min(1).max(4096) }), (p) =>
-      mcpOf()
-        .surface(p.as)
-        .read(p.uri)
-        .catch((e) => Promise.reject(asKernelError(e))),
+    "mcp.read": method(
+      z.strictObject({ as: McpClientName, uri: z.string().min(1).max(4096), forward: McpForwardParams }),
+      (p) =>
+        mcpOf()
+          .surface(p.as)
+          .read(p.uri, p.forward && mcpForward(p.forward))
+          .catch((e) => Promise.reject(asKernelError(e))),
     ),
     "mcp.prompt": method(
       z.strictObject({
         as: McpClientName,
         name: z.string().min(1).max(200),
         arguments: z.record(z.string(), z.string()).default({}),
+        forward: McpForwardParams,
       }),
       (p) =>
         mcpOf()
           .surface(p.as)
-          .prompt(p.name, p.arguments)
+          .prompt(p.name, p.arguments, p.forward && mcpForward(p.forward))
           .catch((e) => Promise.reject(asKernelError(e))),
     ),
     "mcp.complete": method(z.strictObject({ as: McpClientName, params: z.record(z.string(), z.unknown()) }), (p) =>

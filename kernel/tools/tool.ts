@@ -8,7 +8,7 @@
 // a tool consults privateAreas only for what authorize does not see (the
 // entries of a listing, the file a replacing write builds beside its target).
 import type { z } from "zod";
-import type { AgentServices } from "../services.ts";
+import type { AgentServices, McpForward } from "../services.ts";
 import type { PrivateAreas, ResourceKind, Token } from "../caps/index.ts";
 import type { Capture } from "../journal/index.ts";
 
@@ -39,6 +39,8 @@ export interface ToolContext {
   limits: ToolLimits;
   /** fields added to this call's tool.result record (an MCP tool: the result's hash and size) */
   record(fields: Record<string, unknown>): void;
+  /** an MCP client's call to an external server's tool: what it carries through (InvokeOptions.forward) */
+  forward?: McpForward;
 }
 
 export interface ToolLimits {
