@@ -12,7 +12,7 @@
 import { randomUUID } from "node:crypto";
 import { ProtocolError } from "@modelcontextprotocol/server";
 import { serveStdio, StdioServerTransport } from "@modelcontextprotocol/server/stdio";
-import { buildMcpServer, TaskStore, type Surface } from "../kernel/mcp/surface.ts";
+import { buildMcpServer, runsAnAgent, TaskStore, type Surface } from "../kernel/mcp/surface.ts";
 import type { McpForward } from "../kernel/services.ts";
 import { ConnectionLost, RpcError, type RpcClient } from "./client.ts";
 import { CliError, ExitCode, unreachable, usageError } from "./exit.ts";
@@ -104,6 +104,7 @@ export function rpcSurface(
   };
   return {
     features: () => features,
+    long: runsAnAgent,
     async list() {
       const r = await rpc<SurfaceReply & { resource_templates?: any[] }>("mcp.surface", {});
       return {

@@ -18,7 +18,7 @@ import type { McpConfig } from "../config.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
 import type { AgentServices, McpForward, ToolDescription } from "../services.ts";
 import { forwardedParams, type McpServers } from "./client.ts";
-import { buildMcpServer, TaskStore, type Surface } from "./surface.ts";
+import { buildMcpServer, runsAnAgent, TaskStore, type Surface } from "./surface.ts";
 
 export interface McpServiceOptions {
   services: AgentServices;
@@ -375,6 +375,8 @@ export class McpService {
 
     return {
       features: () => ({ prompts: upstream !== null, completions: upstream !== null }),
+      // an agent's run: agent_run, or a served method (AGENT.METHOD) the principal may call
+      long: runsAnAgent,
       list,
       call,
       read,

@@ -14,6 +14,8 @@ import type { McpForward } from "../services.ts";
 export interface Surface {
   /** what the principal's server declares: prompts and completions exist only with an upstream gateway */
   features(): { prompts: boolean; completions: boolean };
+  /** a call that runs an agent (agent_run, a served method): a task at once for a client that takes tasks */
+  long?(name: string): boolean;
   list(): Promise<{ tools: any[]; resources: any[]; resourceTemplates: any[]; prompts: any[]; upstream: boolean }>;
   call(
     name: string,
@@ -31,6 +33,13 @@ export interface Surface {
   read(uri: string, forward?: McpForward): Promise<any>;
   prompt(name: string, args: Record<string, string>, forward?: McpForward): Promise<any>;
   complete(params: any): Promise<any>;
+}
+
+/** a tool that runs an agent: agent_run, or a served method AGENT.METHOD (one dot; mcp.S.T has two) */
+export function runsAnAgent(tool: string): boolean {
+  return (
+    tool === "agent_run" || (/^[a-z0-9][a-z0-9_-]{0,62}\.[a-z][a-z0-9_]{0,62}$/.test(tool) && !tool.startsWith("mcp."))
+  );
 }
 
 /** the 2026-07-28 tasks extension (SEP-2663) */
@@ -249,6 +258,10 @@ export function buildMcpServer(
       });
       try {
         if (!asTask) return await run;
+        if (surface.long?.(req.params.name)) {
+          detached = true;
+          return { resultType: "task", ...modernTask(tasks.start(run, controller, "running"), false) } as never;
+        }
         const first = await Promise.race([run.then((r) => ({ r })), pending.then((id) => ({ id }))]);
         if ("r" in first) return first.r;
         detached = true;

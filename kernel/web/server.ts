@@ -219,7 +219,7 @@ export function startWeb(opts: WebOptions): WebListener {
       return json(503, { error: "the audit log cannot be written; no session opened" });
     }
     const s = auth.open(role, client);
-    return json(200, { role }, { "set-cookie": cookie(s.id, Math.floor((s.expires - Date.now()) / 1000)) });
+    return json(200, { role }, { "set-cookie": cookie(s.id, Math.round((s.expires - Date.now()) / 1000)) });
   }
 
   const shown = `${opts.hostname.includes(":") ? `[${opts.hostname}]` : opts.hostname}:${server.port}`;

@@ -14,6 +14,7 @@ import { Client as ClientV2 } from "@modelcontextprotocol/client";
 import { StdioClientTransport as StdioV2 } from "@modelcontextprotocol/client/stdio";
 import { Client as ClientV1 } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport as HttpV1 } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { startMessagesServer, type MessagesServer } from "../fixtures/messages-server.ts";
 import { cleanup, startKernel, type RunningKernel } from "./harness.ts";
 
 setDefaultTimeout(40_000);
@@ -25,12 +26,17 @@ const TASKS = "io.modelcontextprotocol/tasks";
 
 let k: RunningKernel;
 let url: URL;
+let llm: MessagesServer;
+const KEY = "sk-ant-api03-MCPTASKS-0a1b2c3d4e5f6071";
 
 beforeAll(async () => {
+  llm = await startMessagesServer({ apiKey: KEY, defaultText: "the helper's answer 8812" });
   k = await startKernel({
     extraListen: ["http:127.0.0.1:0"],
+    env: { ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: llm.url },
     manifests: {
-      desk: 'name: desk\nmodel: claude-haiku-4-5-20251001\ncapabilities:\n  - echo\n  - "file_read: /data/files/*"\napproval_required: [echo]\n',
+      desk: 'name: desk\nmodel: claude-haiku-4-5-20251001\ncapabilities:\n  - echo\n  - "file_read: /data/files/*"\napproval_required: [echo]\nspawn_child: [helper]\n',
+      helper: "name: helper\nmodel: claude-haiku-4-5-20251001\n",
       other: "name: other\nmodel: claude-haiku-4-5-20251001\ncapabilities: [echo]\n",
     },
     kernelYaml: `approval:
@@ -50,6 +56,7 @@ mcp:
 
 afterAll(async () => {
   if (k) cleanup(k);
+  await llm?.stop();
 });
 
 let nextId = 1;
@@ -196,6 +203,18 @@ describe("the tasks extension: an approval-waiting call is a task", () => {
       await k.client.call("approval.respond", { id: ap.id, decision: "approve" });
     }
     await until(created.taskId, "completed");
+  });
+});
+
+describe("a call that runs an agent is a task at once", () => {
+  test("agent_run: answered with a task, the run's reply inlined once it ends", async () => {
+    const created = (await modern("tools/call", { name: "agent_run", arguments: { agent: "helper", message: "hi" } }))
+      .result;
+    expect(created.resultType).toBe("task");
+    expect(created.status).toBe("working");
+    const done = await until(created.taskId, "completed");
+    expect(done.result.content[0].text).toContain("the helper's answer 8812");
+    expect(done.result.structuredContent.stop_reason).toBe("end_turn");
   });
 });
 
