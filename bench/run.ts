@@ -12,6 +12,7 @@ const sections: [string, string, string][] = [
   ["journal", "./journal.ts", "benchJournal"],
   ["inference scheduler", "./sched.ts", "benchSched"],
   ["dashboard", "./dashboard.ts", "benchDashboard"],
+  ["MCP", "./mcp.ts", "benchMcp"],
   ["boot and image", "./boot.ts", "benchBoot"],
   ["spawn/stop soak", "./soak.ts", "benchSoak"],
 ];
