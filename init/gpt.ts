@@ -44,21 +44,9 @@ export class GptError extends Error {
   override name = "GptError";
 }
 
-// CRC-32 (IEEE 802.3, reflected, as zlib and the UEFI spec compute it)
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
+/** CRC-32 (IEEE 802.3, reflected), as the UEFI spec and zlib compute it: Bun's native one (a JS loop costs ~0.1 s at boot under TCG) */
 export function crc32(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  return Bun.hash.crc32(data) >>> 0;
 }
 
 function readAt(fd: number, offset: number, length: number): Uint8Array {
