@@ -38,8 +38,12 @@ cp "$sys" "$work/in/sys.erofs"
 mkfs.vfat -n AAOS-CFG -C "$work/in/config.vfat" 16384 >/dev/null
 if [ -n "$(ls -A "$config")" ]; then mcopy -s -Q -i "$work/in/config.vfat" "$config"/* ::/; fi
 
-# AAOS-DATA: empty ext4; PID 1 lays it out on first boot
-mkfs.ext4 -q -F -L AAOS-DATA -E root_owner=0:0 -d "$work/root" "$work/in/data.ext4" "${data_mb}M" >/dev/null
+# AAOS-DATA: empty ext4; PID 1 lays it out on first boot and grows it to the
+# disk's end (init/growdata.ts). 4 KiB blocks and an inode per 16 KiB, the
+# ext4 defaults for a disk, not mke2fs's "small" ones (1 KiB blocks, an inode
+# per 4 KiB) that a 256 MiB file gets: grown to a 1 TB disk those would be a
+# quarter of a billion inodes and 8 MiB block groups.
+mkfs.ext4 -q -F -L AAOS-DATA -b 4096 -i 16384 -E root_owner=0:0 -d "$work/root" "$work/in/data.ext4" "${data_mb}M" >/dev/null
 
 genimage --config "$here/genimage.cfg" --inputpath "$work/in" --outputpath "$work/out" \
   --rootpath "$work/root" --tmppath "$work/tmp" >/dev/null 2>"$work/genimage.log" \

@@ -39,6 +39,7 @@ import { setRawMode } from "../kernel/sys/termios.ts";
 import { readCmdline, rpcLine } from "./cmdline.ts";
 import { NetworkConfigSchema, type NetworkConfig } from "../kernel/config.ts";
 import { configureNetwork } from "./network.ts";
+import { growDataPartition, type GrowReport } from "./growdata.ts";
 import { waitForLabel } from "./partitions.ts";
 import { startReaper } from "./reaper.ts";
 import { watchPowerButton } from "./powerbutton.ts";
@@ -66,7 +67,15 @@ export interface InitEnvironment {
 
 export interface BootReport {
   config: { device: string | null; mounted: boolean; error?: string };
-  data: { device: string | null; mounted: boolean; persistent: boolean; first_boot: boolean; error?: string };
+  data: {
+    device: string | null;
+    mounted: boolean;
+    persistent: boolean;
+    first_boot: boolean;
+    error?: string;
+    /** AAOS-DATA grown to the end of its disk (init/growdata.ts), or why not */
+    grow?: GrowReport;
+  };
   rpc: { device: string; baud?: number };
   steps_ms: Record<string, number>;
 }
@@ -226,6 +235,21 @@ export async function enterInitMode(
       ),
     log,
   );
+
+  // AAOS-DATA takes the rest of its disk: the first boot after dd to a larger
+  // disk, or after a VM's disk was enlarged; otherwise a few reads
+  if (report.data.persistent && dataDev) {
+    const grow = step(
+      log,
+      "data-grow",
+      times,
+      () => growDataPartition({ device: dataDev, mountPoint: dataDir, label: DATA_LABEL }),
+      { status: "failed", reason: "unexpected error (see init.log)", done: [] },
+    );
+    report.data.grow = grow;
+    if (grow.status === "failed") log.error({ grow }, "init: AAOS-DATA was not grown; serving with its size");
+    else log.info({ grow }, `init: AAOS-DATA ${grow.status}`);
+  } else report.data.grow = { status: "skipped", reason: "AAOS-DATA is not mounted", done: [] };
 
   const finishBoot = async (netCfg: NetworkConfig | undefined): Promise<void> => {
     const t0 = performance.now();

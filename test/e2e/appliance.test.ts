@@ -16,13 +16,18 @@
 // a file_write that lands on AAOS-DATA, and a tool and a path it was not
 // granted come back isError; the serial line's audit log names the client,
 // and after the poweroff the file is on AAOS-DATA.
+// The disk is enlarged by 512 MiB before the first boot, as a VM's disk is:
+// that boot grows AAOS-DATA to the disk's end (GPT, BLKPG, online ext4
+// resize) and says so in its boot report, the reboot finds it full, and the
+// host checks the table with sfdisk and the file system with e2fsck.
 import { randomBytes } from "node:crypto";
+import { statSync, truncateSync } from "node:fs";
 import { createServer } from "node:net";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { startMessagesServer, type MessagesServer } from "../fixtures/messages-server.ts";
 import { bootVM, type VM } from "../../qemu/harness.ts";
-import { checkDataFs, cleanupDisks, imageArtifacts, makeDisk, readDataFile } from "../../qemu/disk.ts";
+import { checkDataFs, cleanupDisks, gptPartitions, imageArtifacts, makeDisk, readDataFile } from "../../qemu/disk.ts";
 
 const API_KEY = "sk-ant-e2e-not-a-real-key";
 const MODEL = "claude-haiku-4-5-20251001";
@@ -69,6 +74,10 @@ approval_required:
 let server: MessagesServer;
 let vm: VM | null = null;
 let disk: string;
+/** the disk as mkdisk made it, and after the 512 MiB a VM's disk gets */
+let builtBytes: number;
+let diskBytes: number;
+const GROW_BYTES = 512 << 20;
 let webPort: number;
 
 /** a TCP port nobody on the host's loopback listens on now (not 8080: make run's) */
@@ -123,6 +132,9 @@ beforeAll(async () => {
   if (a.missing.length) throw new Error(`missing ${a.missing.join(", ")}: run make image (make test-e2e does)`);
   server = await startMessagesServer({ port: 0, hostname: "127.0.0.1", apiKey: API_KEY });
   disk = makeDisk(config);
+  builtBytes = statSync(disk).size;
+  truncateSync(disk, builtBytes + GROW_BYTES);
+  diskBytes = statSync(disk).size;
   webPort = await freePort();
 });
 
@@ -199,6 +211,14 @@ test("boot → agent from AAOS-CFG → approved file_write on /data → reboot �
   // the boot report: both partitions found by label and mounted, /data persistent
   expect(info.boot.config).toMatchObject({ mounted: true });
   expect(info.boot.data).toMatchObject({ mounted: true, persistent: true });
+  // the enlarged disk: AAOS-DATA (64 MiB in the test disk) grew by the 512 MiB, the ext4 with it
+  const grow1 = info.boot.data.grow;
+  expect(grow1).toMatchObject({ status: "grown", done: ["gpt", "blkpg", "ext4"], disk_bytes: diskBytes });
+  expect(grow1.partition_bytes_before).toBe(64 << 20);
+  expect(grow1.partition_bytes_after - grow1.partition_bytes_before).toBeGreaterThanOrEqual(GROW_BYTES);
+  expect(grow1.fs_bytes_after - grow1.fs_bytes_before).toBeGreaterThan(GROW_BYTES - (16 << 20));
+  const stats1 = await vm.call("system.stats");
+  expect(stats1.disk.total_bytes).toBe(grow1.fs_bytes_after);
 
   // --- the dashboard, from the host through QEMU's hostfwd
   const origin = `http://127.0.0.1:${webPort}`;
@@ -326,12 +346,20 @@ test("boot → agent from AAOS-CFG → approved file_write on /data → reboot �
   expect(await vm.call("system.shutdown", { action: "reboot" })).toEqual({ ok: true });
   const ready2 = await vm.waitForReady();
   expect(ready2.params.boot_id).not.toBe(ready1.params.boot_id);
+  // the second boot finds AAOS-DATA filling its disk: nothing to do, the same size
+  const grow2 = (await vm.call("system.info")).boot.data.grow;
+  expect(grow2).toMatchObject({ status: "full", done: [] });
+  expect(grow2.partition_bytes_before).toBe(grow1.partition_bytes_after);
+  expect(grow2.fs_bytes_after).toBe(grow1.fs_bytes_after);
+  expect((await vm.call("system.stats")).disk.total_bytes).toBe(grow1.fs_bytes_after);
 
   const v2 = await vm.call("audit.verify");
   expect(v2.ok).toBe(true);
   expect(v2.events).toBeGreaterThan(v1.events);
   const boots = await vm.call("audit.query", { kind: "system.boot", limit: 100 });
   expect(boots.events.length).toBe(2);
+  // …and so do the boots' audit records
+  expect(boots.events.map((e: any) => e.boot.data.grow.status).sort()).toEqual(["full", "grown"]);
   // the dashboard's tokens were kept on AAOS-DATA, not made again
   const tokens2 = await vm.call("web.tokens");
   expect([tokens2.operator, tokens2.viewer]).toEqual([tokens.operator, tokens.viewer]);
@@ -362,6 +390,14 @@ test("boot → agent from AAOS-CFG → approved file_write on /data → reboot �
   expect(readDataFile(disk, "files/first.txt")).toBe("written before the reboot\n");
   expect(readDataFile(disk, "files/second.txt")).toBe("written after the reboot\n");
   expect(readDataFile(disk, "files/mcp/from-host.txt")).toBe("written by an MCP client on the host\n");
+  // the table as util-linux reads it: no error, AAOS-DATA to the last usable LBA (128 entries + header before the end)
+  const verify = Bun.spawnSync(["sfdisk", "--verify", disk], { stderr: "pipe" });
+  const said = verify.stdout.toString() + verify.stderr.toString();
+  expect(said).toContain("No errors detected");
+  expect(said).not.toMatch(/mismatch|not on the end|corrupt/i);
+  const data = gptPartitions(disk).find((p) => p.name === "AAOS-DATA")!;
+  expect(data.lastLba).toBe(diskBytes / 512 - 34);
+  expect((data.lastLba - data.firstLba + 1) * 512).toBe(grow1.partition_bytes_after);
   const fs = checkDataFs(disk);
   expect({ clean: fs.clean, needsRecovery: fs.needsRecovery, fsckOk: fs.fsckOk }).toEqual({
     clean: true,

@@ -1,6 +1,7 @@
 // The RPC line on virtio-console (aaos.rpc=hvc0), static addressing from
 // kernel.yaml, and the machine's own buttons: ctrl-alt-del is a clean reboot
 // (CAD off → SIGINT to PID 1), the ACPI power button a clean poweroff.
+import { statSync, truncateSync } from "node:fs";
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { startMessagesServer, type MessagesServer } from "../fixtures/messages-server.ts";
 import { bootVM, type VM } from "../../qemu/harness.ts";
@@ -70,14 +71,43 @@ inference:
   vm = null;
 }, 600_000);
 
+/** the partition table as sfdisk reads it, and what it says about it */
+function sfdisk(disk: string, ...args: string[]): string {
+  const r = Bun.spawnSync(["sfdisk", ...args, disk], { stderr: "pipe" });
+  return r.stdout.toString() + r.stderr.toString();
+}
+
+// The same boot has a disk whose last partition is not AAOS-DATA (one was
+// added after it, in room made at the end): the data disk is not grown, the
+// boot says why and goes on, and the table is left as it was.
 test("aaos.rpc names a device the machine lacks: PID 1 falls back to ttyS0 and stays reachable", async () => {
   const a = imageArtifacts();
   const disk = makeDisk({ "kernel.yaml": "network:\n  mode: none\n" });
+  truncateSync(disk, statSync(disk).size + (64 << 20));
+  const add = Bun.spawnSync(["sfdisk", "-q", "-a", disk], {
+    stdin: Buffer.from("name=EXTRA,size=16M\n"),
+    stderr: "pipe",
+  });
+  expect(add.exitCode).toBe(0);
+  const table = sfdisk(disk, "-J");
+  expect(JSON.parse(table).partitiontable.partitions.at(-1).name).toBe("EXTRA");
   const v = await bootVM({ image: disk, kernel: a.bzImage, append: "aaos.rpc=hvc0", noNetwork: true });
   try {
     await v.waitForReady();
     expect((await v.call("system.ping")).pong).toBe(true);
+    const boot = (await v.call("system.info")).boot;
+    expect(boot.data).toMatchObject({ mounted: true, persistent: true });
+    expect(boot.data.grow).toEqual({
+      status: "skipped",
+      reason: "the last partition is EXTRA, not AAOS-DATA",
+      done: [],
+      disk: "/dev/vda",
+      disk_bytes: statSync(disk).size,
+      partition_bytes_before: 64 << 20,
+      fs_bytes_before: expect.any(Number),
+    });
     expect(await v.powerOff(120_000)).toBe(0);
+    expect(sfdisk(disk, "-J")).toBe(table);
   } finally {
     v.kill();
   }

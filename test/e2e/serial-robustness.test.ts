@@ -54,6 +54,13 @@ test("garbage, a 5 MiB line and a half message do not kill PID 1", async () => {
   // still the same boot: PID 1 never restarted
   const info = await vm.call("system.info");
   expect(info.boot_id).toBe(bootId);
+  // a disk as mkdisk built it, not enlarged: AAOS-DATA already fills it and the boot wrote nothing
+  expect(info.boot.data.grow).toMatchObject({
+    status: "full",
+    done: [],
+    partition_bytes_before: 64 << 20,
+    partition_bytes_after: 64 << 20,
+  });
   expect(await vm.powerOff(120_000)).toBe(0);
   vm = null;
 }, 900_000);
