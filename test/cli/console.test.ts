@@ -52,6 +52,9 @@ describe("aaosctl console", () => {
   test("greets with the kernel's version, mode and boot id", async () => {
     const text = await term.waitFor("Tab completes");
     expect(text).toContain(`host mode, boot ${k.ready.boot_id}`);
+    // which model provider this kernel reaches, and where its key came from
+    expect(text).toContain(`model: Anthropic at ${llm.url} (key: $ANTHROPIC_API_KEY)`);
+    expect(text).not.toContain("no model provider");
     expect(term.screen.cursorLine()).toBe("aaos>");
   });
 
@@ -197,6 +200,10 @@ describe("aaosctl console, the line lost", () => {
     });
     try {
       await t.waitFor("aaos>");
+      // no key anywhere: the greeting says so, and how to set one
+      expect(t.screen.text().replaceAll("\n", "")).toContain(
+        "no model provider configured: name a key file in kernel.yaml: inference.providers.anthropic.api_key_file (docs/inference.md)",
+      );
       t.type(Keys.ctrlD);
       expect(await t.exited).toBe(0);
     } finally {
