@@ -3,7 +3,7 @@
 //
 //   bun qemu/run.ts [--uefi] [--image out/aaos.img] [--kernel out/bzImage] [--rpc ttyS0|hvc0]
 //                   [--socket out/serial.sock] [--no-console] [--guestfwd HOSTPORT]
-//                   [--web-port 8080] [--run-dir out/run]
+//                   [--web-port 8080] [--run-dir out/run] [--disk virtio|ahci|nvme]
 //
 // It boots a run-only copy of --image, --run-dir/aaos.img (qemu/rundisk.ts):
 // the image stays as built; the copy keeps its data partition between runs
@@ -41,6 +41,8 @@ const { values: v } = parseArgs({
     memory: { type: "string", default: "1024" },
     "web-port": { type: "string", default: "8080" },
     "run-dir": { type: "string", default: join(ROOT, "out/run") },
+    // the disk's controller: virtio-blk, SATA (q35's AHCI) or NVMe, as other machines have it
+    disk: { type: "string", default: "virtio" },
   },
 });
 
@@ -65,6 +67,10 @@ if (webPort > 0) {
   }
 }
 
+if (!["virtio", "ahci", "nvme"].includes(v.disk!)) {
+  console.error(`aaos: --disk ${v.disk}: expected virtio, ahci or nvme`);
+  process.exit(2);
+}
 const runDir = v["run-dir"]!;
 mkdirSync(runDir, { recursive: true });
 const shown = (p: string) => (relative(process.cwd(), p).startsWith("..") ? p : relative(process.cwd(), p));
@@ -92,6 +98,7 @@ if (v.uefi && !existsSync(varsFile)) await Bun.write(varsFile, Bun.file("/usr/sh
 const argv = qemuArgs(
   {
     image: disk.image,
+    disk: { bus: v.disk as "virtio" | "ahci" | "nvme" },
     kernel: v.uefi ? undefined : (v.kernel ?? join(ROOT, "out/bzImage")),
     uefi: v.uefi,
     rpc: v.rpc as "ttyS0" | "hvc0",
