@@ -55,6 +55,9 @@ export async function runConsole(ctx: Ctx): Promise<number> {
         .catch(() => cb(null, [[], line]));
     },
   } as readline.ReadLineOptions);
+  // iterate from now on: lines piped in arrive while the greeting is still being fetched, and
+  // an iterator made after them would never see them (nor the end of the input)
+  const lines = rl[Symbol.asyncIterator]();
 
   // The verb running now, if any: its Output clears its own spinner before
   // we print over it. With none running the prompt is showing.
@@ -170,7 +173,7 @@ export async function runConsole(ctx: Ctx): Promise<number> {
   showPrompt();
   try {
     if (!leaving)
-      for await (const raw of rl) {
+      for await (const raw of lines) {
         if (!(await runLine(raw)) || leaving) break;
         showPrompt();
       }

@@ -117,6 +117,11 @@ console.error(`aaos: JSON-RPC on ${v.socket} (guest ${v.rpc}); console log ${con
 if (webPort > 0)
   console.error(`aaos: dashboard: http://127.0.0.1:${webPort}/ (aaosctl dashboard-token prints the tokens)`);
 const qemu = Bun.spawn(argv, { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
+// ended by a signal (not the terminal's Ctrl-C, which QEMU gets too): QEMU goes with us
+process.on("SIGTERM", () => {
+  qemu.kill("SIGTERM");
+  process.exit(143);
+});
 
 const cliMain = join(ROOT, "cli/main.ts");
 const interactive = !v["no-console"] && process.stdin.isTTY && existsSync(cliMain);

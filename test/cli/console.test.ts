@@ -193,6 +193,24 @@ describe("aaosctl console, the line lost", () => {
     }
   });
 
+  test("lines piped in (no terminal) run in order, and the end of the input leaves", async () => {
+    const k4 = await startKernel({});
+    try {
+      const p = Bun.spawn([process.execPath, MAIN, "--socket", k4.socket, "console"], {
+        stdin: new Blob(["ping\nexit\n"]),
+        stdout: "pipe",
+        env: { ...process.env, AAOSCTL_HISTORY: join(home, "history4") },
+      });
+      const code = await Promise.race([p.exited, Bun.sleep(20_000).then(() => "hung")]);
+      if (code === "hung") p.kill();
+      expect(code).toBe(0);
+      expect(await new Response(p.stdout).text()).toMatch(/Tab completes[\s\S]*\npong in /);
+    } finally {
+      await k4.stop();
+      cleanup(k4);
+    }
+  });
+
   test("Ctrl-D leaves with status 0", async () => {
     const k3 = await startKernel({});
     const t = new Terminal([process.execPath, MAIN, "--socket", k3.socket, "console"], {
