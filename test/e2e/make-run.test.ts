@@ -1,10 +1,12 @@
 // `make run` speaks to a model out of the box: qemu/run.ts (what `make run`
-// runs) with a key and a base URL in the host's environment, as an operator
-// would set them, the base URL on the host's loopback. The guest reaches the
-// fixture Messages API server at 10.0.2.2 (QEMU's user network), with the key
-// from the run-only copy's AAOS-CFG; out/aaos.img is byte-identical before
-// and after. The same boot is the SATA one: the disk is on q35's AHCI
-// controller (--disk ahci), and system.info names its partitions /dev/sdaN.
+// runs) with the host's environment as an operator would set it, URLs on the
+// host's loopback: ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL, and an
+// OpenAI-compatible endpoint (OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_MODEL).
+// The guest reaches the fixture server (Messages API and chat completions) at
+// 10.0.2.2 (QEMU's user network) with the keys from the run-only copy's
+// AAOS-CFG; out/aaos.img is byte-identical before and after. The same boot is
+// the SATA one: the disk is on q35's AHCI controller (--disk ahci), and
+// system.info names its partitions /dev/sdaN.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -78,7 +80,15 @@ test("make run: the host's ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL reach the gu
       runDir,
     ]),
     {
-      env: { ...process.env, ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: server.url },
+      // an OpenAI-compatible endpoint as well: the same fixture server serves /v1/chat/completions
+      env: {
+        ...process.env,
+        ANTHROPIC_API_KEY: KEY,
+        ANTHROPIC_BASE_URL: server.url,
+        OPENAI_BASE_URL: `${server.url}/v1`,
+        OPENAI_API_KEY: KEY,
+        OPENAI_MODEL: "fixture-llama",
+      },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
@@ -104,6 +114,9 @@ test("make run: the host's ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL reach the gu
     api_key_file: "secrets/anthropic_api_key",
     base_url: guestUrl,
   });
+  expect(info.inference.openai_compatible).toEqual([
+    { name: "host", base_url: `${guestUrl}/v1`, key: true, models: ["fixture-llama"] },
+  ]);
   // the SATA disk: every partition found on /dev/sda
   expect(info.boot.config.device).toMatch(/^\/dev\/sda\d+$/);
   expect(info.boot.data.device).toMatch(/^\/dev\/sda\d+$/);
@@ -121,6 +134,18 @@ test("make run: the host's ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL reach the gu
   // (the server refuses any other key with a 401; SDK 1.x sends it as a Bearer token)
   const h = server.requests[0]!.headers;
   expect(h["x-api-key"] ?? h["authorization"]?.replace(/^Bearer\s+/i, "")).toBe(KEY);
+  expect(server.requests.map((q) => q.route)).toEqual(server.requests.map(() => "messages"));
+
+  // a manifest naming OPENAI_MODEL goes to the OpenAI-compatible endpoint, with OPENAI_API_KEY
+  const o = await c.call<any>(
+    "agent.spawn_and_run",
+    { manifest: "name: local\nmodel: fixture-llama\nsystem_prompt: Be brief.\n", message: "Say hello." },
+    { timeoutMs: 300_000 },
+  );
+  expect(o.response).toBe("Hello from the host's model.");
+  const chat = server.requests.filter((q) => q.route === "chat");
+  expect(chat.length).toBeGreaterThanOrEqual(1);
+  expect(chat.map((q) => [q.outcome, q.body.model])).toEqual(chat.map(() => ["ok", "fixture-llama"]));
   c.close();
 
   // the console's greeting names the provider (the line takes one client at a time)
@@ -132,6 +157,7 @@ test("make run: the host's ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL reach the gu
   expect(con.exitCode).toBe(0);
   const greeting = con.stdout.toString();
   expect(greeting).toContain(`model: Anthropic at ${guestUrl} (key: secrets/anthropic_api_key)`);
+  expect(greeting).toContain(`model: OpenAI-compatible "host" at ${guestUrl}/v1`);
   expect(greeting).not.toContain("no model provider");
 
   c = await connect(sock);
@@ -145,6 +171,7 @@ test("make run: the host's ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL reach the gu
   const copy = join(runDir, "aaos.img");
   const off = gptPartitions(copy).find((p) => p.name === "AAOS-CFG")!.firstLba * 512;
   expect(readFatFile(copy, off, "secrets/anthropic_api_key")).toBe(KEY + "\n");
+  expect(readFatFile(copy, off, "secrets/openai_api_key")).toBe(KEY + "\n");
   expect(readFatFile(a.image, off, "secrets/anthropic_api_key")).toBeNull();
   expect(sha(a.image)).toBe(before);
 }, 900_000);
