@@ -2,8 +2,8 @@
 # buildroot/), next to the offline `make image`. Both share
 # image/kernel.fragment, image/genimage.cfg and image/mkdisk.sh.
 #
-#   make buildroot-image                       download the pinned release (checksum verified), build
-#   BUILDROOT_DIR=/path make buildroot-image   use an existing Buildroot tree, no tree download
+#   make buildroot-image                       clone the pinned release (HEAD must be the pinned commit), build
+#   BUILDROOT_DIR=/path make buildroot-image   use an existing Buildroot tree, no clone
 #   make buildroot-image AAOS_KERNEL_PREBUILT=out/aaos-kernel
 #                                              install the offline build's kernel binary
 #                                              instead of compiling it inside Buildroot
@@ -12,11 +12,15 @@
 # Result: out/aaos-buildroot.img. docs/buildroot.md has the details.
 .PHONY: buildroot-image buildroot-config buildroot-tree test-buildroot
 
+# The release, pinned by its git commit: buildroot/checkout.sh clones the tag
+# and refuses a checkout whose HEAD is any other commit. GitLab is where the
+# Buildroot project keeps its repository (github.com/buildroot/buildroot says
+# it is a mirror of it); git.buildroot.net serves the same history.
 BUILDROOT_VERSION := 2026.05.1
-BUILDROOT_URL := https://buildroot.org/downloads/buildroot-$(BUILDROOT_VERSION).tar.gz
-BUILDROOT_HASH_FILE := $(CURDIR)/buildroot/buildroot.hash
+BUILDROOT_COMMIT := cb857ba4c87a93e5265a9e4a3f32071abf39e14a
+BUILDROOT_GIT_URL ?= https://gitlab.com/buildroot.org/buildroot.git
 BUILDROOT_DEFCONFIG := aaos_x86_64_defconfig
-# An existing tree (a checkout of a Buildroot release); empty: download one.
+# An existing tree (a checkout of a Buildroot release); empty: clone the pinned one.
 BUILDROOT_DIR ?=
 BR_TREE := $(if $(BUILDROOT_DIR),$(abspath $(BUILDROOT_DIR)),$(AAOS_CACHE)/buildroot/buildroot-$(BUILDROOT_VERSION))
 BR_OUT ?= $(CURDIR)/out/buildroot
@@ -41,29 +45,18 @@ define br_probe
 	fi
 endef
 
-buildroot-tree: $(BR_TREE)/Makefile
-
+# Every time: a cached tree is checked again (HEAD, no local changes), in a moment.
 ifeq ($(BUILDROOT_DIR),)
-$(BR_TREE)/Makefile: $(BUILDROOT_HASH_FILE)
-	@want=$$(awk '$$1 == "sha256" && $$3 == "buildroot-$(BUILDROOT_VERSION).tar.gz" {print $$2}' $(BUILDROOT_HASH_FILE)); \
-	  echo "$$want" | grep -qxE '[0-9a-f]{64}' || { \
-	    echo "buildroot-image: no sha256 for buildroot-$(BUILDROOT_VERSION).tar.gz in buildroot/buildroot.hash: fill it from $(BUILDROOT_URL).sign (docs/buildroot.md), or use BUILDROOT_DIR=/path/to/buildroot" >&2; exit 1; }
-	$(call br_probe,$(BUILDROOT_URL))
-	@mkdir -p $(AAOS_CACHE)/buildroot
-	@set -e; tmp=$$(mktemp $(AAOS_CACHE)/buildroot/dl.XXXXXX); trap 'rm -f "$$tmp"' EXIT; \
-	  echo "buildroot-image: downloading $(BUILDROOT_URL)"; \
-	  curl -fsSL --retry 2 -o "$$tmp" $(BUILDROOT_URL); \
-	  want=$$(awk '$$1 == "sha256" && $$3 == "buildroot-$(BUILDROOT_VERSION).tar.gz" {print $$2}' $(BUILDROOT_HASH_FILE)); \
-	  got=$$(sha256sum "$$tmp" | cut -d' ' -f1); \
-	  [ "$$got" = "$$want" ] || { echo "buildroot-image: buildroot-$(BUILDROOT_VERSION).tar.gz sha256 $$got, buildroot/buildroot.hash pins $$want: refusing it" >&2; exit 1; }; \
-	  rm -rf $(BR_TREE).tmp && mkdir -p $(BR_TREE).tmp; \
-	  tar -xzf "$$tmp" -C $(BR_TREE).tmp --strip-components=1; \
-	  rm -rf $(BR_TREE) && mv $(BR_TREE).tmp $(BR_TREE)
+buildroot-tree:
+	@$(CURDIR)/buildroot/checkout.sh "$(BUILDROOT_GIT_URL)" "$(BUILDROOT_VERSION)" "$(BUILDROOT_COMMIT)" "$(BR_TREE)"
 else
-$(BR_TREE)/Makefile:
-	@[ -f $@ ] && [ -f $(BR_TREE)/Config.in ] || { echo "buildroot-image: BUILDROOT_DIR=$(BUILDROOT_DIR) is not a Buildroot tree" >&2; exit 1; }
-	@v=$$(sed -n 's/^export BR2_VERSION := //p' $@); [ "$$v" = "$(BUILDROOT_VERSION)" ] || \
+buildroot-tree:
+	@[ -f $(BR_TREE)/Makefile ] && [ -f $(BR_TREE)/Config.in ] || { echo "buildroot-image: BUILDROOT_DIR=$(BUILDROOT_DIR) is not a Buildroot tree" >&2; exit 1; }
+	@v=$$(sed -n 's/^export BR2_VERSION := //p' $(BR_TREE)/Makefile); [ "$$v" = "$(BUILDROOT_VERSION)" ] || \
 	  echo "buildroot-image: note: BUILDROOT_DIR is Buildroot $$v, this tree is checked against $(BUILDROOT_VERSION) (make test-buildroot checks yours)" >&2
+	@h=$$([ -e $(BR_TREE)/.git ] && git --git-dir=$(BR_TREE)/.git rev-parse -q --verify 'HEAD^{commit}' 2>/dev/null); \
+	  [ "$$h" = "$(BUILDROOT_COMMIT)" ] || \
+	  echo "buildroot-image: note: BUILDROOT_DIR is $$([ -n "$$h" ] && echo "commit $$h" || echo "not a git checkout"), not the pinned $(BUILDROOT_VERSION) ($(BUILDROOT_COMMIT)); using it as you asked" >&2
 endif
 
 # .config from our defconfig (+ the command-line choices), every time: the

@@ -7,6 +7,7 @@ import { homedir } from "node:os";
 import { dirname, basename, join } from "node:path";
 import * as readline from "node:readline";
 import type { AgentInfo, ApprovalInfo, ToolDescription } from "../kernel/services.ts";
+import type { InferenceSummary } from "../kernel/llm/router.ts";
 import type { RpcClient } from "./client.ts";
 import { GLOBAL_OPTIONS, splitWords, type ArgKind, type ArgSpec, type OptionSpec } from "./args.ts";
 import { dispatch } from "./dispatch.ts";
@@ -54,6 +55,9 @@ export async function runConsole(ctx: Ctx): Promise<number> {
         .catch(() => cb(null, [[], line]));
     },
   } as readline.ReadLineOptions);
+  // iterate from now on: lines piped in arrive while the greeting is still being fetched, and
+  // an iterator made after them would never see them (nor the end of the input)
+  const lines = rl[Symbol.asyncIterator]();
 
   // The verb running now, if any: its Output clears its own spinner before
   // we print over it. With none running the prompt is showing.
@@ -169,7 +173,7 @@ export async function runConsole(ctx: Ctx): Promise<number> {
   showPrompt();
   try {
     if (!leaving)
-      for await (const raw of rl) {
+      for await (const raw of lines) {
         if (!(await runLine(raw)) || leaving) break;
         showPrompt();
       }
@@ -199,12 +203,49 @@ async function greet(
       `${paint("bold", "aaOS")} ${info.version ?? ""}${paint("dim", `, ${info.mode ?? "?"} mode, boot ${info.boot_id ?? "?"}${where}`)}\n` +
         paint("dim", "help lists the verbs; Tab completes; Ctrl-D or exit leaves."),
     );
+    if (info.inference) announce(providerLines(info.inference as InferenceSummary, paint).join("\n"));
     const { approvals } = await client.call<{ approvals: ApprovalInfo[] }>("approval.list", {}, { timeoutMs: 5000 });
     if (approvals.length) announce(paint("yellow", `${approvals.length} approval request(s) pending:`));
     for (const a of approvals) announce(formatApprovalRequest(a, paint, width));
   } catch (e) {
     if (!gone()) announce(formatError(e, paint));
   }
+}
+
+/**
+ * The greeting's word on models: each provider the kernel can reach, or, when
+ * there is none, the one line that configures one. Under `make run`
+ * (qemu/run.ts sets AAOS_MAKE_RUN) that line is the host's environment.
+ */
+export function providerLines(
+  inf: InferenceSummary,
+  paint: Paint,
+  env: Record<string, string | undefined> = process.env,
+): string[] {
+  const out: string[] = [];
+  const a = inf.anthropic;
+  if (a.key_source !== "none")
+    out.push(
+      `model: Anthropic at ${a.base_url}` +
+        paint("dim", ` (key: ${a.key_source === "api_key_file" ? a.api_key_file : "$ANTHROPIC_API_KEY"})`),
+    );
+  for (const ep of inf.openai_compatible)
+    out.push(
+      `model: OpenAI-compatible "${ep.name}" at ${ep.base_url}` +
+        paint(
+          "dim",
+          ` (${ep.key ? "with a key" : "no key"}; manifests use model openai:${ep.name}/MODEL` +
+            `${ep.models.length ? ` or ${ep.models.join(", ")}` : ""})`,
+        ),
+    );
+  if (out.length) return out;
+  const secret = /^secrets\/([a-z0-9_.-]{1,64})$/.exec(a.api_key_file ?? "")?.[1];
+  const how = env.AAOS_MAKE_RUN
+    ? "leave, then on the host: ANTHROPIC_API_KEY=sk-ant-… make run"
+    : secret
+      ? `printf %s "$ANTHROPIC_API_KEY" | aaosctl secret set ${secret}`
+      : "name a key file in kernel.yaml: inference.providers.anthropic.api_key_file (docs/inference.md)";
+  return [paint("yellow", "no model provider configured: ") + how];
 }
 
 function appendHistory(path: string, line: string) {

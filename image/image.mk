@@ -4,7 +4,11 @@
 #   out/stage0       init/stage0.c, musl static
 #   out/sys.erofs    AAOS-SYS: stage0 as /sbin/init, the kernel binary, the five glibc files
 #   out/aaos.img     GPT: AAOS-BOOT, AAOS-SYS, AAOS-CFG (from AAOS_CONFIG_DIR), AAOS-DATA
-.PHONY: image linux kernel-binary
+#   out/aaos.qcow2   the same disk for QEMU/KVM, virt-manager, Proxmox (qemu-img)
+#   out/aaos.vmdk    for VMware Workstation/Fusion/ESXi and VirtualBox (monolithicSparse)
+#   out/aaos.vhdx    for Hyper-V (Generation 2), dynamic
+.PHONY: image linux kernel-binary disk-formats
+comma := ,
 
 OUT ?= out
 AAOS_CONFIG_DIR ?= image/config
@@ -17,7 +21,8 @@ KERNEL_TS_SOURCES := $(shell find kernel init -name '*.ts' 2>/dev/null) package.
 LINUX_SOURCE_TARBALL ?= /usr/src/linux-source-6.1.tar.xz
 
 # apt-deps first: a fresh Debian machine gets musl-tools, genimage, linux-source…
-image: apt-deps $(OUT)/aaos.img
+image: apt-deps $(OUT)/aaos.img disk-formats
+disk-formats: $(OUT)/aaos.qcow2 $(OUT)/aaos.vmdk $(OUT)/aaos.vhdx
 linux: $(OUT)/bzImage
 kernel-binary: $(OUT)/aaos-kernel
 
@@ -43,3 +48,19 @@ $(OUT)/sys.erofs: $(OUT)/aaos-kernel $(OUT)/stage0 image/mkrootfs.sh
 $(OUT)/aaos.img: $(OUT)/bzImage $(OUT)/sys.erofs image/mkdisk.sh image/genimage.cfg $(shell find $(AAOS_CONFIG_DIR) 2>/dev/null)
 	image/mkdisk.sh --bzimage $(OUT)/bzImage --sys $(OUT)/sys.erofs --config $(AAOS_CONFIG_DIR) --out $@
 	@ls -l $@
+
+# The same disk in the formats other hypervisors import (docs/operations.md,
+# "Other hypervisors"); test/e2e/disks.test.ts checks each equals aaos.img.
+# Converted under its final name in a scratch directory: a VMDK's descriptor
+# names its own file.
+define disk_format
+	@rm -rf $@.work && mkdir -p $@.work
+	qemu-img convert -q -f raw -O $(1) $< $@.work/$(notdir $@)
+	mv $@.work/$(notdir $@) $@ && rmdir $@.work
+endef
+$(OUT)/aaos.qcow2: $(OUT)/aaos.img
+	$(call disk_format,qcow2)
+$(OUT)/aaos.vmdk: $(OUT)/aaos.img
+	$(call disk_format,vmdk -o subformat=monolithicSparse$(comma)adapter_type=lsilogic)
+$(OUT)/aaos.vhdx: $(OUT)/aaos.img
+	$(call disk_format,vhdx -o subformat=dynamic)

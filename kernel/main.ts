@@ -17,7 +17,7 @@ import { AuditLog, REDACTED } from "./audit/index.ts";
 import { loadKernelConfig, type KernelConfig } from "./config.ts";
 import { Kernel } from "./kernel.ts";
 import { createInference, InferenceConfigSchema } from "./llm/index.ts";
-import { keyFile } from "./llm/router.ts";
+import { keyFile, summarizeInference } from "./llm/router.ts";
 import { listen, methodTable, parseListen, RpcServer, type Listener, type ListenSpec } from "./rpc/index.ts";
 import { viewerTable } from "./rpc/methods.ts";
 import { parseHostPort } from "./rpc/transports.ts";
@@ -250,6 +250,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
   }
   const webUrls: string[] = [];
 
+  const inferenceConfig = InferenceConfigSchema.parse(config.inference ?? {});
   const facts = {
     version: VERSION,
     bootId,
@@ -263,6 +264,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     logs: logReader({ kernel: logFile, ...(init ? { init: join(dataDir, "logs", "init.log") } : {}) }),
     ...(tokens ? { web: () => ({ operator: tokens!.operator, viewer: tokens!.viewer, urls: webUrls }) } : {}),
     mcp,
+    inference: () => summarizeInference(inferenceConfig, configDir, process.env),
   };
   const serverOptions = {
     maxLineBytes: config.rpc.max_line_bytes,

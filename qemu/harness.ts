@@ -36,8 +36,10 @@ export interface HostForward {
 }
 
 export interface BootOptions {
-  /** GPT disk image (out/aaos.img); attached as virtio-blk */
+  /** GPT disk image (out/aaos.img); attached as virtio-blk unless `disk` says otherwise */
   image?: string;
+  /** how the image is attached: virtio-blk (default), SATA on q35's AHCI controller, or NVMe; and its format (default raw) */
+  disk?: { bus?: "virtio" | "ahci" | "nvme"; format?: "raw" | "qcow2" | "vmdk" | "vhdx" };
   /** boot this bzImage directly (-kernel) instead of through firmware; the disk still holds the system */
   kernel?: string;
   /** -initrd (benchmarks: the same kernel with another init) */
@@ -127,7 +129,16 @@ export function qemuArgs(
   if (o.initrd) a.push("-initrd", o.initrd);
   const append = [o.append, o.rpc === "hvc0" ? "aaos.rpc=hvc0" : ""].filter(Boolean).join(" ");
   if (o.kernel && append) a.push("-append", append);
-  if (o.image) a.push("-drive", `file=${o.image},if=virtio,format=raw,cache=unsafe${o.snapshot ? ",snapshot=on" : ""}`);
+  if (o.image) {
+    const drive = `file=${o.image},format=${o.disk?.format ?? "raw"},cache=unsafe${o.snapshot ? ",snapshot=on" : ""}`;
+    const bus = o.disk?.bus ?? "virtio";
+    if (bus === "virtio") a.push("-drive", `${drive},if=virtio`);
+    else {
+      a.push("-drive", `${drive},if=none,id=disk0`);
+      // q35's own ICH9 AHCI controller (bus ide.0), or an NVMe controller
+      a.push("-device", bus === "ahci" ? "ide-hd,drive=disk0,bus=ide.0" : "nvme,drive=disk0,serial=aaos-nvme0");
+    }
+  }
   if (!o.noNetwork) {
     const fwd = (o.guestfwd ?? [])
       .map((f) => `,guestfwd=tcp:${f.guestAddr}:${f.guestPort}-cmd:socat STDIO TCP:127.0.0.1:${f.hostPort}`)

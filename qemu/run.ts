@@ -3,7 +3,13 @@
 //
 //   bun qemu/run.ts [--uefi] [--image out/aaos.img] [--kernel out/bzImage] [--rpc ttyS0|hvc0]
 //                   [--socket out/serial.sock] [--no-console] [--guestfwd HOSTPORT]
-//                   [--web-port 8080]
+//                   [--web-port 8080] [--run-dir out/run] [--disk virtio|ahci|nvme]
+//
+// It boots a run-only copy of --image, --run-dir/aaos.img (qemu/rundisk.ts):
+// the image stays as built; the copy keeps its data partition between runs
+// until the image is rebuilt, and gets the image's AAOS-CFG afresh at every
+// start, with the host's ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL or
+// OPENAI_BASE_URL / OPENAI_API_KEY / OPENAI_MODEL added.
 //
 // The RPC line is the unix socket out/serial.sock. When aaosctl's console is
 // available and stdin is a terminal, it is started on that socket; otherwise
@@ -17,10 +23,11 @@
 // `aaosctl dashboard-token` prints.
 import { createServer } from "node:net";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { RpcClient } from "../cli/client.ts";
 import { qemuArgs, ROOT } from "./harness.ts";
+import { prepareRunDisk } from "./rundisk.ts";
 
 const { values: v } = parseArgs({
   options: {
@@ -33,6 +40,9 @@ const { values: v } = parseArgs({
     guestfwd: { type: "string" },
     memory: { type: "string", default: "1024" },
     "web-port": { type: "string", default: "8080" },
+    "run-dir": { type: "string", default: join(ROOT, "out/run") },
+    // the disk's controller: virtio-blk, SATA (q35's AHCI) or NVMe, as other machines have it
+    disk: { type: "string", default: "virtio" },
   },
 });
 
@@ -57,8 +67,29 @@ if (webPort > 0) {
   }
 }
 
-const runDir = join(ROOT, "out/run");
+if (!["virtio", "ahci", "nvme"].includes(v.disk!)) {
+  console.error(`aaos: --disk ${v.disk}: expected virtio, ahci or nvme`);
+  process.exit(2);
+}
+const runDir = v["run-dir"]!;
 mkdirSync(runDir, { recursive: true });
+const shown = (p: string) => (relative(process.cwd(), p).startsWith("..") ? p : relative(process.cwd(), p));
+let disk;
+try {
+  disk = prepareRunDisk({ source: v.image!, runDir, env: process.env });
+} catch (e) {
+  console.error(`aaos: ${(e as Error).message}`);
+  process.exit(1);
+}
+console.error(
+  `aaos: booting ${shown(disk.image)}, a run-only copy of ${shown(v.image!)}` +
+    (disk.fresh ? " made just now (its data partition starts empty)" : " (its data partition kept from the last run)"),
+);
+for (const n of disk.notes) console.error(`aaos: ${n}`);
+if (!disk.notes.length)
+  console.error(
+    "aaos: no model provider from the host: ANTHROPIC_API_KEY=sk-ant-… make run (or OPENAI_BASE_URL=http://127.0.0.1:8000/v1 make run)",
+  );
 rmSync(v.socket!, { force: true });
 const consoleFile = join(runDir, "console.log");
 const varsFile = join(runDir, "OVMF_VARS.fd");
@@ -66,7 +97,8 @@ if (v.uefi && !existsSync(varsFile)) await Bun.write(varsFile, Bun.file("/usr/sh
 
 const argv = qemuArgs(
   {
-    image: v.image,
+    image: disk.image,
+    disk: { bus: v.disk as "virtio" | "ahci" | "nvme" },
     kernel: v.uefi ? undefined : (v.kernel ?? join(ROOT, "out/bzImage")),
     uefi: v.uefi,
     rpc: v.rpc as "ttyS0" | "hvc0",
@@ -79,12 +111,17 @@ const argv = qemuArgs(
 );
 const accel = argv[argv.indexOf("-accel") + 1];
 console.error(
-  `aaos: booting ${v.image} (${v.uefi ? "UEFI/OVMF" : "-kernel"}, ${accel}${accel!.startsWith("tcg") ? "; AAOS_ACCEL=kvm to use KVM" : ""})`,
+  `aaos: QEMU (${v.uefi ? "UEFI/OVMF" : "-kernel"}, ${accel}${accel!.startsWith("tcg") ? "; AAOS_ACCEL=kvm to use KVM" : ""})`,
 );
 console.error(`aaos: JSON-RPC on ${v.socket} (guest ${v.rpc}); console log ${consoleFile}`);
 if (webPort > 0)
   console.error(`aaos: dashboard: http://127.0.0.1:${webPort}/ (aaosctl dashboard-token prints the tokens)`);
 const qemu = Bun.spawn(argv, { stdin: "ignore", stdout: "inherit", stderr: "inherit" });
+// ended by a signal (not the terminal's Ctrl-C, which QEMU gets too): QEMU goes with us
+process.on("SIGTERM", () => {
+  qemu.kill("SIGTERM");
+  process.exit(143);
+});
 
 const cliMain = join(ROOT, "cli/main.ts");
 const interactive = !v["no-console"] && process.stdin.isTTY && existsSync(cliMain);
@@ -103,6 +140,8 @@ while (!existsSync(v.socket!)) {
   await Bun.sleep(50);
 }
 const con = Bun.spawn([process.execPath, cliMain, "--serial", v.socket!, "console"], {
+  // the greeting's hint for configuring a provider is the host's environment here
+  env: { ...process.env, AAOS_MAKE_RUN: "1" },
   stdin: "inherit",
   stdout: "inherit",
   stderr: "inherit",

@@ -39,6 +39,54 @@ export function keyFile(configDir: string, file: string): string {
   return isAbsolute(file) ? file : join(configDir, file);
 }
 
+/** which providers a kernel can reach and where their keys come from (system.info `inference`); never a key */
+export interface InferenceSummary {
+  anthropic: {
+    /** "api_key_file" (the file names a key), "ANTHROPIC_API_KEY" (the environment, host mode), or "none" */
+    key_source: "api_key_file" | "ANTHROPIC_API_KEY" | "none";
+    /** kernel.yaml's providers.anthropic.api_key_file, as written there; null when not set */
+    api_key_file: string | null;
+    base_url: string;
+  };
+  openai_compatible: { name: string; base_url: string; key: boolean; models: string[] }[];
+}
+
+function keyIn(configDir: string, file: string | undefined): boolean {
+  if (!file) return false;
+  try {
+    return readFileSync(keyFile(configDir, file), "utf8").trim().length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** the same choices as Router.anthropicProvider and resolve, looked at without building a provider or logging */
+export function summarizeInference(
+  cfg: InferenceConfig,
+  configDir: string,
+  env: Record<string, string | undefined>,
+): InferenceSummary {
+  const a = cfg.providers.anthropic;
+  const key_source = keyIn(configDir, a.api_key_file)
+    ? "api_key_file"
+    : env.ANTHROPIC_API_KEY?.trim()
+      ? "ANTHROPIC_API_KEY"
+      : "none";
+  return {
+    anthropic: {
+      key_source,
+      api_key_file: a.api_key_file ?? null,
+      base_url: a.base_url ?? (env.ANTHROPIC_BASE_URL?.trim() || "https://api.anthropic.com"),
+    },
+    openai_compatible: cfg.providers.openai_compatible.map((ep) => ({
+      name: ep.name,
+      base_url: ep.base_url,
+      key: keyIn(configDir, ep.api_key_file),
+      models: ep.models,
+    })),
+  };
+}
+
 export class Router {
   private anthropic: AnthropicProvider | null = null;
   private readonly openai = new Map<string, OpenAICompatibleProvider>();

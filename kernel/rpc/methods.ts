@@ -13,6 +13,7 @@ import type { Method, MethodContext, MethodTable } from "./server.ts";
 import { READ_ONLY_METHODS, type MethodName } from "./names.ts";
 import type { SystemStats } from "../sys/stats.ts";
 import type { McpService } from "../mcp/server.ts";
+import type { InferenceSummary } from "../llm/router.ts";
 import { LOG_TAIL_MAX, type LogReader } from "../sys/logs.ts";
 import { capabilityDenied, invalidParams, KernelError, ErrorCode } from "../errors.ts";
 
@@ -37,6 +38,8 @@ export interface SystemFacts {
   web?: () => { operator: string; viewer: string; urls: string[] };
   /** the kernel as an MCP server: its clients' surfaces (mcp.*, for aaosctl mcp); absent: none */
   mcp?: McpService;
+  /** the model providers and where their keys come from (system.info `inference`); absent: not reported */
+  inference?: () => InferenceSummary;
 }
 
 /** an MCP protocol error (the SDK's) as the contract's error: the same code when the contract has it */
@@ -442,6 +445,7 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
         degraded: services.auditDegraded(),
         tools: counts.tools,
         config: sys.config,
+        ...(sys.inference ? { inference: sys.inference() } : {}),
         ...(sys.boot === undefined ? {} : { boot: sys.boot }),
       };
     }),

@@ -52,6 +52,9 @@ describe("aaosctl console", () => {
   test("greets with the kernel's version, mode and boot id", async () => {
     const text = await term.waitFor("Tab completes");
     expect(text).toContain(`host mode, boot ${k.ready.boot_id}`);
+    // which model provider this kernel reaches, and where its key came from
+    expect(text).toContain(`model: Anthropic at ${llm.url} (key: $ANTHROPIC_API_KEY)`);
+    expect(text).not.toContain("no model provider");
     expect(term.screen.cursorLine()).toBe("aaos>");
   });
 
@@ -190,6 +193,24 @@ describe("aaosctl console, the line lost", () => {
     }
   });
 
+  test("lines piped in (no terminal) run in order, and the end of the input leaves", async () => {
+    const k4 = await startKernel({});
+    try {
+      const p = Bun.spawn([process.execPath, MAIN, "--socket", k4.socket, "console"], {
+        stdin: new Blob(["ping\nexit\n"]),
+        stdout: "pipe",
+        env: { ...process.env, AAOSCTL_HISTORY: join(home, "history4") },
+      });
+      const code = await Promise.race([p.exited, Bun.sleep(20_000).then(() => "hung")]);
+      if (code === "hung") p.kill();
+      expect(code).toBe(0);
+      expect(await new Response(p.stdout).text()).toMatch(/Tab completes[\s\S]*\npong in /);
+    } finally {
+      await k4.stop();
+      cleanup(k4);
+    }
+  });
+
   test("Ctrl-D leaves with status 0", async () => {
     const k3 = await startKernel({});
     const t = new Terminal([process.execPath, MAIN, "--socket", k3.socket, "console"], {
@@ -197,6 +218,10 @@ describe("aaosctl console, the line lost", () => {
     });
     try {
       await t.waitFor("aaos>");
+      // no key anywhere: the greeting says so, and how to set one
+      expect(t.screen.text().replaceAll("\n", "")).toContain(
+        "no model provider configured: name a key file in kernel.yaml: inference.providers.anthropic.api_key_file (docs/inference.md)",
+      );
       t.type(Keys.ctrlD);
       expect(await t.exited).toBe(0);
     } finally {

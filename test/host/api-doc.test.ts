@@ -149,6 +149,8 @@ const RUN_SPECIFIC_PATHS = [
   /\.(lines\[\d+\]|line)\.(level|time|msg)$/,
   // config.get, config.apply: where this kernel's kernel.yaml is
   /^response 18[58]\.result\.path$/,
+  // system.info: the fixture Messages API server's address
+  /\.inference\.anthropic\.base_url$/,
 ];
 
 /** doc value vs real value: same shape; equal values where they are not run-specific */
