@@ -1,8 +1,12 @@
 // A person at a terminal, for tests: a program runs on a real
-// pseudo-terminal (test/cli/pty-relay.py), keys are typed into it, and what it
+// pseudo-terminal (node-pty, driven from Node by test/cli/pty-driver.mjs:
+// under Bun its reader fails), keys are typed into it, and what it
 // prints is applied to a small VT100 screen so that tests read what the
 // screen shows, not the escape codes that drew it.
 import { join } from "node:path";
+
+/** Node, which runs node-pty (AAOS_NODE names another) */
+const NODE = process.env.AAOS_NODE ?? Bun.which("node") ?? "/usr/bin/node";
 
 export const Keys = {
   enter: "\r",
@@ -165,16 +169,13 @@ export class Terminal {
       ...opts.env,
     }))
       if (v !== undefined) env[k] = v;
-    this.proc = Bun.spawn(
-      ["python3", join(import.meta.dir, "pty-relay.py"), String(cols), String(rows), "--", ...argv],
-      {
-        stdin: "pipe",
-        stdout: "pipe",
-        stderr: "inherit",
-        env,
-        cwd: opts.cwd,
-      },
-    );
+    this.proc = Bun.spawn([NODE, join(import.meta.dir, "pty-driver.mjs"), String(cols), String(rows), "--", ...argv], {
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "inherit",
+      env,
+      cwd: opts.cwd,
+    });
     this.stdin = this.proc.stdin as import("bun").FileSink;
     void this.pump();
     this.exited = this.proc.exited;
