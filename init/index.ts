@@ -38,7 +38,9 @@ import { reboot, setConsoleLogLevel, setCtrlAltDel } from "../kernel/sys/reboot.
 import { setRawMode } from "../kernel/sys/termios.ts";
 import { readCmdline, rpcLine } from "./cmdline.ts";
 import { NetworkConfigSchema, type NetworkConfig } from "../kernel/config.ts";
-import { configureNetwork } from "./network.ts";
+import { startNetwork, type Network } from "./network.ts";
+import { TimeSync, type ClockStep } from "./time.ts";
+import type { InitStatus } from "../kernel/sys/stats.ts";
 import { growDataPartition, type GrowReport } from "./growdata.ts";
 import { waitForLabel } from "./partitions.ts";
 import { startReaper } from "./reaper.ts";
@@ -61,6 +63,10 @@ export interface InitEnvironment {
    * button. Never throws.
    */
   finishBoot(network: NetworkConfig | undefined): Promise<void>;
+  /** the network's lease and the clock's sync, for system.stats (after finishBoot) */
+  status(): InitStatus | undefined;
+  /** the SNTP client stepped the clock (audited clock.step); steps from before the call are handed over at once */
+  onClockStep(handler: (step: ClockStep) => void): void;
   /** what happened during boot, for system.info and the operator */
   bootReport: BootReport;
 }
@@ -251,14 +257,20 @@ export async function enterInitMode(
     else log.info({ grow }, `init: AAOS-DATA ${grow.status}`);
   } else report.data.grow = { status: "skipped", reason: "AAOS-DATA is not mounted", done: [] };
 
+  let net: Network | null = null;
+  let time: TimeSync | null = null;
   const finishBoot = async (netCfg: NetworkConfig | undefined): Promise<void> => {
     const t0 = performance.now();
     // no network: section: the defaults (DHCP on the first interface)
-    const network = configureNetwork(netCfg ?? NetworkConfigSchema.parse({}), log).catch((err) => {
+    const cfg = netCfg ?? NetworkConfigSchema.parse({});
+    const n = (net = startNetwork(cfg, log));
+    const network = n.ready.catch((err) => {
       log.error({ err }, "init: network failed");
       return null;
     });
-    await Promise.race([network, Bun.sleep(NETWORK_WAIT_MS)]);
+    // the clock from kernel.yaml's NTP servers and the lease's; a first answer within the wait dates system.boot
+    time = new TimeSync({ servers: () => [...cfg.ntp, ...n.ntpServers()], log, ready: network });
+    await Promise.race([network.then(() => time!.first), Bun.sleep(NETWORK_WAIT_MS)]);
     times.network = Math.round(performance.now() - t0);
 
     step(log, "reaper", times, () => startReaper(log), undefined);
@@ -274,6 +286,9 @@ export async function enterInitMode(
     shutdown: shutdownCtl.shutdown,
     onShutdownRequest: shutdownCtl.onShutdownRequest,
     finishBoot,
+    status: () =>
+      net && time ? { interface: net.state.interface, dhcp: net.lease(), clock: time.status() } : undefined,
+    onClockStep: (handler) => time?.onStep(handler),
   };
 }
 

@@ -100,6 +100,13 @@ export const NetworkConfigSchema = z
     dns: z.union([IPv4, z.array(IPv4)]).optional(),
     /** DHCP: give up after this many milliseconds (the kernel serves its console anyway) */
     dhcp_timeout_ms: z.number().int().min(100).max(120_000).default(10_000),
+    /** SNTP servers (host names or IPv4), asked before those the DHCP lease offers (init/time.ts) */
+    ntp: z
+      .array(
+        z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/, { message: "expected a host name or an IPv4 address" }),
+      )
+      .max(8)
+      .default([]),
   })
   .superRefine((v, ctx) => {
     if (v.mode === "static" && !v.address)

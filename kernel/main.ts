@@ -193,6 +193,12 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
       boot: init?.bootReport,
     })
     .catch((err) => log.error({ err }, "could not record system.boot: running degraded"));
+  // init mode: a step of the clock by SNTP (the first one usually came before the audit log was open)
+  init?.onClockStep((step) => {
+    kernel
+      .audit({ kind: "clock.step", agent_id: null, ...step })
+      .catch((err) => log.error({ err, step }, "clock.step was not recorded"));
+  });
 
   // MCP both ways (docs/mcp.md): external servers connect in the background; each client's principal is spawned
   kernel.mcp.start();
@@ -259,7 +265,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     config: configReport,
     boot: init?.bootReport,
     shutdown,
-    stats: () => systemStats(dataDir, startedAt),
+    stats: () => systemStats(dataDir, startedAt, init?.status()),
     // the appliance's init logs to <data>/logs/init.log once /data is mounted (init/index.ts)
     logs: logReader({ kernel: logFile, ...(init ? { init: join(dataDir, "logs", "init.log") } : {}) }),
     ...(tokens ? { web: () => ({ operator: tokens!.operator, viewer: tokens!.viewer, urls: webUrls }) } : {}),

@@ -10,6 +10,7 @@ export const AUDIT_KINDS = [
   "system.shutdown",
   "system.stop",
   "kernel.error",
+  "clock.step",
   // agents
   "agent.spawn",
   "capability.grant",

@@ -1,6 +1,6 @@
 // The init syscalls' shared door to glibc (bun:ffi): one dlopen of libc.so.6,
 // errno after a failed call, and NUL-terminated C strings. Used by
-// termios.ts, mount.ts, reboot.ts, net.ts and proc.ts (init/ and aaosctl).
+// termios.ts, mount.ts, reboot.ts, net.ts, clock.ts and proc.ts (init/ and aaosctl).
 import { dlopen, read, type FFIFunction, type Pointer } from "bun:ffi";
 
 const symbols = {
@@ -32,6 +32,9 @@ const symbols = {
   recvfrom: { args: ["i32", "ptr", "u64", "i32", "ptr", "ptr"], returns: "i64" },
   poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
+  // the clock (init/time.ts)
+  clock_settime: { args: ["i32", "ptr"], returns: "i32" },
+  adjtime: { args: ["ptr", "ptr"], returns: "i32" },
 } satisfies Record<string, FFIFunction>;
 
 let lib: ReturnType<typeof dlopen<typeof symbols>> | null = null;

@@ -111,18 +111,33 @@ export function addDefaultRoute(gateway: string, dev?: string): void {
   });
 }
 
-/** A non-blocking UDP socket bound to 0.0.0.0:port on one interface, broadcast allowed. */
+/** Remove the interface's IPv4 address (a DHCP lease expired). */
+export function clearInterfaceAddress(name: string): void {
+  withInetSocket((fd) => {
+    const r = ifreq(name);
+    r.set(sockaddrIn(new Uint8Array(4)), 16);
+    check("ioctl(SIOCSIFADDR)", libc().ioctl(fd, BigInt(SIOCSIFADDR), r), `${name} 0.0.0.0`);
+  });
+}
+
+/** A non-blocking UDP socket bound to 0.0.0.0:port (on one interface if device is given), broadcast allowed. */
 export class UdpSocket {
   readonly fd: number;
-  constructor(port: number, device: string) {
+  constructor(port: number, device?: string) {
     const c = libc();
     this.fd = check("socket", c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     try {
       const one = new Int32Array([1]);
       check("setsockopt(SO_REUSEADDR)", c.setsockopt(this.fd, SOL_SOCKET, SO_REUSEADDR, one, 4));
       check("setsockopt(SO_BROADCAST)", c.setsockopt(this.fd, SOL_SOCKET, SO_BROADCAST, one, 4));
-      const dev = cstr(device);
-      check("setsockopt(SO_BINDTODEVICE)", c.setsockopt(this.fd, SOL_SOCKET, SO_BINDTODEVICE, dev, dev.length), device);
+      if (device) {
+        const dev = cstr(device);
+        check(
+          "setsockopt(SO_BINDTODEVICE)",
+          c.setsockopt(this.fd, SOL_SOCKET, SO_BINDTODEVICE, dev, dev.length),
+          device,
+        );
+      }
       check("bind", c.bind(this.fd, sockaddrIn(new Uint8Array(4), port), 16), `0.0.0.0:${port}`);
     } catch (e) {
       c.close(this.fd);

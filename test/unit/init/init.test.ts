@@ -114,6 +114,7 @@ describe("DHCP", () => {
       prefix: 24,
       router: "10.0.2.2",
       dns: ["10.0.2.3", "1.1.1.1"],
+      ntp: [],
       server: "10.0.2.2",
       leaseSeconds: 86400,
     });
