@@ -205,7 +205,9 @@ export class DhcpClient {
   /** the lease as system.stats reports it (wall times from now's clock) */
   status(): LeaseStatus {
     const l = this.lease;
-    const wallOf = (monoMs: number) => new Date(Date.now() - (mono() - monoMs)).toISOString();
+    const wallNow = Date.now();
+    const monoNow = mono();
+    const wallOf = (monoMs: number) => new Date(wallNow - (monoNow - monoMs)).toISOString();
     const times = l ? leaseTimes(l) : null;
     const at = (s: number | undefined) => (l && s !== undefined ? wallOf(this.obtainedAt + s * 1000) : null);
     return {
@@ -280,13 +282,18 @@ export class DhcpClient {
       const t2 = t0 + times.t2 * 1000;
       const expiry = t0 + times.expiry * 1000;
       while (!this.stopped && mono() < t1) await this.sleep(t1 - mono());
-      // RENEWING: unicast to the server of the lease, until T2
-      if (lease.server && (await this.extend(lease, "renew", lease.server, t2))) continue;
-      // REBINDING: broadcast, to any server, until the lease expires
-      if (await this.extend(lease, "rebind", this.o.broadcast ?? "255.255.255.255", expiry)) continue;
+      // RENEWING: unicast to the server of the lease, until T2; then REBINDING: broadcast, to any server, until expiry
+      let outcome = lease.server ? await this.extend(lease, "renew", lease.server, t2) : "timeout";
+      if (outcome === "timeout")
+        outcome = await this.extend(lease, "rebind", this.o.broadcast ?? "255.255.255.255", expiry);
+      if (outcome === "ack") continue;
       if (this.stopped) return;
       if (this.lease === lease) {
-        this.o.log.warn({ address: lease.address, server: lease.server }, "dhcp: lease lost; discovering again");
+        const why = outcome === "nak" ? "the server refused it" : "it expired";
+        this.o.log.warn(
+          { address: lease.address, server: lease.server },
+          `dhcp: lease lost (${why}); discovering again`,
+        );
         this.lease = null;
         this.phase = "selecting";
         try {
@@ -302,9 +309,14 @@ export class DhcpClient {
   /**
    * REQUEST with ciaddr (no requested address, no server id) to dest until `until`,
    * each wait half the time left but at least minRetryMs (RFC 2131 4.4.5).
-   * true: an ACK renewed the lease; false: a NAK dropped it, or time ran out.
+   * ack: the lease was extended; nak: the server refused it; timeout: nobody answered in time.
    */
-  private async extend(lease: Lease, via: "renew" | "rebind", dest: string, until: number): Promise<boolean> {
+  private async extend(
+    lease: Lease,
+    via: "renew" | "rebind",
+    dest: string,
+    until: number,
+  ): Promise<"ack" | "nak" | "timeout"> {
     this.phase = via === "renew" ? "renewing" : "rebinding";
     const minRetry = this.o.minRetryMs ?? 60_000;
     while (!this.stopped && mono() < until) {
@@ -320,12 +332,11 @@ export class DhcpClient {
       if (reply.type === DHCPACK) {
         this.renewals++;
         this.bound(leaseFrom(reply), via);
-        return true;
+        return "ack";
       }
-      this.o.log.warn({ address: lease.address, via }, "dhcp: the server refused the lease (NAK)");
-      return false;
+      return "nak";
     }
-    return false;
+    return "timeout";
   }
 
   private bound(lease: Lease, how: "discover" | "renew" | "rebind"): void {
