@@ -9,14 +9,19 @@ import * as readline from "node:readline";
 import type { AgentInfo, ApprovalInfo, ToolDescription } from "../kernel/services.ts";
 import type { InferenceSummary } from "../kernel/llm/router.ts";
 import type { RpcClient } from "./client.ts";
-import { GLOBAL_OPTIONS, splitWords, type ArgKind, type ArgSpec, type OptionSpec } from "./args.ts";
-import { dispatch } from "./dispatch.ts";
+import { GLOBAL_OPTIONS, splitWords, type ArgKind, type ArgSpec, type OptionSpec, type OutputFormat } from "./args.ts";
+import { dispatch, type DispatchEnv } from "./dispatch.ts";
 import { ExitCode } from "./exit.ts";
 import { formatApprovalRequest, formatError, painter, type Paint } from "./format.ts";
 import { Output } from "./output.ts";
 import { KNOWN_METHODS, VERBS, type Ctx } from "./verbs.ts";
 
 const LEAVE = new Set(["exit", "quit", "logout"]);
+/** what may be typed while a verb runs, run beside it: quick, and never waiting on the person */
+const SIDE_VERBS = new Set(["approve", "deny", "approvals", "ps", "status", "info", "ping", "help"]);
+const FOLLOW_FLAGS = new Set(["--follow", "-f", "--watch", "-w"]);
+/** Ctrl-]: leave the console without a word to the kernel, as telnet's escape does */
+export const DETACH_KEY = "\x1d";
 const HISTORY_MAX = 1000;
 
 export function historyPath(env: Record<string, string | undefined> = process.env): string {
@@ -45,7 +50,7 @@ export async function runConsole(ctx: Ctx): Promise<number> {
     input: process.stdin,
     output: stdout,
     terminal,
-    prompt: color ? paint("bold", paint("cyan", "aaos")) + "> " : "aaos> ",
+    prompt: "",
     historySize: HISTORY_MAX,
     history: terminal ? loadHistory(histFile) : [],
     removeHistoryDuplicates: true,
@@ -55,20 +60,55 @@ export async function runConsole(ctx: Ctx): Promise<number> {
         .catch(() => cb(null, [[], line]));
     },
   } as readline.ReadLineOptions);
-  // iterate from now on: lines piped in arrive while the greeting is still being fetched, and
-  // an iterator made after them would never see them (nor the end of the input)
-  const lines = rl[Symbol.asyncIterator]();
+  const normalPrompt = color ? paint("bold", paint("cyan", "aaos")) + "> " : "aaos> ";
+  const busyPrompt = (verb: string) =>
+    color ? paint("bold", paint("cyan", "aaos")) + paint("dim", ` (${verb})`) + "> " : `aaos (${verb})> `;
+  // Lines are taken from the moment readline exists: lines piped in arrive while the greeting
+  // is still being fetched, and so may the end of the input.
+  const queue: string[] = [];
+  let ended = false;
+  let wake: (() => void) | null = null;
 
   // The verb running now, if any: its Output clears its own spinner before
   // we print over it. With none running the prompt is showing.
   let current: Output | null = null;
   let running: AbortController | null = null;
+  /** the words of the verb running now (the one the prompt waits for) */
+  let runningVerb = "";
   let leaving = false;
+  /** Ctrl-] left the console: the kernel (and make run's VM) carries on */
+  let detached = false;
   /** the person asked for shutdown or reboot: the line going away is expected */
   let expectClose = false;
   let exitCode: number = ExitCode.ok;
   /** the prompt is on the screen (not while greeting, not while a verb runs) */
   let prompting = false;
+  /** while a verb runs: a line being typed (and its prompt) is drawn on the cursor's row */
+  let draftShown = false;
+  const draft = () => (rl as unknown as { line: string }).line;
+
+  /**
+   * What a running verb prints, on a terminal: the line being typed meanwhile
+   * is taken off its row first and drawn again below once the output is back
+   * at the start of a line. The spinner is not drawn over a line being typed.
+   */
+  const guarded = (w: NodeJS.WriteStream) => ({
+    write: (text: string) => {
+      if (!terminal || !running) return void w.write(text);
+      if (draftShown || draft()) {
+        if (w === process.stderr && text.startsWith("\r\x1b[K")) return; // a spinner frame, or its clearing
+        if (draftShown) stdout.write("\r\x1b[K");
+        draftShown = false;
+      }
+      w.write(text);
+      if (draft() && text.endsWith("\n")) drawDraft();
+    },
+  });
+  const drawDraft = () => {
+    rl.setPrompt(busyPrompt(runningVerb));
+    rl.prompt(true);
+    draftShown = true;
+  };
 
   /** print a block above the prompt without losing what the person is typing */
   const announce = (text: string) => {
@@ -83,6 +123,8 @@ export async function runConsole(ctx: Ctx): Promise<number> {
   const showPrompt = () => {
     if (leaving) return;
     prompting = true;
+    rl.setPrompt(normalPrompt);
+    draftShown = false;
     if (terminal) rl.prompt();
   };
 
@@ -115,6 +157,9 @@ export async function runConsole(ctx: Ctx): Promise<number> {
   rl.on("SIGINT", () => {
     if (running) {
       running.abort();
+      if (draft()) rl.write(null as unknown as string, { ctrl: true, name: "u" });
+      if (draftShown) stdout.write("\r\x1b[K");
+      draftShown = false;
       return;
     }
     // at the prompt: forget the line, like a shell
@@ -124,7 +169,91 @@ export async function runConsole(ctx: Ctx): Promise<number> {
     rl.prompt();
   });
 
-  /** one typed line; false when the person wants to leave */
+  // Ctrl-]: leave the kernel be, as telnet's escape does. Seen before readline (which would
+  // insert the character); a key typed while a verb runs brings up the prompt it is typed at.
+  if (terminal)
+    process.stdin.prependListener("keypress", (s: string | undefined, key: { name?: string; ctrl?: boolean }) => {
+      if (leaving) return;
+      if (s === DETACH_KEY) {
+        leaving = true;
+        detached = true;
+        running?.abort();
+        if (draftShown) stdout.write("\r\x1b[K");
+        announce(paint("dim", "detached: the kernel carries on; `console` again to re-attach"));
+        rl.close();
+        return;
+      }
+      if (!running || draftShown || key?.ctrl || ["return", "enter", "tab"].includes(key?.name ?? "")) return;
+      // a streamed line still open ends here; a spinner's row is taken for the prompt
+      if (current && !current.atStartOfLine) current.endLine();
+      else stdout.write("\r\x1b[K");
+      drawDraft();
+    });
+
+  rl.on("line", (raw: string) => {
+    draftShown = false;
+    // on a terminal a verb that is waiting does not hold the keyboard: approve, deny... work meanwhile
+    if (terminal && running) return void sideLine(raw);
+    queue.push(raw);
+    wake?.();
+  });
+  rl.on("close", () => {
+    ended = true;
+    // Ctrl-D on a terminal leaves now; piped input that ends leaves once the last line is done
+    if (terminal) running?.abort();
+    wake?.();
+  });
+
+  const makeOutput =
+    (w: { out: { write(t: string): void }; err: { write(t: string): void } }) =>
+    ({ json, noColor, format }: { json: boolean; noColor: boolean; format: OutputFormat }) =>
+      new Output({
+        stdout: w.out,
+        stderr: w.err,
+        color: color && !noColor,
+        json,
+        format,
+        progress: terminal,
+        width: width(),
+      });
+  const dispatchEnv = (signal: AbortSignal | undefined, output: DispatchEnv["makeOutput"]): DispatchEnv => ({
+    interactive: true,
+    signal,
+    makeOutput: output,
+    rpc: async () => client,
+    targetName: () => ctx.targetName,
+    readStdin: async () => {
+      throw new Error("'-' reads stdin, which is the console's keyboard here; give the text on the line");
+    },
+  });
+
+  /** a line typed while a verb runs: one of the quick verbs, run beside it, its output among the running one's */
+  const sideLine = async (raw: string) => {
+    const line = raw.trim();
+    if (line) appendHistory(histFile, line);
+    if (!line || line.startsWith("#")) return;
+    const { words, open } = splitWords(line);
+    const say = (t: string) => (current ? current.note(t) : announce(t));
+    if (open) return say(paint("red", "error: ") + "unclosed quote");
+    if (!SIDE_VERBS.has(words[0]!) || words.some((w) => FOLLOW_FLAGS.has(w))) {
+      return say(
+        paint("yellow", `${runningVerb} is still running: `) +
+          `meanwhile ${[...SIDE_VERBS].join(", ")} work (not --follow or -w); Ctrl-C stops waiting`,
+      );
+    }
+    // through the running verb's Output (which closes a streamed line and clears its spinner first),
+    // or above the prompt once it is done
+    const out = {
+      write: (t: string) => (current ? (current.endLine(), current.write(t)) : announce(t.replace(/\n$/, ""))),
+    };
+    const err = {
+      write: (t: string) => (current ? current.note(t.replace(/\n$/, "")) : announce(t.replace(/\n$/, ""))),
+    };
+    const code = await dispatch(words, dispatchEnv(undefined, makeOutput({ out, err })));
+    if (code !== ExitCode.ok) expectClose = false;
+  };
+
+  /** one line, with nothing else running; false when the person wants to leave */
   const runLine = async (raw: string): Promise<boolean> => {
     const line = raw.trim();
     if (line && terminal) appendHistory(histFile, line);
@@ -141,26 +270,13 @@ export async function runConsole(ctx: Ctx): Promise<number> {
     }
     prompting = false;
     running = new AbortController();
+    runningVerb = words[0]!;
     expectClose = words[0] === "shutdown" || words[0] === "reboot";
-    const code = await dispatch(words, {
-      interactive: true,
-      signal: running.signal,
-      makeOutput: ({ json, noColor, format }) =>
-        (current = new Output({
-          stdout: { write: (t) => void stdout.write(t) },
-          stderr: { write: (t) => void process.stderr.write(t) },
-          color: color && !noColor,
-          json,
-          format,
-          progress: terminal,
-          width: width(),
-        })),
-      rpc: async () => client,
-      targetName: () => ctx.targetName,
-      readStdin: async () => {
-        throw new Error("'-' reads stdin, which is the console's keyboard here; give the text on the line");
-      },
-    });
+    const w = { out: guarded(stdout), err: guarded(process.stderr) };
+    const code = await dispatch(
+      words,
+      dispatchEnv(running.signal, (o) => (current = makeOutput(w)(o))),
+    );
     current = null;
     running = null;
     if (code !== ExitCode.ok) expectClose = false;
@@ -171,20 +287,23 @@ export async function runConsole(ctx: Ctx): Promise<number> {
 
   await greet(client, ctx, paint, announce, width(), () => leaving);
   showPrompt();
-  try {
-    if (!leaving)
-      for await (const raw of lines) {
-        if (!(await runLine(raw)) || leaving) break;
-        showPrompt();
-      }
-  } catch (e) {
-    // readline refuses to iterate once closed: that is how the line going away ends the loop
-    if (!leaving) throw e;
+  while (!leaving) {
+    const raw = queue.shift();
+    if (raw === undefined) {
+      if (ended) break;
+      await new Promise<void>((r) => (wake = r));
+      wake = null;
+      continue;
+    }
+    if (!(await runLine(raw)) || leaving) break;
+    if (ended && terminal) break;
+    showPrompt();
   }
   leaving = true;
   offNotify();
   offClose();
   rl.close();
+  if (detached) return Number(process.env.AAOSCTL_DETACH_STATUS ?? ExitCode.ok);
   return exitCode;
 }
 

@@ -146,6 +146,54 @@ describe("aaosctl console", () => {
     await prompt();
   });
 
+  test("a run waiting for an approval: approvals and approve typed in place, the run's output goes on", async () => {
+    const { agent_id } = await k.client.call("agent.spawn", { name: "careful" });
+    llm.script([
+      {
+        content: [
+          { type: "text", text: "I will echo." },
+          { type: "tool_use", name: "echo", input: { message: "live" } },
+        ],
+      },
+      { text: "Echoed after the approval.", match: { contains: "tool_result" } },
+    ]);
+    const before = term.count("approval requested ");
+    const ends = term.count("── end_turn");
+    term.line(`run ${agent_id} echo live`);
+    await shown("approval requested ", before + 1);
+    const text = await term.waitFor("waits for approval");
+    const apId = [...text.matchAll(/approval requested (\S+):/g)].at(-1)![1]!;
+    // typing while the run waits: a prompt that names the verb, and the line stays as typed
+    term.type("approvals");
+    await term.waitFor(() => term.screen.cursorLine() === "aaos (run)> approvals");
+    term.type(Keys.enter);
+    await term.waitFor(new RegExp(`ID\\s+AGENT\\s+TOOL[^\\n]*\\n${apId}\\s+${agent_id}\\s+echo`));
+    // a verb that would wait too is refused while the run holds the console
+    term.line("spawn echoer");
+    await term.waitFor("run is still running: meanwhile approve, deny, approvals");
+    term.line(`approve ${apId}`);
+    await term.waitFor(`approved ${apId}`);
+    const after = await shown("── end_turn", ends + 1);
+    // the rest of the run came after the approval, on the same screen
+    expect(after.slice(after.lastIndexOf(`approved ${apId}`))).toContain(
+      '✓ echo {"message":"live"}\nEchoed after the approval.',
+    );
+    await prompt();
+  });
+
+  test("an invoke waiting for an approval is denied in place, with a reason", async () => {
+    const { agent_id } = await k.client.call("agent.spawn", { name: "careful" });
+    const before = term.count("approval requested ");
+    term.line(`invoke ${agent_id} echo '{"message":"no"}'`);
+    const text = await shown("approval requested ", before + 1);
+    const apId = [...text.matchAll(/approval requested (\S+):/g)].at(-1)![1]!;
+    term.line(`deny ${apId} --reason "not today"`);
+    await term.waitFor(`denied ${apId} (not today)`);
+    // the invoke itself ends with the person's refusal, and the prompt is back
+    await term.waitFor(/approval denied[^\n]*not today[^\n]*\(-32003\)/);
+    await prompt();
+  });
+
   test("mistakes are reported and the console carries on", async () => {
     term.line("stauts");
     await term.waitFor('unknown verb "stauts"; did you mean status?');
@@ -208,6 +256,30 @@ describe("aaosctl console, the line lost", () => {
     } finally {
       await k4.stop();
       cleanup(k4);
+    }
+  });
+
+  test("commands piped in from a shell, no exit: answered, and the end of the input leaves", async () => {
+    const k5 = await startKernel({});
+    try {
+      const p = Bun.spawn(
+        ["sh", "-c", `printf 'ping\\ninfo\\n' | "$0" "$1" --socket "$2" console`, process.execPath, MAIN, k5.socket],
+        {
+          stdout: "pipe",
+          stderr: "pipe",
+          env: { ...process.env, AAOSCTL_HISTORY: join(home, "history5") },
+        },
+      );
+      const code = await Promise.race([p.exited, Bun.sleep(20_000).then(() => "hung")]);
+      if (code === "hung") p.kill();
+      expect(code).toBe(0);
+      const out = await new Response(p.stdout).text();
+      expect(out).toMatch(/\npong in [\d.]+ ms/);
+      expect(out).toContain(`boot_id:           ${(await k5.client.call("system.info")).boot_id}`);
+      expect(out).not.toContain("aaos>");
+    } finally {
+      await k5.stop();
+      cleanup(k5);
     }
   });
 
