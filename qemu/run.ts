@@ -15,7 +15,8 @@
 // available and stdin is a terminal, it is started on that socket; otherwise
 // talk to it with `aaosctl --serial out/serial.sock …` or
 // `socat - UNIX-CONNECT:out/serial.sock` (one JSON-RPC request per line).
-// Leaving the console powers the machine off cleanly.
+// Leaving the console (Ctrl-D, exit) powers the machine off cleanly; Ctrl-]
+// detaches and leaves it running (re-attach: aaosctl --serial out/serial.sock console).
 //
 // The dashboard (kernel.yaml web.listen, guest port 8080) is forwarded from
 // the host's 127.0.0.1:--web-port (default 8080; 0 for none) by QEMU's user
@@ -25,7 +26,7 @@ import { createServer } from "node:net";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
-import { RpcClient } from "../cli/client.ts";
+import { attachConsole } from "./attach.ts";
 import { qemuArgs, ROOT } from "./harness.ts";
 import { prepareRunDisk } from "./rundisk.ts";
 
@@ -139,21 +140,5 @@ while (!existsSync(v.socket!)) {
   if (qemu.exitCode !== null) process.exit(qemu.exitCode);
   await Bun.sleep(50);
 }
-const con = Bun.spawn([process.execPath, cliMain, "--serial", v.socket!, "console"], {
-  // the greeting's hint for configuring a provider is the host's environment here
-  env: { ...process.env, AAOS_MAKE_RUN: "1" },
-  stdin: "inherit",
-  stdout: "inherit",
-  stderr: "inherit",
-});
-await con.exited;
-if (qemu.exitCode === null) {
-  console.error("aaos: console closed; powering the machine off");
-  try {
-    const c = await RpcClient.unix(v.socket!, 5000);
-    await c.call("system.shutdown", { action: "poweroff" }, { timeoutMs: 20_000 }).catch(() => {});
-  } catch {}
-  const t = await Promise.race([qemu.exited, Bun.sleep(60_000).then(() => "timeout")]);
-  if (t === "timeout") qemu.kill();
-}
+if ((await attachConsole({ socket: v.socket!, vm: qemu })) === "detached") qemu.unref();
 process.exit(0);

@@ -13,6 +13,8 @@ export const Keys = {
   tab: "\t",
   ctrlC: "\x03",
   ctrlD: "\x04",
+  /** the console's detach key, as telnet's escape */
+  ctrlRightBracket: "\x1d",
   ctrlU: "\x15",
   up: "\x1b[A",
   down: "\x1b[B",
