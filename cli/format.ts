@@ -134,12 +134,14 @@ export function age(iso: string, now = Date.now()): string {
   return formatDuration(Math.max(0, now - t)) + " ago";
 }
 
-/** ISO timestamp shown as local-free "YYYY-MM-DD HH:MM:SS" (UTC, as the kernel logs) */
+/**
+ * A time as ISO 8601 in UTC with its zone written out ("2026-11-24T20:39:04.118Z"), whatever zone the
+ * kernel or this machine is in: audit records, log lines and tables all show times this way.
+ */
 export function timestamp(ts: unknown): string {
-  if (typeof ts === "number") ts = new Date(ts).toISOString();
-  if (typeof ts !== "string") return "-";
-  const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)/.exec(ts);
-  return m ? `${m[1]} ${m[2]}` : ts;
+  const t = typeof ts === "number" ? ts : typeof ts === "string" ? Date.parse(ts) : NaN;
+  if (Number.isNaN(t)) return typeof ts === "string" ? ts : "-";
+  return new Date(t).toISOString();
 }
 
 /** 1536 → "1.5 KiB" */

@@ -2096,7 +2096,7 @@ export function formatLogLine(l: Record<string, unknown>, paint: Ctx["out"]["pai
     rest.push(`${k}=${text}`);
   }
   const msg = typeof l.msg === "string" ? l.msg : "";
-  return [paint("dim", typeof l.time === "string" ? l.time : "-"), style ? paint(style, lv) : lv, msg, ...rest]
+  return [paint("dim", timestamp(l.time)), style ? paint(style, lv) : lv, msg, ...rest]
     .filter((s) => s !== "")
     .join(" ");
 }

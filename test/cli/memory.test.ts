@@ -64,7 +64,7 @@ describe("memory search", () => {
     expect(lines.length).toBe(3);
     expect(r.stdout).toMatch(
       new RegExp(
-        `^mem-[0-9a-f]{16}\\s+own:${keeper}\\s+note\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+[0-9.]+\\s+The backup runs nightly at 02:00 from the NAS\\.$`,
+        `^mem-[0-9a-f]{16}\\s+own:${keeper}\\s+note\\s+\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z\\s+[0-9.]+\\s+The backup runs nightly at 02:00 from the NAS\\.$`,
         "m",
       ),
     );

@@ -17,11 +17,12 @@ import {
   painter,
   stripAnsi,
   table,
+  timestamp,
 } from "../../cli/format.ts";
 import { globalHelp, verbHelp } from "../../cli/help.ts";
 import { waitMs } from "../../cli/main.ts";
 import { Output } from "../../cli/output.ts";
-import { KNOWN_METHODS, paramsFromPairs, parseTimeout, VERBS } from "../../cli/verbs.ts";
+import { formatLogLine, KNOWN_METHODS, paramsFromPairs, parseTimeout, VERBS } from "../../cli/verbs.ts";
 
 const plain = painter(false);
 const paramsOf = (v: string) => VERBS[v]?.params;
@@ -321,7 +322,16 @@ describe("formatting", () => {
       { seq: 7, ts: "2026-01-02T03:04:05.678Z", kind: "tool.call", agent_id: "ag-1", tool: "echo", note: "two words" },
       plain,
     );
-    expect(line).toBe('    7  2026-01-02 03:04:05  tool.call           ag-1  tool=echo note="two words"');
+    expect(line).toBe('    7  2026-01-02T03:04:05.678Z  tool.call           ag-1  tool=echo note="two words"');
+  });
+
+  test("times carry their zone: UTC with Z in audit lines and log lines alike, whatever the record's offset", () => {
+    const ev = { seq: 1, ts: "2026-01-02T05:04:05.678+02:00", kind: "clock.step", agent_id: null };
+    expect(formatAuditEvent(ev, plain)).toContain("  2026-01-02T03:04:05.678Z  clock.step");
+    const log = formatLogLine({ level: "info", time: "2026-01-02T03:04:05.678Z", msg: "up" }, plain);
+    expect(log).toBe("2026-01-02T03:04:05.678Z INFO  up");
+    expect(timestamp(Date.UTC(2026, 0, 2, 3, 4, 5))).toBe("2026-01-02T03:04:05.000Z");
+    expect(timestamp(undefined)).toBe("-");
   });
 
   test("audit lines: a refusal is red, an approval yellow, whatever the kind says of the decision", () => {
