@@ -9,8 +9,10 @@
 // directory, or absolute) wins; otherwise $ANTHROPIC_API_KEY. The base URL:
 // providers.anthropic.base_url, then $ANTHROPIC_BASE_URL, then the SDK's
 // default. Every key loaded is registered as a secret (the audit log redacts
-// it) and never logged.
-import { readFileSync } from "node:fs";
+// it) and never logged. A key file is looked at (stat) before every model
+// call: a key given or rotated with secret.set, or removed, takes effect at
+// the next call, without a reboot.
+import { readFileSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import type { Logger } from "pino";
 import { ErrorCode, KernelError } from "../errors.ts";
@@ -116,10 +118,28 @@ export class Router {
     }
   }
 
-  /** the Anthropic provider; built on first use, and rebuilt while it has no key (a key file may appear later) */
+  /**
+   * What a key file is now, without reading it: its inode, size and mtime
+   * (secret.set replaces the file by a rename), or "absent". A change means
+   * the provider is built again with what the file holds.
+   */
+  private keyStamp(file: string | undefined): string {
+    if (!file) return "none";
+    try {
+      const st = statSync(keyFile(this.deps.configDir, file), { bigint: true });
+      return `${st.ino}:${st.size}:${st.mtimeNs}`;
+    } catch {
+      return "absent";
+    }
+  }
+
+  /** the Anthropic provider; built on first use, again when its key file changed (secret.set) or while it has no key */
   anthropicProvider(): AnthropicProvider {
-    if (this.anthropic && this.hasAnthropicKey) return this.anthropic;
     const a = this.cfg.providers.anthropic;
+    const stamp = this.keyStamp(a.api_key_file);
+    if (this.anthropic && this.hasAnthropicKey && stamp === this.anthropicStamp) return this.anthropic;
+    const rotated = this.anthropic !== null && this.hasAnthropicKey;
+    this.anthropicStamp = stamp;
     let key: string | null = null;
     let source = "none";
     if (a.api_key_file) {
@@ -145,16 +165,25 @@ export class Router {
     });
     this.hasAnthropicKey = key !== null;
     this.deps.log.info(
-      { provider: "anthropic", key_source: source, base_url: this.anthropic.baseURL },
-      "inference provider configured",
+      {
+        provider: "anthropic",
+        key_source: source,
+        base_url: this.anthropic.baseURL,
+        ...(rotated ? { reloaded: true } : {}),
+      },
+      rotated ? "inference provider's key file changed; key reloaded" : "inference provider configured",
     );
     return this.anthropic;
   }
   private hasAnthropicKey = false;
+  private anthropicStamp = "";
+  private readonly openaiStamps = new Map<string, string>();
 
+  /** an OpenAI-compatible endpoint's provider; built again when its key file changed */
   private openaiProvider(ep: OpenAICompatibleEndpoint): OpenAICompatibleProvider {
     let p = this.openai.get(ep.name);
-    if (!p) {
+    const stamp = this.keyStamp(ep.api_key_file);
+    if (!p || this.openaiStamps.get(ep.name) !== stamp) {
       const key = ep.api_key_file ? this.readKey(ep.api_key_file, `openai:${ep.name}`) : null;
       p = new OpenAICompatibleProvider({
         endpoint: ep.name,
@@ -165,14 +194,20 @@ export class Router {
         ...(this.deps.fetch ? { fetch: this.deps.fetch } : {}),
       });
       this.openai.set(ep.name, p);
+      this.openaiStamps.set(ep.name, stamp);
     }
     return p;
   }
 
   resolve(model: string): Route {
     const eps = this.cfg.providers.openai_compatible;
+    // `provider` is looked up at each model call (loop.ts callModel reads it per call): a key
+    // file changed since the run began is used from its next call
+    const router = this;
     const viaEndpoint = (ep: OpenAICompatibleEndpoint, wire: string): Route => ({
-      provider: this.openaiProvider(ep),
+      get provider() {
+        return router.openaiProvider(ep);
+      },
       model: wire,
       maxRetries: ep.max_retries ?? this.cfg.retry.max_retries,
     });
@@ -201,8 +236,11 @@ export class Router {
     const listed = eps.find((e) => e.models.includes(model));
     if (listed) return viaEndpoint(listed, model);
     const a = this.cfg.providers.anthropic;
+    this.anthropicProvider(); // built now: a missing key is logged at the run's start
     return {
-      provider: this.anthropicProvider(),
+      get provider() {
+        return router.anthropicProvider();
+      },
       model: model.startsWith("anthropic:") ? model.slice("anthropic:".length) : model,
       maxRetries: a.max_retries ?? this.cfg.retry.max_retries,
     };
