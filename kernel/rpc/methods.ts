@@ -42,6 +42,38 @@ export interface SystemFacts {
   inference?: () => InferenceSummary;
 }
 
+/** what config.apply changed since boot, per kernel (the operator's and the viewer's tables share it) */
+interface ConfigSinceBoot {
+  /** sections config.apply put in effect live */
+  applied: Set<string>;
+  /** sections kernel.yaml now holds that take effect at the next boot */
+  at_reboot: string[];
+  last_apply: { sha256: string; at: string } | null;
+}
+const configSince = new WeakMap<object, ConfigSinceBoot>();
+function configSinceBoot(services: object): ConfigSinceBoot {
+  let c = configSince.get(services);
+  if (!c) configSince.set(services, (c = { applied: new Set(), at_reboot: [], last_apply: null }));
+  return c;
+}
+
+/**
+ * system.info `config`: what is in effect now. `source` is kernel.yaml once
+ * the kernel booted from it or config.apply wrote it (its `at_reboot`
+ * sections still have the boot's values); `boot_source`, `valid` and
+ * `error` are the boot's.
+ */
+function configInEffect(boot: ConfigReport, since: ConfigSinceBoot) {
+  return {
+    ...boot,
+    source: since.last_apply ? ("kernel.yaml" as const) : boot.source,
+    boot_source: boot.source,
+    applied: [...since.applied].sort(),
+    at_reboot: since.at_reboot,
+    last_apply: since.last_apply,
+  };
+}
+
 /** an MCP protocol error (the SDK's) as the contract's error: the same code when the contract has it */
 function asKernelError(e: unknown): unknown {
   if (e instanceof KernelError) return e;
@@ -115,7 +147,15 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
       services.deleteManifest(p.name),
     ),
     "config.get": method(Empty, () => services.getConfig()),
-    "config.apply": method(z.strictObject({ yaml: z.string().max(1024 * 1024) }), (p) => services.applyConfig(p.yaml)),
+    "config.apply": method(z.strictObject({ yaml: z.string().max(1024 * 1024) }), async (p) => {
+      const r = await services.applyConfig(p.yaml);
+      const now = configSinceBoot(services);
+      for (const sec of r.applied) now.applied.add(sec);
+      // each apply compares the file with what is in effect: its at_reboot is all that waits
+      now.at_reboot = r.at_reboot;
+      now.last_apply = { sha256: r.sha256, at: new Date().toISOString() };
+      return r;
+    }),
     "secret.set": method(
       z.strictObject({ name: z.string().min(1).max(64), value: z.string().min(1).max(65_536) }),
       (p) => services.setSecret(p.name, p.value),
@@ -444,7 +484,7 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
         // non-null while the audit log cannot be written (a full data disk): reads answer, changes fail
         degraded: services.auditDegraded(),
         tools: counts.tools,
-        config: sys.config,
+        config: configInEffect(sys.config, configSinceBoot(services)),
         ...(sys.inference ? { inference: sys.inference() } : {}),
         ...(sys.boot === undefined ? {} : { boot: sys.boot }),
       };
