@@ -308,7 +308,7 @@ export class DhcpClient {
 
   /**
    * REQUEST with ciaddr (no requested address, no server id) to dest until `until`,
-   * each wait half the time left but at least minRetryMs (RFC 2131 4.4.5).
+   * each wait half the time left, down to minRetryMs (RFC 2131 4.4.5).
    * ack: the lease was extended; nak: the server refused it; timeout: nobody answered in time.
    */
   private async extend(
@@ -322,7 +322,9 @@ export class DhcpClient {
     while (!this.stopped && mono() < until) {
       const xid = newXid();
       const packet = buildDhcp(DHCPREQUEST, xid, this.o.mac, { ciaddr: lease.address, broadcast: false });
-      const wait = Math.min(Math.max((until - mono()) / 2, minRetry), until - mono());
+      // half the time left; once that is under minRetryMs, no more tries: listen out the rest
+      const left = until - mono();
+      const wait = left / 2 >= minRetry ? left / 2 : left;
       const reply = await this.exchange(packet, xid, [DHCPACK, DHCPNAK], dest, wait);
       if (!reply) {
         this.lastRenewal = { at: mono(), via, ok: false };
