@@ -139,6 +139,18 @@ describe("kernel.yaml network:", () => {
         .address,
     ).toBe("10.0.2.15/24");
   });
+  test("ntp: host names or IPv4, at most 8, none by default; a mistake is named with its line", () => {
+    expect(NetworkConfigSchema.parse({}).ntp).toEqual([]);
+    expect(NetworkConfigSchema.parse({ ntp: ["time.cloudflare.com", "10.0.2.2"] }).ntp).toEqual([
+      "time.cloudflare.com",
+      "10.0.2.2",
+    ]);
+    expect(NetworkConfigSchema.safeParse({ ntp: ["ntp://pool"] }).success).toBe(false);
+    expect(NetworkConfigSchema.safeParse({ ntp: Array(9).fill("10.0.2.2") }).success).toBe(false);
+    const dir = mkdtempSync(join(tmpdir(), "aaos-cfg-"));
+    writeFileSync(join(dir, "kernel.yaml"), "network:\n  ntp:\n    - pool.ntp.org\n    - -bad host\n");
+    expect(() => loadKernelConfig(dir)).toThrow(/network\.ntp\[1\]: expected a host name or an IPv4 address \(line 4/);
+  });
   // init mode reads kernel.yaml once, through the kernel (onInvalid: "defaults"), and hands init config.network
   test("from the kernel's one parse of kernel.yaml; a bad file boots on defaults, reported", () => {
     const dir = mkdtempSync(join(tmpdir(), "aaos-cfg-"));
