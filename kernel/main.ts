@@ -29,7 +29,9 @@ import { startWeb } from "./web/server.ts";
 import { McpService } from "./mcp/server.ts";
 import type { AgentServices } from "./services.ts";
 
-export const VERSION: string = pkg.version;
+/** `make image AAOS_VERSION=…` defines it (bun build --define); bun run falls back to package.json's */
+declare const AAOS_BUILD_VERSION: string | undefined;
+export const VERSION: string = typeof AAOS_BUILD_VERSION === "string" ? AAOS_BUILD_VERSION : pkg.version;
 
 const USAGE = `usage: aaos-kernel --config DIR --data DIR --listen SPEC [--listen SPEC]… [--log-file PATH] [--log-level LEVEL]
        aaos-kernel --init      (PID 1 in the appliance; implied when the pid is 1)
