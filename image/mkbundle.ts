@@ -27,7 +27,9 @@ if (v.keygen) {
   mkdirSync(v.keygen, { recursive: true });
   writeFileSync(join(v.keygen, "upgrade.key"), privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
   writeFileSync(join(v.keygen, "upgrade.pub"), publicKey.export({ type: "spki", format: "pem" }));
-  console.log(`${join(v.keygen, "upgrade.key")} (keep it off the appliance), ${join(v.keygen, "upgrade.pub")} (AAOS-CFG)`);
+  console.log(
+    `${join(v.keygen, "upgrade.key")} (keep it off the appliance), ${join(v.keygen, "upgrade.pub")} (AAOS-CFG)`,
+  );
   process.exit(0);
 }
 for (const k of ["bzimage", "sys", "version", "out"] as const)
@@ -58,6 +60,9 @@ try {
 }
 renameSync(tmp, v.out!);
 const total = statSync(v.out!).size;
+const digest = sha(v.out!);
+// beside it, for system.upgrade {url, sha256} and `aaosctl upgrade`
+writeFileSync(`${v.out}.sha256`, `${digest}  ${v.out!.split("/").pop()}\n`);
 console.log(
-  `${v.out}: aaOS ${manifest.version}, ${total} bytes, ${v.key ? "signed (ed25519)" : "unsigned"}, sha256 ${sha(v.out!)}`,
+  `${v.out}: aaOS ${manifest.version}, ${total} bytes, ${v.key ? "signed (ed25519)" : "unsigned"}, sha256 ${digest}`,
 );

@@ -10,6 +10,12 @@ export const AUDIT_KINDS = [
   "system.shutdown",
   "system.stop",
   "kernel.error",
+  // A/B upgrade and rollback (docs/operations.md)
+  "upgrade.install",
+  "upgrade.refused",
+  "upgrade.confirm",
+  "upgrade.fallback",
+  "upgrade.rollback",
   // agents
   "agent.spawn",
   "capability.grant",

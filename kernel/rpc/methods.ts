@@ -15,6 +15,7 @@ import type { SystemStats } from "../sys/stats.ts";
 import type { McpService } from "../mcp/server.ts";
 import { LOG_TAIL_MAX, type LogReader } from "../sys/logs.ts";
 import { capabilityDenied, KernelError, ErrorCode } from "../errors.ts";
+import type { Upgrader } from "../sys/upgrade.ts";
 
 export { METHOD_NAMES, READ_ONLY_METHODS, type MethodName } from "./names.ts";
 
@@ -37,6 +38,8 @@ export interface SystemFacts {
   web?: () => { operator: string; viewer: string; urls: string[] };
   /** the kernel as an MCP server: its clients' surfaces (mcp.*, for aaosctl mcp); absent: none */
   mcp?: McpService;
+  /** A/B upgrade and rollback (init mode); absent: host mode */
+  upgrade?: Upgrader;
 }
 
 /** an MCP protocol error (the SDK's) as the contract's error: the same code when the contract has it */
@@ -63,6 +66,25 @@ function method<S extends z.ZodType>(params: S, handler: (p: z.output<S>, ctx: M
 }
 
 const McpClientName = z.string().min(1).max(63);
+
+/** system.upgrade: {url, sha256} (the appliance fetches it), or the bundle in base64 chunks {sha256, size, offset, data} */
+const UpgradeParams = z
+  .strictObject({
+    sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "64 hex digits"),
+    url: z.url({ protocol: /^https?$/ }).optional(),
+    size: z.number().int().positive().optional(),
+    offset: z.number().int().min(0).optional(),
+    data: z.string().optional(),
+    reboot: z.boolean().default(true),
+  })
+  .refine((p) => (p.url !== undefined) !== (p.size !== undefined && p.offset !== undefined && p.data !== undefined), {
+    message: "give either url, or size, offset and data (a chunk of the bundle)",
+  });
+
+function upgraderOf(sys: SystemFacts): Upgrader {
+  if (!sys.upgrade) throw new KernelError(ErrorCode.InvalidParams, "upgrades are for the appliance (init mode)");
+  return sys.upgrade;
+}
 
 export function methodTable(services: AgentServices, sys: SystemFacts): MethodTable {
   const mcpOf = (): McpService => {
@@ -379,7 +401,20 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
         tools: counts.tools,
         config: sys.config,
         ...(sys.boot === undefined ? {} : { boot: sys.boot }),
+        ...(sys.upgrade ? { upgrade: sys.upgrade.info() } : {}),
       };
+    }),
+    "system.upgrade": method(UpgradeParams, async (p, ctx) => {
+      const u = upgraderOf(sys);
+      const r = p.url !== undefined ? await u.fromUrl(p.url, p.sha256) : await u.chunk(p as Required<typeof p>);
+      if ("received" in r) return r;
+      if (p.reboot) ctx.afterReply(() => sys.shutdown("reboot"));
+      return { ...r, rebooting: p.reboot };
+    }),
+    "system.rollback": method(z.strictObject({ reboot: z.boolean().default(true) }), async (p, ctx) => {
+      const r = await upgraderOf(sys).rollback();
+      if (p.reboot) ctx.afterReply(() => sys.shutdown("reboot"));
+      return { ...r, rebooting: p.reboot };
     }),
     "system.shutdown": method(
       z.strictObject({ action: z.enum(["poweroff", "reboot"]).default("poweroff") }),

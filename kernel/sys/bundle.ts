@@ -110,7 +110,8 @@ export class BundleReader {
   private tryHeader(): number | null {
     const b = this.head;
     if (b.length < 12) return null;
-    if (b.subarray(0, 8).toString("latin1") !== BUNDLE_MAGIC) throw new BundleError("bundle: not an aaOS upgrade bundle");
+    if (b.subarray(0, 8).toString("latin1") !== BUNDLE_MAGIC)
+      throw new BundleError("bundle: not an aaOS upgrade bundle");
     const m = b.readUInt32LE(8);
     if (m > MAX_MANIFEST) throw new BundleError("bundle: manifest too large");
     if (b.length < 16 + m) return null;
@@ -120,7 +121,8 @@ export class BundleReader {
     const mBytes = b.subarray(12, 12 + m);
     const sig = b.subarray(16 + m, 16 + m + s);
     if (this.publicKey) {
-      if (s === 0) throw new BundleError("bundle: unsigned, and AAOS-CFG holds upgrade.pub: a signed bundle is required");
+      if (s === 0)
+        throw new BundleError("bundle: unsigned, and AAOS-CFG holds upgrade.pub: a signed bundle is required");
       if (!verify(null, mBytes, this.publicKey, sig))
         throw new BundleError("bundle: the signature does not verify against upgrade.pub");
     }
@@ -133,7 +135,7 @@ export class BundleReader {
     checkManifest(manifest);
     this.manifest = manifest;
     this.sinks.onManifest(manifest, s > 0 && this.publicKey !== null);
-    for (; this.manifest.files[this.file]?.size === 0; ) this.endFile();
+    for (; this.manifest.files[this.file]?.size === 0;) this.endFile();
     return 16 + m + s;
   }
 
