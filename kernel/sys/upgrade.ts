@@ -458,6 +458,12 @@ export class Upgrader {
 
   /** system.upgrade {url, sha256}: download (HTTP/HTTPS) straight into the inactive slot, verify, install. */
   async fromUrl(url: string, sha256: string): Promise<InstallResult> {
+    // an upload over the RPC line that its sender abandoned gives way
+    if (this.chunked) {
+      this.chunked.install.abort();
+      this.chunked = null;
+      this.busy = null;
+    }
     const inst = this.begin("url");
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(3_600_000) });

@@ -1,12 +1,14 @@
 // A/B upgrade and rollback on the real image under OVMF (docs/operations.md
-// "Upgrade and rollback"), in one QEMU run, four guest boots:
+// "Upgrade and rollback"), in one QEMU run, four guest boots (then a second
+// run: the chunked install over hvc0):
 //   1. v1 (out/aaos.img, slot A): files and audit records written
 //   2. system.upgrade {url, sha256}: a v2 bundle (`make upgrade-bundle` with
 //      another AAOS_VERSION) served by a Bun HTTP server on the host, reached
 //      through QEMU's user-mode network at 10.0.2.2; v2 comes up from slot B,
 //      confirms itself; the files and the audit chain are intact
 //   3. a broken v3 (its kernel binary exits at once: PID 1 dies, the kernel
-//      panics, panic=10 reboots) sent in chunks over the RPC line itself
+//      panics, panic=10 reboots), over HTTP again; before it, the first chunks
+//      of v3 over the RPC line (the UART) measure that path's rate
 //   4. systemd-boot's counter for v3 is spent: v2 comes back by itself and
 //      system.info reports the failed attempt
 // Then the GPT is the one we started with: AAOS-CFG and AAOS-DATA never moved.
@@ -50,7 +52,11 @@ function bundleAt(version: string, sub: string): { path: string; sha256: string 
 }
 
 /** v3: the same layout, but the kernel binary is a program that exits at once */
-function brokenBundle(version: string): { path: string; sha256: string } {
+let v3cache: { path: string; sha256: string } | null = null;
+const v3version = "0.0.0-broken3";
+function brokenBundle(): { path: string; sha256: string } {
+  if (v3cache) return v3cache;
+  const version = v3version;
   const o = join(dir, "v3");
   mkdirSync(o, { recursive: true });
   writeFileSync(join(o, "exit.c"), "int main(void) { return 3; }\n");
@@ -70,7 +76,7 @@ function brokenBundle(version: string): { path: string; sha256: string } {
     "--out",
     path,
   ]);
-  return { path, sha256: readFileSync(path + ".sha256", "utf8").slice(0, 64) };
+  return (v3cache = { path, sha256: readFileSync(path + ".sha256", "utf8").slice(0, 64) });
 }
 
 let v1 = "";
@@ -93,6 +99,7 @@ capabilities:
 `;
 
 test("v1 → v2 over HTTP keeps files and the audit chain; a broken v3 sent over the RPC line falls back to v2 by itself", async () => {
+  const tAll = Date.now();
   const gptBefore = gptPartitions(disk);
   vm = await bootVM({ image: disk, uefi: true, memoryMb: 1024 });
   const r1 = await vm.waitForReady(300_000);
@@ -170,28 +177,37 @@ test("v1 → v2 over HTTP keeps files and the audit chain; a broken v3 sent over
   const boots = (await vm.call("audit.query", { kind: "system.boot", limit: 100 })).events.map((r: any) => r.version);
   expect(boots).toEqual([v1, v2version]);
 
-  // v3: broken, sent over the RPC line in chunks (no network needed)
-  const v3version = `${v1}-broken3`;
-  const v3 = brokenBundle(v3version);
+  // the RPC line takes a bundle in chunks too: its rate over this UART, on the first chunks of v3
+  // (the whole chunked install is the second test, over hvc0: at this rate v3 would take half an hour)
+  const v3 = brokenBundle();
   const bytes = readFileSync(v3.path);
-  const CHUNK = 512 * 1024;
+  const CHUNK = 64 * 1024;
   const tUp = Date.now();
-  let last: any = null;
-  for (let off = 0; off < bytes.length; off += CHUNK) {
-    last = await vm.call(
+  for (let off = 0; off < 3 * CHUNK; off += CHUNK) {
+    const r = await vm.call(
       "system.upgrade",
-      {
-        sha256: v3.sha256,
-        size: bytes.length,
-        offset: off,
-        data: bytes.subarray(off, off + CHUNK).toString("base64"),
-      },
+      { sha256: v3.sha256, size: bytes.length, offset: off, data: bytes.subarray(off, off + CHUNK).toString("base64") },
       600_000,
     );
+    expect(r).toEqual({ received: off + CHUNK, size: bytes.length });
   }
-  timings.v3_rpc_upload_ms = Date.now() - tUp;
+  timings.ttyS0_upload_bytes_per_s = Math.round((3 * CHUNK) / ((Date.now() - tUp) / 1000));
+  expect((await vm.call("system.info")).upgrade.in_progress).toEqual({
+    source: "rpc",
+    received: 3 * CHUNK,
+    size: bytes.length,
+  });
+
+  // v3, broken, over HTTP (the abandoned upload gives way)
   timings.v3_bundle_bytes = bytes.length;
-  timings.ttyS0_upload_kib_per_s = Math.round(bytes.length / 1024 / ((Date.now() - tUp) / 1000));
+  const v3file = v3.path;
+  server.stop(true);
+  server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(Bun.file(v3file)) });
+  const last = await vm.call(
+    "system.upgrade",
+    { url: `http://10.0.2.2:${server.port}/aaos-upgrade.bundle`, sha256: v3.sha256 },
+    1_800_000,
+  );
   expect(last).toMatchObject({ version: v3version, slot: "a", generation: 3, rebooting: true });
 
   // v3 dies at boot; the loader's counter for it is spent; v2 comes back by itself
@@ -206,6 +222,7 @@ test("v1 → v2 over HTTP keeps files and the audit chain; a broken v3 sent over
   expect(info4.upgrade.slots.a.entry).toBeUndefined();
   const kinds4 = (await vm.call("audit.query", { kind: "upgrade.*", limit: 100 })).events.map((r: any) => r.kind);
   expect(kinds4).toEqual(["upgrade.install", "upgrade.confirm", "upgrade.install", "upgrade.fallback"]);
+  timings.total_e2e_ms = Date.now() - tAll;
   expect((await vm.call("audit.verify")).ok).toBe(true);
   // nothing to roll back to: slot A holds the system that failed
   await expect(vm.call("system.rollback", {})).rejects.toMatchObject({ code: -32602 });
@@ -217,3 +234,82 @@ test("v1 → v2 over HTTP keeps files and the audit chain; a broken v3 sent over
   expect(gptAfter.map((p) => p.name)).toEqual(["AAOS-BOOT", "AAOS-SYS-A", "AAOS-SYS-B", "AAOS-CFG", "AAOS-DATA"]);
   expect(checkDataFs(disk).fsckOk).toBe(true);
 }, 3_600_000);
+
+// The whole bundle over the RPC line, for a machine without a network: the virtio console (hvc0) with the
+// kernel booted directly (no loader: the entry is written, not booted), v3 in 512 KiB chunks, no reboot.
+test("system.upgrade in chunks over hvc0 writes the inactive slot and its one-try entry", async () => {
+  const d2 = join(dir, "hvc0.img");
+  copyFileSync(imageArtifacts().image, d2);
+  const v3 = brokenBundle();
+  const bytes = readFileSync(v3.path);
+  // root=: the slot a direct boot uses (the fragment's built-in line says the same)
+  vm = await bootVM({
+    image: d2,
+    kernel: join(OUT, "bzImage"),
+    rpc: "hvc0",
+    append: "root=PARTLABEL=AAOS-SYS-A",
+    noNetwork: true,
+  });
+  await vm.waitForReady(300_000);
+  expect((await vm.call("system.info")).upgrade).toMatchObject({ loader: "direct", slot: "a", generation: null });
+  const CHUNK = 512 * 1024;
+  const t0 = Date.now();
+  let last: any = null;
+  for (let off = 0; off < bytes.length; off += CHUNK)
+    last = await vm.call(
+      "system.upgrade",
+      {
+        sha256: v3.sha256,
+        size: bytes.length,
+        offset: off,
+        data: bytes.subarray(off, off + CHUNK).toString("base64"),
+        reboot: false,
+      },
+      600_000,
+    );
+  timings.hvc0_upload_ms = Date.now() - t0;
+  timings.hvc0_upload_bytes_per_s = Math.round(bytes.length / ((Date.now() - t0) / 1000));
+  expect(last).toMatchObject({
+    version: v3version,
+    slot: "b",
+    generation: 2,
+    signed: false,
+    size: bytes.length,
+    rebooting: false,
+  });
+  const info = (await vm.call("system.info")).upgrade;
+  expect(info.slots.b).toMatchObject({ version: v3version, entry: "aaos-2-b+1.conf", tries_left: 1 });
+  expect(info.slots.a.entry).toBe("aaos-1-a.conf");
+  expect(info.last_attempt).toMatchObject({ outcome: "installed", source: "rpc", version: v3version });
+  // a changed byte: refused, audited, nothing boots it
+  const bad = Buffer.from(bytes);
+  bad.writeUInt8(bad.readUInt8(bad.length - 1) ^ 1, bad.length - 1);
+  await expect(
+    vm
+      .call("system.upgrade", {
+        sha256: v3.sha256,
+        size: bad.length,
+        offset: 0,
+        data: bad.subarray(0, CHUNK).toString("base64"),
+      })
+      .then(async () => {
+        for (let off = CHUNK; off < bad.length; off += CHUNK)
+          await vm!.call(
+            "system.upgrade",
+            {
+              sha256: v3.sha256,
+              size: bad.length,
+              offset: off,
+              data: bad.subarray(off, off + CHUNK).toString("base64"),
+            },
+            600_000,
+          );
+      }),
+  ).rejects.toMatchObject({ code: -32602 });
+  const after = (await vm.call("system.info")).upgrade;
+  expect(after.slots.b.entry).toBeUndefined();
+  const kinds = (await vm.call("audit.query", { kind: "upgrade.*", limit: 10 })).events.map((r: any) => r.kind);
+  expect(kinds).toEqual(["upgrade.install", "upgrade.refused"]);
+  expect(await vm.powerOff(120_000)).toBe(0);
+  vm = null;
+}, 1_800_000);
