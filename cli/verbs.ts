@@ -75,6 +75,22 @@ type PsDetails = Pick<AgentStatus, "lifecycle" | "restarts" | "inbox" | "usage">
 /** every method of the contract, for `call` and completion: the kernel's own list, so it cannot fall behind */
 export const KNOWN_METHODS: readonly string[] = METHOD_NAMES;
 
+/** system.info's upgrade field in one line: the booted slot, and what the last upgrade came to */
+function upgradeLine(u: {
+  slot: string;
+  generation: number | null;
+  trial: boolean;
+  confirmed: boolean;
+  loader: string;
+  last_attempt?: { outcome: string; version?: string; slot: string; at: string } | null;
+}): string {
+  const state = u.trial ? (u.confirmed ? "confirmed" : "on trial") : u.loader === "direct" ? "booted directly" : "";
+  const last = u.last_attempt
+    ? `; last: ${u.last_attempt.outcome} ${u.last_attempt.version ?? "?"} (slot ${u.last_attempt.slot}, ${u.last_attempt.at})`
+    : "";
+  return `slot ${u.slot}, generation ${u.generation ?? "-"}${state ? `, ${state}` : ""}${last}`;
+}
+
 async function call<T = any>(ctx: Ctx, method: string, params: unknown = {}): Promise<T> {
   const client = await ctx.rpc();
   return client.call<T>(method, params, { signal: ctx.signal });
@@ -391,6 +407,7 @@ export const VERBS: Record<string, Verb> = {
       const pairs: [string, string][] = [];
       for (const [k, v] of Object.entries(info)) {
         if (k === "uptime_ms" && typeof v === "number") pairs.push(["uptime", formatDuration(v)]);
+        else if (k === "upgrade" && v && typeof v === "object") pairs.push(["system", upgradeLine(v as any)]);
         else pairs.push([k, typeof v === "string" ? v : shortJson(v, 200)]);
       }
       ctx.out.print(keyValues(pairs, ctx.out.paint));

@@ -177,14 +177,20 @@ export class Upgrader {
   // --- the boot partition ------------------------------------------------------------------
 
   private withEsp<T>(f: (dir: string) => T): T {
-    if (this.o.espDir) return f(this.o.espDir);
+    if (this.o.espDir) {
+      const r = f(this.o.espDir);
+      this.readSlots(this.o.espDir);
+      return r;
+    }
     const dev = this.o.devices.boot;
     if (!dev) throw new KernelError(ErrorCode.InternalError, "no AAOS-BOOT partition: cannot change the boot entries");
     const dir = this.o.espMount ?? "/run/aaos-boot";
     mkdirSync(dir, { recursive: true });
     mount(dev, dir, "vfat", MS_NOSUID | MS_NODEV | MS_NOEXEC, "utf8=1,shortname=mixed,fmask=0077,dmask=0077");
     try {
-      return f(dir);
+      const r = f(dir);
+      this.readSlots(dir);
+      return r;
     } finally {
       sync();
       try {
@@ -245,7 +251,16 @@ export class Upgrader {
 
   /** At boot, before serving: is this a trial, and did an attempt fail (we are what came back)? */
   async atBoot(): Promise<void> {
-    if (this.generation === null || (!this.o.devices.boot && !this.o.espDir)) return;
+    if (!this.o.devices.boot && !this.o.espDir) return;
+    if (this.generation === null) {
+      // booted without an entry (QEMU -kernel): nothing to confirm, but system.info shows the slots
+      try {
+        this.withEsp(() => {});
+      } catch (err) {
+        this.o.log.error({ err }, "upgrade: cannot read the boot partition");
+      }
+      return;
+    }
     const failed: { e: BootEntry; info: SlotInfo }[] = [];
     try {
       this.withEsp((dir) => {
@@ -329,22 +344,23 @@ export class Upgrader {
     }
   }
 
-  info(): UpgradeInfo {
+  /** what the boot partition says of each slot, as of the last time it was mounted (system.info reads this) */
+  private slots: UpgradeInfo["slots"] = { a: {}, b: {} };
+
+  private readSlots(dir: string): void {
     const slots: UpgradeInfo["slots"] = { a: {}, b: {} };
-    try {
-      if (this.o.devices.boot || this.o.espDir)
-        this.withEsp((dir) => {
-          for (const s of ["a", "b"] as const) slots[s] = this.slotInfo(dir, s);
-          for (const e of this.entries(dir))
-            slots[e.slot] = {
-              ...slots[e.slot],
-              entry: e.file,
-              ...(e.tries_left === undefined ? {} : { tries_left: e.tries_left }),
-            };
-        });
-    } catch (err) {
-      this.o.log.error({ err }, "upgrade: cannot read the boot partition");
-    }
+    for (const s of ["a", "b"] as const) slots[s] = this.slotInfo(dir, s);
+    for (const e of this.entries(dir))
+      slots[e.slot] = {
+        ...slots[e.slot],
+        entry: e.file,
+        ...(e.tries_left === undefined ? {} : { tries_left: e.tries_left }),
+      };
+    this.slots = slots;
+  }
+
+  info(): UpgradeInfo {
+    const slots = this.slots;
     return {
       loader: this.loader,
       slot: this.slot,
@@ -377,15 +393,21 @@ export class Upgrader {
         throw new KernelError(ErrorCode.InternalError, `${UPGRADE_PUBLIC_KEY}: ${(err as Error).message}`);
       }
     }
-    // nothing may boot the slot we are about to overwrite
-    this.withEsp((dir) => {
-      for (const e of this.entries(dir))
-        if (e.slot === target) rmSync(join(dir, "loader", "entries", e.file), { force: true });
-    });
     this.busy = { source, received: 0, ...(size === undefined ? {} : { size }) };
-    return new Install(target, dev, key, (n) => {
-      if (this.busy) this.busy.received = n;
-    });
+    return new Install(
+      target,
+      dev,
+      key,
+      (n) => {
+        if (this.busy) this.busy.received = n;
+      },
+      // once the header checked out, before the first byte goes to the slot: nothing may boot it any more
+      () =>
+        this.withEsp((dir) => {
+          for (const e of this.entries(dir))
+            if (e.slot === target) rmSync(join(dir, "loader", "entries", e.file), { force: true });
+        }),
+    );
   }
 
   /** The bundle's bytes are in; check them all, then write the kernel and the entry that tries the slot once. */
@@ -583,6 +605,7 @@ class Install {
     private dev: string,
     key: import("node:crypto").KeyObject | null,
     private progress: (n: number) => void,
+    beforeWrite: () => void,
   ) {
     const capacity = blockSize(dev);
     this.reader = new BundleReader(
@@ -595,6 +618,7 @@ class Install {
           if (m.files[0]!.size > 64 * 1024 * 1024) throw new BundleError("bundle: kernel larger than 64 MiB");
           this.manifest = m;
           this.kernel = Buffer.alloc(m.files[0]!.size);
+          beforeWrite();
           this.fd = openSync(dev, fsc.O_WRONLY);
         },
         write: (name, off, data) => {

@@ -3,17 +3,19 @@
 // run: the chunked install over hvc0):
 //   1. v1 (out/aaos.img, slot A): files and audit records written
 //   2. system.upgrade {url, sha256}: a v2 bundle (`make upgrade-bundle` with
-//      another AAOS_VERSION) served by a Bun HTTP server on the host, reached
+//      another AAOS_VERSION, signed: AAOS-CFG holds upgrade.pub) served by a
+//      Bun HTTP server on the host, reached
 //      through QEMU's user-mode network at 10.0.2.2; v2 comes up from slot B,
 //      confirms itself; the files and the audit chain are intact
 //   3. a broken v3 (its kernel binary exits at once: PID 1 dies, the kernel
-//      panics, panic=10 reboots), over HTTP again; before it, the first chunks
+//      panics, panic=10 reboots), over HTTP again (an unsigned copy refused
+//      first); before it, the first chunks
 //      of v3 over the RPC line (the UART) measure that path's rate
 //   4. systemd-boot's counter for v3 is spent: v2 comes back by itself and
 //      system.info reports the failed attempt
 // Then the GPT is the one we started with: AAOS-CFG and AAOS-DATA never moved.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bootVM, ROOT, type VM } from "../../qemu/harness.ts";
@@ -39,13 +41,20 @@ function run(argv: string[], env: Record<string, string> = {}): string {
 }
 
 /** a bundle of the built Linux with the system built at another version (OUT=dir: its own kernel binary) */
-function bundleAt(version: string, sub: string): { path: string; sha256: string } {
+function bundleAt(version: string, sub: string, key: string): { path: string; sha256: string } {
   const o = join(dir, sub);
   mkdirSync(o, { recursive: true });
   // the same Linux: a copy newer than its sources, so make does not rebuild it
   copyFileSync(join(OUT, "bzImage"), join(o, "bzImage"));
   const t0 = performance.now();
-  run(["make", "--no-print-directory", "upgrade-bundle", `OUT=${o}`, `AAOS_VERSION=${version}`]);
+  run([
+    "make",
+    "--no-print-directory",
+    "upgrade-bundle",
+    `OUT=${o}`,
+    `AAOS_VERSION=${version}`,
+    `AAOS_UPGRADE_KEY=${key}`,
+  ]);
   timings[`bundle_build_${sub}_ms`] = Math.round(performance.now() - t0);
   const path = join(o, "aaos-upgrade.bundle");
   return { path, sha256: readFileSync(path + ".sha256", "utf8").slice(0, 64) };
@@ -54,8 +63,8 @@ function bundleAt(version: string, sub: string): { path: string; sha256: string 
 /** v3: the same layout, but the kernel binary is a program that exits at once */
 let v3cache: { path: string; sha256: string } | null = null;
 const v3version = "0.0.0-broken3";
-function brokenBundle(): { path: string; sha256: string } {
-  if (v3cache) return v3cache;
+function brokenBundle(signed = true): { path: string; sha256: string } {
+  if (v3cache && signed) return v3cache;
   const version = v3version;
   const o = join(dir, "v3");
   mkdirSync(o, { recursive: true });
@@ -63,7 +72,7 @@ function brokenBundle(): { path: string; sha256: string } {
   // linked against glibc like the real one (mkrootfs.sh checks the libraries it needs)
   run(["gcc", "-Os", "-s", "-o", join(o, "aaos-kernel"), join(o, "exit.c")]);
   run(["image/mkrootfs.sh", join(o, "aaos-kernel"), join(OUT, "stage0"), join(o, "sys.erofs")]);
-  const path = join(o, "aaos-upgrade.bundle");
+  const path = join(o, signed ? "aaos-upgrade.bundle" : "unsigned.bundle");
   run([
     join(ROOT, "node_modules/.bin/bun"),
     "image/mkbundle.ts",
@@ -73,22 +82,45 @@ function brokenBundle(): { path: string; sha256: string } {
     join(o, "sys.erofs"),
     "--version",
     version,
+    ...(signed ? ["--key", join(keyDir, "upgrade.key")] : []),
     "--out",
     path,
   ]);
-  return (v3cache = { path, sha256: readFileSync(path + ".sha256", "utf8").slice(0, 64) });
+  const b = { path, sha256: readFileSync(path + ".sha256", "utf8").slice(0, 64) };
+  if (signed) v3cache = b;
+  return b;
 }
 
 let v1 = "";
 let disk = "";
 let v2: { path: string; sha256: string };
 
+let keyDir = "";
 beforeAll(() => {
   const a = imageArtifacts();
   if (a.missing.length) throw new Error(`missing ${a.missing.join(", ")}: run make image`);
   dir = mkdtempSync(join(tmpdir(), "aaos-upgrade-"));
+  // v1: make image's pieces, with the public half of a signing key on AAOS-CFG (upgrade.pub)
+  keyDir = join(dir, "key");
+  run([join(ROOT, "node_modules/.bin/bun"), "image/mkbundle.ts", "--keygen", keyDir]);
+  const cfg = join(dir, "config");
+  cpSync(join(ROOT, "image/config"), cfg, { recursive: true });
+  copyFileSync(join(keyDir, "upgrade.pub"), join(cfg, "upgrade.pub"));
   disk = join(dir, "aaos.img");
-  copyFileSync(a.image, disk);
+  const version = readFileSync(join(OUT, "version.stamp"), "utf8").trim();
+  run([
+    "image/mkdisk.sh",
+    "--bzimage",
+    a.bzImage,
+    "--sys",
+    a.sys,
+    "--config",
+    cfg,
+    "--out",
+    disk,
+    "--version",
+    version,
+  ]);
 });
 
 const agentManifest = `name: keeper
@@ -98,7 +130,7 @@ capabilities:
   - "file_read: /data/files/*"
 `;
 
-test("v1 → v2 over HTTP keeps files and the audit chain; a broken v3 sent over the RPC line falls back to v2 by itself", async () => {
+test("v1 → signed v2 over HTTP keeps files and the audit chain; a broken v3 falls back to v2 by itself", async () => {
   const tAll = Date.now();
   const gptBefore = gptPartitions(disk);
   vm = await bootVM({ image: disk, uefi: true, memoryMb: 1024 });
@@ -127,7 +159,7 @@ test("v1 → v2 over HTTP keeps files and the audit chain; a broken v3 sent over
 
   // v2: a bundle of another version, served on the host, fetched by the guest at 10.0.2.2
   const v2version = `${v1}-upgrade2`;
-  v2 = bundleAt(v2version, "v2");
+  v2 = bundleAt(v2version, "v2", join(keyDir, "upgrade.key"));
   timings.bundle_bytes = statSync(v2.path).size;
   const bundleFile = v2.path;
   server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(Bun.file(bundleFile)) });
@@ -139,7 +171,7 @@ test("v1 → v2 over HTTP keeps files and the audit chain; a broken v3 sent over
     timings,
     Object.fromEntries(Object.entries(up.timings_ms).map(([k, v]) => [`v2_${k}_ms`, v as number])),
   );
-  expect(up).toMatchObject({ version: v2version, slot: "b", generation: 2, signed: false, rebooting: true });
+  expect(up).toMatchObject({ version: v2version, slot: "b", generation: 2, signed: true, rebooting: true });
   const tReboot = Date.now();
   const r2 = await vm.waitForReady(300_000);
   timings.reboot_to_v2_ready_ms = Date.now() - tReboot;
@@ -198,11 +230,20 @@ test("v1 → v2 over HTTP keeps files and the audit chain; a broken v3 sent over
     size: bytes.length,
   });
 
-  // v3, broken, over HTTP (the abandoned upload gives way)
+  // v3, broken, over HTTP (the abandoned upload gives way); unsigned first: AAOS-CFG has upgrade.pub, so refused
   timings.v3_bundle_bytes = bytes.length;
-  const v3file = v3.path;
+  const unsigned = brokenBundle(false);
+  const files: Record<string, string> = { "/aaos-upgrade.bundle": v3.path, "/unsigned.bundle": unsigned.path };
   server.stop(true);
-  server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(Bun.file(v3file)) });
+  server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: (req) => new Response(Bun.file(files[new URL(req.url).pathname]!)),
+  });
+  await expect(
+    vm.call("system.upgrade", { url: `http://10.0.2.2:${server.port}/unsigned.bundle`, sha256: unsigned.sha256 }),
+  ).rejects.toMatchObject({ code: -32602, message: expect.stringContaining("unsigned") });
+  expect((await vm.call("system.info")).upgrade.slots.b.entry).toBe("aaos-2-b.conf");
   const last = await vm.call(
     "system.upgrade",
     { url: `http://10.0.2.2:${server.port}/aaos-upgrade.bundle`, sha256: v3.sha256 },
@@ -221,7 +262,13 @@ test("v1 → v2 over HTTP keeps files and the audit chain; a broken v3 sent over
   expect(info4.upgrade.last_attempt).toMatchObject({ outcome: "failed", version: v3version, slot: "a", generation: 3 });
   expect(info4.upgrade.slots.a.entry).toBeUndefined();
   const kinds4 = (await vm.call("audit.query", { kind: "upgrade.*", limit: 100 })).events.map((r: any) => r.kind);
-  expect(kinds4).toEqual(["upgrade.install", "upgrade.confirm", "upgrade.install", "upgrade.fallback"]);
+  expect(kinds4).toEqual([
+    "upgrade.install",
+    "upgrade.confirm",
+    "upgrade.refused",
+    "upgrade.install",
+    "upgrade.fallback",
+  ]);
   timings.total_e2e_ms = Date.now() - tAll;
   expect((await vm.call("audit.verify")).ok).toBe(true);
   // nothing to roll back to: slot A holds the system that failed

@@ -192,7 +192,7 @@ test("install → trial → confirm → rollback, and a failed attempt found by 
   await expect(again.rollback()).rejects.toThrow(/nothing to roll back to/);
 });
 
-test("a bad bundle leaves the boot entries alone (but the slot being overwritten loses its entry first)", async () => {
+test("a bad bundle installs nothing; the slot being overwritten loses its entry once the header checks out", async () => {
   const v1 = booted("a", 1, "1.0");
   await v1.atBoot();
   const b = bundle("2.0", Buffer.from("k2"), Buffer.from("sys2"));
@@ -210,10 +210,13 @@ test("a bad bundle leaves the boot entries alone (but the slot being overwritten
     v1.chunk({ sha256: sha(b), size: b.length, offset: 20, data: b.subarray(20, 30).toString("base64") }),
   ).rejects.toThrow(/expected offset 10/);
 
-  // with upgrade.pub on the config partition, an unsigned bundle is refused and a signed one accepted
+  // with upgrade.pub on the config partition, an unsigned bundle is refused at its header: the other
+  // slot's entry (the rollback target) stays
+  writeFileSync(join(esp, "loader/entries/aaos-0-b.conf"), bootEntry("b", 0, "0.9"));
   const key = keys();
   writeFileSync(join(config, "upgrade.pub"), key.pub);
   await expect(upload(v1, b)).rejects.toThrow(/unsigned/);
+  expect(entries()).toEqual(["aaos-0-b.conf", "aaos-1-a.conf"]);
   const signed = bundle("2.0", Buffer.from("k2"), Buffer.from("sys2"), key.priv);
   expect(await upload(v1, signed)).toMatchObject({ signed: true, version: "2.0" });
 });
