@@ -61,12 +61,6 @@ const Namespace = z.string().regex(NAMESPACE_NAME, NAMESPACE_RULE);
 const MemoryScope = { agent_id: z.string().min(1).max(128).optional(), namespace: Namespace.optional() };
 const AgentId = z.string().min(1).max(128);
 
-function method<S extends z.ZodType>(params: S, handler: (p: z.output<S>, ctx: MethodContext) => unknown) {
-  return { params, handler };
-}
-
-const McpClientName = z.string().min(1).max(63);
-
 /** system.upgrade: {url, sha256} (the appliance fetches it), or the bundle in base64 chunks {sha256, size, offset, data} */
 const UpgradeParams = z
   .strictObject({
@@ -85,6 +79,12 @@ function upgraderOf(sys: SystemFacts): Upgrader {
   if (!sys.upgrade) throw new KernelError(ErrorCode.InvalidParams, "upgrades are for the appliance (init mode)");
   return sys.upgrade;
 }
+
+function method<S extends z.ZodType>(params: S, handler: (p: z.output<S>, ctx: MethodContext) => unknown) {
+  return { params, handler };
+}
+
+const McpClientName = z.string().min(1).max(63);
 
 export function methodTable(services: AgentServices, sys: SystemFacts): MethodTable {
   const mcpOf = (): McpService => {

@@ -552,7 +552,8 @@ export class Upgrader {
       const all = this.entries(dir);
       const e = all.find((x) => x.slot === target);
       const info = this.slotInfo(dir, target);
-      if (!e || e.tries_left === 0 || !existsSync(join(dir, "aaos", target, "bzImage")))
+      // only a confirmed entry (no counter): a system that came up before
+      if (!e || e.tries_left !== undefined || !existsSync(join(dir, "aaos", target, "bzImage")))
         throw new KernelError(
           ErrorCode.InvalidParams,
           `slot ${target} holds no system that booted: nothing to roll back to`,

@@ -209,6 +209,12 @@ test("v1 → signed v2 over HTTP keeps files and the audit chain; a broken v3 fa
   const boots = (await vm.call("audit.query", { kind: "system.boot", limit: 100 })).events.map((r: any) => r.version);
   expect(boots).toEqual([v1, v2version]);
 
+  // a rollback to v1 armed on the real boot partition (not booted: the unit test boots one through the
+  // same entries; the upgrade into that slot below supersedes it)
+  const rb = await vm.call("system.rollback", { reboot: false });
+  expect(rb).toEqual({ slot: "a", generation: 3, version: v1, rebooting: false });
+  expect((await vm.call("system.info")).upgrade.slots.a).toMatchObject({ entry: "aaos-3-a+1.conf", tries_left: 1 });
+
   // the RPC line takes a bundle in chunks too: its rate over this UART, on the first chunks of v3
   // (the whole chunked install is the second test, over hvc0: at this rate v3 would take half an hour)
   const v3 = brokenBundle();
@@ -230,6 +236,9 @@ test("v1 → signed v2 over HTTP keeps files and the audit chain; a broken v3 fa
     size: bytes.length,
   });
 
+  // the upload's header checked out: the slot it overwrites lost its entry (the rollback's)
+  expect((await vm.call("system.info")).upgrade.slots.a.entry).toBeUndefined();
+
   // v3, broken, over HTTP (the abandoned upload gives way); unsigned first: AAOS-CFG has upgrade.pub, so refused
   timings.v3_bundle_bytes = bytes.length;
   const unsigned = brokenBundle(false);
@@ -249,7 +258,7 @@ test("v1 → signed v2 over HTTP keeps files and the audit chain; a broken v3 fa
     { url: `http://10.0.2.2:${server.port}/aaos-upgrade.bundle`, sha256: v3.sha256 },
     1_800_000,
   );
-  expect(last).toMatchObject({ version: v3version, slot: "a", generation: 3, rebooting: true });
+  expect(last).toMatchObject({ version: v3version, slot: "a", generation: 4, rebooting: true });
 
   // v3 dies at boot; the loader's counter for it is spent; v2 comes back by itself
   const tFall = Date.now();
@@ -259,12 +268,13 @@ test("v1 → signed v2 over HTTP keeps files and the audit chain; a broken v3 fa
   expect(vm.consoleLog()).toContain("Attempted to kill init");
   const info4 = await vm.call("system.info");
   expect(info4.upgrade).toMatchObject({ slot: "b", generation: 2, trial: false, confirmed: true });
-  expect(info4.upgrade.last_attempt).toMatchObject({ outcome: "failed", version: v3version, slot: "a", generation: 3 });
+  expect(info4.upgrade.last_attempt).toMatchObject({ outcome: "failed", version: v3version, slot: "a", generation: 4 });
   expect(info4.upgrade.slots.a.entry).toBeUndefined();
   const kinds4 = (await vm.call("audit.query", { kind: "upgrade.*", limit: 100 })).events.map((r: any) => r.kind);
   expect(kinds4).toEqual([
     "upgrade.install",
     "upgrade.confirm",
+    "upgrade.rollback",
     "upgrade.refused",
     "upgrade.install",
     "upgrade.fallback",
