@@ -1,5 +1,5 @@
 // A/B upgrade and rollback on the real image under OVMF (docs/operations.md
-// "Upgrade and rollback"), in one QEMU run, four guest boots (then a second
+// "Upgrade and rollback"), in one QEMU run, six guest boots (then a second
 // run: the chunked install over hvc0):
 //   1. v1 (out/aaos.img, slot A): files and audit records written
 //   2. system.upgrade {url, sha256}: a v2 bundle (`make upgrade-bundle` with
@@ -7,6 +7,7 @@
 //      Bun HTTP server on the host, reached
 //      through QEMU's user-mode network at 10.0.2.2; v2 comes up from slot B,
 //      confirms itself; the files and the audit chain are intact
+//   2b. system.rollback to v1 and back to v2, each booted and confirmed
 //   3. a broken v3 (its kernel binary exits at once: PID 1 dies, the kernel
 //      panics, panic=10 reboots), over HTTP again (an unsigned copy refused
 //      first); before it, the first chunks
@@ -209,11 +210,33 @@ test("v1 → signed v2 over HTTP keeps files and the audit chain; a broken v3 fa
   const boots = (await vm.call("audit.query", { kind: "system.boot", limit: 100 })).events.map((r: any) => r.version);
   expect(boots).toEqual([v1, v2version]);
 
-  // a rollback to v1 armed on the real boot partition (not booted: the unit test boots one through the
-  // same entries; the upgrade into that slot below supersedes it)
-  const rb = await vm.call("system.rollback", { reboot: false });
-  expect(rb).toEqual({ slot: "a", generation: 3, version: v1, rebooting: false });
-  expect((await vm.call("system.info")).upgrade.slots.a).toMatchObject({ entry: "aaos-3-a+1.conf", tries_left: 1 });
+  // system.rollback, both ways, each a one-try boot that confirms itself:
+  // v2 → v1 (slot A, generation 3) → v2 (slot B, generation 4); the data disk goes along
+  const rb1 = await vm.call("system.rollback", {});
+  expect(rb1).toEqual({ slot: "a", generation: 3, version: v1, rebooting: true });
+  const tRb = Date.now();
+  expect((await vm.waitForReady(300_000)).params.version).toBe(v1);
+  timings.rollback_to_ready_ms = Date.now() - tRb;
+  const info3 = (await vm.call("system.info")).upgrade;
+  expect(info3).toMatchObject({ slot: "a", generation: 3, trial: true, confirmed: true });
+  expect([info3.slots.a.entry, info3.slots.b.entry]).toEqual(["aaos-3-a.conf", "aaos-2-b.conf"]);
+  expect(info3.last_attempt).toMatchObject({ outcome: "confirmed", version: v1, from: { version: v2version } });
+  const ag3 = await vm.call("agent.spawn", { manifest: agentManifest });
+  const read3 = await vm.call("tool.invoke", {
+    agent_id: ag3.agent_id,
+    tool: "file_read",
+    input: { path: "/data/files/before-upgrade.txt" },
+  });
+  expect(JSON.stringify(read3.output)).toContain(`written by ${v1}`);
+  expect((await vm.call("audit.verify")).ok).toBe(true);
+  expect(await vm.call("system.rollback", {})).toEqual({
+    slot: "b",
+    generation: 4,
+    version: v2version,
+    rebooting: true,
+  });
+  expect((await vm.waitForReady(300_000)).params.version).toBe(v2version);
+  expect((await vm.call("system.info")).upgrade).toMatchObject({ slot: "b", generation: 4, confirmed: true });
 
   // the RPC line takes a bundle in chunks too: its rate over this UART, on the first chunks of v3
   // (the whole chunked install is the second test, over hvc0: at this rate v3 would take half an hour)
@@ -236,7 +259,7 @@ test("v1 → signed v2 over HTTP keeps files and the audit chain; a broken v3 fa
     size: bytes.length,
   });
 
-  // the upload's header checked out: the slot it overwrites lost its entry (the rollback's)
+  // the upload's header checked out: the slot it overwrites (v1's) lost its entry
   expect((await vm.call("system.info")).upgrade.slots.a.entry).toBeUndefined();
 
   // v3, broken, over HTTP (the abandoned upload gives way); unsigned first: AAOS-CFG has upgrade.pub, so refused
@@ -252,14 +275,13 @@ test("v1 → signed v2 over HTTP keeps files and the audit chain; a broken v3 fa
   await expect(
     vm.call("system.upgrade", { url: `http://10.0.2.2:${server.port}/unsigned.bundle`, sha256: unsigned.sha256 }),
   ).rejects.toMatchObject({ code: -32602, message: expect.stringContaining("unsigned") });
-  expect((await vm.call("system.info")).upgrade.slots.b.entry).toBe("aaos-2-b.conf");
+  expect((await vm.call("system.info")).upgrade.slots.b.entry).toBe("aaos-4-b.conf");
   const last = await vm.call(
     "system.upgrade",
     { url: `http://10.0.2.2:${server.port}/aaos-upgrade.bundle`, sha256: v3.sha256 },
     1_800_000,
   );
-  // the next generation after the running one (the rollback's 3 went with its entry)
-  expect(last).toMatchObject({ version: v3version, slot: "a", generation: 3, rebooting: true });
+  expect(last).toMatchObject({ version: v3version, slot: "a", generation: 5, rebooting: true });
 
   // v3 dies at boot; the loader's counter for it is spent; v2 comes back by itself
   const tFall = Date.now();
@@ -268,14 +290,17 @@ test("v1 → signed v2 over HTTP keeps files and the audit chain; a broken v3 fa
   expect(r4.params.version).toBe(v2version);
   expect(vm.consoleLog()).toContain("Attempted to kill init");
   const info4 = await vm.call("system.info");
-  expect(info4.upgrade).toMatchObject({ slot: "b", generation: 2, trial: false, confirmed: true });
-  expect(info4.upgrade.last_attempt).toMatchObject({ outcome: "failed", version: v3version, slot: "a", generation: 3 });
+  expect(info4.upgrade).toMatchObject({ slot: "b", generation: 4, trial: false, confirmed: true });
+  expect(info4.upgrade.last_attempt).toMatchObject({ outcome: "failed", version: v3version, slot: "a", generation: 5 });
   expect(info4.upgrade.slots.a.entry).toBeUndefined();
   const kinds4 = (await vm.call("audit.query", { kind: "upgrade.*", limit: 100 })).events.map((r: any) => r.kind);
   expect(kinds4).toEqual([
     "upgrade.install",
     "upgrade.confirm",
     "upgrade.rollback",
+    "upgrade.confirm",
+    "upgrade.rollback",
+    "upgrade.confirm",
     "upgrade.refused",
     "upgrade.install",
     "upgrade.fallback",
