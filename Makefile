@@ -22,7 +22,7 @@ help:
 # Debian packages every build path needs. Installed only when something is missing.
 APT_PACKAGES := qemu-system-x86 qemu-utils musl-tools genimage mtools dosfstools e2fsprogs \
 	ovmf cpio zstd linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev \
-	erofs-utils squashfs-tools rsync socat python3 chromium fdisk
+	erofs-utils squashfs-tools rsync socat python3 chromium fdisk systemd-boot-efi
 
 apt-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \

@@ -45,6 +45,8 @@ const ORDER = [
   "ls",
   "cat",
   "dashboard-token",
+  "upgrade",
+  "rollback",
   "shutdown",
   "reboot",
   "call",

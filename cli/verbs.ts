@@ -75,6 +75,22 @@ type PsDetails = Pick<AgentStatus, "lifecycle" | "restarts" | "inbox" | "usage">
 /** every method of the contract, for `call` and completion: the kernel's own list, so it cannot fall behind */
 export const KNOWN_METHODS: readonly string[] = METHOD_NAMES;
 
+/** system.info's upgrade field in one line: the booted slot, and what the last upgrade came to */
+function upgradeLine(u: {
+  slot: string;
+  generation: number | null;
+  trial: boolean;
+  confirmed: boolean;
+  loader: string;
+  last_attempt?: { outcome: string; version?: string; slot: string; at: string } | null;
+}): string {
+  const state = u.trial ? (u.confirmed ? "confirmed" : "on trial") : u.loader === "direct" ? "booted directly" : "";
+  const last = u.last_attempt
+    ? `; last: ${u.last_attempt.outcome} ${u.last_attempt.version ?? "?"} (slot ${u.last_attempt.slot}, ${u.last_attempt.at})`
+    : "";
+  return `slot ${u.slot}, generation ${u.generation ?? "-"}${state ? `, ${state}` : ""}${last}`;
+}
+
 async function call<T = any>(ctx: Ctx, method: string, params: unknown = {}): Promise<T> {
   const client = await ctx.rpc();
   return client.call<T>(method, params, { signal: ctx.signal });
@@ -391,6 +407,7 @@ export const VERBS: Record<string, Verb> = {
       const pairs: [string, string][] = [];
       for (const [k, v] of Object.entries(info)) {
         if (k === "uptime_ms" && typeof v === "number") pairs.push(["uptime", formatDuration(v)]);
+        else if (k === "upgrade" && v && typeof v === "object") pairs.push(["system", upgradeLine(v as any)]);
         else pairs.push([k, typeof v === "string" ? v : shortJson(v, 200)]);
       }
       ctx.out.print(keyValues(pairs, ctx.out.paint));
@@ -1457,6 +1474,93 @@ export const VERBS: Record<string, Verb> = {
       });
       if (ctx.out.json) return ctx.out.printJson(r);
       ctx.out.print(`secret ${ctx.out.paint("bold", r.name)} written (${r.file}, ${r.bytes} bytes)`);
+    },
+  },
+
+  upgrade: {
+    summary: "install a new system into the inactive slot (A/B) and reboot into it",
+    help:
+      "`aaosctl upgrade BUNDLE` sends the bundle `make upgrade-bundle` wrote (out/aaos-upgrade.bundle) over this " +
+      "connection in chunks, for a machine without a network (system.upgrade {sha256, size, offset, data}); over " +
+      "a UART that is slow (docs/operations.md has the rates). `aaosctl upgrade --url URL --sha256 HEX` has the " +
+      "appliance fetch it from your HTTP(S) server instead (system.upgrade {url, sha256}); the sha256 is in " +
+      "BUNDLE.sha256 beside the bundle. The appliance checks it (sha256s, the ed25519 signature when AAOS-CFG holds " +
+      "upgrade.pub, the slot read back), gives it one try, and reboots; a system that does not come up falls back " +
+      "by itself (`aaosctl info` shows the attempt). --no-reboot installs and stays up.",
+    methods: ["system.upgrade"],
+    params: {
+      args: [{ name: "BUNDLE", kind: "file", optional: true }],
+      options: {
+        url: { type: "string", value: "URL", help: "the appliance fetches the bundle from here (http or https)" },
+        sha256: { type: "string", value: "HEX", help: "the bundle's sha256 (default: BUNDLE.sha256, or computed)" },
+        "no-reboot": { type: "boolean", help: "install, but do not reboot" },
+      },
+    },
+    async run(ctx, args, opts) {
+      const reboot = opts["no-reboot"] !== true;
+      const url = typeof opts.url === "string" ? opts.url : undefined;
+      let sha256 = typeof opts.sha256 === "string" ? opts.sha256 : undefined;
+      let r: any;
+      if (url) {
+        if (args.BUNDLE) throw usageError("give BUNDLE or --url, not both");
+        if (!sha256)
+          throw usageError("--url needs --sha256", "aaosctl upgrade --url URL --sha256 $(cut -c1-64 F.sha256)");
+        ctx.out.note(ctx.out.paint("dim", `the appliance fetches ${url}`));
+        r = await call(ctx, "system.upgrade", { url, sha256, reboot });
+      } else {
+        const file = args.BUNDLE;
+        if (!file) throw usageError("upgrade needs BUNDLE or --url", "aaosctl upgrade out/aaos-upgrade.bundle");
+        const bytes = readFileSync(file);
+        if (!sha256 && existsSync(file + ".sha256")) sha256 = readFileSync(file + ".sha256", "utf8").slice(0, 64);
+        sha256 ??= new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+        // within the kernel's default rpc.max_line_bytes (1 MiB) once in base64
+        const CHUNK = 512 * 1024;
+        const t0 = Date.now();
+        for (let off = 0; off < bytes.length; off += CHUNK) {
+          r = await call(ctx, "system.upgrade", {
+            sha256,
+            size: bytes.length,
+            offset: off,
+            data: bytes.subarray(off, off + CHUNK).toString("base64"),
+            reboot,
+          });
+          const done = Math.min(off + CHUNK, bytes.length);
+          const rate = done / Math.max(0.001, (Date.now() - t0) / 1000);
+          if (!ctx.out.json)
+            ctx.out.note(
+              ctx.out.paint(
+                "dim",
+                `sent ${formatBytes(done)} of ${formatBytes(bytes.length)} (${formatBytes(rate)}/s, ` +
+                  `${formatDuration(((bytes.length - done) / rate) * 1000)} left)`,
+              ),
+            );
+        }
+      }
+      if (ctx.out.json) return ctx.out.printJson(r);
+      const p = ctx.out.paint;
+      ctx.out.print(
+        `aaOS ${p("bold", r.version)} installed in slot ${r.slot} (generation ${r.generation}, ` +
+          `${r.signed ? "signature verified" : "unsigned"})` +
+          (r.rebooting ? "; rebooting into it: it has one try to come up" : "; it boots at the next reboot"),
+      );
+    },
+  },
+
+  rollback: {
+    summary: "boot the other slot's system again (the one before the last upgrade)",
+    help:
+      "Make the other slot's system the default again and reboot into it (system.rollback). It gets one try, as " +
+      "an upgrade does: if it does not come up, this one comes back. Refused when that slot holds no system that " +
+      "booted (e.g. an upgrade into it failed). --no-reboot switches at the next reboot.",
+    methods: ["system.rollback"],
+    params: { args: [], options: { "no-reboot": { type: "boolean", help: "switch, but do not reboot now" } } },
+    async run(ctx, _args, opts) {
+      const r = await call(ctx, "system.rollback", { reboot: opts["no-reboot"] !== true });
+      if (ctx.out.json) return ctx.out.printJson(r);
+      ctx.out.print(
+        `slot ${r.slot} (aaOS ${r.version ?? "?"}, generation ${r.generation})` +
+          (r.rebooting ? ": rebooting into it" : ": at the next reboot"),
+      );
     },
   },
 

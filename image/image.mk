@@ -3,11 +3,13 @@
 #   out/aaos-kernel  bun build --compile kernel/main.ts
 #   out/stage0       init/stage0.c, musl static
 #   out/sys.erofs    AAOS-SYS: stage0 as /sbin/init, the kernel binary, the five glibc files
-#   out/aaos.img     GPT: AAOS-BOOT, AAOS-SYS, AAOS-CFG (from AAOS_CONFIG_DIR), AAOS-DATA
+#   out/aaos.img     GPT: AAOS-BOOT (systemd-boot), AAOS-SYS-A, AAOS-SYS-B, AAOS-CFG (from AAOS_CONFIG_DIR), AAOS-DATA
 #   out/aaos.qcow2   the same disk for QEMU/KVM, virt-manager, Proxmox (qemu-img)
 #   out/aaos.vmdk    for VMware Workstation/Fusion/ESXi and VirtualBox (monolithicSparse)
 #   out/aaos.vhdx    for Hyper-V (Generation 2), dynamic
-.PHONY: image linux kernel-binary disk-formats
+# make upgrade-bundle: out/aaos-upgrade.bundle, the system slot and kernel for system.upgrade
+#   (AAOS_VERSION=… names the version; AAOS_UPGRADE_KEY=ed25519.pem signs it; docs/operations.md)
+.PHONY: image linux kernel-binary disk-formats upgrade-bundle
 comma := ,
 
 OUT ?= out
@@ -18,6 +20,15 @@ AAOS_BUN_TARGET ?=
 # under TCG went from ~4.75 s to ~3.95 s (bench/boot.ts)
 AAOS_BUN_FLAGS ?= --bytecode
 KERNEL_TS_SOURCES := $(shell find kernel init -name '*.ts' 2>/dev/null) package.json
+# the system's version (system.ready, system.info, the upgrade bundle); default: package.json's
+AAOS_VERSION ?= $(shell sed -n 's/^  "version": *"\([^"]*\)".*/\1/p' package.json)
+AAOS_UPGRADE_KEY ?=
+# rebuilt when AAOS_VERSION changes, so a binary never carries another build's version
+$(OUT)/version.stamp: FORCE
+	@mkdir -p $(OUT)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(AAOS_VERSION)" ] || echo "$(AAOS_VERSION)" > $@
+.PHONY: FORCE
+FORCE:
 LINUX_SOURCE_TARBALL ?= /usr/src/linux-source-6.1.tar.xz
 
 # apt-deps first: a fresh Debian machine gets musl-tools, genimage, linux-source…
@@ -32,10 +43,11 @@ $(LINUX_SOURCE_TARBALL):
 $(OUT)/bzImage: image/kernel.fragment image/build-linux.sh $(LINUX_SOURCE_TARBALL)
 	image/build-linux.sh $@
 
-$(OUT)/aaos-kernel: $(KERNEL_TS_SOURCES)
+$(OUT)/aaos-kernel: $(KERNEL_TS_SOURCES) $(OUT)/version.stamp
 	@mkdir -p $(OUT)
 	@[ -x $(BUN) ] || $(MAKE) npm-deps
-	$(BUN) build --compile $(AAOS_BUN_FLAGS) $(if $(AAOS_BUN_TARGET),--target=$(AAOS_BUN_TARGET)) kernel/main.ts --outfile $@.tmp
+	$(BUN) build --compile $(AAOS_BUN_FLAGS) $(if $(AAOS_BUN_TARGET),--target=$(AAOS_BUN_TARGET)) \
+	  --define 'AAOS_BUILD_VERSION="$(AAOS_VERSION)"' kernel/main.ts --outfile $@.tmp
 	mv $@.tmp $@
 
 $(OUT)/stage0: init/stage0.c
@@ -46,7 +58,14 @@ $(OUT)/sys.erofs: $(OUT)/aaos-kernel $(OUT)/stage0 image/mkrootfs.sh
 	image/mkrootfs.sh $(OUT)/aaos-kernel $(OUT)/stage0 $@
 
 $(OUT)/aaos.img: $(OUT)/bzImage $(OUT)/sys.erofs image/mkdisk.sh image/genimage.cfg $(shell find $(AAOS_CONFIG_DIR) 2>/dev/null)
-	image/mkdisk.sh --bzimage $(OUT)/bzImage --sys $(OUT)/sys.erofs --config $(AAOS_CONFIG_DIR) --out $@
+	image/mkdisk.sh --bzimage $(OUT)/bzImage --sys $(OUT)/sys.erofs --config $(AAOS_CONFIG_DIR) --out $@ \
+	  --version "$(AAOS_VERSION)"
+	@ls -l $@
+
+upgrade-bundle: apt-deps $(OUT)/aaos-upgrade.bundle
+$(OUT)/aaos-upgrade.bundle: $(OUT)/bzImage $(OUT)/sys.erofs image/mkbundle.ts kernel/sys/bundle.ts $(AAOS_UPGRADE_KEY)
+	$(BUN) image/mkbundle.ts --bzimage $(OUT)/bzImage --sys $(OUT)/sys.erofs --version "$(AAOS_VERSION)" \
+	  $(if $(AAOS_UPGRADE_KEY),--key $(AAOS_UPGRADE_KEY)) --out $@
 	@ls -l $@
 
 # The same disk in the formats other hypervisors import (docs/operations.md,

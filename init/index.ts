@@ -42,7 +42,7 @@ import { startNetwork, type Network } from "./network.ts";
 import { TimeSync, type ClockStep } from "./time.ts";
 import type { InitStatus } from "../kernel/sys/stats.ts";
 import { growDataPartition, type GrowReport } from "./growdata.ts";
-import { waitForLabel } from "./partitions.ts";
+import { findByLabel, waitForLabel } from "./partitions.ts";
 import { startReaper } from "./reaper.ts";
 import { watchPowerButton } from "./powerbutton.ts";
 
@@ -69,6 +69,10 @@ export interface InitEnvironment {
   onClockStep(handler: (step: ClockStep) => void): void;
   /** what happened during boot, for system.info and the operator */
   bootReport: BootReport;
+  /** the kernel command line (root= names the booted system slot) */
+  cmdline: string;
+  /** the boot partition and the two system slots, by GPT name (kernel/sys/upgrade.ts); null: not found */
+  partitions: { boot: string | null; a: string | null; b: string | null };
 }
 
 export interface BootReport {
@@ -228,6 +232,14 @@ export async function enterInitMode(
     report.data.mounted = mountQuiet(log, "tmpfs", dataDir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
   }
   times.disks = Math.round(performance.now() - t0);
+  // the A/B layout: system.upgrade writes the slot not booted and the boot partition's entries
+  const partitions = step(
+    log,
+    "slots",
+    times,
+    () => ({ boot: findByLabel("AAOS-BOOT"), a: findByLabel("AAOS-SYS-A"), b: findByLabel("AAOS-SYS-B") }),
+    { boot: null, a: null, b: null },
+  );
 
   report.data.first_boot = step(log, "data-layout", times, () => ensureDataLayout(dataDir), false);
   log = step(
@@ -283,6 +295,8 @@ export async function enterInitMode(
     dataDir,
     rpcDevice: rpc.device,
     bootReport: report,
+    cmdline,
+    partitions,
     shutdown: shutdownCtl.shutdown,
     onShutdownRequest: shutdownCtl.onShutdownRequest,
     finishBoot,

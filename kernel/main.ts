@@ -28,8 +28,11 @@ import { Auth, loadTokens, type Tokens } from "./web/auth.ts";
 import { startWeb } from "./web/server.ts";
 import { McpService } from "./mcp/server.ts";
 import type { AgentServices } from "./services.ts";
+import { Upgrader } from "./sys/upgrade.ts";
 
-export const VERSION: string = pkg.version;
+/** `make image AAOS_VERSION=…` defines it (bun build --define); bun run falls back to package.json's */
+declare const AAOS_BUILD_VERSION: string | undefined;
+export const VERSION: string = typeof AAOS_BUILD_VERSION === "string" ? AAOS_BUILD_VERSION : pkg.version;
 
 const USAGE = `usage: aaos-kernel --config DIR --data DIR --listen SPEC [--listen SPEC]… [--log-file PATH] [--log-level LEVEL]
        aaos-kernel --init      (PID 1 in the appliance; implied when the pid is 1)
@@ -200,6 +203,21 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
       .catch((err) => log.error({ err, step }, "clock.step was not recorded"));
   });
 
+  // A/B slots (init mode): a trial boot to confirm once serving, or an attempt that failed and left us booted
+  const upgrader = init
+    ? new Upgrader({
+        devices: init.partitions,
+        cmdline: init.cmdline,
+        dataDir,
+        configDir,
+        version: VERSION,
+        bootId,
+        audit: (e) => kernel.audit(e),
+        log,
+      })
+    : null;
+  await upgrader?.atBoot();
+
   // MCP both ways (docs/mcp.md): external servers connect in the background; each client's principal is spawned
   kernel.mcp.start();
   const mcp = new McpService({
@@ -271,6 +289,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     ...(tokens ? { web: () => ({ operator: tokens!.operator, viewer: tokens!.viewer, urls: webUrls }) } : {}),
     mcp,
     inference: () => summarizeInference(inferenceConfig, configDir, process.env),
+    ...(upgrader ? { upgrade: upgrader } : {}),
   };
   const serverOptions = {
     maxLineBytes: config.rpc.max_line_bytes,
@@ -319,6 +338,9 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
 
   if (init) init.onShutdownRequest(shutdown);
   else for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => shutdown("poweroff"));
+
+  // serving: system.ready is out on the RPC line, so a trial boot of a new system confirms itself
+  await upgrader?.confirm();
 
   // what only the boot used (the parse of kernel.yaml, code compiled for one-time paths) is
   // released the next time the kernel is idle: about 3 MiB of idle RSS (bench/memory.ts)

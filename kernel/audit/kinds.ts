@@ -11,6 +11,12 @@ export const AUDIT_KINDS = [
   "system.stop",
   "kernel.error",
   "clock.step",
+  // A/B upgrade and rollback (docs/operations.md)
+  "upgrade.install",
+  "upgrade.refused",
+  "upgrade.confirm",
+  "upgrade.fallback",
+  "upgrade.rollback",
   // agents
   "agent.spawn",
   "capability.grant",

@@ -16,6 +16,7 @@ import type { McpService } from "../mcp/server.ts";
 import type { InferenceSummary } from "../llm/router.ts";
 import { LOG_TAIL_MAX, type LogReader } from "../sys/logs.ts";
 import { capabilityDenied, invalidParams, KernelError, ErrorCode } from "../errors.ts";
+import type { Upgrader } from "../sys/upgrade.ts";
 
 export { METHOD_NAMES, READ_ONLY_METHODS, type MethodName } from "./names.ts";
 
@@ -40,6 +41,8 @@ export interface SystemFacts {
   mcp?: McpService;
   /** the model providers and where their keys come from (system.info `inference`); absent: not reported */
   inference?: () => InferenceSummary;
+  /** A/B upgrade and rollback (init mode); absent: host mode */
+  upgrade?: Upgrader;
 }
 
 /** what config.apply changed since boot, per kernel (the operator's and the viewer's tables share it) */
@@ -92,6 +95,25 @@ const Namespace = z.string().regex(NAMESPACE_NAME, NAMESPACE_RULE);
 /** whose memory: an agent's own, a shared namespace, both; neither: everything */
 const MemoryScope = { agent_id: z.string().min(1).max(128).optional(), namespace: Namespace.optional() };
 const AgentId = z.string().min(1).max(128);
+
+/** system.upgrade: {url, sha256} (the appliance fetches it), or the bundle in base64 chunks {sha256, size, offset, data} */
+const UpgradeParams = z
+  .strictObject({
+    sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "64 hex digits"),
+    url: z.url({ protocol: /^https?$/ }).optional(),
+    size: z.number().int().positive().optional(),
+    offset: z.number().int().min(0).optional(),
+    data: z.string().optional(),
+    reboot: z.boolean().default(true),
+  })
+  .refine((p) => (p.url !== undefined) !== (p.size !== undefined && p.offset !== undefined && p.data !== undefined), {
+    message: "give either url, or size, offset and data (a chunk of the bundle)",
+  });
+
+function upgraderOf(sys: SystemFacts): Upgrader {
+  if (!sys.upgrade) throw new KernelError(ErrorCode.InvalidParams, "upgrades are for the appliance (init mode)");
+  return sys.upgrade;
+}
 
 function method<S extends z.ZodType>(params: S, handler: (p: z.output<S>, ctx: MethodContext) => unknown) {
   return { params, handler };
@@ -487,7 +509,20 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
         config: configInEffect(sys.config, configSinceBoot(services)),
         ...(sys.inference ? { inference: sys.inference() } : {}),
         ...(sys.boot === undefined ? {} : { boot: sys.boot }),
+        ...(sys.upgrade ? { upgrade: sys.upgrade.info() } : {}),
       };
+    }),
+    "system.upgrade": method(UpgradeParams, async (p, ctx) => {
+      const u = upgraderOf(sys);
+      const r = p.url !== undefined ? await u.fromUrl(p.url, p.sha256) : await u.chunk(p as Required<typeof p>);
+      if ("received" in r) return r;
+      if (p.reboot) ctx.afterReply(() => sys.shutdown("reboot"));
+      return { ...r, rebooting: p.reboot };
+    }),
+    "system.rollback": method(z.strictObject({ reboot: z.boolean().default(true) }), async (p, ctx) => {
+      const r = await upgraderOf(sys).rollback();
+      if (p.reboot) ctx.afterReply(() => sys.shutdown("reboot"));
+      return { ...r, rebooting: p.reboot };
     }),
     "system.shutdown": method(
       z.strictObject({ action: z.enum(["poweroff", "reboot"]).default("poweroff") }),

@@ -34,6 +34,8 @@ export const METHOD_NAMES = [
   "system.stats",
   "system.logs",
   "system.shutdown",
+  "system.upgrade",
+  "system.rollback",
   "audit.query",
   "audit.verify",
   "sched.status",

@@ -150,7 +150,13 @@ describe.skipIf(missingTools.length > 0)("board/aaos/post-image.sh", () => {
     const r = Bun.spawnSync([script, join(dir, "images"), "-c", cfg], { env: { ...env, BUILD_DIR: dir } });
     expect(r.stderr.toString()).toBe("");
     expect(r.exitCode).toBe(0);
-    expect(gptNames(join(dir, "images/aaos.img")).sort()).toEqual(["AAOS-BOOT", "AAOS-CFG", "AAOS-DATA", "AAOS-SYS"]);
+    expect(gptNames(join(dir, "images/aaos.img")).sort()).toEqual([
+      "AAOS-BOOT",
+      "AAOS-CFG",
+      "AAOS-DATA",
+      "AAOS-SYS-A",
+      "AAOS-SYS-B",
+    ]);
   }, 60_000);
 
   test("refuses a copy of the layout", () => {
@@ -190,8 +196,8 @@ describe("the defconfig agrees with image/'s choices", () => {
     const words = new Map(cmdline.split(/\s+/).map((w) => [w.split("=")[0]!, w.split("=").slice(1).join("=")]));
     expect(words.get("rootfstype")).toBe("erofs");
     expect(br().get("BR2_TARGET_ROOTFS_EROFS")).toBe("y");
-    expect(words.get("root")).toBe("PARTLABEL=AAOS-SYS");
-    expect(readFileSync(GENIMAGE, "utf8")).toMatch(/partition AAOS-SYS \{[^}]*image = "sys\.erofs"/);
+    expect(words.get("root")).toBe("PARTLABEL=AAOS-SYS-A");
+    expect(readFileSync(GENIMAGE, "utf8")).toMatch(/partition AAOS-SYS-A \{[^}]*image = "sys\.erofs"/);
     // the package installs stage0 where init= points, the kernel where stage0 execs it
     const mk = readFileSync(join(EXTERNAL, "package/aaos-kernel/aaos-kernel.mk"), "utf8");
     expect(mk).toContain(`$(TARGET_DIR)${words.get("init")}`);

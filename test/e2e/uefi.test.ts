@@ -1,6 +1,6 @@
 // The disk image as built (out/aaos.img) boots through OVMF (UEFI) to
-// system.ready: firmware → EFI/BOOT/BOOTX64.EFI (the kernel's EFI stub) →
-// root=PARTLABEL=AAOS-SYS → stage0 → the agent kernel.
+// system.ready: firmware → EFI/BOOT/BOOTX64.EFI (systemd-boot) → loader/entries/aaos-1-a.conf →
+// aaos/a/bzImage (EFI stub), root=PARTLABEL=AAOS-SYS-A → stage0 → the agent kernel.
 import { afterAll, expect, test } from "bun:test";
 import { closeSync, copyFileSync, mkdtempSync, openSync, rmSync, statSync, truncateSync } from "node:fs";
 import { tmpdir } from "node:os";

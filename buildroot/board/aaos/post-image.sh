@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # aaOS Buildroot post-image: the GPT disk, assembled exactly as the offline
-# path does it — image/mkdisk.sh (FAT ESP with the EFI-stub kernel as
-# EFI/BOOT/BOOTX64.EFI, FAT AAOS-CFG from image/config, empty ext4 AAOS-DATA)
+# path does it — image/mkdisk.sh (FAT ESP with systemd-boot as
+# EFI/BOOT/BOOTX64.EFI and the kernel for slot A, FAT AAOS-CFG from
+# image/config, empty ext4 AAOS-DATA)
 # and genimage on the shared layout image/genimage.cfg, whose inputs are
 # boot.vfat, sys.erofs, config.vfat, data.ext4. Buildroot provides bzImage
-# and rootfs.erofs (AAOS-SYS); mkfs.vfat, mtools, mkfs.ext4 and genimage
+# and rootfs.erofs (AAOS-SYS-A); mkfs.vfat, mtools, mkfs.ext4 and genimage
 # come from HOST_DIR (first in PATH here).
 #
 # Called by Buildroot as: post-image.sh BINARIES_DIR -c GENIMAGE_CFG
