@@ -225,7 +225,7 @@ describe("audit", () => {
     const id = await spawnId("echoer");
     const all = await cli("audit", "--agent", id);
     expect(all.code).toBe(0);
-    expect(all.stdout).toMatch(new RegExp(`^\\s+\\d+  \\S+ \\S+  agent\\.spawn\\s+${id}`, "m"));
+    expect(all.stdout).toMatch(new RegExp(`^\\s+\\d+  \\d{4}-\\d\\d-\\d\\dT\\S+Z  agent\\.spawn\\s+${id}`, "m"));
     const spawns = JSON.parse((await cli("audit", "--kind", "agent.spawn", "--json")).stdout);
     expect(spawns.events.length).toBeGreaterThan(0);
     expect(spawns.events.every((e: { kind: string }) => e.kind === "agent.spawn")).toBe(true);

@@ -4,7 +4,7 @@
 // image's plus the host's provider settings, and the data partition survives
 // from one run to the next. The boot that proves the guest uses them is
 // test/e2e/make-run.test.ts.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
 import {
   closeSync,
@@ -36,6 +36,9 @@ let runDir = "";
 const sha = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
 const cfgOffset = (img: string) => gptPartitions(img).find((p) => p.name === "AAOS-CFG")!.firstLba * 512;
 const dataLba = (img: string) => gptPartitions(img).find((p) => p.name === "AAOS-DATA")!.firstLba;
+
+// a copy of a 1.2 GB (sparse) A/B image and its AAOS-CFG rewritten: seconds on a busy machine
+setDefaultTimeout(60_000);
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "aaos-rundisk-"));
