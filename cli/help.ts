@@ -23,6 +23,7 @@ export const EXIT_CODES: [number, string][] = [
 
 const ORDER = [
   "info",
+  "stats",
   "ping",
   "ps",
   "spawn",

@@ -414,6 +414,49 @@ export const VERBS: Record<string, Verb> = {
     },
   },
 
+  stats: {
+    summary: "show memory, the data disk, load, network (and its DHCP lease) and the clock",
+    help:
+      "What the machine uses (system.stats): the kernel's RSS and the memory available, the data disk's size and " +
+      "use, the load, each network address (in the appliance with its DHCP lease: server, expiry, renewals) and " +
+      "the clock (in the appliance: synced by SNTP, from which server, the last offset). --json prints the result.",
+    methods: ["system.stats"],
+    params: { args: [] },
+    async run(ctx) {
+      const st = await call<any>(ctx, "system.stats");
+      if (ctx.out.json) return ctx.out.printJson(st);
+      const pairs: [string, string][] = [["uptime", formatDuration(st.uptime_ms)]];
+      const m = st.memory ?? {};
+      pairs.push([
+        "memory",
+        `kernel RSS ${formatBytes(m.rss_bytes)}, heap ${formatBytes(m.heap_used_bytes)}; ` +
+          `${m.available_bytes === null ? "?" : formatBytes(m.available_bytes)} available of ${formatBytes(m.total_bytes)}`,
+      ]);
+      const d = st.disk;
+      pairs.push([
+        "data disk",
+        d
+          ? `${formatBytes(d.used_bytes)} used, ${formatBytes(d.free_bytes)} free of ${formatBytes(d.total_bytes)} (${d.path})`
+          : "not mounted",
+      ]);
+      pairs.push(["load", (st.load ?? []).map((x: number) => x.toFixed(2)).join(" ")]);
+      for (const n of st.network ?? []) {
+        const l = n.dhcp;
+        const lease = l
+          ? `; DHCP ${l.state ?? "bound"} from ${l.server ?? "?"}, expires ${l.expires ? timestamp(l.expires) : "?"}` +
+            `${l.renewals !== undefined ? `, ${l.renewals} renewals` : ""}`
+          : "";
+        pairs.push([`net ${n.interface}`, `${n.address} (${n.family}, ${n.mac})${lease}`]);
+      }
+      const c = st.clock ?? {};
+      pairs.push([
+        "clock",
+        `${timestamp(c.now)} ${c.synced ? `synced (${c.source}${c.server ? ` ${c.server}` : ""}${c.offset_ms !== undefined ? `, offset ${c.offset_ms} ms` : ""})` : `not synced (${c.source}${c.error ? `: ${c.error}` : ""})`}`,
+      ]);
+      ctx.out.print(keyValues(pairs, ctx.out.paint));
+    },
+  },
+
   ping: {
     summary: "check that the kernel answers, and how fast",
     help: "Send system.ping and print the round trip.",

@@ -68,7 +68,7 @@ describe("aaosctl console", () => {
   });
 
   test("Tab completes verbs, method names and agent ids", async () => {
-    term.type("sta" + Keys.tab);
+    term.type("statu" + Keys.tab);
     await term.waitFor(() => term.screen.cursorLine() === "aaos> status");
     const { agents } = await k.client.call("agent.list");
     const id = agents[0].agent_id as string;

@@ -55,6 +55,21 @@ describe("reading the machine", () => {
     expect(j).toMatchObject({ boot_id: k.ready.boot_id, mode: "host" });
   });
 
+  test("stats: memory, the data disk, load, network and clock; --json is system.stats", async () => {
+    const j = JSON.parse((await cli("stats", "--json")).stdout);
+    const direct = await k.client.call<any>("system.stats", {});
+    expect(Object.keys(j).sort()).toEqual(Object.keys(direct).sort());
+    expect(j.disk.path).toBe(k.dataDir);
+    const r = await cli("stats");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^memory:\s+kernel RSS [\d.]+ [KMG]i?B/m);
+    expect(r.stdout).toMatch(/^data disk:\s+[\d.]+ \S+ used, [\d.]+ \S+ free of [\d.]+ \S+ \(/m);
+    expect(r.stdout).toContain(k.dataDir);
+    expect(r.stdout).toMatch(/^load:\s+[\d.]+ [\d.]+ [\d.]+$/m);
+    // host mode: the host's clock, which the kernel does not synchronise
+    expect(r.stdout).toMatch(/^clock:\s+\d{4}-\d\d-\d\dT\S+Z not synced \(rtc\)$/m);
+  });
+
   test("ping", async () => {
     const r = await cli("ping");
     expect(r.code).toBe(0);
