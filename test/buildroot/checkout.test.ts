@@ -38,7 +38,8 @@ function buildrootTree(vars: Record<string, string>): { code: number; out: strin
       "buildroot-tree",
       ...Object.entries(vars).map(([k, v]) => `${k}=${v}`),
     ],
-    { env: { ...gitEnv, MAKEFLAGS: "", MAKELEVEL: "" } },
+    // BUILDROOT_DIR of the caller (make test-buildroot with a real tree) is not this test's: each sets its own
+    { env: { ...gitEnv, MAKEFLAGS: "", MAKELEVEL: "", BUILDROOT_DIR: "" } },
   );
   return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
 }
