@@ -26,6 +26,8 @@ export function canonicalJSON(v: unknown): string {
     const s = JSON.stringify(v);
     return s === undefined ? "null" : s;
   }
+  // what sanitize() builds (keys inserted sorted, plain values) is written by one JSON.stringify
+  if (stringifiesCanonically(v, 0)) return JSON.stringify(v);
   if (Array.isArray(v)) {
     let out = "[";
     for (let i = 0; i < v.length; i++) {
@@ -46,6 +48,50 @@ export function canonicalJSON(v: unknown): string {
     out += JSON.stringify(k) + ":" + canonicalJSON(val);
   }
   return out + "}";
+}
+
+/**
+ * Whether JSON.stringify(v) is canonicalJSON(v): every object's keys already
+ * come out in ascending UTF-16 order (JSON.stringify writes them in
+ * Object.keys order, which puts integer-like keys first: an object where
+ * that differs from the sorted order fails the check), and every value is
+ * one both write the same way (strings, finite numbers, booleans, null,
+ * arrays and objects of those; no toJSON, no undefined, functions, symbols
+ * or bigints). Checks an object's own keys before its values, so an
+ * unsorted object fails before its subtree is walked.
+ */
+function stringifiesCanonically(v: object, depth: number): boolean {
+  if (depth > MAX_DEPTH) return false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      if (x === null) continue;
+      const t = typeof x;
+      if (t === "string" || t === "boolean") continue;
+      if (t === "number") {
+        if (!Number.isFinite(x)) return false;
+        continue;
+      }
+      if (t !== "object" || !stringifiesCanonically(x, depth + 1)) return false;
+    }
+    return true;
+  }
+  if (typeof (v as { toJSON?: unknown }).toJSON === "function") return false;
+  const keys = Object.keys(v);
+  for (let i = 1; i < keys.length; i++) if (!(keys[i - 1]! < keys[i]!)) return false;
+  const o = v as Record<string, unknown>;
+  for (let i = 0; i < keys.length; i++) {
+    const x = o[keys[i]!];
+    if (x === null) continue;
+    const t = typeof x;
+    if (t === "string" || t === "boolean") continue;
+    if (t === "number") {
+      if (!Number.isFinite(x)) return false;
+      continue;
+    }
+    if (t !== "object" || !stringifiesCanonically(x as object, depth + 1)) return false;
+  }
+  return true;
 }
 
 const BunHasher = (globalThis as { Bun?: { CryptoHasher?: { hash(alg: string, data: string, enc: "hex"): string } } })
@@ -132,7 +178,20 @@ const SENSITIVE_SUFFIXES = [
   "apitoken",
 ];
 
+/** the answers for keys seen so far: records reuse a small set of field names */
+const sensitiveKeys = new Map<string, boolean>();
+const SENSITIVE_CACHE_MAX = 4096;
+
 export function isSensitiveKey(key: string): boolean {
+  const known = sensitiveKeys.get(key);
+  if (known !== undefined) return known;
+  const answer = sensitiveKeyCheck(key);
+  if (sensitiveKeys.size >= SENSITIVE_CACHE_MAX) sensitiveKeys.clear();
+  sensitiveKeys.set(key, answer);
+  return answer;
+}
+
+function sensitiveKeyCheck(key: string): boolean {
   const k = key.toLowerCase().replace(/[-_.\s]/g, "");
   for (const p of SENSITIVE_PARTS) if (k.includes(p)) return true;
   for (const s of SENSITIVE_SUFFIXES) if (k.endsWith(s)) return true;
@@ -235,7 +294,8 @@ export function sanitize(v: unknown, ctx: SanitizeContext, depth = 0, ancestors:
       return sanitize(j, ctx, depth + 1, ancestors);
     }
     const out: Record<string, unknown> = Object.create(null);
-    for (const k of Object.keys(obj)) {
+    // inserted in canonical order: canonicalJSON() then writes the tree with one JSON.stringify
+    for (const k of Object.keys(obj).sort()) {
       let val: unknown;
       try {
         val = (obj as Record<string, unknown>)[k];

@@ -558,7 +558,7 @@ export class AuditLog {
     let p: Pending;
     try {
       if (this.closed) throw new KernelError(ErrorCode.InternalError, "audit log is closed");
-      const fields = this.prepare(event);
+      const fields = this.prepare(event, link?.field);
       if (typeof event.kind === "string" && event.kind.startsWith("audit."))
         throw invalidParams(`kind ${event.kind}: audit.* records are written by the audit log itself`);
       const to = link && this.appended.get(link.to);
@@ -587,21 +587,33 @@ export class AuditLog {
     return this.prepare({ ...event, agent_id: null });
   }
 
-  private prepare(event: AuditAppendEvent): Record<string, unknown> {
+  /**
+   * The record's fields, seq and prev (set when sealed) and the link field
+   * included, inserted in canonical key order: sealing changes values only,
+   * so canonicalJSON() writes the record with one JSON.stringify.
+   */
+  private prepare(event: AuditAppendEvent, linkField?: string): Record<string, unknown> {
     if (!event || typeof event !== "object" || Array.isArray(event))
       throw invalidParams("an audit event must be an object");
     if (typeof event.kind !== "string" || event.kind.length === 0)
       throw invalidParams("an audit event needs a non-empty string kind");
     const s = sanitize(event, this.ctx);
-    const fields: Record<string, unknown> =
+    const src: Record<string, unknown> =
       s && typeof s === "object" && !Array.isArray(s) ? (s as Record<string, unknown>) : Object.create(null);
-    delete fields.seq;
-    delete fields.prev;
-    delete fields.hash;
-    fields.ts = new Date().toISOString();
-    if (typeof fields.kind !== "string") fields.kind = String(event.kind);
-    const a = fields.agent_id;
-    fields.agent_id = typeof a === "string" ? a : a === undefined || a === null ? null : canonicalJSON(a);
+    const a = src.agent_id;
+    const own: Record<string, unknown> = {
+      agent_id: typeof a === "string" ? a : a === undefined || a === null ? null : canonicalJSON(a),
+      kind: typeof src.kind === "string" ? src.kind : String(event.kind),
+      prev: GENESIS,
+      seq: 0,
+      ts: isoNow(),
+    };
+    if (linkField !== undefined) own[linkField] = 0;
+    const keys = Object.keys(src).filter((k) => k !== "hash" && !Object.hasOwn(own, k));
+    for (const k in own) keys.push(k);
+    keys.sort();
+    const fields: Record<string, unknown> = Object.create(null);
+    for (const k of keys) fields[k] = Object.hasOwn(own, k) ? own[k] : src[k];
     return fields;
   }
 
@@ -1209,4 +1221,16 @@ function present(rec: Record<string, unknown>): AuditRecord {
   out.prev = rec.prev;
   out.hash = rec.hash;
   return out as AuditRecord;
+}
+
+let isoMs = -1;
+let isoText = "";
+/** new Date().toISOString(), made once per millisecond */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
 }

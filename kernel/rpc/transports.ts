@@ -143,11 +143,20 @@ function listenUnix(path: string, server: RpcServer, log: Logger): Listener {
       open(socket) {
         const out = new OutputQueue();
         socket.data = { out, ending: false, ended: false, peer: undefined as unknown as Peer };
+        // replies settled in one turn (a group commit resolves many at once) leave in one write
+        let scheduled = false;
+        const flushSoon = () => {
+          scheduled = false;
+          flush(socket);
+        };
         socket.data.peer = server.attach("unix", {
           write(text) {
             const wasEmpty = out.bytes === 0;
             out.push(text);
-            if (wasEmpty) flush(socket);
+            if (wasEmpty && !scheduled) {
+              scheduled = true;
+              setImmediate(flushSoon);
+            }
           },
           unsent: () => out.bytes,
           pause: () => socket.pause(),
