@@ -7,6 +7,7 @@ import { ErrorCode, KernelError, invalidParams } from "../errors.ts";
 import { ANCHOR_BYTES, anchorPath, formatAnchor, readAnchor, type Anchor, type AnchorRead } from "./anchor.ts";
 import {
   GENESIS,
+  sortKeys,
   canonicalJSON,
   lineHashMatchesIn,
   recordHash,
@@ -611,7 +612,7 @@ export class AuditLog {
     if (linkField !== undefined) own[linkField] = 0;
     const keys = Object.keys(src).filter((k) => k !== "hash" && !Object.hasOwn(own, k));
     for (const k in own) keys.push(k);
-    keys.sort();
+    sortKeys(keys);
     const fields: Record<string, unknown> = Object.create(null);
     for (const k of keys) fields[k] = Object.hasOwn(own, k) ? own[k] : src[k];
     return fields;

@@ -62,16 +62,6 @@ export const nodeIO: AuditIO = {
 
 export async function writeAll(io: AuditIO, fd: number, buf: Uint8Array, pos: number): Promise<void> {
   let off = 0;
-  if (io.write === nodeIO.write) {
-    // into the page cache: a synchronous pwrite takes ~1 µs where a callback write costs ~35 µs in Bun (thread
-    // pool round trip); the fdatasync that follows stays asynchronous
-    while (off < buf.length) {
-      const n = fs.writeSync(fd, buf, off, buf.length - off, pos + off);
-      if (n <= 0) throw new Error("write returned 0 bytes");
-      off += n;
-    }
-    return;
-  }
   while (off < buf.length) {
     const n = await io.write(fd, buf, off, buf.length - off, pos + off);
     if (n <= 0) throw new Error("write returned 0 bytes");

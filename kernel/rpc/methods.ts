@@ -115,8 +115,30 @@ function upgraderOf(sys: SystemFacts): Upgrader {
   return sys.upgrade;
 }
 
-function method<S extends z.ZodType>(params: S, handler: (p: z.output<S>, ctx: MethodContext) => unknown) {
-  return { params, handler };
+function method<S extends z.ZodType>(
+  params: S,
+  handler: (p: z.output<S>, ctx: MethodContext) => unknown,
+  quick?: (raw: Record<string, unknown>) => z.output<S> | undefined,
+) {
+  return quick ? { params, handler, quick } : { params, handler };
+}
+
+const plainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** tool.invoke's params when they are exactly what its schema accepts as is (the hot path: no zod walk) */
+function quickInvokeParams(raw: Record<string, unknown>) {
+  let n = 0;
+  for (const k in raw) {
+    if (k !== "agent_id" && k !== "tool" && k !== "input") return undefined;
+    n++;
+  }
+  const { agent_id, tool, input } = raw;
+  if (typeof agent_id !== "string" || agent_id.length < 1 || agent_id.length > 128) return undefined;
+  if (typeof tool !== "string" || tool.length < 1) return undefined;
+  if (input !== undefined && !plainObject(input)) return undefined;
+  if (n !== Object.keys(raw).length) return undefined;
+  return { agent_id, tool, input: input ?? {} };
 }
 
 const McpClientName = z.string().min(1).max(63);
@@ -277,6 +299,7 @@ export function methodTable(services: AgentServices, sys: SystemFacts): MethodTa
         });
         return { output };
       },
+      quickInvokeParams,
     ),
     "approval.list": method(Empty, () => ({ approvals: services.listApprovals() })),
     "approval.respond": method(

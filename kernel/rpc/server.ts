@@ -45,6 +45,12 @@ export interface MethodContext {
 
 export interface Method<P = any> {
   params: z.ZodType<P>;
+  /**
+   * A hot method's shortcut past zod: the parsed params when raw has the
+   * plain, valid shape params would accept and give back the same for, else
+   * undefined (then params decides, with its error messages).
+   */
+  quick?: (raw: Record<string, unknown>) => P | undefined;
   handler(params: P, ctx: MethodContext): Promise<unknown> | unknown;
 }
 
@@ -191,10 +197,15 @@ export class RpcServer {
     if (rawParams !== undefined && (rawParams === null || typeof rawParams !== "object" || Array.isArray(rawParams))) {
       return { error: invalidParams("params must be an object (by-name parameters)") };
     }
-    const parsed = method.params.safeParse(rawParams ?? {});
-    if (!parsed.success) return { error: invalidParams(describeZodIssues(parsed.error)) };
+    let params =
+      method.quick && rawParams !== undefined ? method.quick(rawParams as Record<string, unknown>) : undefined;
+    if (params === undefined) {
+      const parsed = method.params.safeParse(rawParams ?? {});
+      if (!parsed.success) return { error: invalidParams(describeZodIssues(parsed.error)) };
+      params = parsed.data;
+    }
     try {
-      const result = await method.handler(parsed.data, { conn, afterReply: (fn) => void after.push(fn) });
+      const result = await method.handler(params, { conn, afterReply: (fn) => void after.push(fn) });
       return { result: result ?? null };
     } catch (e) {
       if (e instanceof KernelError) return { error: e };

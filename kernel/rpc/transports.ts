@@ -148,6 +148,8 @@ function listenUnix(path: string, server: RpcServer, log: Logger): Listener {
         const flushSoon = () => {
           scheduled = false;
           flush(socket);
+          // what waited for these bytes to be taken (afterReply) runs now, as it would on a drain
+          if (out.bytes === 0) socket.data.peer.drained();
         };
         socket.data.peer = server.attach("unix", {
           write(text) {
