@@ -188,6 +188,31 @@ describe("capabilities through tool.invoke", () => {
     expect(e.message).toContain("input.message");
   });
 
+  test("tool.invoke params outside the plain shape get the schema's errors (the quick path steps aside)", async () => {
+    const { agent_id } = await spawn("echoer");
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ agent_id, tool: "echo", input: { message: "x" }, extra: 1 }, /extra/],
+      [{ agent_id, tool: "echo", input: ["x"] }, /input/],
+      [{ agent_id, tool: "echo", input: null }, /input/],
+      [{ agent_id, tool: "" }, /tool/],
+      [{ agent_id: "a".repeat(129), tool: "echo" }, /agent_id/],
+      [{ agent_id: 7, tool: "echo" }, /agent_id/],
+      [{ tool: "echo" }, /agent_id/],
+    ];
+    for (const [params, field] of bad) {
+      const e = await rpcError(call("tool.invoke", params), -32602);
+      expect(e.message).toMatch(/^Invalid params/);
+      expect(e.message).toMatch(field);
+    }
+    // no input is an empty one: echo's schema then names the missing field
+    expect((await rpcError(call("tool.invoke", { agent_id, tool: "echo" }), -32602)).message).toContain(
+      "input.message",
+    );
+    expect(await call("tool.invoke", { agent_id, tool: "echo", input: { message: "ok" } })).toEqual({
+      output: { message: "ok" },
+    });
+  });
+
   test("max_invocations is enforced and counted before the tool runs", async () => {
     const { agent_id } = await spawn("limited-echo");
     await echo(agent_id);
