@@ -2111,8 +2111,9 @@ function clip(v: unknown, depth = 0): unknown {
   if (typeof v === "string") return cut(v, AUDIT_STRING_LIMIT);
   if (v === null || typeof v !== "object" || depth > 8) return v;
   if (Array.isArray(v)) return v.slice(0, 256).map((x) => clip(x, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = clip(x, depth + 1);
+  // null prototype: a key "__proto__" (JSON.parse makes it an own key) stays a key
+  const out: Record<string, unknown> = Object.create(null);
+  for (const k of Object.keys(v)) out[k] = clip((v as Record<string, unknown>)[k], depth + 1);
   return out;
 }
 
