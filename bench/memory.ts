@@ -1,8 +1,10 @@
-// The compiled kernel's resident memory at ready, idle, beside two compiled
+// The compiled kernel's resident memory at ready, idle, beside three compiled
 // Bun programs built in the same run with the same flags (image/image.mk's
-// AAOS_BUN_FLAGS): one that only stays alive, and one with the kernel's four
-// libraries loaded. Each program is started ROUNDS times, interleaved, and
-// read SETTLE_MS after it is ready; the median is printed.
+// AAOS_BUN_FLAGS): one that only stays alive, one with the kernel's four
+// libraries loaded, and one using what the kernel cannot boot without
+// (bench/idle/floor.ts: the lowest the kernel could be). Each program is
+// started ROUNDS times, interleaved, and read SETTLE_MS after it is ready;
+// the median is printed.
 //
 // The kernel boots as in the appliance, minus init: the image's kernel.yaml,
 // its API key file present, the log at info in a file, one unix listener.
@@ -108,18 +110,26 @@ const mib = (kib: number) => Math.round((kib / 1024) * 10) / 10;
 export async function benchMemory(): Promise<Figure[]> {
   const work = mkdtempSync(join(tmpdir(), "aaos-bench-memory-"));
   try {
-    const bins = { bare: join(work, "bare"), libs: join(work, "libs"), kernel: join(work, "aaos-kernel") };
+    const bins = {
+      bare: join(work, "bare"),
+      libs: join(work, "libs"),
+      floor: join(work, "floor"),
+      kernel: join(work, "aaos-kernel"),
+    };
     await compile("bench/idle/bare.ts", bins.bare);
     await compile("bench/idle/libs.ts", bins.libs);
+    await compile("bench/idle/floor.ts", bins.floor);
     await compile("kernel/main.ts", bins.kernel);
-    const rss = { bare: [] as number[], libs: [] as number[], kernel: [] as number[] };
+    const rss = { bare: [] as number[], libs: [] as number[], floor: [] as number[], kernel: [] as number[] };
     for (let round = 0; round < ROUNDS; round++) {
       rss.bare.push(await programRss(bins.bare));
       rss.libs.push(await programRss(bins.libs));
+      rss.floor.push(await programRss(bins.floor));
       rss.kernel.push(await kernelRss(bins.kernel, work, round));
     }
     const bare = median(rss.bare);
     const libs = median(rss.libs);
+    const floor = median(rss.floor);
     const kernel = median(rss.kernel);
     const flags = FLAGS.join(" ") || "no flags";
     return [
@@ -136,6 +146,23 @@ export async function benchMemory(): Promise<Figure[]> {
         unit: "MiB",
         baseline: { name: "compiled Bun program with pino, zod, yaml, @anthropic-ai/sdk loaded", value: mib(libs) },
         ratio: kernel / libs,
+      },
+      {
+        name: "compiled kernel idle RSS at ready",
+        value: mib(kernel),
+        unit: "MiB",
+        baseline: {
+          name: "compiled Bun program using only what boot needs (node:fs, crypto, net, bun:sqlite, zod, yaml, pino)",
+          value: mib(floor),
+        },
+        ratio: kernel / floor,
+      },
+      {
+        name: "that program's idle RSS (the kernel's floor)",
+        value: mib(floor),
+        unit: "MiB",
+        baseline: { name: "bare compiled Bun program", value: mib(bare) },
+        ratio: floor / bare,
       },
     ];
   } finally {

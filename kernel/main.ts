@@ -24,11 +24,10 @@ import { parseHostPort } from "./rpc/transports.ts";
 import { parseDuration } from "./manifest/index.ts";
 import { systemStats } from "./sys/stats.ts";
 import { logReader } from "./sys/logs.ts";
-import { Auth, loadTokens, type Tokens } from "./web/auth.ts";
-import { startWeb } from "./web/server.ts";
+import type { Tokens } from "./web/auth.ts";
 import { McpService } from "./mcp/server.ts";
 import type { AgentServices } from "./services.ts";
-import { Upgrader } from "./sys/upgrade.ts";
+import type { Upgrader } from "./sys/upgrade.ts";
 
 /** `make image AAOS_VERSION=…` defines it (bun build --define); bun run falls back to package.json's */
 declare const AAOS_BUILD_VERSION: string | undefined;
@@ -204,8 +203,11 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
   });
 
   // A/B slots (init mode): a trial boot to confirm once serving, or an attempt that failed and left us booted
-  const upgrader = init
-    ? new Upgrader({
+  // (its code, with the bundle reader, is loaded only in init mode: a host has no slots)
+  let upgrader: Upgrader | null = null;
+  if (init) {
+    try {
+      upgrader = new (await import("./sys/upgrade.ts")).Upgrader({
         devices: init.partitions,
         cmdline: init.cmdline,
         dataDir,
@@ -214,8 +216,12 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
         bootId,
         audit: (e) => kernel.audit(e),
         log,
-      })
-    : null;
+      });
+    } catch (err) {
+      // unconfirmed, a trial boot falls back to the previous slot at the next reboot
+      log.error({ err }, "the upgrade code did not load: no system.upgrade, and a trial boot is not confirmed");
+    }
+  }
   await upgrader?.atBoot();
 
   // MCP both ways (docs/mcp.md): external servers connect in the background; each client's principal is spawned
@@ -258,9 +264,20 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
   const fromYaml = init && config.web.listen ? parseHostPort(config.web.listen) : null;
   if (fromYaml && webSpecs.length === 0) webSpecs.push({ kind: "http", ...fromYaml });
   let tokens: Tokens | null = null;
+  // the dashboard's code and assets (kernel/web) are loaded only when an HTTP listener is configured
+  let web: { auth: typeof import("./web/auth.ts"); server: typeof import("./web/server.ts") } | null = null;
   if (webSpecs.length > 0) {
     try {
-      tokens = loadTokens({
+      const [auth, server] = await Promise.all([import("./web/auth.ts"), import("./web/server.ts")]);
+      web = { auth, server };
+    } catch (err) {
+      if (!init) throw err;
+      log.error({ err }, "the dashboard's code did not load: no HTTP listener");
+    }
+  }
+  if (web) {
+    try {
+      tokens = web.auth.loadTokens({
         configDir,
         dataDir,
         operatorFile: config.web.operator_token_file,
@@ -299,20 +316,21 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     onOpen: (conn: { notify(m: string, p: unknown): void }) =>
       conn.notify("system.ready", { version: VERSION, boot_id: bootId }),
   };
-  const server = new RpcServer(methodTable(kernel, facts), serverOptions);
-  // a dashboard viewer's table: the read-only methods, every other one refused
-  const viewer = new RpcServer(viewerTable(methodTable(kernel, facts)), serverOptions);
+  const table = methodTable(kernel, facts);
+  const server = new RpcServer(table, serverOptions);
+  // a dashboard viewer's table (only with the dashboard): the same read-only methods, every other one refused
+  const viewer = tokens && web ? new RpcServer(viewerTable(table), serverOptions) : null;
   kernel.subscribe((e) => {
     server.broadcast(e.method, e.params);
-    viewer.broadcast(e.method, e.params);
+    viewer?.broadcast(e.method, e.params);
   });
   for (const spec of listenSpecs) if (spec.kind !== "http") listeners.push(await listen(spec, server, log));
-  if (tokens) {
-    const auth = new Auth(tokens, parseDuration(config.web.session_ttl)!);
+  if (tokens && web && viewer) {
+    const auth = new web.auth.Auth(tokens, parseDuration(config.web.session_ttl)!);
     for (const spec of webSpecs) {
       if (spec.kind !== "http") continue;
       try {
-        const web = startWeb({
+        const listener = web.server.startWeb({
           hostname: spec.hostname,
           port: spec.port,
           auth,
@@ -327,8 +345,8 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
                 .catch((err) => log.error({ err }, "mcp.refused was not recorded")),
             ),
         });
-        webUrls.push(web.url);
-        listeners.push(web);
+        webUrls.push(listener.url);
+        listeners.push(listener);
       } catch (err) {
         if (!init) throw err;
         log.error({ err, listen: `${spec.hostname}:${spec.port}` }, "the dashboard's listener did not start");

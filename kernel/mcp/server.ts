@@ -13,12 +13,36 @@ import { timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import type { Logger } from "pino";
-import { createMcpHandler, ProtocolError, type McpHttpHandler } from "@modelcontextprotocol/server";
+import type { McpHttpHandler, ProtocolError } from "@modelcontextprotocol/server";
 import type { McpConfig } from "../config.ts";
 import { ErrorCode, KernelError } from "../errors.ts";
 import type { AgentServices, McpForward, ToolDescription } from "../services.ts";
 import { forwardedParams, type McpServers } from "./client.ts";
-import { buildMcpServer, runsAnAgent, TaskStore, type Surface } from "./surface.ts";
+import { runsAnAgent } from "./names.ts";
+import type { Surface, TaskStore } from "./surface.ts";
+
+/**
+ * The server SDK and the surface builder (kernel/mcp/surface.ts), loaded at
+ * the first /mcp request or the first MCP protocol error: a kernel that is
+ * never asked over MCP does not evaluate them (bench/memory.ts, idle RSS).
+ */
+type ServerSide = typeof import("./surface.ts") & { sdk: typeof import("@modelcontextprotocol/server") };
+let serverSideLoad: Promise<ServerSide> | null = null;
+function loadServerSide(): Promise<ServerSide> {
+  serverSideLoad ??= Promise.all([import("@modelcontextprotocol/server"), import("./surface.ts")]).then(
+    ([sdk, surface]) => ({ ...surface, sdk }),
+    (e) => {
+      serverSideLoad = null;
+      throw new Error(`the MCP server SDK did not load: ${(e as Error)?.message ?? e}`);
+    },
+  );
+  return serverSideLoad;
+}
+
+/** the SDK's ProtocolError (what the SDK answers as that JSON-RPC error) */
+async function protocolError(code: number, message: string, data?: unknown): Promise<ProtocolError> {
+  return new (await loadServerSide()).sdk.ProtocolError(code, message, data);
+}
 
 export interface McpServiceOptions {
   services: AgentServices;
@@ -46,11 +70,13 @@ type CallOpts = Parameters<Surface["call"]>[2];
 
 /** an upstream server's JSON-RPC error, passed on to the gateway's client as the same error */
 class UpstreamError extends Error {
-  readonly protocol: ProtocolError;
-  constructor(e: { code: number; message: string; data: unknown }) {
-    super(e.message);
-    // the SDK's message carries its own "MCP error CODE: " prefix
-    this.protocol = new ProtocolError(e.code, e.message.replace(/^MCP error -?\d+: /, ""), e.data ?? undefined);
+  constructor(readonly upstream: { code: number; message: string; data: unknown }) {
+    super(upstream.message);
+  }
+  /** as the SDK's error; the SDK's message carries its own "MCP error CODE: " prefix */
+  protocol(): Promise<ProtocolError> {
+    const e = this.upstream;
+    return protocolError(e.code, e.message.replace(/^MCP error -?\d+: /, ""), e.data ?? undefined);
   }
 }
 
@@ -113,9 +139,9 @@ export class McpService {
   private readonly taskStores = new Map<string, TaskStore>();
 
   /** a principal's tasks (an approval-waiting call answered as a task), kept across HTTP requests */
-  tasksOf(name: string): TaskStore {
+  private tasksOf(name: string, Store: typeof TaskStore): TaskStore {
     let t = this.taskStores.get(name);
-    if (!t) this.taskStores.set(name, (t = new TaskStore()));
+    if (!t) this.taskStores.set(name, (t = new Store()));
     return t;
   }
 
@@ -306,7 +332,7 @@ export class McpService {
         if (tool.startsWith("mcp.") && output && typeof output === "object" && "content" in output) return output;
         return { content: [text(output)] };
       } catch (e) {
-        if (e instanceof UpstreamError) throw e.protocol;
+        if (e instanceof UpstreamError) throw await e.protocol();
         return toolError(e);
       }
     }
@@ -370,7 +396,7 @@ export class McpService {
           } as never,
         );
       }
-      throw new ProtocolError(-32602, `Resource not found: ${uri}`, { uri });
+      throw await protocolError(-32602, `Resource not found: ${uri}`, { uri });
     }
 
     return {
@@ -381,7 +407,7 @@ export class McpService {
       call,
       read,
       prompt: async (n, args, forward) => {
-        if (!upstream) throw new ProtocolError(-32602, `no prompt named "${n}"`);
+        if (!upstream) throw await protocolError(-32602, `no prompt named "${n}"`);
         const c = servers.clientOf(upstream);
         const modern = c.getNegotiatedProtocolVersion() === "2026-07-28";
         return c.getPrompt(
@@ -392,7 +418,7 @@ export class McpService {
         );
       },
       complete: async (params) => {
-        if (!upstream) throw new ProtocolError(-32601, "completion/complete needs an upstream server");
+        if (!upstream) throw await protocolError(-32601, "completion/complete needs an upstream server");
         return servers.clientOf(upstream).complete(params);
       },
     };
@@ -476,13 +502,14 @@ export class McpService {
         "www-authenticate": 'Bearer realm="aaos"',
       });
     }
-    this.handler ??= createMcpHandler((ctx) => {
+    const { sdk, buildMcpServer, TaskStore } = await loadServerSide();
+    this.handler ??= sdk.createMcpHandler((ctx) => {
       const who = ctx.authInfo?.clientId;
       if (!who) throw new Error("no principal");
       return buildMcpServer(
         this.surface(who),
         { name: "aaos", version: this.opts.version },
-        this.tasksOf(who),
+        this.tasksOf(who, TaskStore),
         ctx.era,
       );
     });

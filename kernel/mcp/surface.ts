@@ -35,12 +35,7 @@ export interface Surface {
   complete(params: any): Promise<any>;
 }
 
-/** a tool that runs an agent: agent_run, or a served method AGENT.METHOD (one dot; mcp.S.T has two) */
-export function runsAnAgent(tool: string): boolean {
-  return (
-    tool === "agent_run" || (/^[a-z0-9][a-z0-9_-]{0,62}\.[a-z][a-z0-9_]{0,62}$/.test(tool) && !tool.startsWith("mcp."))
-  );
-}
+export { runsAnAgent } from "./names.ts";
 
 /** the 2026-07-28 tasks extension (SEP-2663) */
 export const TASKS_EXTENSION = "io.modelcontextprotocol/tasks";
