@@ -120,7 +120,7 @@ test("liveCount stays exact over many stops past the bound, and a stopped agent 
     order.push(a.id);
     // a worker that sets a state after an await finds the agent stopped: it stays stopped
     a.state = "restarting";
-    expect(a.state).toBe("stopped");
+    expect(a.state as string).toBe("stopped");
     expect(t.liveCount()).toBe(2);
   }
   expect(t.size()).toBe(2 + 3);
