@@ -4,7 +4,16 @@
 // after 64,000 cycles. A kernel that forgets stopped agents keeps RSS(64k)
 // within 10% of RSS(8k); the ratio is printed beside that goal, not asserted.
 // Also the client-measured agent.spawn and agent.stop latencies over every
-// cycle, beside system.ping on the same connection.
+// cycle, beside system.ping on the same connection, and the goal of issue
+// 10 (agent.spawn p99 <= 1 ms) as a ratio.
+//
+// A spawn is acknowledged after its records are durable: one fdatasync of
+// the audit log (agent.spawn and capability.grant are one group commit),
+// so its latency is bounded below by one write + fdatasync on this disk.
+// That is measured in the same run as the baseline: after every 4th cycle
+// this process appends 400 bytes to a file on the kernel's data disk and
+// fdatasyncs it (node:fs callbacks on the thread pool, as the audit log
+// does), so both see the same disk and the same load.
 //
 // The audit log is durable (fdatasync per append, as deployed), which
 // dominates a cycle. 1,000 sequential cycles are timed first; if 64,000 at
@@ -12,7 +21,8 @@
 // parallel (each one sequential), and the figures say how many.
 //
 // Alone: bun bench/soak.ts, or bun bench/run.ts soak
-import { readFileSync, rmSync } from "node:fs";
+import { fdatasync, openSync, closeSync, readFileSync, rmSync, write } from "node:fs";
+import { join } from "node:path";
 import type { RpcClient } from "../cli/client.ts";
 import { startKernel } from "../test/host/harness.ts";
 import type { Figure } from "./figure.ts";
@@ -26,6 +36,10 @@ const TOTAL = 64_000;
 /** seconds the 64,000 cycles may take before they are spread over parallel connections */
 const BUDGET_S = 240;
 const MAX_CLIENTS = 8;
+/** a bare write + fdatasync after every SYNC_EVERY-th cycle */
+const SYNC_EVERY = 4;
+/** issue 10's goal for agent.spawn p99 */
+const SPAWN_P99_GOAL_MS = 1;
 
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -46,7 +60,20 @@ export async function benchSoak(): Promise<Figure[]> {
   const pid = k.proc.pid;
   const spawnMs = new Float64Array(TOTAL);
   const stopMs = new Float64Array(TOTAL);
+  const syncMs = new Float64Array(Math.ceil(TOTAL / SYNC_EVERY));
+  let syncs = 0;
   let started = 0;
+  // the baseline's file, on the disk the audit log is on
+  const syncFd = openSync(join(k.dataDir, "bench-fdatasync.bin"), "w");
+  const line = Buffer.alloc(400, 0x61);
+  let syncPos = 0;
+  const bareSync = async () => {
+    const t0 = performance.now();
+    await new Promise<void>((res, rej) => write(syncFd, line, 0, line.length, syncPos, (e) => (e ? rej(e) : res())));
+    await new Promise<void>((res, rej) => fdatasync(syncFd, (e) => (e ? rej(e) : res())));
+    syncPos += line.length;
+    syncMs[syncs++] = performance.now() - t0;
+  };
 
   const cycle = async (c: RpcClient, i: number) => {
     const t0 = performance.now();
@@ -55,6 +82,7 @@ export async function benchSoak(): Promise<Figure[]> {
     await c.call("agent.stop", { agent_id });
     spawnMs[i] = t1 - t0;
     stopMs[i] = performance.now() - t1;
+    if (i % SYNC_EVERY === 0 && syncs < syncMs.length) await bareSync();
   };
   const runTo = async (clients: RpcClient[], target: number) => {
     await Promise.all(
@@ -100,6 +128,7 @@ export async function benchSoak(): Promise<Figure[]> {
 
     spawnMs.sort();
     stopMs.sort();
+    const syncSorted = syncMs.subarray(0, syncs).sort();
     const how =
       n === 1 ? "1 client, sequential" : `${n} clients in parallel, each sequential (after the first ${k_(CALIBRATE)})`;
     return [
@@ -149,6 +178,25 @@ export async function benchSoak(): Promise<Figure[]> {
         baseline: { name: "system.ping p99", value: ms(pct(pingMs, 99)) },
       },
       {
+        name: `bare write+fdatasync p50 (400 B on the data disk, after every ${SYNC_EVERY}th cycle)`,
+        value: ms(pct(syncSorted, 50)),
+        unit: "ms",
+      },
+      { name: "bare write+fdatasync p99", value: ms(pct(syncSorted, 99)), unit: "ms" },
+      {
+        name: "agent.spawn p99 vs bare write+fdatasync p99 (one durable group commit per spawn)",
+        value: ms(pct(spawnMs, 99)),
+        unit: "ms",
+        baseline: { name: "bare write+fdatasync p99", value: ms(pct(syncSorted, 99)) },
+      },
+      {
+        name: `agent.spawn p99 (goal: ≤ ${SPAWN_P99_GOAL_MS} ms, ratio ≤ 1)`,
+        value: ms(pct(spawnMs, 99)),
+        unit: "ms",
+        baseline: { name: "goal", value: SPAWN_P99_GOAL_MS },
+        ratio: pct(spawnMs, 99) / SPAWN_P99_GOAL_MS,
+      },
+      {
         name: "agent.stop p50",
         value: ms(pct(stopMs, 50)),
         unit: "ms",
@@ -162,6 +210,7 @@ export async function benchSoak(): Promise<Figure[]> {
       },
     ];
   } finally {
+    closeSync(syncFd);
     for (const c of extra) c.close();
     await k.stop();
     rmSync(k.dir, { recursive: true, force: true });

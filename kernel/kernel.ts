@@ -15,6 +15,7 @@ import {
   grantFromManifest,
   mcpToolName,
   normalizePath,
+  parseCapability,
   type ResourceKind,
   type Token,
   type TokenSpec,
@@ -446,7 +447,7 @@ export class Kernel implements AgentServices {
   async spawn(req: SpawnRequest, parentId?: string, internal: { autostart?: string } = {}): Promise<SpawnResult> {
     const { text, source } = this.manifestText(req);
     // agents spawned from one text share its parse (checked against the same tool and agent names)
-    const { manifest, sha256 } = this.manifests.load(text, this.loadOptions(source));
+    const { manifest, sha256 } = this.loadForSpawn(text, source);
     const parent = parentId === undefined ? null : this.procs.get(parentId);
     const specs = grantFromManifest(manifest, Date.now());
     const max = this.opts.config.limits;
@@ -555,6 +556,48 @@ export class Kernel implements AgentServices {
     } catch (err) {
       this.opts.log.error({ err, agent_id: a.id }, "could not set up an agent's pinned blocks");
     }
+  }
+
+  /**
+   * A spawn's load of its manifest text. loadManifest is a function of the
+   * text and of whether each tool and agent name it names is known; so a
+   * text loaded before that names no agent (no spawn_child, message_send or
+   * call: capability) and whose tools are all still known loads to the same
+   * manifest now, and is taken from here without listing the manifest
+   * directories (two readdirs) and building the name sets: most of a
+   * spawn's own work before its audit record. Anything else goes through
+   * the ManifestCache as before.
+   */
+  private loadForSpawn(text: string, source: string): { manifest: Manifest; sha256: string } {
+    const hit = this.spawnLoads.get(text);
+    if (hit && hit.tools.every((t) => this.toolKnown(t))) return hit;
+    const known = this.loadOptions(source);
+    const loaded = this.manifests.load(text, known);
+    const m = loaded.manifest;
+    const tools = new Set<string>();
+    let namesAgents = m.spawn_child.length > 0 || m.message_send.length > 0;
+    for (const entry of m.capabilities) {
+      const cap = parseCapability(typeof entry === "string" ? entry : entry.capability);
+      if (cap.kind === "tool") tools.add(cap.tool);
+      else if (cap.kind === "call") namesAgents = true;
+    }
+    // an approval_required entry the tools did not know was an effect class: valid whatever tools there are
+    for (const t of m.approval_required) if (known.knownTools.has(t)) tools.add(t);
+    if (!namesAgents) {
+      if (this.spawnLoads.size >= 64) this.spawnLoads.delete(this.spawnLoads.keys().next().value!);
+      this.spawnLoads.set(text, { ...loaded, tools: [...tools] });
+    }
+    return loaded;
+  }
+
+  /** texts loadForSpawn may take without a fresh check, with the tool names each load checked */
+  private readonly spawnLoads = new Map<string, { manifest: Manifest; sha256: string; tools: string[] }>();
+
+  /** knownTools().has(name), without building the set */
+  private toolKnown(name: string): boolean {
+    if (this.tools.get(name) !== undefined) return true;
+    const m = mcpToolName(name);
+    return m !== null && this.mcp.names().includes(m.server);
   }
 
   /** what a manifest is checked against, as a spawn checks it: the kernel's tools and the known agent names */
@@ -935,7 +978,8 @@ export class Kernel implements AgentServices {
     this.caps.revokeAll(agent.id);
     this.procs.markStopped(agent);
     // the abort reaches everything in flight: inference, tools, and pending approvals (their wait listens on it)
-    agent.abort.abort(new KernelError(ErrorCode.AgentNotRunnable, `agent ${agent.id} was stopped`));
+    // (an idle agent never built its controller: nothing waits, and no Error is built for it)
+    agent.abortWith(() => new KernelError(ErrorCode.AgentNotRunnable, `agent ${agent.id} was stopped`));
     this.inference?.onStop(agent.id);
     // what waited in its inbox is answered: the agent is gone
     const gone = {

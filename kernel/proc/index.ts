@@ -47,6 +47,8 @@ export interface Agent {
   readonly children: Set<string>;
   /** one per agent, built the first time anything asks for it (or its signal), so idle agents carry none */
   readonly abort: AbortController;
+  /** the stop's abort of `abort`; the reason is built only if a controller exists or is asked for later */
+  abortWith(reason: () => unknown): void;
   readonly mailbox: { from: string; from_name: string; message: string; sent_at: string }[];
   /** queued items, oldest first; `current` is the one being worked on */
   readonly inbox: InboxItem[];
@@ -71,7 +73,7 @@ export class AgentRecord implements Agent {
   readonly approvalRequired: ReadonlySet<string>;
   readonly parentId: string | null;
   readonly depth: number;
-  state: AgentState = "ready";
+  #state: AgentState = "ready";
   readonly children = new Set<string>();
   readonly mailbox: Agent["mailbox"] = [];
   readonly inbox: InboxItem[] = [];
@@ -83,6 +85,8 @@ export class AgentRecord implements Agent {
   waitingOn: string | null = null;
   pumping = false;
   #abort: AbortController | null = null;
+  /** the stop's reason, for a controller first asked for after the stop */
+  #stopReason: (() => unknown) | null = null;
 
   constructor(
     f: Pick<Agent, "id" | "name" | "manifest" | "approvalRequired" | "parentId" | "depth"> & { state?: AgentState },
@@ -93,12 +97,37 @@ export class AgentRecord implements Agent {
     this.approvalRequired = f.approvalRequired;
     this.parentId = f.parentId;
     this.depth = f.depth;
-    if (f.state) this.state = f.state;
+    if (f.state) this.#state = f.state;
+  }
+
+  /**
+   * stopped is terminal: a worker that set running, restarting or failed
+   * after an await (the agent stopped meanwhile) leaves it stopped, so the
+   * process table's count of live agents stays exact
+   */
+  get state(): AgentState {
+    return this.#state;
+  }
+  set state(s: AgentState) {
+    if (this.#state !== "stopped") this.#state = s;
   }
 
   /** the same controller every time: whatever took its signal is aborted by the one stop */
   get abort(): AbortController {
-    return (this.#abort ??= new AbortController());
+    if (this.#abort) return this.#abort;
+    this.#abort = new AbortController();
+    if (this.#stopReason) this.#abort.abort(this.#stopReason());
+    return this.#abort;
+  }
+
+  /**
+   * The stop's abort. Nothing can be waiting on a controller nobody asked
+   * for: then the reason is built only if one is asked for later (already
+   * aborted), so a stop of an idle agent builds no Error.
+   */
+  abortWith(reason: () => unknown): void {
+    if (this.#abort) this.#abort.abort(reason());
+    else this.#stopReason ??= reason;
   }
 }
 
@@ -112,7 +141,11 @@ export function newAgentId(): string {
 
 export class ProcessTable {
   private agents = new Map<string, Agent>();
+  /** ids of the stopped agents still in the table, oldest stop first, from stoppedHead on */
   private stoppedOrder: string[] = [];
+  private stoppedHead = 0;
+  /** entries of `agents` in state stopped (stopped is terminal, and only markStopped sets it) */
+  private stoppedCount = 0;
 
   /**
    * keepStopped: how many stopped agents stay visible to status. onForget is
@@ -125,6 +158,9 @@ export class ProcessTable {
   ) {}
 
   add(agent: Agent): void {
+    const was = this.agents.get(agent.id);
+    if (was?.state === "stopped") this.stoppedCount--;
+    if (agent.state === "stopped") this.stoppedCount++;
     this.agents.set(agent.id, agent);
   }
 
@@ -152,24 +188,31 @@ export class ProcessTable {
     return [...this.agents.values()];
   }
 
+  /** agents not stopped: O(1), read by every spawn (the table keeps up to keepStopped stopped ones) */
   liveCount(): number {
-    let n = 0;
-    for (const a of this.agents.values()) if (a.state !== "stopped") n++;
-    return n;
+    return this.agents.size - this.stoppedCount;
   }
 
   /** keep the last `keepStopped` stopped agents visible to status; forget older ones */
   markStopped(agent: Agent): void {
+    if (agent.state === "stopped") return;
     agent.state = "stopped";
+    if (this.agents.get(agent.id) === agent) this.stoppedCount++;
     this.stoppedOrder.push(agent.id);
-    while (this.stoppedOrder.length > this.keepStopped) {
-      const old = this.stoppedOrder.shift()!;
+    while (this.stoppedOrder.length - this.stoppedHead > this.keepStopped) {
+      const old = this.stoppedOrder[this.stoppedHead++]!;
       const a = this.agents.get(old);
       if (a && a.state === "stopped") {
         this.agents.delete(old);
+        this.stoppedCount--;
         if (a.parentId) this.agents.get(a.parentId)?.children.delete(old);
         this.onForget(old);
       }
+    }
+    // the queue's consumed head is dropped in one copy once it is as long as what is left (amortised O(1))
+    if (this.stoppedHead > 64 && this.stoppedHead * 2 >= this.stoppedOrder.length) {
+      this.stoppedOrder = this.stoppedOrder.slice(this.stoppedHead);
+      this.stoppedHead = 0;
     }
   }
 

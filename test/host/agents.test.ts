@@ -1,7 +1,7 @@
 // Agents, manifests, capabilities, approvals and audit through the real
 // JSON-RPC socket of a host-mode kernel.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cleanup, rpcError, startKernel, type RunningKernel } from "./harness.ts";
 
@@ -72,6 +72,31 @@ describe("spawn", () => {
       manifest: `name: inline\nmodel: ${MODEL}\ncapabilities: ["file_read: /srv/x/*"]\n`,
     });
     expect(s.capabilities).toEqual(["file_read: /srv/x/*"]);
+  });
+
+  test("one YAML text spawned again is checked against the agent names as they are then", async () => {
+    // a spawn takes a text it loaded before from memory only when it names no agent (kernel.ts loadForSpawn)
+    const text = `name: later\nmodel: ${MODEL}\ncapabilities: [echo]\nspawn_child: [late]\n`;
+    const refused = await rpcError(call("agent.spawn", { manifest: text }), -32005);
+    expect(refused.message).toContain('unknown agent "late"');
+    const file = join(k.configDir, "manifests", "late.yaml");
+    writeFileSync(file, `name: late\nmodel: ${MODEL}\n`);
+    const a = await call("agent.spawn", { manifest: text });
+    const b = await call("agent.spawn", { manifest: text });
+    expect(b.capabilities).toEqual(a.capabilities);
+    rmSync(file);
+    await rpcError(call("agent.spawn", { manifest: text }), -32005);
+    // a text that names no agent, spawned many times: one manifest, one hash
+    const plain = `name: plain\nmodel: ${MODEL}\ncapabilities: [echo]\napproval_required: [echo, irreversible]\n`;
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await call("agent.spawn", { manifest: plain })).agent_id);
+    const hashes = new Set<string>();
+    for (const id of ids) {
+      const r = await call("audit.query", { agent_id: id, kind: "agent.spawn" });
+      hashes.add(r.events[0].manifest_sha256);
+      await call("agent.stop", { agent_id: id });
+    }
+    expect(hashes.size).toBe(1);
   });
 
   test("unknown key → -32005 with path, line and column", async () => {

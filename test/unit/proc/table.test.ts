@@ -104,3 +104,49 @@ test("a forgotten agent is removed from its parent's children", () => {
   expect([...parent.children]).toEqual([c2.id]); // c1 dropped past the bound
   expect(t.find(c1.id)).toBeUndefined();
 });
+
+test("liveCount stays exact over many stops past the bound, and a stopped agent stays stopped", () => {
+  const forgotten: string[] = [];
+  const t = new ProcessTable(3, (id) => forgotten.push(id));
+  const live = [agent(), agent({ state: "running" })];
+  for (const a of live) t.add(a);
+  const order: string[] = [];
+  for (let i = 0; i < 500; i++) {
+    const a = agent();
+    t.add(a);
+    expect(t.liveCount()).toBe(3);
+    t.markStopped(a);
+    t.markStopped(a); // a second stop changes nothing
+    order.push(a.id);
+    // a worker that sets a state after an await finds the agent stopped: it stays stopped
+    a.state = "restarting";
+    expect(a.state as string).toBe("stopped");
+    expect(t.liveCount()).toBe(2);
+  }
+  expect(t.size()).toBe(2 + 3);
+  expect(forgotten).toEqual(order.slice(0, 497));
+  expect(
+    t
+      .all()
+      .slice(2)
+      .map((a) => a.id),
+  ).toEqual(order.slice(497));
+});
+
+test("abortWith aborts a controller in use now, and one first asked for after the stop", () => {
+  const used = agent();
+  const signal = used.abort.signal;
+  let built = 0;
+  used.abortWith(() => (built++, new Error("stopped")));
+  expect(signal.aborted).toBe(true);
+  expect((signal.reason as Error).message).toBe("stopped");
+  expect(built).toBe(1);
+
+  const idle = agent();
+  idle.abortWith(() => (built++, new Error("stopped later")));
+  expect(built).toBe(1); // nothing was waiting: no reason built yet
+  expect(idle.abort.signal.aborted).toBe(true);
+  expect((idle.abort.signal.reason as Error).message).toBe("stopped later");
+  expect(idle.abort).toBe(idle.abort);
+  expect(built).toBe(2);
+});
