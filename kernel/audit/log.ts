@@ -1190,7 +1190,8 @@ const HASH_TAIL = 75;
  * block, and the block decoded once: then `P}` is both a slice of the text
  * to parse and a range of bytes to hash, in place. When `P}` parses as an
  * object with the expected seq and prev and its bytes hash to H (so H is 64
- * hex digits), the line itself is valid JSON (a non-empty object P} with one
+ * hex digits, the line's last 75 bytes are ASCII, and the text offsets used
+ * were right), the line itself is valid JSON (a non-empty object P} with one
  * more member) and parses to the same record plus hash H: the answer
  * checkLine() gives, without parsing the 75 bytes of the hash member. Any
  * other line, or any failure, goes to checkLine() with the line as written,
@@ -1264,8 +1265,10 @@ function walkBlock(block: Buffer, w: ChainWalk): boolean {
         if (!text.startsWith(hash, cn - 66)) rec = null; // H is text[cn - 66, cn - 2)
       } else rec = null;
       if (rec === null) {
-        block[cut] = 0x2c; // the line as written, in bytes and as text
-        line = text.slice(c, cn - HASH_TAIL) + "," + text.slice(cn - HASH_TAIL + 1, cn);
+        // the line as written, in bytes and as text (decoded on its own: its 64
+        // bytes of hash need not be ASCII, so its ',' need not be at cn - 75)
+        block[cut] = 0x2c;
+        line = block.toString("utf8", s, nl);
         lc = 0;
         lcn = line.length;
         rec = null;

@@ -287,6 +287,14 @@ describe("verify's reading and its shortcut for lines as the log writes them", (
     expect(await brokenAt(d)).toBeUndefined();
   });
 
+  test("a hash member of multi-byte text (its ',' then not 75 characters from the end) does not match", async () => {
+    const d = dir();
+    const seg = await logOf(d, 3);
+    const l2 = readFileSync(seg, "utf8").split("\n")[1]!;
+    replaceLine(seg, 1, l2.slice(0, -66) + "é".repeat(32) + '"}'); // 64 bytes, 32 characters
+    expect(await brokenAt(d)).toEqual({ seq: 2, reason: "hash does not match the record's content" });
+  });
+
   test("a line with a second hash member inside: the last one counts, as in JSON.parse of the line", async () => {
     const d = dir();
     const seg = await logOf(d, 3);
