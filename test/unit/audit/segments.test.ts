@@ -4,7 +4,13 @@ import { describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AuditLog } from "../../../kernel/audit/index.ts";
-import { canonicalJSON, lineHashMatches, lineHashMatchesIn, sha256hex } from "../../../kernel/audit/canonical.ts";
+import {
+  canonicalJSON,
+  lineHashMatches,
+  lineHashMatchesIn,
+  recordHash,
+  sha256hex,
+} from "../../../kernel/audit/canonical.ts";
 import { nodeIO, readBlocks, readLines, type AuditIO } from "../../../kernel/audit/segments.ts";
 import { tempDirsPerTest } from "./temp-dirs.ts";
 
@@ -371,5 +377,77 @@ describe("verify's reading and its shortcut for lines as the log writes them", (
     failNow = false;
     expect(await log.verify()).toMatchObject({ ok: true, events: 500 });
     await log.close();
+  });
+});
+
+describe("verify against a line-by-line reference", () => {
+  /** the first record that does not check out, read line by line as strings (the check verify makes) */
+  function reference(lines: string[]): { seq: number; reason: string } | undefined {
+    let prev = "0".repeat(64);
+    for (let i = 0; i < lines.length; i++) {
+      const seq = i + 1;
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(lines[i]!);
+      } catch {
+        return { seq, reason: "record is not valid JSON" };
+      }
+      if (!rec || typeof rec !== "object" || Array.isArray(rec)) return { seq, reason: "record is not a JSON object" };
+      if (rec.seq !== seq) return { seq, reason: `found seq ${JSON.stringify(rec.seq)} where ${seq} was expected` };
+      if (rec.prev !== prev) return { seq, reason: "prev does not match the hash of the previous record" };
+      const h = rec.hash;
+      if (typeof h !== "string" || (!lineHashMatches(lines[i]!, h) && recordHash(rec) !== h))
+        return { seq, reason: "hash does not match the record's content" };
+      prev = h;
+    }
+    return undefined;
+  }
+
+  test("random edits of one segment, most near the hash member: verify's answer is the reference's", async () => {
+    const d = dir();
+    const log = await AuditLog.open(d, { durability: "none", registerEnvSecrets: false, segmentRecords: 40 });
+    for (let i = 0; i < 100; i++) await log.append({ kind: "test.event", i, text: i % 3 ? "plain" : "é€𝄞" });
+    await log.close();
+    const seg = join(d, "00000000000000000001.jsonl");
+    const original = readFileSync(seg);
+    const pieces = [",", "}", '"', "{", "a", "0", " ", "\\", "é", "\n", "\xff"].map((p) =>
+      p === "\xff" ? Buffer.from([0xff]) : Buffer.from(p),
+    );
+    let seed = 7; // mulberry32: the same edits every run
+    const rand = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    for (let round = 0; round < 300; round++) {
+      const ends: number[] = [];
+      for (let i = original.indexOf(10); i >= 0; i = original.indexOf(10, i + 1)) ends.push(i);
+      const k = rand(ends.length - 1); // never the segment's last line
+      const start = k ? ends[k - 1]! + 1 : 0;
+      const end = ends[k]!;
+      const at = rand(2) ? end - 1 - rand(80) : start + rand(end - start);
+      const piece = pieces[rand(pieces.length)]!;
+      const how = rand(4); // replace a byte, insert, delete, overwrite (the line's length kept)
+      const edited = Buffer.concat([
+        original.subarray(0, at),
+        how === 2 ? Buffer.alloc(0) : piece,
+        original.subarray(how === 1 ? at : how === 3 ? at + piece.length : at + 1),
+      ]);
+      writeFileSync(seg, edited);
+      const lines = Buffer.concat([
+        edited,
+        ...[41, 81].map((f) => readFileSync(join(d, `000000000000000000${f}.jsonl`))),
+      ])
+        .toString("utf8")
+        .split("\n")
+        .slice(0, -1);
+      const l = await AuditLog.open(d, { durability: "none", registerEnvSecrets: false, segmentRecords: 40 });
+      const v = await l.verify();
+      await l.close();
+      const want = reference(lines);
+      expect({ round, broken: v.broken }).toEqual({ round, broken: want });
+    }
+    writeFileSync(seg, original);
   });
 });
