@@ -161,9 +161,14 @@ export function lineHashMatchesIn(
   const cut = end - 75;
   buf[cut] = 0x7d;
   const content = buf.subarray(start, cut + 1);
-  const d = BunSHA256 ? BunSHA256.hash(content, "hex") : createHash("sha256").update(content).digest("hex");
+  const d = sha256Bytes(content);
   buf[cut] = 0x2c;
   return d === hash;
+}
+
+/** sha256 of bytes, lower-case hex */
+export function sha256Bytes(content: Uint8Array): string {
+  return BunSHA256 ? BunSHA256.hash(content, "hex") : createHash("sha256").update(content).digest("hex");
 }
 
 /** The hash of a record: sha256 over the canonical JSON of every field but `hash`. */

@@ -12,6 +12,7 @@ import {
   lineHashMatchesIn,
   recordHash,
   sanitize,
+  sha256Bytes,
   sha256hex,
   type SanitizeContext,
 } from "./canonical.ts";
@@ -21,7 +22,6 @@ import {
   listSegments,
   nodeIO,
   parseRecord,
-  readBlocks,
   readLines,
   scanTail,
   segmentName,
@@ -969,7 +969,8 @@ export class AuditLog {
    * hash field; the only seq jump allowed is the one an audit.tampered record
    * opening a segment documents. Collects the reports of the log's own
    * records (audit.recovered, audit.tampered, audit.unanchored) and those
-   * still pending in memory. Memory: one read chunk plus the reports.
+   * still pending in memory. Memory: verifyBlocks' two buffers, the decoded
+   * block, and the reports.
    * Records appended while verify runs are not covered.
    */
   async verify(): Promise<AuditVerifyResult> {
@@ -994,7 +995,9 @@ export class AuditLog {
       quarantined,
       tampered,
       unanchored,
+      shaped: new Int32Array(1024),
     };
+    const bufs: VerifyBuffers = { buf: Buffer.allocUnsafe(VERIFY_HALF), spare: Buffer.allocUnsafe(VERIFY_HALF) };
     try {
       const segs = await listSegments(this.dir);
       outer: for (const first of segs) {
@@ -1009,7 +1012,7 @@ export class AuditLog {
           }
           w.expected = first;
         }
-        for await (const block of readBlocks(segmentPath(this.dir, first), this.io))
+        for await (const block of verifyBlocks(segmentPath(this.dir, first), this.io, bufs))
           if (walkBlock(block, w)) break outer;
       }
     } catch (e) {
@@ -1115,57 +1118,188 @@ interface ChainWalk {
   quarantined: AuditQuarantined[];
   tampered: AuditTampered[];
   unanchored: AuditUnanchored[];
+  /** walkBlock's scratch: where each line of its block that has the hash member's shape ends */
+  shaped: Int32Array;
+}
+
+/** verify()'s read buffers: two of VERIFY_HALF, together 128 KiB (docs/design.md, "Verifying the audit log") */
+const VERIFY_HALF = 64 * 1024;
+
+/** verifyBlocks' two buffers, kept across segments (a long line grows them: readBlocks' rule) */
+interface VerifyBuffers {
+  buf: Buffer;
+  spare: Buffer;
 }
 
 /**
- * Check the records in one block of whole lines (readBlocks), moving `w` on;
- * true when the walk ends here (a broken record, or past w.upto). Each
- * record must parse as an object, carry the expected seq, link to the
- * previous hash, and hash to its own hash field: over the line's own bytes
- * (lineHashMatchesIn), else over its canonical form (a re-formatted line).
- * A plain function, not part of the async verify(), so its loop is
- * optimised like any other. The block is decoded once; '\n' is a '\n' in
- * both, and when the lengths agree every byte is one UTF-16 unit (ASCII, or
- * an invalid byte as U+FFFD) so offsets agree too.
+ * readBlocks() for verify() alone, with bigger buffers that outlive a
+ * segment: complete lines as blocks, each a view of whole lines ending in
+ * '\n', valid until the next block is asked for; the caller may write into
+ * the block. While the caller works through one buffer the next read fills
+ * the other. A line longer than a buffer grows it (to at most twice the
+ * line) and the buffers shrink back after; a trailing partial line is not
+ * yielded.
+ */
+async function* verifyBlocks(path: string, io: AuditIO, b: VerifyBuffers): AsyncGenerator<Buffer> {
+  let fd: number;
+  try {
+    fd = await io.open(path, "r");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw e;
+  }
+  let inflight: Promise<number> | null = null;
+  try {
+    let have = 0; // b.buf[0, have): the start of a line the read continues
+    let pos = 0;
+    let n = await io.read(fd, b.buf, 0, b.buf.length, 0);
+    for (;;) {
+      if (n <= 0) return;
+      pos += n;
+      const end = have + n;
+      const last = b.buf.lastIndexOf(10, end - 1); // buf[0, have) holds no '\n'
+      if (last < 0) {
+        have = end;
+        if (have === b.buf.length) {
+          const bigger = Buffer.allocUnsafe(b.buf.length * 2);
+          b.buf.copy(bigger, 0, 0, have);
+          b.buf = bigger;
+        }
+        n = await io.read(fd, b.buf, have, b.buf.length - have, pos);
+        continue;
+      }
+      const tail = end - last - 1; // the start of the next line, carried over into spare
+      let size = VERIFY_HALF;
+      while (size < 2 * tail) size *= 2;
+      if (b.spare.length !== size) b.spare = Buffer.allocUnsafe(size);
+      b.buf.copy(b.spare, 0, last + 1, end);
+      const next = io.read(fd, b.spare, tail, b.spare.length - tail, pos);
+      next.catch(() => {}); // awaited below, or in finally when the caller stops early
+      inflight = next;
+      yield b.buf.subarray(0, last + 1);
+      n = await next;
+      inflight = null;
+      [b.buf, b.spare] = [b.spare, b.buf];
+      have = tail;
+    }
+  } finally {
+    if (inflight) await inflight.catch(() => {}); // the fd is not closed under a read
+    await io.close(fd).catch(() => {});
+  }
+}
+
+/** bytes from a line's end to the ',' of its hash member: `,"hash":"` + 64 + `"}` */
+const HASH_TAIL = 75;
+
+/**
+ * Check the records in one block of whole lines (verifyBlocks), moving `w`
+ * on; true when the walk ends here (a broken record, or past w.upto). Each
+ * record must parse as a JSON object, carry the expected seq, link to the
+ * previous hash, and hash to its own hash field: over the line's own bytes,
+ * else over its canonical form (a re-formatted line).
+ *
+ * Most lines are as the log wrote them, `P,"hash":"H"}`, and the log hashed
+ * `P}`. So first the ',' of each such line is overwritten with '}' in the
+ * block, and the block decoded once: then `P}` is both a slice of the text
+ * to parse and a range of bytes to hash, in place. When `P}` parses as an
+ * object with the expected seq and prev and its bytes hash to H (so H is 64
+ * hex digits, the line's last 75 bytes are ASCII, and the text offsets used
+ * were right), the line itself is valid JSON (a non-empty object P} with one
+ * more member) and parses to the same record plus hash H: the answer
+ * checkLine() gives, without parsing the 75 bytes of the hash member. Any
+ * other line, or any failure, goes to checkLine() with the line as written,
+ * whose answer is then the answer.
+ *
+ * '\n' is a '\n' in bytes and text, and when the lengths agree every byte is
+ * one UTF-16 unit (ASCII, or an invalid byte as U+FFFD), so offsets agree
+ * too; an ASCII byte decodes to itself whatever precedes it, so the last 75
+ * bytes being ASCII makes them the last 75 characters. A plain function, not
+ * part of the async verify(), so its loop is optimised like any other.
  */
 function walkBlock(block: Buffer, w: ChainWalk): boolean {
+  let count = 0;
+  let shaped = w.shaped;
+  for (let s = 0; s < block.length;) {
+    const nl = block.indexOf(10, s);
+    const cut = nl - HASH_TAIL;
+    if (
+      cut > s &&
+      block[nl - 1] === 0x7d &&
+      block[nl - 2] === 0x22 &&
+      block[cut] === 0x2c &&
+      block[cut + 1] === 0x22 &&
+      block[cut + 2] === 0x68 &&
+      block[cut + 3] === 0x61 &&
+      block[cut + 4] === 0x73 &&
+      block[cut + 5] === 0x68 &&
+      block[cut + 6] === 0x22 &&
+      block[cut + 7] === 0x3a &&
+      block[cut + 8] === 0x22
+    ) {
+      if (count === shaped.length) {
+        const more = new Int32Array(count * 2);
+        more.set(shaped);
+        shaped = w.shaped = more;
+      }
+      shaped[count++] = nl;
+      block[cut] = 0x7d;
+    }
+    s = nl + 1;
+  }
   const text = block.toString("utf8");
   const same = text.length === block.length;
+  const ab = block.buffer;
+  const base = block.byteOffset;
   let expected = w.expected;
   let prev = w.prev;
   let stop = false;
-  for (let s = 0, c = 0; s < block.length;) {
+  for (let s = 0, c = 0, k = 0; s < block.length;) {
     if (expected > w.upto) {
       stop = true;
       break;
     }
     const nl = block.indexOf(10, s);
     const cn = same ? nl : text.indexOf("\n", c);
-    let rec: Record<string, unknown>;
-    try {
-      rec = JSON.parse(text.slice(c, cn));
-    } catch {
-      w.chain = { seq: expected, reason: "record is not valid JSON" };
-      stop = true;
-      break;
+    let rec: Record<string, unknown> | null = null;
+    let hash = "";
+    let line = text;
+    let lc = c;
+    let lcn = cn;
+    if (k < count && shaped[k] === nl) {
+      k++;
+      try {
+        rec = JSON.parse(text.slice(c, cn - HASH_TAIL + 1));
+      } catch {
+        rec = null;
+      }
+      const cut = nl - HASH_TAIL;
+      if (rec !== null && isObj(rec) && rec.seq === expected && rec.prev === prev) {
+        hash = sha256Bytes(new Uint8Array(ab, base + s, cut + 1 - s));
+        if (!text.startsWith(hash, cn - 66)) rec = null; // H is text[cn - 66, cn - 2)
+      } else rec = null;
+      if (rec === null) {
+        // the line as written, in bytes and as text (decoded on its own: its 64
+        // bytes of hash need not be ASCII, so its ',' need not be at cn - 75)
+        block[cut] = 0x2c;
+        line = block.toString("utf8", s, nl);
+        lc = 0;
+        lcn = line.length;
+        rec = null;
+      }
     }
-    let bad: string | null = null;
-    if (!isObj(rec)) bad = "record is not a JSON object";
-    else if (rec.seq !== expected) bad = `found seq ${JSON.stringify(rec.seq)} where ${expected} was expected`;
-    else if (rec.prev !== prev) bad = "prev does not match the hash of the previous record";
-    else if (
-      typeof rec.hash !== "string" ||
-      (!lineHashMatchesIn(text, c, cn, block, s, nl, rec.hash) && recordHash(rec) !== rec.hash)
-    )
-      bad = "hash does not match the record's content";
-    if (bad) {
-      w.chain = { seq: expected, reason: bad };
-      stop = true;
-      break;
+    if (rec === null) {
+      const r = checkLine(line, lc, lcn, block, s, nl, expected, prev);
+      if (typeof r === "string") {
+        w.chain = { seq: expected, reason: r };
+        stop = true;
+        break;
+      }
+      rec = r;
+      hash = r.hash as string;
     }
     if (typeof rec.kind === "string" && rec.kind.startsWith("audit."))
       collect(rec, expected, w.quarantined, w.tampered, w.unanchored);
-    prev = rec.hash as string;
+    prev = hash;
     expected++;
     w.events++;
     s = nl + 1;
@@ -1174,6 +1308,39 @@ function walkBlock(block: Buffer, w: ChainWalk): boolean {
   w.expected = expected;
   w.prev = prev;
   return stop;
+}
+
+/**
+ * One line, text.slice(c, cn) and block[s, nl), as it was written: the
+ * record if it is one with the expected seq and prev whose hash matches its
+ * content, over the line's own bytes (lineHashMatchesIn) else over its
+ * canonical form; else why not.
+ */
+function checkLine(
+  text: string,
+  c: number,
+  cn: number,
+  block: Buffer,
+  s: number,
+  nl: number,
+  expected: number,
+  prev: string,
+): Record<string, unknown> | string {
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(text.slice(c, cn));
+  } catch {
+    return "record is not valid JSON";
+  }
+  if (!isObj(rec)) return "record is not a JSON object";
+  if (rec.seq !== expected) return `found seq ${JSON.stringify(rec.seq)} where ${expected} was expected`;
+  if (rec.prev !== prev) return "prev does not match the hash of the previous record";
+  if (
+    typeof rec.hash !== "string" ||
+    (!lineHashMatchesIn(text, c, cn, block, s, nl, rec.hash) && recordHash(rec) !== rec.hash)
+  )
+    return "hash does not match the record's content";
+  return rec;
 }
 
 /** A report of the log's own (an audit.* record, written or pending) into verify()'s lists. */
