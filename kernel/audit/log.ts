@@ -18,10 +18,12 @@ import {
 } from "./canonical.ts";
 import type { AuditLogKind } from "./kinds.ts";
 import {
+  blockBuffers,
   fsyncDir,
   listSegments,
   nodeIO,
   parseRecord,
+  readBlocks,
   readLines,
   scanTail,
   segmentName,
@@ -969,7 +971,7 @@ export class AuditLog {
    * hash field; the only seq jump allowed is the one an audit.tampered record
    * opening a segment documents. Collects the reports of the log's own
    * records (audit.recovered, audit.tampered, audit.unanchored) and those
-   * still pending in memory. Memory: verifyBlocks' two buffers, the decoded
+   * still pending in memory. Memory: readBlocks' two buffers, the decoded
    * block, and the reports.
    * Records appended while verify runs are not covered.
    */
@@ -997,7 +999,7 @@ export class AuditLog {
       unanchored,
       shaped: new Int32Array(1024),
     };
-    const bufs: VerifyBuffers = { buf: Buffer.allocUnsafe(VERIFY_HALF), spare: Buffer.allocUnsafe(VERIFY_HALF) };
+    const bufs = blockBuffers(VERIFY_HALF);
     try {
       const segs = await listSegments(this.dir);
       outer: for (const first of segs) {
@@ -1012,7 +1014,7 @@ export class AuditLog {
           }
           w.expected = first;
         }
-        for await (const block of verifyBlocks(segmentPath(this.dir, first), this.io, bufs))
+        for await (const block of readBlocks(segmentPath(this.dir, first), this.io, bufs))
           if (walkBlock(block, w)) break outer;
       }
     } catch (e) {
@@ -1125,74 +1127,11 @@ interface ChainWalk {
 /** verify()'s read buffers: two of VERIFY_HALF, together 128 KiB (docs/design.md, "Verifying the audit log") */
 const VERIFY_HALF = 64 * 1024;
 
-/** verifyBlocks' two buffers, kept across segments (a long line grows them: readBlocks' rule) */
-interface VerifyBuffers {
-  buf: Buffer;
-  spare: Buffer;
-}
-
-/**
- * readBlocks() for verify() alone, with bigger buffers that outlive a
- * segment: complete lines as blocks, each a view of whole lines ending in
- * '\n', valid until the next block is asked for; the caller may write into
- * the block. While the caller works through one buffer the next read fills
- * the other. A line longer than a buffer grows it (to at most twice the
- * line) and the buffers shrink back after; a trailing partial line is not
- * yielded.
- */
-async function* verifyBlocks(path: string, io: AuditIO, b: VerifyBuffers): AsyncGenerator<Buffer> {
-  let fd: number;
-  try {
-    fd = await io.open(path, "r");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw e;
-  }
-  let inflight: Promise<number> | null = null;
-  try {
-    let have = 0; // b.buf[0, have): the start of a line the read continues
-    let pos = 0;
-    let n = await io.read(fd, b.buf, 0, b.buf.length, 0);
-    for (;;) {
-      if (n <= 0) return;
-      pos += n;
-      const end = have + n;
-      const last = b.buf.lastIndexOf(10, end - 1); // buf[0, have) holds no '\n'
-      if (last < 0) {
-        have = end;
-        if (have === b.buf.length) {
-          const bigger = Buffer.allocUnsafe(b.buf.length * 2);
-          b.buf.copy(bigger, 0, 0, have);
-          b.buf = bigger;
-        }
-        n = await io.read(fd, b.buf, have, b.buf.length - have, pos);
-        continue;
-      }
-      const tail = end - last - 1; // the start of the next line, carried over into spare
-      let size = VERIFY_HALF;
-      while (size < 2 * tail) size *= 2;
-      if (b.spare.length !== size) b.spare = Buffer.allocUnsafe(size);
-      b.buf.copy(b.spare, 0, last + 1, end);
-      const next = io.read(fd, b.spare, tail, b.spare.length - tail, pos);
-      next.catch(() => {}); // awaited below, or in finally when the caller stops early
-      inflight = next;
-      yield b.buf.subarray(0, last + 1);
-      n = await next;
-      inflight = null;
-      [b.buf, b.spare] = [b.spare, b.buf];
-      have = tail;
-    }
-  } finally {
-    if (inflight) await inflight.catch(() => {}); // the fd is not closed under a read
-    await io.close(fd).catch(() => {});
-  }
-}
-
 /** bytes from a line's end to the ',' of its hash member: `,"hash":"` + 64 + `"}` */
 const HASH_TAIL = 75;
 
 /**
- * Check the records in one block of whole lines (verifyBlocks), moving `w`
+ * Check the records in one block of whole lines (readBlocks), moving `w`
  * on; true when the walk ends here (a broken record, or past w.upto). Each
  * record must parse as a JSON object, carry the expected seq, link to the
  * previous hash, and hash to its own hash field: over the line's own bytes,

@@ -94,7 +94,23 @@ const HALF = CHUNK / 2;
  * trailing partial line is not yielded (it was never acknowledged, or is
  * still being written).
  */
-export async function* readBlocks(path: string, io: AuditIO = nodeIO): AsyncGenerator<Buffer> {
+/** readBlocks' two buffers; a caller that keeps them (verify) reuses them across files */
+export interface BlockBuffers {
+  buf: Buffer;
+  spare: Buffer;
+  /** the size each shrinks back to after a long line */
+  half: number;
+}
+
+export function blockBuffers(half = HALF): BlockBuffers {
+  return { buf: Buffer.allocUnsafe(half), spare: Buffer.allocUnsafe(half), half };
+}
+
+export async function* readBlocks(
+  path: string,
+  io: AuditIO = nodeIO,
+  b: BlockBuffers = blockBuffers(),
+): AsyncGenerator<Buffer> {
   let fd: number;
   try {
     fd = await io.open(path, "r");
@@ -104,38 +120,37 @@ export async function* readBlocks(path: string, io: AuditIO = nodeIO): AsyncGene
   }
   let inflight: Promise<number> | null = null;
   try {
-    let buf = Buffer.allocUnsafe(HALF); // being filled, then yielded
-    let spare = Buffer.allocUnsafe(HALF); // the next read goes here while `buf` is yielded
-    let have = 0; // buf[0, have): the start of a line the read continues
+    // b.buf is being filled, then yielded; the next read goes into b.spare while b.buf is yielded
+    let have = 0; // b.buf[0, have): the start of a line the read continues
     let pos = 0;
-    let n = await io.read(fd, buf, 0, buf.length, 0);
+    let n = await io.read(fd, b.buf, 0, b.buf.length, 0);
     for (;;) {
       if (n <= 0) return;
       pos += n;
       const end = have + n;
-      const last = buf.lastIndexOf(10, end - 1); // buf[0, have) holds no '\n'
+      const last = b.buf.lastIndexOf(10, end - 1); // buf[0, have) holds no '\n'
       if (last < 0) {
         have = end;
-        if (have === buf.length) {
-          const bigger = Buffer.allocUnsafe(buf.length * 2);
-          buf.copy(bigger, 0, 0, have);
-          buf = bigger;
+        if (have === b.buf.length) {
+          const bigger = Buffer.allocUnsafe(b.buf.length * 2);
+          b.buf.copy(bigger, 0, 0, have);
+          b.buf = bigger;
         }
-        n = await io.read(fd, buf, have, buf.length - have, pos);
+        n = await io.read(fd, b.buf, have, b.buf.length - have, pos);
         continue;
       }
       const tail = end - last - 1; // the start of the next line, carried over into spare
-      let size = HALF;
+      let size = b.half;
       while (size < 2 * tail) size *= 2;
-      if (spare.length !== size) spare = Buffer.allocUnsafe(size);
-      buf.copy(spare, 0, last + 1, end);
-      const next = io.read(fd, spare, tail, spare.length - tail, pos);
+      if (b.spare.length !== size) b.spare = Buffer.allocUnsafe(size);
+      b.buf.copy(b.spare, 0, last + 1, end);
+      const next = io.read(fd, b.spare, tail, b.spare.length - tail, pos);
       next.catch(() => {}); // awaited below, or in finally when the caller stops early
       inflight = next;
-      yield buf.subarray(0, last + 1);
+      yield b.buf.subarray(0, last + 1);
       n = await next;
       inflight = null;
-      [buf, spare] = [spare, buf];
+      [b.buf, b.spare] = [b.spare, b.buf];
       have = tail;
     }
   } finally {
