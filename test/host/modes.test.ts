@@ -26,12 +26,30 @@ async function runStdio(cmd: string[], input: string): Promise<{ stdout: string;
     stdout: "pipe",
     stderr: "pipe",
   });
+  const stderr = new Response(p.stderr).text();
   p.stdin.write(input);
   await p.stdin.flush();
-  await Bun.sleep(400);
-  p.kill("SIGTERM");
-  const [stdout, stderr] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
-  return { stdout, stderr, code: await p.exited };
+  // stopped once the reply is out (not after a fixed wait: a loaded machine boots slower)
+  let stdout = "";
+  const reader = p.stdout.getReader();
+  const decoder = new TextDecoder();
+  const deadline = setTimeout(() => p.kill("SIGKILL"), 20_000);
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stdout += decoder.decode(value, { stream: true });
+    if (/"id":1\b/.test(stdout) && stdout.endsWith("\n")) {
+      p.kill("SIGTERM");
+      break;
+    }
+  }
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stdout += decoder.decode(value, { stream: true });
+  }
+  clearTimeout(deadline);
+  return { stdout, stderr: await stderr, code: await p.exited };
 }
 
 describe("stdio transport", () => {
