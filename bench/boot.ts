@@ -3,6 +3,10 @@
 // Boot-to-ready of our image under QEMU TCG beside the same Linux kernel
 // booting a trivial static init that prints one line and powers off: same
 // run, same QEMU flags (only -initrd differs), so the ratio is the figure.
+// Beside it, where our boot's time went (system.info's boot.steps_ms, median
+// of the rounds): Linux to PID 1, stage0's execve to main's body (Bun's start,
+// module evaluation), init's steps, the kernel's, and what lies before Linux's
+// clock starts (QEMU, firmware, decompression: the total less boot.ready_ms).
 // Then the alternatives for carrying the 100+ MB kernel binary (erofs
 // partition, lz4hc erofs, a zstd initramfs), and the sizes.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -15,12 +19,18 @@ import { cleanupDisks, makeDisk, OUT } from "../qemu/disk.ts";
 const ROUNDS = Number(process.env.AAOS_BENCH_BOOT_ROUNDS ?? 3);
 const TRIVIAL_LINE = "trivial-init: ready";
 
+// it also says when Linux ran it (CLOCK_BOOTTIME, ms), to compare with our stage0's
 const TRIVIAL_C = `
+#include <stdio.h>
 #include <sys/reboot.h>
+#include <time.h>
 #include <unistd.h>
 int main(void) {
-  static const char m[] = "${TRIVIAL_LINE}\\n";
-  write(1, m, sizeof m - 1);
+  struct timespec t;
+  clock_gettime(CLOCK_BOOTTIME, &t);
+  char m[96];
+  int n = snprintf(m, sizeof m, "${TRIVIAL_LINE} boottime_ms=%ld\\n", (long)t.tv_sec * 1000 + t.tv_nsec / 1000000);
+  write(1, m, n);
   sync();
   reboot(RB_POWER_OFF);
   for (;;) pause();
@@ -45,32 +55,75 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function bootTrivial(kernel: string, disk: string, initrd: string): Promise<number> {
+async function bootTrivial(kernel: string, disk: string, initrd: string): Promise<{ ms: number; linux: number }> {
   const vm = await bootVM({ kernel, image: disk, initrd, snapshot: true });
   try {
     const deadline = Date.now() + 120_000;
-    while (!vm.consoleLog().includes(TRIVIAL_LINE)) {
+    const line = new RegExp(`${TRIVIAL_LINE} boottime_ms=(\\d+)\\s`);
+    let m: RegExpExecArray | null;
+    while (!(m = line.exec(vm.consoleLog()))) {
       if (Date.now() > deadline)
         throw new Error(`trivial init never printed; console:\n${vm.consoleLog().slice(-2000)}`);
       await Bun.sleep(10);
     }
     const ms = Date.now() - vm.startedAt;
     await vm.waitExit(60_000);
-    return ms;
+    return { ms, linux: Number(m[1]) };
   } finally {
     vm.kill();
   }
 }
 
-async function bootOurs(kernel: string, disk: string, initrd?: string): Promise<number> {
+interface OurBoot {
+  ms: number;
+  /** system.info's boot.steps_ms, and "before-linux": the total less boot.ready_ms */
+  steps: Record<string, number>;
+}
+
+async function bootOurs(kernel: string, disk: string, initrd?: string): Promise<OurBoot> {
   const vm = await bootVM({ kernel, image: disk, initrd, snapshot: true });
   try {
     const { ms } = await vm.waitForReady(300_000);
+    const boot = (await vm.call("system.info")).boot ?? {};
+    const steps: Record<string, number> = { ...boot.steps_ms };
+    if (typeof boot.ready_ms === "number") steps["before-linux"] = ms - boot.ready_ms;
     await vm.powerOff(120_000);
-    return ms;
+    return { ms, steps };
   } finally {
     vm.kill();
   }
+}
+
+/** what each step of boot.steps_ms is (init/bootclock.ts, init/index.ts, kernel/main.ts) */
+const STEP_NAMES: Record<string, string> = {
+  "before-linux": "QEMU, firmware, bzImage decompression (the total less boot.ready_ms)",
+  linux: "Linux to PID 1 (CLOCK_BOOTTIME at stage0)",
+  exec: "stage0's execve to Bun's start",
+  runtime: "Bun's start to the bundle's first statement",
+  modules: "module evaluation: the bundle's first statement to main's body",
+  "to-main": "stage0's execve to main's body (exec + runtime + modules)",
+  main: "main's body to init",
+};
+
+/** init's and the kernel's steps, in boot order, the rest of the boot */
+function breakdown(ours: OurBoot[], trivialLinux: number): Figure[] {
+  const names: string[] = [];
+  for (const b of ours) for (const k of Object.keys(b.steps)) if (!names.includes(k)) names.push(k);
+  const order = ["before-linux", "linux", "exec", "runtime", "modules", "to-main", "main"];
+  names.sort((a, b) => {
+    const i = order.indexOf(a),
+      j = order.indexOf(b);
+    return (i < 0 ? order.length : i) - (j < 0 ? order.length : j);
+  });
+  return names.map((k) => {
+    const f: Figure = {
+      name: `boot step ${k}: ${STEP_NAMES[k] ?? "init/index.ts or kernel/main.ts step"}`,
+      value: median(ours.map((b) => b.steps[k] ?? 0)),
+      unit: "ms",
+    };
+    if (k === "linux") f.baseline = { name: "Linux to the trivial init", value: trivialLinux };
+    return f;
+  });
 }
 
 export async function benchBoot(): Promise<Figure[]> {
@@ -94,21 +147,25 @@ export async function benchBoot(): Promise<Figure[]> {
   // our image with a config partition that needs no network
   const disk = makeDisk({ "kernel.yaml": "network:\n  mode: none\n" }, join(work, "aaos.img"));
 
-  const ours: number[] = [];
-  const trivial: number[] = [];
+  const ours: OurBoot[] = [];
+  const trivial: { ms: number; linux: number }[] = [];
   for (let i = 0; i < ROUNDS; i++) {
     trivial.push(await bootTrivial(bz, disk, trivialCpio));
     ours.push(await bootOurs(bz, disk));
   }
   const figs: Figure[] = [];
-  const o = median(ours);
-  const t = median(trivial);
+  const o = median(ours.map((b) => b.ms));
+  const t = median(trivial.map((b) => b.ms));
   figs.push({
-    name: `boot to system.ready (erofs AAOS-SYS, TCG, median of ${ROUNDS})`,
+    name: `boot to system.ready (erofs AAOS-SYS, TCG, median of ${ROUNDS}; each: ${ours.map((b) => b.ms).join(", ")})`,
     value: o,
     unit: "ms",
-    baseline: { name: "same kernel, trivial static init prints a line", value: t },
+    baseline: {
+      name: `same kernel, trivial static init prints a line (${trivial.map((b) => b.ms).join(", ")})`,
+      value: t,
+    },
   });
+  figs.push(...breakdown(ours, median(trivial.map((b) => b.linux))));
 
   // alternatives for carrying the binary, one boot each (AAOS_BENCH_BOOT_ALTERNATIVES=0 skips)
   if (process.env.AAOS_BENCH_BOOT_ALTERNATIVES !== "0") {
@@ -142,7 +199,7 @@ export async function benchBoot(): Promise<Figure[]> {
     if (m.exitCode !== 0) throw new Error(`mkdisk lz4hc: ${m.stderr}`);
     figs.push({
       name: "alternative: lz4hc-compressed erofs AAOS-SYS",
-      value: await bootOurs(bz, lzDisk),
+      value: (await bootOurs(bz, lzDisk)).ms,
       unit: "ms",
       baseline: { name: "uncompressed erofs (chosen)", value: o },
     });
@@ -173,7 +230,7 @@ export async function benchBoot(): Promise<Figure[]> {
     cpio(rd, zst, ["zstd", "-19", "-T0", "-c"]);
     figs.push({
       name: "alternative: everything in a zstd initramfs",
-      value: await bootOurs(bz, disk, zst),
+      value: (await bootOurs(bz, disk, zst)).ms,
       unit: "ms",
       baseline: { name: "uncompressed erofs (chosen)", value: o },
     });

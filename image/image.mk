@@ -47,7 +47,8 @@ $(OUT)/aaos-kernel: $(KERNEL_TS_SOURCES) $(OUT)/version.stamp
 	@mkdir -p $(OUT)
 	@[ -x $(BUN) ] || $(MAKE) npm-deps
 	$(BUN) build --compile $(AAOS_BUN_FLAGS) $(if $(AAOS_BUN_TARGET),--target=$(AAOS_BUN_TARGET)) \
-	  --define 'AAOS_BUILD_VERSION="$(AAOS_VERSION)"' kernel/main.ts --outfile $@.tmp
+	  --define 'AAOS_BUILD_VERSION="$(AAOS_VERSION)"' --banner 'globalThis.__aaosEval0=performance.now();' \
+	  kernel/main.ts --outfile $@.tmp
 	mv $@.tmp $@
 
 $(OUT)/stage0: init/stage0.c

@@ -45,6 +45,7 @@ import { growDataPartition, type GrowReport } from "./growdata.ts";
 import { findByLabel, waitForLabel } from "./partitions.ts";
 import { startReaper } from "./reaper.ts";
 import { watchPowerButton } from "./powerbutton.ts";
+import { bootClock } from "./bootclock.ts";
 
 export type ShutdownAction = "poweroff" | "reboot";
 
@@ -67,6 +68,12 @@ export interface InitEnvironment {
   status(): InitStatus | undefined;
   /** the SNTP client stepped the clock (audited clock.step); steps from before the call are handed over at once */
   onClockStep(handler: (step: ClockStep) => void): void;
+  /**
+   * the kernel's own boot step that just ended, timed into bootReport.steps_ms
+   * from the previous one (or from finishBoot's end): kernel/main.ts calls it
+   * between its steps, the last time once the RPC line is served
+   */
+  mark(step: string): void;
   /** what happened during boot, for system.info and the operator */
   bootReport: BootReport;
   /** the kernel command line (root= names the booted system slot) */
@@ -87,7 +94,10 @@ export interface BootReport {
     grow?: GrowReport;
   };
   rpc: { device: string; baud?: number };
+  /** each step's ms, in order (init/bootclock.ts names those before this code ran) */
   steps_ms: Record<string, number>;
+  /** CLOCK_BOOTTIME ms (from Linux's start) at the last step kernel/main.ts marked: the console's system.ready */
+  ready_ms?: number;
 }
 
 export const CONFIG_LABEL = "AAOS-CFG";
@@ -144,7 +154,8 @@ export async function enterInitMode(
   let log = consoleLog;
   const configDir = opts.configDir ?? "/config";
   const dataDir = opts.dataDir ?? "/data";
-  const times: Record<string, number> = {};
+  const clock = bootClock();
+  const times: Record<string, number> = { ...clock.steps };
   const cmdline = readCmdline();
   const rpc = rpcLine(cmdline);
   const report: BootReport = {
@@ -288,6 +299,16 @@ export async function enterInitMode(
     step(log, "reaper", times, () => startReaper(log), undefined);
     step(log, "power-button", times, () => watchPowerButton(log, () => shutdownCtl.request("poweroff")), []);
     log.info({ boot: report, uptime_s: readUptime() }, "init: system up");
+    lastMark = performance.now();
+  };
+
+  let lastMark = performance.now();
+  const mark = (name: string) => {
+    const now = performance.now();
+    times[name] = Math.round(now - lastMark);
+    lastMark = now;
+    const at = clock.boottimeAt(now);
+    if (Number.isFinite(at)) report.ready_ms = Math.round(at);
   };
 
   return {
@@ -295,6 +316,7 @@ export async function enterInitMode(
     dataDir,
     rpcDevice: rpc.device,
     bootReport: report,
+    mark,
     cmdline,
     partitions,
     shutdown: shutdownCtl.shutdown,

@@ -29,6 +29,9 @@ import { McpService } from "./mcp/server.ts";
 import type { AgentServices } from "./services.ts";
 import type { Upgrader } from "./sys/upgrade.ts";
 
+// the boot report's modules and to-main (init/bootclock.ts): every import above has been evaluated
+globalThis.__aaosMain ??= performance.now();
+
 /** `make image AAOS_VERSION=…` defines it (bun build --define); bun run falls back to package.json's */
 declare const AAOS_BUILD_VERSION: string | undefined;
 export const VERSION: string = typeof AAOS_BUILD_VERSION === "string" ? AAOS_BUILD_VERSION : pkg.version;
@@ -142,6 +145,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
   const logFile = kernelLogFile(args, config, dataDir);
   const log = makeLogger(args.logLevel ?? config.log.level, logFile);
   if (!configReport.valid) log.error({ error: configReport.error }, "kernel.yaml is invalid; booting with defaults");
+  init?.mark("config");
 
   // init mode: the network from the same parse, the reaper, the power button
   await init?.finishBoot(config.network);
@@ -154,6 +158,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     log.error({ err }, "cannot create the agents' files directory");
   }
   const audit = await AuditLog.open(join(dataDir, "audit"));
+  init?.mark("audit-open");
   const kernel = new Kernel({
     config,
     configDir,
@@ -195,6 +200,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
       boot: init?.bootReport,
     })
     .catch((err) => log.error({ err }, "could not record system.boot: running degraded"));
+  init?.mark("kernel");
   // init mode: a step of the clock by SNTP (the first one usually came before the audit log was open)
   init?.onClockStep((step) => {
     kernel
@@ -235,6 +241,7 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     log,
   });
   await mcp.start();
+  init?.mark("upgrade-mcp");
 
   const listeners: Listener[] = [];
   let stopping = false;
@@ -324,7 +331,9 @@ export async function boot(args: Args): Promise<{ kernel: Kernel; listeners: Lis
     server.broadcast(e.method, e.params);
     viewer?.broadcast(e.method, e.params);
   });
+  init?.mark("rpc");
   for (const spec of listenSpecs) if (spec.kind !== "http") listeners.push(await listen(spec, server, log));
+  init?.mark("listen");
   if (tokens && web && viewer) {
     const auth = new web.auth.Auth(tokens, parseDuration(config.web.session_ttl)!);
     for (const spec of webSpecs) {
