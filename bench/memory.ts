@@ -17,8 +17,14 @@ import type { Figure } from "./figure.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const BUN = process.execPath;
-/** as image/image.mk builds out/aaos-kernel */
-const FLAGS = (process.env.AAOS_BUN_FLAGS ?? "--bytecode").split(/\s+/).filter(Boolean);
+/** as image/image.mk builds out/aaos-kernel: its AAOS_BUN_FLAGS default, or the caller's */
+const FLAGS = (
+  process.env.AAOS_BUN_FLAGS ??
+  /^AAOS_BUN_FLAGS \?= *(.*)$/m.exec(readFileSync(join(ROOT, "image/image.mk"), "utf8"))?.[1] ??
+  "--bytecode"
+)
+  .split(/\s+/)
+  .filter(Boolean);
 const ROUNDS = 3;
 const SETTLE_MS = 1500;
 

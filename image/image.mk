@@ -17,8 +17,12 @@ AAOS_CONFIG_DIR ?= image/config
 # bun-linux-x64 (AVX2; QEMU -cpu max) or bun-linux-x64-baseline for old hardware
 AAOS_BUN_TARGET ?=
 # --bytecode: JavaScriptCore bytecode compiled at build time; boot to ready
-# under TCG went from ~4.75 s to ~3.95 s (bench/boot.ts)
-AAOS_BUN_FLAGS ?= --bytecode
+# under TCG went from ~4.75 s to ~3.95 s (bench/boot.ts). --splitting (which
+# needs --format=esm): what is imported at first use (the MCP SDKs, the
+# dashboard, the upgrade code) is a chunk of its own, loaded with its node:
+# imports when it is used; in one file Bun hoists those imports to the start
+# (idle RSS -6 MiB, docs/design.md "Idle memory")
+AAOS_BUN_FLAGS ?= --bytecode --format=esm --splitting
 KERNEL_TS_SOURCES := $(shell find kernel init -name '*.ts' 2>/dev/null) package.json
 # the system's version (system.ready, system.info, the upgrade bundle); default: package.json's
 AAOS_VERSION ?= $(shell sed -n 's/^  "version": *"\([^"]*\)".*/\1/p' package.json)
@@ -47,7 +51,7 @@ $(OUT)/aaos-kernel: $(KERNEL_TS_SOURCES) $(OUT)/version.stamp
 	@mkdir -p $(OUT)
 	@[ -x $(BUN) ] || $(MAKE) npm-deps
 	$(BUN) build --compile $(AAOS_BUN_FLAGS) $(if $(AAOS_BUN_TARGET),--target=$(AAOS_BUN_TARGET)) \
-	  --define 'AAOS_BUILD_VERSION="$(AAOS_VERSION)"' --banner 'globalThis.__aaosEval0=performance.now();' \
+	  --define 'AAOS_BUILD_VERSION="$(AAOS_VERSION)"' --banner 'globalThis.__aaosEval0??=performance.now();' \
 	  kernel/main.ts --outfile $@.tmp
 	mv $@.tmp $@
 
