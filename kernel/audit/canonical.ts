@@ -63,35 +63,31 @@ export function canonicalJSON(v: unknown): string {
 function stringifiesCanonically(v: object, depth: number): boolean {
   if (depth > MAX_DEPTH) return false;
   if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const x = v[i];
-      if (x === null) continue;
-      const t = typeof x;
-      if (t === "string" || t === "boolean") continue;
-      if (t === "number") {
-        if (!Number.isFinite(x)) return false;
-        continue;
-      }
-      if (t !== "object" || !stringifiesCanonically(x, depth + 1)) return false;
-    }
+    for (let i = 0; i < v.length; i++) if (!writesCanonically(v[i], depth)) return false;
     return true;
   }
   if (typeof (v as { toJSON?: unknown }).toJSON === "function") return false;
   const keys = Object.keys(v);
   for (let i = 1; i < keys.length; i++) if (!(keys[i - 1]! < keys[i]!)) return false;
   const o = v as Record<string, unknown>;
-  for (let i = 0; i < keys.length; i++) {
-    const x = o[keys[i]!];
-    if (x === null) continue;
-    const t = typeof x;
-    if (t === "string" || t === "boolean") continue;
-    if (t === "number") {
-      if (!Number.isFinite(x)) return false;
-      continue;
-    }
-    if (t !== "object" || !stringifiesCanonically(x as object, depth + 1)) return false;
-  }
+  for (let i = 0; i < keys.length; i++) if (!writesCanonically(o[keys[i]!], depth)) return false;
   return true;
+}
+
+/** a value inside a tree stringifiesCanonically() checks, at the tree's depth */
+function writesCanonically(x: unknown, depth: number): boolean {
+  if (x === null) return true;
+  switch (typeof x) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(x);
+    case "object":
+      return stringifiesCanonically(x, depth + 1);
+    default:
+      return false;
+  }
 }
 
 /**
