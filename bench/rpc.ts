@@ -46,7 +46,8 @@ async function latency(call: () => Promise<unknown>): Promise<{ p50: number; p99
 
 const round1 = (v: number) => Math.round(v * 10) / 10;
 
-function bareEchoServer(path: string) {
+/** a bare newline-JSON server: each complete line handed to onLine with a way to answer it */
+function lineServer(path: string, onLine: (line: string, reply: (text: string) => void) => void) {
   return Bun.listen<{ buf: string }>({
     unix: path,
     socket: {
@@ -55,17 +56,28 @@ function bareEchoServer(path: string) {
       },
       data(s, d) {
         s.data.buf += d.toString();
+        // answers given while the lines are read leave in one write; later ones alone
+        let out: string | null = "";
         let nl;
-        let out = "";
         while ((nl = s.data.buf.indexOf("\n")) >= 0) {
-          const req = JSON.parse(s.data.buf.slice(0, nl));
+          const line = s.data.buf.slice(0, nl);
           s.data.buf = s.data.buf.slice(nl + 1);
-          out += JSON.stringify({ jsonrpc: "2.0", id: req.id, result: { output: req.params.input } }) + "\n";
+          onLine(line, (text) => (out === null ? void s.write(text) : void (out += text)));
         }
         if (out) s.write(out);
+        out = null;
       },
     },
   });
+}
+
+const echoReply = (line: string) => {
+  const req = JSON.parse(line);
+  return JSON.stringify({ jsonrpc: "2.0", id: req.id, result: { output: req.params.input } }) + "\n";
+};
+
+function bareEchoServer(path: string) {
+  return lineServer(path, (line, reply) => reply(echoReply(line)));
 }
 
 /**
@@ -76,32 +88,18 @@ function bareEchoServer(path: string) {
 function bareDurableEchoServer(path: string, file: string) {
   const fd = openSync(file, "a");
   let chain: Promise<void> = Promise.resolve();
-  const server = Bun.listen<{ buf: string }>({
-    unix: path,
-    socket: {
-      open(s) {
-        s.data = { buf: "" };
-      },
-      data(s, d) {
-        s.data.buf += d.toString();
-        let nl;
-        while ((nl = s.data.buf.indexOf("\n")) >= 0) {
-          const line = s.data.buf.slice(0, nl);
-          s.data.buf = s.data.buf.slice(nl + 1);
-          const req = JSON.parse(line);
-          chain = chain.then(
-            () =>
-              new Promise<void>((resolve) => {
-                writeSync(fd, line + "\n");
-                fdatasync(fd, () => {
-                  s.write(JSON.stringify({ jsonrpc: "2.0", id: req.id, result: { output: req.params.input } }) + "\n");
-                  resolve();
-                });
-              }),
-          );
-        }
-      },
-    },
+  const server = lineServer(path, (line, reply) => {
+    const text = echoReply(line);
+    chain = chain.then(
+      () =>
+        new Promise<void>((resolve) => {
+          writeSync(fd, line + "\n");
+          fdatasync(fd, () => {
+            reply(text);
+            resolve();
+          });
+        }),
+    );
   });
   return {
     stop() {
