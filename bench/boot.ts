@@ -145,7 +145,7 @@ export async function benchBoot(): Promise<Figure[]> {
   cpio(triv, trivialCpio);
 
   // our image with a config partition that needs no network
-  const disk = makeDisk({ "kernel.yaml": "network:\n  mode: none\n" }, join(work, "aaos.img"));
+  const disk = makeDisk({ "kernel.yaml": "network:\n  mode: none\n" }, { out: join(work, "aaos.img") });
 
   const ours: OurBoot[] = [];
   const trivial: { ms: number; linux: number }[] = [];

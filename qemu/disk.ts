@@ -1,7 +1,17 @@
 // Disk images for tests: a copy of the appliance with another config
 // partition, and a look inside the data partition from the host afterwards
 // (GPT parsed here, ext4 read with debugfs: no loop devices, no root).
-import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import {
+  closeSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+  existsSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ROOT } from "./harness.ts";
@@ -26,18 +36,31 @@ export function imageArtifacts() {
   return { ...a, missing };
 }
 
+export interface DiskOptions {
+  /** where the image goes (default: a temporary directory's aaos.img) */
+  out?: string;
+  /** a config directory copied first; configFiles are written over it */
+  base?: string;
+  /** the system's version (mkdisk --version) */
+  version?: string;
+  /** the data partition's size; null: mkdisk's default (default 64) */
+  dataMb?: number | null;
+}
+
 /** A fresh GPT disk: the built boot and system partitions, a config partition with these files, an empty data partition. */
-export function makeDisk(configFiles: Record<string, string>, outFile?: string): string {
+export function makeDisk(configFiles: Record<string, string>, opts: DiskOptions = {}): string {
   const a = imageArtifacts();
   if (a.missing.length) throw new Error(`missing ${a.missing.join(", ")}: run make image`);
   const dir = tempDir("aaos-disk-");
   const cfg = join(dir, "config");
+  if (opts.base) cpSync(opts.base, cfg, { recursive: true });
   for (const [rel, text] of Object.entries(configFiles)) {
     mkdirSync(dirname(join(cfg, rel)), { recursive: true });
     writeFileSync(join(cfg, rel), text);
   }
   mkdirSync(cfg, { recursive: true });
-  const out = outFile ?? join(dir, "aaos.img");
+  const out = opts.out ?? join(dir, "aaos.img");
+  const dataMb = opts.dataMb === undefined ? 64 : opts.dataMb;
   const r = Bun.spawnSync(
     [
       join(ROOT, "image/mkdisk.sh"),
@@ -49,8 +72,8 @@ export function makeDisk(configFiles: Record<string, string>, outFile?: string):
       cfg,
       "--out",
       out,
-      "--data-mb",
-      "64",
+      ...(dataMb === null ? [] : ["--data-mb", String(dataMb)]),
+      ...(opts.version === undefined ? [] : ["--version", opts.version]),
     ],
     { stderr: "pipe" },
   );

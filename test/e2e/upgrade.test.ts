@@ -16,11 +16,11 @@
 //      system.info reports the failed attempt
 // Then the GPT is the one we started with: AAOS-CFG and AAOS-DATA never moved.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bootVM, ROOT, type VM } from "../../qemu/harness.ts";
-import { checkDataFs, cleanupDisks, gptPartitions, imageArtifacts, OUT } from "../../qemu/disk.ts";
+import { checkDataFs, cleanupDisks, gptPartitions, imageArtifacts, makeDisk, OUT } from "../../qemu/disk.ts";
 
 let vm: VM | null = null;
 let dir = "";
@@ -98,30 +98,19 @@ let v2: { path: string; sha256: string };
 
 let keyDir = "";
 beforeAll(() => {
-  const a = imageArtifacts();
-  if (a.missing.length) throw new Error(`missing ${a.missing.join(", ")}: run make image`);
   dir = mkdtempSync(join(tmpdir(), "aaos-upgrade-"));
   // v1: make image's pieces, with the public half of a signing key on AAOS-CFG (upgrade.pub)
   keyDir = join(dir, "key");
   run([join(ROOT, "node_modules/.bin/bun"), "image/mkbundle.ts", "--keygen", keyDir]);
-  const cfg = join(dir, "config");
-  cpSync(join(ROOT, "image/config"), cfg, { recursive: true });
-  copyFileSync(join(keyDir, "upgrade.pub"), join(cfg, "upgrade.pub"));
-  disk = join(dir, "aaos.img");
-  const version = readFileSync(join(OUT, "version.stamp"), "utf8").trim();
-  run([
-    "image/mkdisk.sh",
-    "--bzimage",
-    a.bzImage,
-    "--sys",
-    a.sys,
-    "--config",
-    cfg,
-    "--out",
-    disk,
-    "--version",
-    version,
-  ]);
+  disk = makeDisk(
+    { "upgrade.pub": readFileSync(join(keyDir, "upgrade.pub"), "utf8") },
+    {
+      out: join(dir, "aaos.img"),
+      base: join(ROOT, "image/config"),
+      version: readFileSync(join(OUT, "version.stamp"), "utf8").trim(),
+      dataMb: null,
+    },
+  );
 });
 
 const agentManifest = `name: keeper
