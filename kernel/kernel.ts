@@ -593,7 +593,7 @@ export class Kernel implements AgentServices {
   /** texts loadForSpawn may take without a fresh check, with the tool names each load checked */
   private readonly spawnLoads = new Map<string, { manifest: Manifest; sha256: string; tools: string[] }>();
 
-  /** knownTools().has(name), without building the set */
+  /** a kernel tool, or mcp.S.* / mcp.S.<any> of a configured MCP server (knownTools().has) */
   private toolKnown(name: string): boolean {
     if (this.tools.get(name) !== undefined) return true;
     const m = mcpToolName(name);
@@ -607,14 +607,12 @@ export class Kernel implements AgentServices {
 
   /** the kernel's tools, and mcp.S.* / mcp.S.<any> of every configured MCP server (its list is dynamic) */
   private knownTools(): ReadonlySet<string> {
-    const servers = new Set(this.mcp.names());
     const known = this.tools.names();
-    for (const s of servers) known.add(`mcp.${s}.*`);
+    for (const s of this.mcp.names()) known.add(`mcp.${s}.*`);
+    const toolKnown = (name: string) => this.toolKnown(name);
     return new (class extends Set<string> {
       override has(name: string): boolean {
-        if (super.has(name)) return true;
-        const m = mcpToolName(name);
-        return m !== null && servers.has(m.server);
+        return toolKnown(name);
       }
     })(known);
   }

@@ -1223,7 +1223,6 @@ function walkBlock(block: Buffer, w: ChainWalk): boolean {
         line = block.toString("utf8", s, nl);
         lc = 0;
         lcn = line.length;
-        rec = null;
       }
     }
     if (rec === null) {

@@ -128,16 +128,11 @@ const plainObject = (v: unknown): v is Record<string, unknown> =>
 
 /** tool.invoke's params when they are exactly what its schema accepts as is (the hot path: no zod walk) */
 function quickInvokeParams(raw: Record<string, unknown>) {
-  let n = 0;
-  for (const k in raw) {
-    if (k !== "agent_id" && k !== "tool" && k !== "input") return undefined;
-    n++;
-  }
+  for (const k of Object.keys(raw)) if (k !== "agent_id" && k !== "tool" && k !== "input") return undefined;
   const { agent_id, tool, input } = raw;
   if (typeof agent_id !== "string" || agent_id.length < 1 || agent_id.length > 128) return undefined;
   if (typeof tool !== "string" || tool.length < 1) return undefined;
   if (input !== undefined && !plainObject(input)) return undefined;
-  if (n !== Object.keys(raw).length) return undefined;
   return { agent_id, tool, input: input ?? {} };
 }
 
