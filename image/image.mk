@@ -21,7 +21,7 @@ AAOS_BUN_TARGET ?=
 # needs --format=esm): what is imported at first use (the MCP SDKs, the
 # dashboard, the upgrade code) is a chunk of its own, loaded with its node:
 # imports when it is used; in one file Bun hoists those imports to the start
-# (idle RSS -6 MiB, docs/design.md "Idle memory")
+# (idle RSS 3-6 MiB less, docs/design.md "Idle memory")
 AAOS_BUN_FLAGS ?= --bytecode --format=esm --splitting
 KERNEL_TS_SOURCES := $(shell find kernel init -name '*.ts' 2>/dev/null) package.json
 # the system's version (system.ready, system.info, the upgrade bundle); default: package.json's
